@@ -1,0 +1,1 @@
+"""Settings models and the shipped TOML configs."""

@@ -1,0 +1,289 @@
+"""Every setting of raytrader as a pydantic model: the one contract between config files and code.
+
+Unknown fields are errors (a typo must not silently fall back to a default), and every
+number has its range, so a bad config fails before anything starts.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    field_validator,
+    model_validator,
+)
+
+Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
+PositiveFraction = Annotated[float, Field(gt=0.0, le=1.0)]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Mode(StrEnum):
+    PAPER = "paper"
+    LIVE = "live"
+
+
+# --------------------------------------------------------------------------- strategies
+
+
+class RegimeParams(Strict):
+    """Trend-strength regime detector: |close - SMA(n)| / std(n), smoothed; above threshold = trending."""
+
+    period: int = Field(default=50, ge=2)
+    smoothing: int = Field(default=20, ge=1)
+    threshold: float = Field(default=0.5, gt=0)
+
+
+class StrategyBase(Strict):
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_\-]+$", description="instance name, unique")
+    market: str = Field(min_length=1, description="market id the strategy trades, venue:symbol")
+    enabled: bool = True
+    allocation: Fraction = Field(default=0.2, description="share of equity this strategy may commit")
+    peak_hours_only: bool = False
+    min_market_age_h: float | None = Field(
+        default=None, ge=0, description="overrides the portfolio's market-age gate for this strategy"
+    )
+
+
+class MomentumBreakoutConfig(StrategyBase):
+    """Polymarket bot design: last N closes of the bar size, population std, z > threshold goes long."""
+
+    kind: Literal["momentum_breakout"] = "momentum_breakout"
+    bar_ms: int = Field(default=300_000, ge=60_000, description="bar size the z-score is taken over")
+    lookback: int = Field(default=20, ge=2)
+    z_entry: float = Field(default=2.0, gt=0)
+    z_full_strength: float = Field(default=3.0, gt=0, description="strength = min(1, z / this)")
+
+
+class MeanReversionConfig(StrategyBase):
+    """Algo-trading guide: Bollinger(20, 2) and RSI(14); buy below the band in oversold, sell above in overbought."""
+
+    kind: Literal["mean_reversion"] = "mean_reversion"
+    bb_period: int = Field(default=20, ge=2)
+    bb_std: float = Field(default=2.0, gt=0)
+    rsi_period: int = Field(default=14, ge=2)
+    rsi_buy: float = Field(default=30.0, ge=0, le=100)
+    rsi_sell: float = Field(default=70.0, ge=0, le=100)
+    regime_filter: bool = Field(default=False, description="stand aside while the market trends")
+    regime: RegimeParams = RegimeParams()
+
+    @model_validator(mode="after")
+    def _rsi_order(self) -> MeanReversionConfig:
+        if self.rsi_buy >= self.rsi_sell:
+            raise ValueError(f"rsi_buy ({self.rsi_buy}) must be below rsi_sell ({self.rsi_sell})")
+        return self
+
+
+class MlMomentumConfig(StrategyBase):
+    """Algo-trading guide: random forest on momentum features; confidence = predicted probability."""
+
+    kind: Literal["ml_momentum"] = "ml_momentum"
+    horizon: int = Field(default=5, ge=1, description="label: close this many bars ahead > close now")
+    n_estimators: int = Field(default=100, ge=1)
+    seed: int = 42
+    min_train_rows: int = Field(default=500, ge=50)
+    retrain_every: int = Field(default=1440, ge=1, description="bars between retrains")
+    max_train_rows: int = Field(default=20_000, ge=100)
+    entry_probability: float = Field(default=0.6, ge=0.5, le=1.0)
+    exit_probability: float = Field(default=0.4, ge=0.0, le=0.5)
+    max_depth: int | None = Field(default=8, ge=1)
+
+
+class PolymarketLagConfig(StrategyBase):
+    """Polymarket bot design: fair up-probability from the BTC path, buy the token trading below it."""
+
+    kind: Literal["polymarket_lag"] = "polymarket_lag"
+    reference_market: str = Field(default="binance:BTC/USDT", description="the price path the fair value uses")
+    edge: float = Field(default=0.05, gt=0, lt=1, description="buy when ask < fair - edge")
+    vol_window_s: int = Field(default=900, ge=30, description="realised volatility window")
+    min_time_left_s: int = Field(default=30, ge=0)
+    max_price: float = Field(default=0.95, gt=0, lt=1)
+    momentum_lookback: int = Field(default=20, ge=2)
+    require_momentum: bool = Field(default=False, description="also require |z| > z_entry on the reference")
+    z_entry: float = Field(default=2.0, gt=0)
+
+
+StrategyConfig = Annotated[
+    MomentumBreakoutConfig | MeanReversionConfig | MlMomentumConfig | PolymarketLagConfig,
+    Field(discriminator="kind"),
+]
+STRATEGY_KINDS = ("momentum_breakout", "mean_reversion", "ml_momentum", "polymarket_lag")
+
+
+# --------------------------------------------------------------------------- portfolio, exits, fees
+
+
+class PortfolioConfig(Strict):
+    initial_capital: Decimal = Field(default=Decimal(10_000), gt=0)
+    risk_per_trade: PositiveFraction = 0.02
+    max_position_fraction: PositiveFraction = Field(default=0.10, description="notional cap per trade")
+    max_concurrent_positions: int = Field(default=10, ge=1)
+    max_per_correlation_group: int = Field(default=3, ge=1)
+    min_market_age_h: float = Field(default=24.0, ge=0)
+    max_spread_fraction: PositiveFraction = 0.01
+    min_book_depth: Decimal = Field(default=Decimal(500), ge=0, description="top-N levels, both sides")
+    book_depth_levels: int = Field(default=5, ge=1)
+    peak_hours_utc: tuple[int, int] = Field(default=(12, 23), description="[start, end) hour, UTC")
+    cash_reserve: Fraction = 0.10
+    kelly_fraction: float | None = Field(default=None, gt=0, le=1, description="fractional Kelly on top")
+    kelly_win_rate: Fraction = 0.55
+    scale_by_strength: bool = True
+
+    @field_validator("peak_hours_utc")
+    @classmethod
+    def _hours(cls, value: tuple[int, int]) -> tuple[int, int]:
+        start, end = value
+        if not (0 <= start <= 23 and 1 <= end <= 24 and start < end):
+            raise ValueError(f"expected 0 <= start < end <= 24, got {list(value)}")
+        return value
+
+
+class ExitConfig(Strict):
+    """The exit plan every position runs; percentages are fractions of the entry price."""
+
+    target_one_pct: PositiveFraction = 0.02
+    target_one_fraction: PositiveFraction = Field(default=0.5, description="share sold at target one")
+    target_two_pct: PositiveFraction = 0.05
+    stop_pct: PositiveFraction = 0.03
+    time_exit_s: int = Field(default=4 * 3600, ge=1)
+    time_exit_band_pct: Fraction = Field(default=0.005, description="'no movement' = within this band")
+    trailing_activate_pct: PositiveFraction = 0.10
+    trailing_lock_pct: Fraction = 0.05
+    trailing_distance_pct: PositiveFraction = 0.05
+    exit_order_timeout_s: int = Field(default=120, ge=1, description="an exit limit unfilled this long is stuck")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> ExitConfig:
+        if self.target_two_pct < self.target_one_pct:
+            raise ValueError("target_two_pct must be at least target_one_pct")
+        if self.trailing_lock_pct >= self.trailing_activate_pct:
+            raise ValueError("trailing_lock_pct must be below trailing_activate_pct")
+        return self
+
+
+class VenueFees(Strict):
+    maker: Fraction = 0.001
+    taker: Fraction = 0.002
+
+
+class PolymarketFees(Strict):
+    """Polymarket's crypto fee schedule: fee = shares * rate * (p * (1 - p)) ** exponent, taker only."""
+
+    rate: Fraction = 0.07
+    exponent: float = Field(default=1.0, gt=0)
+    taker_only: bool = True
+
+
+class CostConfig(Strict):
+    binance: VenueFees = VenueFees()
+    polymarket: PolymarketFees = PolymarketFees()
+    slippage_pct: Fraction = 0.001
+
+
+# --------------------------------------------------------------------------- runtime
+
+
+class ReplayConfig(Strict):
+    binance_candles: Path = Path("ops/data/binance/BTCUSDT-1m-2024-03-01_2024-03-22.csv")
+    polymarket_markets: Path = Path("ops/data/polymarket/BTC-5m-markets-2026-07-24.jsonl.gz")
+    chainlink_ticks: Path = Path("ops/data/polymarket/BTCUSD-chainlink-2026-07-24.csv.gz")
+    speed: float | Literal["max"] = Field(default="max", description="replay multiplier or 'max'")
+
+    @field_validator("speed")
+    @classmethod
+    def _speed(cls, value: float | str) -> float | str:
+        if isinstance(value, float) and value <= 0:
+            raise ValueError("speed must be positive or 'max'")
+        return value
+
+
+class SupervisionConfig(Strict):
+    heartbeat_interval_s: float = Field(default=1.0, gt=0)
+    suspect_after_beats: int = Field(default=3, ge=1)
+    restart_budget: int = Field(default=10, ge=0, description="restarts per actor per budget window")
+    restart_window_s: float = Field(default=3600.0, gt=0)
+    restart_backoff_s: float = Field(default=0.5, ge=0)
+    orphan_grace_s: float = Field(default=5.0, ge=0)
+    stuck_transient_s: float = Field(default=30.0, gt=0)
+
+
+class MetricsConfig(Strict):
+    host: str = "127.0.0.1"
+    port: int = Field(default=9464, ge=0, le=65535)
+
+
+class VenueEndpoint(Strict):
+    url: str
+    ws_url: str | None = None
+
+
+class Secrets(Strict):
+    """Credentials: only from the environment or a file, never from a committed config value."""
+
+    binance_api_key: SecretStr | None = None
+    binance_api_secret: SecretStr | None = None
+    polymarket_private_key: SecretStr | None = None
+
+
+class LiveConfig(Strict):
+    confirm: bool = Field(default=False, description="live trading must be asked for explicitly")
+    min_paper_trades: int = Field(default=30, ge=0)
+    override_paper_minimum: bool = False
+    binance: VenueEndpoint = VenueEndpoint(url="https://api.binance.com")
+    polymarket: VenueEndpoint = VenueEndpoint(url="https://clob.polymarket.com")
+
+
+class Settings(Strict):
+    mode: Mode = Mode.PAPER
+    state_dir: Path = Path("state")
+    strategies: list[StrategyConfig] = Field(default_factory=list)
+    portfolio: PortfolioConfig = PortfolioConfig()
+    exits: ExitConfig = ExitConfig()
+    costs: CostConfig = CostConfig()
+    replay: ReplayConfig = ReplayConfig()
+    supervision: SupervisionConfig = SupervisionConfig()
+    metrics: MetricsConfig = MetricsConfig()
+    live: LiveConfig = LiveConfig()
+    secrets: Secrets = Secrets()
+
+    @model_validator(mode="after")
+    def _portfolio_consistent(self) -> Settings:
+        names = [s.name for s in self.strategies]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"strategy names must be unique, repeated: {duplicates}")
+        total = sum(s.allocation for s in self.strategies if s.enabled) + self.portfolio.cash_reserve
+        if total > 1.0 + 1e-9:
+            raise ValueError(
+                f"strategy allocations plus portfolio.cash_reserve must be <= 100%, got {total:.0%}"
+            )
+        if self.mode is Mode.LIVE:
+            missing = self.missing_live_secrets()
+            if missing:
+                raise ValueError(f"live mode needs secrets {missing} (from env RAYTRADER_SECRETS__* or *_FILE)")
+        return self
+
+    def missing_live_secrets(self) -> list[str]:
+        venues = {s.market.split(":", 1)[0] for s in self.strategies if s.enabled}
+        needed: list[str] = []
+        if "binance" in venues:
+            needed += ["binance_api_key", "binance_api_secret"]
+        if "polymarket" in venues:
+            needed.append("polymarket_private_key")
+        return [f"secrets.{n}" for n in needed if getattr(self.secrets, n) is None]
+
+    def strategy(self, name: str) -> StrategyConfig:
+        for s in self.strategies:
+            if s.name == name:
+                return s
+        raise KeyError(name)
