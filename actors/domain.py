@@ -89,7 +89,13 @@ class ExitStatus(StrEnum):
         return _EXIT_RANK[self]
 
 
-_EXIT_RANK = {ExitStatus.ENTERING: -1, ExitStatus.OPEN: 0, ExitStatus.HALF_CLOSED: 1, ExitStatus.CLOSING: 2, ExitStatus.CLOSED: 3}
+_EXIT_RANK = {
+    ExitStatus.ENTERING: -1,
+    ExitStatus.OPEN: 0,
+    ExitStatus.HALF_CLOSED: 1,
+    ExitStatus.CLOSING: 2,
+    ExitStatus.CLOSED: 3,
+}
 
 
 class ExitReason(StrEnum):
@@ -384,3 +390,14 @@ class PositionClosed(Frozen):
 
 
 Command = PlaceOrder | CancelOrder | PositionClosed
+
+
+class Settlement(Frozen):
+    """A binary market resolved: each share of ``market`` pays ``payout`` (1 or 0)."""
+
+    market: str
+    payout: Decimal = Field(ge=0, le=1)
+    ts_ms: int
+
+
+MarketEvent = Candle | OrderBook | Instrument | Settlement

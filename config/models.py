@@ -66,7 +66,7 @@ class MomentumBreakoutConfig(StrategyBase):
 
 
 class MeanReversionConfig(StrategyBase):
-    """Algo-trading guide: Bollinger(20, 2) and RSI(14); buy below the band in oversold, sell above in overbought."""
+    """Algo-trading guide: Bollinger(20, 2) + RSI(14): buy oversold below the band, sell overbought above."""
 
     kind: Literal["mean_reversion"] = "mean_reversion"
     bb_period: int = Field(default=20, ge=2)
@@ -103,7 +103,9 @@ class PolymarketLagConfig(StrategyBase):
     """Polymarket bot design: fair up-probability from the BTC path, buy the token trading below it."""
 
     kind: Literal["polymarket_lag"] = "polymarket_lag"
-    reference_market: str = Field(default="binance:BTC/USDT", description="the price path the fair value uses")
+    reference_market: str = Field(
+        default="binance:BTC/USDT", description="the price path the fair value uses"
+    )
     edge: float = Field(default=0.05, gt=0, lt=1, description="buy when ask < fair - edge")
     vol_window_s: int = Field(default=900, ge=30, description="realised volatility window")
     min_time_left_s: int = Field(default=30, ge=0)
@@ -160,7 +162,9 @@ class ExitConfig(Strict):
     trailing_activate_pct: PositiveFraction = 0.10
     trailing_lock_pct: Fraction = 0.05
     trailing_distance_pct: PositiveFraction = 0.05
-    exit_order_timeout_s: int = Field(default=120, ge=1, description="an exit limit unfilled this long is stuck")
+    exit_order_timeout_s: int = Field(
+        default=120, ge=1, description="an exit limit unfilled this long is stuck"
+    )
 
     @model_validator(mode="after")
     def _ordered(self) -> ExitConfig:
@@ -270,7 +274,9 @@ class Settings(Strict):
         if self.mode is Mode.LIVE:
             missing = self.missing_live_secrets()
             if missing:
-                raise ValueError(f"live mode needs secrets {missing} (from env RAYTRADER_SECRETS__* or *_FILE)")
+                raise ValueError(
+                    f"live mode needs secrets {missing} (from env RAYTRADER_SECRETS__* or *_FILE)"
+                )
         return self
 
     def missing_live_secrets(self) -> list[str]:
