@@ -165,6 +165,9 @@ class ExitConfig(Strict):
     exit_order_timeout_s: int = Field(
         default=120, ge=1, description="an exit limit unfilled this long is stuck"
     )
+    exit_slippage_pct: Fraction = Field(
+        default=0.01, description="a closing sell is a limit this far below the trigger price"
+    )
 
     @model_validator(mode="after")
     def _ordered(self) -> ExitConfig:
