@@ -107,6 +107,7 @@ class ExitReason(StrEnum):
     SIGNAL = "signal"
     SETTLEMENT = "settlement"
     MANUAL = "manual"
+    UNFILLED = "unfilled"  # the entry ended with nothing bought: no trade, no P&L
 
 
 class Liquidity(StrEnum):
@@ -401,3 +402,24 @@ class Settlement(Frozen):
 
 
 MarketEvent = Candle | OrderBook | Instrument | Settlement
+
+
+class RoundTrip(Frozen):
+    """One closed position, entry to last exit: the unit of the trade log and of reports."""
+
+    position_id: str
+    strategy: str
+    market: str
+    side: Side = Side.BUY
+    qty: Decimal
+    entry_time_ms: int
+    exit_time_ms: int
+    entry_price: Decimal
+    exit_price: Decimal = Field(description="quantity-weighted average of the exit fills")
+    exit_reason: ExitReason
+    fees: Decimal
+    pnl: Decimal = Field(description="realised, after every fee")
+
+    @property
+    def holding_ms(self) -> int:
+        return self.exit_time_ms - self.entry_time_ms
