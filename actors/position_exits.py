@@ -266,13 +266,13 @@ class PositionCore:
         cmds: list[Command] = []
         if pos.status is ExitStatus.ENTERING:
             # Partly filled and already through the would-be stop: stop buying, exit on completion.
-            if pos.entry_qty > 0 and self._pending_exit is None:
+            if self.config.managed and pos.entry_qty > 0 and self._pending_exit is None:
                 provisional_stop = pos.entry_price * (ONE - to_decimal(self.config.stop_pct))
                 if price <= provisional_stop:
                     self._pending_exit = ExitReason.STOP
                     cmds += self._cancel_entry("provisional stop")
             return cmds
-        if self._trigger is None:
+        if self._trigger is None and self.config.managed:
             self._raise_trailing(price)
             if price <= pos.stop_price:
                 cmds += self._begin_close(ExitReason.TRAILING if self._trailing else ExitReason.STOP, now_ms)
@@ -291,7 +291,7 @@ class PositionCore:
         if self.position.status in (ExitStatus.ENTERING, ExitStatus.CLOSED):
             return []
         cmds: list[Command] = []
-        if self._trigger is None:
+        if self._trigger is None and self.config.managed:
             cmds += self._check_time_exit(now_ms)
         cmds += self._reprice_stuck(now_ms)
         return cmds
@@ -356,6 +356,8 @@ class PositionCore:
         """
         if self.position.status in (ExitStatus.ENTERING, ExitStatus.CLOSED):
             return True
+        if not self.config.managed and self._trigger is None:
+            return True  # unmanaged: the strategy's exit signal is the whole plan
         sellable = self.instrument.round_qty(self.position.open_qty)
         if sellable <= 0:
             return True
@@ -505,6 +507,8 @@ class PositionCore:
 
     def _place_targets(self, now_ms: int) -> list[Command]:
         """Both resting target halves, or one whole target when a half would be below venue minimums."""
+        if not self.config.managed:
+            return []
         total = self.instrument.round_qty(self.position.open_qty - self._reserved_total())
         if not self._sellable(total):
             self._note(f"held {self.position.open_qty} is below the venue's lot/minimum size: no exit orders")

@@ -153,6 +153,11 @@ class PortfolioConfig(Strict):
 class ExitConfig(Strict):
     """The exit plan every position runs; percentages are fractions of the entry price."""
 
+    managed: bool = Field(
+        default=True,
+        description="false: no targets, stop, time or trailing exit; only the strategy's exit signal "
+        "(or settlement) closes a position, as in the algo-trading guide's backtests",
+    )
     target_one_pct: PositiveFraction = 0.02
     target_one_fraction: PositiveFraction = Field(default=0.5, description="share sold at target one")
     target_two_pct: PositiveFraction = 0.05

@@ -804,3 +804,26 @@ def test_replayed_price_events_emit_nothing_new(path: list[Decimal]) -> None:
     for i, price in enumerate(path):
         core.on_price(price, T0 + i * HOUR_MS)
         assert core.on_price(price, T0 + i * HOUR_MS) == []
+
+
+UNMANAGED = ExitConfig(managed=False)
+
+
+def test_unmanaged_position_places_no_targets_and_ignores_stop_and_time() -> None:
+    core, targets = opened(config=UNMANAGED)
+    assert targets == []
+    assert status(core) is ExitStatus.OPEN
+    assert core.on_price(D("0.30"), T0 + 1) == []  # far through the would-be stop
+    assert core.on_timer(T0 + 10 * HOUR_MS) == []  # long past the time exit
+    assert core.exits_armed()
+    assert status(core) is ExitStatus.OPEN
+
+
+def test_unmanaged_position_closes_whole_on_exit_signal() -> None:
+    core, _ = opened(config=UNMANAGED)
+    core.on_price(D("0.50"), T0 + 1)
+    (sell,) = places(core.on_exit_signal(T0 + 2))
+    assert (sell.order.qty, sell.order.purpose) == (D("200"), "signal")
+    (done,) = closed(core.on_fill(fill(core, sell.order.client_id, "0.50", "200", fee="0.10")))
+    assert done.exit_reason is ExitReason.SIGNAL
+    assert done.realized_pnl == D("0.50") * 200 - D("0.45") * 200 - D("0.09") - D("0.10")
