@@ -1,0 +1,47 @@
+"""Glue every position shell shares, in-process or in a Ray actor: venue updates into the core,
+and a closed core into a round-trip record. One place, so backtest, paper and live agree."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from actors.domain import ZERO, Command, ExitReason, PositionClosed, RoundTrip, Side
+from actors.matching import OrderUpdate, UpdateKind
+from actors.position_exits import PositionCore
+
+
+def apply_update(core: PositionCore, update: OrderUpdate) -> list[Command]:
+    """Feed one venue update to the core: the fill first (if any), then the order's new status."""
+    if update.kind is UpdateKind.UNCHANGED:
+        return []
+    cmds: list[Command] = []
+    if update.fill is not None:
+        cmds += core.on_fill(update.fill)
+    order = update.order
+    cmds += core.on_order_update(
+        order.client_id, order.status, order.filled_qty, update.ts_ms, venue_order_id=order.venue_order_id
+    )
+    return cmds
+
+
+def round_trip(core: PositionCore, closed: PositionClosed) -> RoundTrip | None:
+    """The trade-log record of a closed position; ``None`` for an entry that bought nothing."""
+    pos = core.position
+    if closed.exit_reason is ExitReason.UNFILLED or pos.entry_qty <= 0:
+        return None
+    sold = pos.sold_qty if pos.sold_qty > 0 else pos.entry_qty
+    exit_price = pos.sale_proceeds / sold if pos.sold_qty > 0 else ZERO
+    return RoundTrip(
+        position_id=pos.position_id,
+        strategy=pos.strategy,
+        market=pos.market,
+        side=Side.BUY,
+        qty=pos.entry_qty,
+        entry_time_ms=pos.entry_ms,
+        exit_time_ms=closed.ts_ms,
+        entry_price=pos.entry_price,
+        exit_price=exit_price.quantize(Decimal("1e-10")) if exit_price else ZERO,
+        exit_reason=closed.exit_reason,
+        fees=closed.fees,
+        pnl=closed.realized_pnl,
+    )
