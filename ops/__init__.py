@@ -1,0 +1,1 @@
+"""Operations: the sandbox venue, benchmarks, cluster, Prometheus and Grafana configs, bundled data."""
