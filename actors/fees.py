@@ -65,6 +65,11 @@ class FeeModel:
         self._slippage = to_decimal(self.costs.slippage_pct)
 
     @staticmethod
+    def trades_on(venue: str) -> bool:
+        """Whether ``venue`` is a trading venue with a fee schedule (a price source like Chainlink is not)."""
+        return venue.lower() in FEE_PRECISION
+
+    @staticmethod
     def _venue(venue: str) -> str:
         key = venue.lower()
         if key not in FEE_PRECISION:

@@ -233,6 +233,11 @@ class PortfolioCore:
         kelly = self.kelly_risk_fraction()
         return base if kelly is None else min(base, kelly)
 
+    def exits_for(self, config: StrategyBase | None) -> ExitConfig:
+        """The exit plan a strategy's positions run: its own, or the portfolio-wide one."""
+        own = getattr(config, "exits", None)
+        return own if isinstance(own, ExitConfig) else self.exits
+
     def kelly_risk_fraction(self) -> Decimal | None:
         """``kelly_fraction * f*`` with f* = (b*p - q) / b; ``None`` when Kelly is off.
 
@@ -278,7 +283,7 @@ class PortfolioCore:
             self._gate_correlation(group),
             self._gate_market_age(instrument, config, now_ms),
             self._gate_peak_hours(config, now_ms),
-            self._gate_liquidity(book),
+            self._gate_liquidity(book, config),
             *sizing.gates,
         )
         failed = next((g for g in gates if g.passed is False), None)
@@ -485,11 +490,14 @@ class PortfolioCore:
         where = "inside" if passed else "outside"
         return GateResult(gate=Gate.PEAK_HOURS, passed=passed, detail=f"hour {hour:02d} UTC {where} {window}")
 
-    def _gate_liquidity(self, book: OrderBook | None) -> GateResult:
+    def _gate_liquidity(self, book: OrderBook | None, config: StrategyBase | None) -> GateResult:
         if book is None:
             return GateResult(gate=Gate.LIQUIDITY, passed=None, detail="no order book: skipped")
         p = self.portfolio
-        max_spread, levels = to_decimal(p.max_spread_fraction), p.book_depth_levels
+        spread_limit = p.max_spread_fraction
+        if config is not None and config.max_spread_fraction is not None:
+            spread_limit = config.max_spread_fraction
+        max_spread, levels = to_decimal(spread_limit), p.book_depth_levels
         depth = book.depth(levels)
         depth_ok = depth >= p.min_book_depth
         depth_text = (
@@ -522,9 +530,12 @@ class PortfolioCore:
             instrument.round_price(ask if ask is not None else to_decimal(signal.price), Side.BUY),
             instrument.tick_size,
         )
-        # Floored so the stop distance, and so the sized risk, is never understated.
+        # Floored so the stop distance, and so the sized risk, is never understated. A plan
+        # without a stop (unmanaged exits) can lose the whole entry: its stop is 0.
+        exits = self.exits_for(config)
+        stop_pct = to_decimal(exits.stop_pct) if exits.managed else ONE
         stop = _on_grid(
-            max(ZERO, floor_to(entry * (ONE - to_decimal(self.exits.stop_pct)), instrument.tick_size)),
+            max(ZERO, floor_to(entry * (ONE - stop_pct), instrument.tick_size)),
             instrument.tick_size,
         )
         equity, risk = self.equity, self.risk_fraction

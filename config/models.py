@@ -53,6 +53,12 @@ class StrategyBase(Strict):
     min_market_age_h: float | None = Field(
         default=None, ge=0, description="overrides the portfolio's market-age gate for this strategy"
     )
+    max_spread_fraction: float | None = Field(
+        default=None, gt=0, le=1, description="overrides the portfolio's spread gate for this strategy"
+    )
+    exits: ExitConfig | None = Field(
+        default=None, description="this strategy's exit plan; the top-level [exits] when absent"
+    )
 
 
 class MomentumBreakoutConfig(StrategyBase):

@@ -40,7 +40,7 @@ from actors.position_exits import PositionCore
 from actors.position_runner import apply_update, round_trip
 from actors.replay import event_time
 from actors.strategies import StrategyCore, build_strategy
-from config.models import ExitConfig, Settings
+from config.models import Settings
 from supervisor.store import StateStore
 
 log = logging.getLogger(__name__)
@@ -76,20 +76,18 @@ class Driver:
         settings: Settings,
         instruments: Iterable[Instrument],
         *,
-        exits: ExitConfig | None = None,
         store: StateStore | None = None,
         equity_market: str | None = None,
         on_trade: Callable[[RoundTrip], None] | None = None,
     ) -> None:
         self.settings = settings
-        self.exits = exits or settings.exits
         self.fees = FeeModel(settings.costs)
         self.instruments: dict[str, Instrument] = {}
         self.engine = MatchingEngine(self.fees)
         self.strategies: dict[str, StrategyCore[Any]] = {
             s.name: build_strategy(s) for s in settings.strategies if s.enabled
         }
-        self.portfolio = PortfolioCore(settings.portfolio, self.exits, settings.strategies)
+        self.portfolio = PortfolioCore(settings.portfolio, settings.exits, settings.strategies)
         self.store = store
         self.positions: dict[str, PositionCore] = {}
         self.owner: dict[str, str] = {}
@@ -132,7 +130,8 @@ class Driver:
 
     def add_instrument(self, instrument: Instrument) -> None:
         self.instruments[instrument.market_id] = instrument
-        self.engine.add_instrument(instrument)
+        if self.fees.trades_on(instrument.venue):
+            self.engine.add_instrument(instrument)
 
     def run(self, events: Iterable[MarketEvent], progress: Callable[[int], None] | None = None) -> None:
         for n, event in enumerate(events):
@@ -230,7 +229,7 @@ class Driver:
             limit_price=limit,
             signal_strength=plan.strength,
             now_ms=now,
-            config=self.exits,
+            config=self.portfolio.exits_for(self.settings.strategy(plan.strategy)),
         )
         self.positions[plan.position_id] = core
         self._execute(commands, now)

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from actors.domain import DAY_MS, HOUR_MS, BookLevel, Instrument, OrderBook, Side, Signal
+from actors.domain import DAY_MS, HOUR_MS, BookLevel, Instrument, MarketKind, OrderBook, Side, Signal
 from actors.portfolio_rules import (
     DecisionKind,
     EntryPlan,
@@ -700,3 +700,28 @@ def test_any_approved_plan_within_risk_and_notional_limits(
     assert plan.stop_price < plan.limit_price
     assert core.committed("mb") <= eq * Decimal(repr(allocation))
     assert core.committed_total <= eq * Decimal("0.9")
+
+
+def test_strategy_spread_override_admits_a_two_tick_binary_book() -> None:
+    token = Instrument(
+        venue="polymarket",
+        symbol="tok",
+        kind=MarketKind.BINARY,
+        tick_size=Decimal("0.01"),
+        lot_size=Decimal("0.01"),
+        min_size=Decimal("5"),
+    )
+    book = OrderBook(
+        market=token.market_id,
+        ts_ms=0,
+        bids=(BookLevel(price=Decimal("0.49"), size=Decimal(400)),),
+        asks=(BookLevel(price=Decimal("0.51"), size=Decimal(400)),),
+    )
+    signal = Signal(strategy="lag", market=token.market_id, side=Side.BUY, strength=1.0, ts_ms=0, price=0.51)
+    strict = MeanReversionConfig(name="lag", market=token.market_id, allocation=0.5)
+    loose = strict.model_copy(update={"max_spread_fraction": 0.05})
+    refused = PortfolioCore(PortfolioConfig(), ExitConfig(), [strict]).evaluate(signal, token, book, 0)
+    admitted = PortfolioCore(PortfolioConfig(), ExitConfig(), [loose]).evaluate(signal, token, book, 0)
+    assert refused.gate("liquidity").passed is False
+    assert "spread 4" in refused.gate("liquidity").detail
+    assert admitted.gate("liquidity").passed is True
