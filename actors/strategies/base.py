@@ -28,15 +28,15 @@ class StrategyCore(ABC, Generic[ConfigT]):
     def name(self) -> str:
         return str(getattr(self.config, "name", self.kind))
 
-    def on_candle(self, candle: Candle) -> list[Signal]:
+    def on_candle(self, candle: Candle) -> list[Signal]:  # noqa: ARG002
         """A closed bar of a market this strategy watches."""
         return []
 
-    def on_book(self, book: OrderBook) -> list[Signal]:
+    def on_book(self, book: OrderBook) -> list[Signal]:  # noqa: ARG002
         """A new order-book snapshot of a market this strategy watches."""
         return []
 
-    def on_instrument(self, instrument: Instrument) -> list[Signal]:
+    def on_instrument(self, instrument: Instrument) -> list[Signal]:  # noqa: ARG002
         """A market became known (Polymarket lists new 5-minute markets all day)."""
         return []
 
