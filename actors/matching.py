@@ -202,6 +202,11 @@ class MatchingEngine:
 
     # ------------------------------------------------------------------ markets and balances
 
+    @property
+    def last_ms(self) -> int:
+        """The latest time the engine has been told about (its clock)."""
+        return self._last_ms
+
     def add_instrument(self, instrument: Instrument) -> None:
         """Make a market tradable, or update it (a tick-size change); open orders keep their prices."""
         self.fees.precision(instrument.venue)  # no fee schedule: fail now, not at the first fill

@@ -346,6 +346,17 @@ class PositionCore:
         """Copies of the orders this position still has working (for heartbeats and reconciliation)."""
         return [o.model_copy() for o in self.orders.values() if o.is_open]
 
+    def unconfirmed_cancels(self) -> list[str]:
+        """Client ids of open orders whose cancel was requested but not yet confirmed.
+
+        A shell recovering from a crash re-sends these: the request may never have left.
+        """
+        return [cid for cid in self._cancel_requested if cid in self.orders and self.orders[cid].is_open]
+
+    def seen_fill_ids(self) -> list[str]:
+        """Every fill id this position has accounted (invariant: each venue fill in one position)."""
+        return list(self._seen_fills)
+
     def exits_armed(self) -> bool:
         """Every sellable unit held is covered by a working sell (targets or a close) or reserved.
 

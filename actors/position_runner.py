@@ -5,9 +5,35 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from actors.domain import ZERO, Command, ExitReason, PositionClosed, RoundTrip, Side
+from actors.domain import ZERO, Command, ExitReason, Instrument, PositionClosed, RoundTrip, Side
 from actors.matching import OrderUpdate, UpdateKind
+from actors.portfolio_rules import EntryPlan
 from actors.position_exits import PositionCore
+from config.models import ExitConfig
+
+ENTRY_SLIPPAGE_ALLOWANCE = Decimal("0.01")
+"""With no book to price against (a candle market), an entry is a marketable limit this far above
+the reference: it fills at the next open unless the market gaps beyond it (price protection
+instead of a blind market order)."""
+
+
+def open_position(
+    plan: EntryPlan, instrument: Instrument, exits: ExitConfig, *, has_book: bool, now_ms: int
+) -> tuple[PositionCore, list[Command]]:
+    """A new position core from an approved plan, and its entry order command."""
+    limit = plan.limit_price
+    if not has_book:
+        limit = instrument.round_price(limit * (1 + ENTRY_SLIPPAGE_ALLOWANCE), Side.BUY)
+    return PositionCore.enter(
+        position_id=plan.position_id,
+        strategy=plan.strategy,
+        instrument=instrument,
+        qty=plan.qty,
+        limit_price=limit,
+        signal_strength=plan.strength,
+        now_ms=now_ms,
+        config=exits,
+    )
 
 
 def apply_update(core: PositionCore, update: OrderUpdate) -> list[Command]:
@@ -22,6 +48,11 @@ def apply_update(core: PositionCore, update: OrderUpdate) -> list[Command]:
         order.client_id, order.status, order.filled_qty, update.ts_ms, venue_order_id=order.venue_order_id
     )
     return cmds
+
+
+def trade_record(trip: RoundTrip) -> dict[str, object]:
+    """A round trip as the store's trade log keeps it (``ts_ms`` = close time)."""
+    return {**trip.model_dump(mode="json"), "ts_ms": trip.exit_time_ms}
 
 
 def round_trip(core: PositionCore, closed: PositionClosed) -> RoundTrip | None:

@@ -235,6 +235,19 @@ class SupervisionConfig(Strict):
     stuck_transient_s: float = Field(default=30.0, gt=0)
 
 
+class RuntimeConfig(Strict):
+    """How the Ray runtime runs: where, how fast, how often it checkpoints."""
+
+    namespace: str = Field(default="raytrader", min_length=1, description="Ray namespace of the actors")
+    cancel_on_stop: bool = Field(default=True, description="false keeps resting orders at the venue on stop")
+    feed_batch: int = Field(default=16, ge=1, le=10_000, description="events per delivery at speed max")
+    feed_buffer: int = Field(default=10_000, ge=100, description="events a feed keeps for replays to consumers")
+    book_interval_ms: int = Field(default=5_000, ge=100, description="modelled Polymarket book cadence")
+    strategy_checkpoint_s: float = Field(default=2.0, gt=0, description="strategy state checkpoint period")
+    position_timer_s: float = Field(default=1.0, gt=0, description="time-exit / stuck-order check period")
+    actor_cpus: float = Field(default=0.0, ge=0, description="CPUs reserved per actor (0: pack onto any node)")
+
+
 class MetricsConfig(Strict):
     host: str = "127.0.0.1"
     port: int = Field(default=9464, ge=0, le=65535)
@@ -271,6 +284,7 @@ class Settings(Strict):
     replay: ReplayConfig = ReplayConfig()
     supervision: SupervisionConfig = SupervisionConfig()
     metrics: MetricsConfig = MetricsConfig()
+    runtime: RuntimeConfig = RuntimeConfig()
     live: LiveConfig = LiveConfig()
     secrets: Secrets = Secrets()
 

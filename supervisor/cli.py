@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import sys
 
-from supervisor import cmd_config  # noqa: F401  (registers commands)
+from supervisor import (
+    cmd_config,  # noqa: F401  (registers commands)
+    cmd_runtime,  # noqa: F401
+)
 from supervisor.cli_app import app
 
 

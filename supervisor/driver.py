@@ -37,18 +37,13 @@ from actors.fees import FeeModel
 from actors.matching import MatchingEngine, OrderUpdate, UpdateKind
 from actors.portfolio_rules import Decision, DecisionKind, PortfolioCore
 from actors.position_exits import PositionCore
-from actors.position_runner import apply_update, round_trip
+from actors.position_runner import apply_update, open_position, round_trip, trade_record
 from actors.replay import event_time
-from actors.strategies import StrategyCore, build_strategy
+from actors.strategies import StrategyCore, build_strategy, watches
 from config.models import Settings
 from supervisor.store import StateStore
 
 log = logging.getLogger(__name__)
-
-POLYMARKET_SERIES_PREFIX = "polymarket:"
-ENTRY_SLIPPAGE_ALLOWANCE = Decimal("0.01")
-"""An entry is a marketable limit this far above the reference: it fills at the next open unless
-the market gaps beyond it (price protection instead of a blind market order)."""
 
 
 @dataclass
@@ -102,28 +97,15 @@ class Driver:
         self.now_ms = 0
         self._peak_equity = self.cash
         self._watchers: dict[str, list[str]] = {}
-        for name in self.strategies:
-            cfg = settings.strategy(name)
-            for market in self._markets_of(cfg):
-                self._watchers.setdefault(market, []).append(name)
         for instrument in instruments:
             self.add_instrument(instrument)
 
-    @staticmethod
-    def _markets_of(cfg: object) -> list[str]:
-        markets = [str(getattr(cfg, "market", ""))]
-        reference = getattr(cfg, "reference_market", None)
-        if reference:
-            markets.append(str(reference))
-        return markets
-
     def _watching(self, market: str) -> list[str]:
-        names = self._watchers.get(market, [])
-        if market.startswith(POLYMARKET_SERIES_PREFIX):
-            series = [
-                n for m, ns in self._watchers.items() if m.startswith(POLYMARKET_SERIES_PREFIX) for n in ns
-            ]
-            return [*names, *(n for n in series if n not in names)]
+        """Strategy names that consume ``market`` (cached per market)."""
+        names = self._watchers.get(market)
+        if names is None:
+            names = [n for n in self.strategies if watches(self.settings.strategy(n), market)]
+            self._watchers[market] = names
         return names
 
     # ------------------------------------------------------------------ events
@@ -218,18 +200,9 @@ class Driver:
             self.counters.rejections[f"{decision.signal.strategy}:{decision.rejected_by}"] += 1
             return
         plan = decision.plan
-        limit = plan.limit_price
-        if plan.market not in self.books:  # candle mode: protect a next-open fill
-            limit = instrument.round_price(limit * (1 + ENTRY_SLIPPAGE_ALLOWANCE), Side.BUY)
-        core, commands = PositionCore.enter(
-            position_id=plan.position_id,
-            strategy=plan.strategy,
-            instrument=instrument,
-            qty=plan.qty,
-            limit_price=limit,
-            signal_strength=plan.strength,
-            now_ms=now,
-            config=self.portfolio.exits_for(self.settings.strategy(plan.strategy)),
+        exits = self.portfolio.exits_for(self.settings.strategy(plan.strategy))
+        core, commands = open_position(
+            plan, instrument, exits, has_book=plan.market in self.books, now_ms=now
         )
         self.positions[plan.position_id] = core
         self._execute(commands, now)
@@ -298,7 +271,7 @@ class Driver:
         if trip is not None:
             self.trips.append(trip)
             if self.store is not None:
-                self.store.append_trade(trip)
+                self.store.append_trade(trade_record(trip))
             if self.on_trade is not None:
                 self.on_trade(trip)
         self._mark(closed.ts_ms)

@@ -31,4 +31,28 @@ def build_strategy(config: Any) -> StrategyCore[Any]:
     return strategy_class(config.kind)(config)
 
 
-__all__ = ["StrategyCore", "build_strategy", "strategy_class"]
+SERIES_VENUES = ("polymarket",)
+"""Venues whose strategy ``market`` names a series of short-lived markets, not one market."""
+
+
+def watched_markets(config: Any) -> tuple[str, ...]:
+    """The market ids (or series) a strategy consumes: its market and any reference market."""
+    markets = [str(config.market)]
+    reference = getattr(config, "reference_market", None)
+    if reference:
+        markets.append(str(reference))
+    return tuple(markets)
+
+
+def watches(config: Any, market: str) -> bool:
+    """Does this strategy consume events of ``market``? A series watches every market of its venue."""
+    for watched in watched_markets(config):
+        if watched == market:
+            return True
+        venue = watched.split(":", 1)[0]
+        if venue in SERIES_VENUES and market.startswith(f"{venue}:"):
+            return True
+    return False
+
+
+__all__ = ["StrategyCore", "build_strategy", "strategy_class", "watched_markets", "watches"]
