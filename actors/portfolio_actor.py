@@ -9,6 +9,7 @@ loss limit); exits never stop.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Sequence
 from decimal import Decimal
@@ -165,9 +166,19 @@ class PortfolioActor(ActorShell):
             ]
         )
         self.approved += 1
-        remote(PositionActor).options(**actor_options(self.settings, position_name(plan.position_id))).remote(
-            self.settings, plan.position_id
+        handle = (
+            remote(PositionActor)
+            .options(**actor_options(self.settings, position_name(plan.position_id)))
+            .remote(self.settings, plan.position_id)
         )
+        # Wait until the entry is at the venue before acknowledging the signal: the feed waits on
+        # this call, so the venue sees the order before the next events (as in a backtest).
+        try:
+            await asyncio.wait_for(handle.wait_ready.remote(), timeout=30.0)
+        except Exception as exc:  # the record is durable: the supervisor brings the actor up
+            log.error(
+                "position %s did not start in time (%s); the supervisor takes over", plan.position_id, exc
+            )
 
     async def on_position_event(self, position_id: str, event: str, data: dict[str, Any]) -> None:
         """Positions report their cost and marks, and their close."""

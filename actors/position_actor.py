@@ -110,6 +110,11 @@ class PositionActor(ActorShell):
             "redrives": self.redrives,
         }
 
+    async def wait_ready(self) -> str:
+        """Returns once the actor has reconciled and its pending orders are at the venue."""
+        await self.ready.wait()
+        return self.core.position.status.value
+
     async def snapshot(self) -> dict[str, Any]:
         return {"position_id": self.position_id, **self.heartbeat_detail(), "orders": self.owned_orders()}
 

@@ -265,6 +265,7 @@ class PositionCore:
         pos.mark_price = price
         cmds: list[Command] = []
         if pos.status is ExitStatus.ENTERING:
+            cmds += self._entry_timeout(now_ms)
             # Partly filled and already through the would-be stop: stop buying, exit on completion.
             if self.config.managed and pos.entry_qty > 0 and self._pending_exit is None:
                 provisional_stop = pos.entry_price * (ONE - to_decimal(self.config.stop_pct))
@@ -287,8 +288,10 @@ class PositionCore:
         return cmds
 
     def on_timer(self, now_ms: int) -> list[Command]:
-        """Time passing without a price: the time exit and stuck closing orders."""
-        if self.position.status in (ExitStatus.ENTERING, ExitStatus.CLOSED):
+        """Time passing without a price: the entry timeout, the time exit and stuck closing orders."""
+        if self.position.status is ExitStatus.ENTERING:
+            return self._entry_timeout(now_ms)
+        if self.position.status is ExitStatus.CLOSED:
             return []
         cmds: list[Command] = []
         if self._trigger is None and self.config.managed:
@@ -306,6 +309,12 @@ class PositionCore:
                 self._pending_exit = ExitReason.SIGNAL
             return self._cancel_entry("exit signal")
         return self._begin_close(ExitReason.SIGNAL, now_ms)
+
+    def _entry_timeout(self, now_ms: int) -> list[Command]:
+        """An entry still working ``entry_timeout_s`` after its signal is stale: cancel the rest."""
+        if now_ms - self.position.entry_ms < self.config.entry_timeout_s * 1000:
+            return []
+        return self._cancel_entry("entry timeout")
 
     def cancel_entry(self, reason: str = "entry timeout") -> list[Command]:
         """Give up on the unfilled rest of the entry (the shell's entry timeout); what filled is kept."""

@@ -173,6 +173,9 @@ class ExitConfig(Strict):
     trailing_activate_pct: PositiveFraction = 0.10
     trailing_lock_pct: Fraction = 0.05
     trailing_distance_pct: PositiveFraction = 0.05
+    entry_timeout_s: int = Field(
+        default=300, ge=1, description="an entry not (wholly) filled this long after its signal is cancelled"
+    )
     exit_order_timeout_s: int = Field(
         default=120, ge=1, description="an exit limit unfilled this long is stuck"
     )
@@ -241,11 +244,11 @@ class RuntimeConfig(Strict):
     namespace: str = Field(default="raytrader", min_length=1, description="Ray namespace of the actors")
     cancel_on_stop: bool = Field(default=True, description="false keeps resting orders at the venue on stop")
     feed_batch: int = Field(default=16, ge=1, le=10_000, description="events per delivery at speed max")
-    feed_buffer: int = Field(default=10_000, ge=100, description="events a feed keeps for replays to consumers")
+    feed_buffer: int = Field(default=10_000, ge=100, description="events kept for replays to consumers")
     book_interval_ms: int = Field(default=5_000, ge=100, description="modelled Polymarket book cadence")
     strategy_checkpoint_s: float = Field(default=2.0, gt=0, description="strategy state checkpoint period")
     position_timer_s: float = Field(default=1.0, gt=0, description="time-exit / stuck-order check period")
-    actor_cpus: float = Field(default=0.0, ge=0, description="CPUs reserved per actor (0: pack onto any node)")
+    actor_cpus: float = Field(default=0.0, ge=0, description="CPUs per actor (0: pack onto any node)")
 
 
 class MetricsConfig(Strict):

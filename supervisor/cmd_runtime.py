@@ -32,7 +32,7 @@ def _settings(
 ) -> Settings:
     extra = list(overrides or [])
     if state_dir is not None:
-        extra.append(f"state_dir={json.dumps(str(state_dir))}")
+        extra.append(f"state_dir={json.dumps(str(state_dir.resolve()))}")  # a flag is relative to the cwd
     for key, value in flags.items():
         if value is not None:
             extra.append(f"{key}={json.dumps(value) if isinstance(value, str) else value}")

@@ -207,3 +207,25 @@ def summary(
 def write_json(path: Path, data: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(data, indent=2, sort_keys=True))
+
+
+def verify_from_store(settings: Settings, *, settled: bool = True) -> list[Any]:
+    """Check every invariant from the store alone (the paper venues' ground truth is in it too)."""
+    from actors.fees import FeeModel
+    from actors.matching import MatchingEngine
+    from supervisor.invariants import check_invariants
+    from supervisor.store import StateStore
+
+    with StateStore(store_path(settings), readonly=True) as db:
+        positions = list(db.items("position"))
+        trades = [record for _seq, record in db.trades()]
+        store_orders = db.orders()
+        venue_orders: list[Any] = []
+        venue_fills: list[Any] = []
+        for _key, saved in db.items("venue"):
+            engine = MatchingEngine.from_state(saved["engine"], FeeModel(settings.costs))
+            venue_orders += engine.orders()
+            venue_fills += engine.fills()
+    return check_invariants(
+        settings, positions, trades, venue_orders, venue_fills, store_orders=store_orders, settled=settled
+    )

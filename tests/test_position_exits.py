@@ -827,3 +827,13 @@ def test_unmanaged_position_closes_whole_on_exit_signal() -> None:
     (done,) = closed(core.on_fill(fill(core, sell.order.client_id, "0.50", "200", fee="0.10")))
     assert done.exit_reason is ExitReason.SIGNAL
     assert done.realized_pnl == D("0.50") * 200 - D("0.45") * 200 - D("0.09") - D("0.10")
+
+
+def test_entry_unfilled_past_timeout_is_cancelled_once_then_closes_unfilled() -> None:
+    core, entry_id = enter()
+    assert core.on_timer(T0 + CFG.entry_timeout_s * 1000 - 1) == []
+    (cancel,) = cancels(core.on_timer(T0 + CFG.entry_timeout_s * 1000))
+    assert cancel.client_id == entry_id
+    assert cancels(core.on_price(D("0.45"), T0 + CFG.entry_timeout_s * 1000 + 1)) == []  # not twice
+    (done,) = closed(core.on_order_update(entry_id, OrderStatus.CANCELLED, D(0), T0 + 10**6))
+    assert done.exit_reason is ExitReason.UNFILLED
