@@ -131,7 +131,7 @@ class FeedActor(ActorShell):
 
     async def _checkpoint(self) -> None:
         data = {"position": self.position, "subscribers": self.subscribers, "done": self.done}
-        await self.store.put.remote("feed", self.feed_id, data)
+        await self.store_call("put", "feed", self.feed_id, data)
 
     # ------------------------------------------------------------------ the loop
 
@@ -170,7 +170,10 @@ class FeedActor(ActorShell):
                 self._source = _prepend(batch, self._source)
                 continue
             self.position += len(batch)
-            await self._checkpoint()
+            try:
+                await self._checkpoint()
+            except Exception:  # the next checkpoint covers it; re-delivery after a crash is idempotent
+                log.exception("feed %s: checkpoint failed", self.feed_id)
 
     async def _deliver(self, batch: Sequence[MarketEvent], ingest_ns: int) -> None:
         for event in batch:

@@ -88,7 +88,7 @@ class PortfolioActor(ActorShell):
         }
 
     async def _checkpoint(self) -> None:
-        await self.store.put.remote("portfolio", "main", {"core": self.core.state(), "halted": self.halted})
+        await self.store_call("put", "portfolio", "main", {"core": self.core.state(), "halted": self.halted})
 
     # ------------------------------------------------------------------ control
 
@@ -159,11 +159,12 @@ class PortfolioActor(ActorShell):
             plan, instrument, exits, has_book=plan.market in self.books, now_ms=decision.signal.ts_ms
         )
         record = position_record(core, exits, origin_ns=ingest_ns)
-        await self.store.batch.remote(
+        await self.store_call(
+            "batch",
             [
                 ("put", "position", plan.position_id, record),
                 ("put", "portfolio", "main", {"core": self.core.state(), "halted": self.halted}),
-            ]
+            ],
         )
         self.approved += 1
         handle = (

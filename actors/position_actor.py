@@ -249,7 +249,7 @@ class PositionActor(ActorShell):
         record = position_record(self.core, self.exits, origin_ns=self.origin_ns)
         record["status_since_ms"] = self.status_since_ms
         record["frozen"] = self.frozen
-        await self.store.batch.remote([*extra, ("put", "position", self.position_id, record)])
+        await self.store_call("batch", [*extra, ("put", "position", self.position_id, record)])
 
     async def _execute(self, commands: list[Command], origin_ns: int | None) -> None:
         """Carry out the core's commands; an order's intent is durable before the venue sees it."""
@@ -279,14 +279,19 @@ class PositionActor(ActorShell):
             await self._checkpoint()
 
     async def _venue_call(self, method: str, *args: Any) -> list[OrderUpdate]:
+        """A venue call; if the venue fails mid-call, the answer is unknown: wait for it to come
+        back and reconcile by client id (never re-send blindly)."""
         try:
             updates: list[OrderUpdate] = await getattr(self.venue, method).remote(*args)
             return updates
-        except Exception as exc:  # venue restarting: the intent is durable; reconcile picks it up
+        except Exception as exc:
             self.metrics.inc(
                 "raytrader_venue_errors_total", {"venue": self.instrument.venue, "error": type(exc).__name__}
             )
-            log.warning("position %s: venue %s failed (%s); will reconcile", self.position_id, method, exc)
+            log.warning("position %s: venue %s failed (%s); reconciling", self.position_id, method, exc)
+            self.forget(venue_name(self.instrument.venue))
+            await self.call_with_retry(venue_name(self.instrument.venue), "ping")
+            await self._reconcile()
             return []
 
     async def _closed(self, closed: PositionClosed) -> None:

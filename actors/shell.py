@@ -80,6 +80,15 @@ def try_actor(settings: Settings, name: str) -> Any | None:
         return None
 
 
+def _is_actor_failure(exc: BaseException) -> bool:
+    """A failure of the callee actor (died, restarting, unreachable), not of the request."""
+    from ray.exceptions import ActorDiedError, ActorUnavailableError, GetTimeoutError, RayActorError
+
+    return isinstance(
+        exc, (RayActorError, ActorDiedError, ActorUnavailableError, GetTimeoutError, asyncio.TimeoutError)
+    )
+
+
 class ActorShell:
     """Mixin for async actor classes: call ``_shell_start`` at the end of ``__init__``."""
 
@@ -104,6 +113,45 @@ class ActorShell:
         if self._store is None:
             self._store = get_actor(self.settings, STORE)
         return self._store
+
+    async def store_call(self, method: str, *args: Any, deadline_s: float = 60.0) -> Any:
+        """Call the Store actor, retrying while it restarts: a durable write must not be dropped."""
+        delay = 0.05
+        waited = 0.0
+        while True:
+            try:
+                return await getattr(self.store, method).remote(*args)
+            except Exception as exc:
+                if waited >= deadline_s or not _is_actor_failure(exc):
+                    raise
+                log.warning(
+                    "%s: store unavailable (%s); retrying in %.2fs", self.actor_id, type(exc).__name__, delay
+                )
+                await asyncio.sleep(delay)
+                waited += delay
+                delay = min(1.0, delay * 2)
+
+    async def call_with_retry(self, name: str, method: str, *args: Any, deadline_s: float = 60.0) -> Any:
+        """Call a named actor, retrying while it restarts (for calls that are safe to repeat)."""
+        delay = 0.05
+        waited = 0.0
+        while True:
+            handle = self.handle(name)
+            try:
+                if handle is None:
+                    raise LookupError(f"actor {name} not found")
+                return await getattr(handle, method).remote(*args)
+            except Exception as exc:
+                if waited >= deadline_s or not (_is_actor_failure(exc) or isinstance(exc, LookupError)):
+                    raise
+                self.forget(name)
+                await asyncio.sleep(delay)
+                waited += delay
+                delay = min(1.0, delay * 2)
+
+    async def pid(self) -> int:
+        """The worker process id (for drills and chaos: SIGKILL it)."""
+        return os.getpid()
 
     def handle(self, name: str) -> Any | None:
         """A cached handle to a named actor (handles survive Ray restarts); None if absent."""

@@ -6,6 +6,7 @@ transaction (``batch`` groups several into one), committed durably before it ret
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -16,11 +17,13 @@ import ray
 from actors.domain import Fill, Order, OrderStatus
 from actors.shell import ActorShell
 from config.models import Settings
-from supervisor.store import StateStore
+from supervisor.store import StateStore, UnknownOrderError
 
 # An operation in a batch: ("put", kind, key, data) | ("delete", kind, key) |
-# ("intent", order) | ("answer", client_id, status, venue_id, filled, ts) | ("fill", fill) | ("trade", record)
+# ("intent", order) | ("answer", order snapshot, ts) | ("fill", fill) | ("trade", record)
 Op = tuple[Any, ...]
+
+log = logging.getLogger(__name__)
 
 
 def store_path(settings: Settings) -> Path:
@@ -84,9 +87,7 @@ class StoreActor(ActorShell):
                 elif name == "intent":
                     results.append(tx.record_intent(op[1]))
                 elif name == "answer":
-                    results.append(
-                        tx.record_answer(op[1], op[2], op[3], op[4], updated_ms=op[5]).model_dump(mode="json")
-                    )
+                    results.append(self._answer(tx, op[1], op[2]))
                 elif name == "fill":
                     results.append(tx.record_fill(op[1]))
                 elif name == "trade":
@@ -109,6 +110,20 @@ class StoreActor(ActorShell):
             }
             for key, rec in self.db.items("position")
         ]
+
+    @staticmethod
+    def _answer(tx: Any, order: Order, ts_ms: int) -> dict[str, Any]:
+        """A venue's answer to an order; one we never intended (placed by hand, planted) is
+        recorded as the venue reports it, so the orphan hunt and the ledgers can see it."""
+        try:
+            answered: Order = tx.record_answer(
+                order.client_id, order.status, order.venue_order_id, order.filled_qty, updated_ms=ts_ms
+            )
+        except UnknownOrderError:
+            log.warning("venue reports order %s that has no recorded intent (foreign order)", order.client_id)
+            tx.put("order", order.client_id, order)
+            answered = order
+        return answered.model_dump(mode="json")
 
     async def unanswered_intents(self) -> list[Order]:
         return self.db.unanswered_intents()

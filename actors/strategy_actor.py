@@ -89,10 +89,8 @@ class StrategyActor(ActorShell):
         for signal in signals:
             self.metrics.inc("raytrader_signals_total", {"strategy": self.name, "side": signal.side.value})
         self.signals += len(signals)
-        if signals:
-            portfolio = self.handle(PORTFOLIO)
-            if portfolio is not None:
-                await portfolio.on_signals.remote(signals, ingest_ns)
+        if signals:  # the core has moved on: the signals must reach the portfolio, even across its restart
+            await self.call_with_retry(PORTFOLIO, "on_signals", signals, ingest_ns)
         return len(signals)
 
     async def checkpoint(self) -> None:
@@ -100,8 +98,8 @@ class StrategyActor(ActorShell):
         if not self._dirty:
             return
         self._dirty = False
-        await self.store.put.remote(
-            "strategy", self.name, {"state": self.core.state(), "last_event_ms": self.last_event_ms}
+        await self.store_call(
+            "put", "strategy", self.name, {"state": self.core.state(), "last_event_ms": self.last_event_ms}
         )
 
     async def _checkpoint_loop(self) -> None:

@@ -71,12 +71,12 @@ class PaperVenueActor(ActorShell):
             o = u.order
             self.metrics.inc("raytrader_orders_total", {"venue": self.venue, "status": o.status.value})
             if u.kind is not UpdateKind.REJECTED or o.status.value != "pending":
-                ops.append(("answer", o.client_id, o.status, o.venue_order_id, o.filled_qty, u.ts_ms))
+                ops.append(("answer", o, u.ts_ms))
             if u.fill is not None:
                 ops.append(("fill", u.fill))
                 self.metrics.inc("raytrader_fills_total", {"venue": self.venue})
         ops.append(("put", "venue", self.venue, {"engine": self.engine.state()}))
-        await self.store.batch.remote(ops)
+        await self.store_call("batch", ops)
         self.metrics.set("raytrader_open_orders", len(self.engine.open_orders()), {"venue": self.venue})
         self.progressed()
 
@@ -92,6 +92,9 @@ class PaperVenueActor(ActorShell):
     def engine_now(self) -> int:
         """The venue's clock: the latest data time it has seen."""
         return self.engine.last_ms
+
+    async def engine_clock(self) -> int:
+        return self.engine_now()
 
     async def cancel(self, client_id: str) -> list[OrderUpdate]:
         updates = self.engine.cancel(client_id, self.engine_now())

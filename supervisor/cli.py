@@ -10,6 +10,7 @@ import sys
 
 from supervisor import (
     cmd_config,  # noqa: F401  (registers commands)
+    cmd_research,  # noqa: F401
     cmd_runtime,  # noqa: F401
 )
 from supervisor.cli_app import app

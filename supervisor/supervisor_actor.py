@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import time
 from collections import deque
@@ -99,6 +100,14 @@ class SupervisorActor:
         self._loop_task: asyncio.Task[None] | None = None
         saved = ray.get(self._store().get.remote("portfolio", "supervisor")) or {}
         self.frozen = bool(saved.get("frozen", False))
+        self.orphans = list(saved.get("orphans", []))
+        self.stuck = list(saved.get("stuck", []))
+        for name, counts in saved.get("actors", {}).items():
+            record = self._expect(name, counts["kind"])
+            record.restarts_total = int(counts["restarts"])
+            record.recreated = int(counts.get("recreated", 0))
+            record.incarnation = counts.get("incarnation")
+        self._saved_digest = ""
         if saved.get("started"):
             self.started = True  # a restarted supervisor picks its loop back up
             self._loop_task = asyncio.get_event_loop().create_task(self._control_loop())
@@ -122,10 +131,30 @@ class SupervisorActor:
             record = self.actors[name] = ActorRecord(name=name, kind=kind)
         return record
 
+    def _record(self) -> dict[str, Any]:
+        """What the supervisor must not forget across its own restart."""
+        return {
+            "started": self.started,
+            "frozen": self.frozen,
+            "orphans": self.orphans[-200:],
+            "stuck": self.stuck[-200:],
+            "actors": {
+                r.name: {
+                    "kind": r.kind,
+                    "restarts": r.restarts_total,
+                    "recreated": r.recreated,
+                    "incarnation": r.incarnation,
+                }
+                for r in self.actors.values()
+            },
+        }
+
     async def _save(self) -> None:
-        await self._store().put.remote(
-            "portfolio", "supervisor", {"started": self.started, "frozen": self.frozen}
-        )
+        record = self._record()
+        digest = json.dumps(record, sort_keys=True, default=str)
+        if digest != self._saved_digest:
+            await self._store().put.remote("portfolio", "supervisor", record)
+            self._saved_digest = digest
 
     # ------------------------------------------------------------------ desired state
 
@@ -225,6 +254,7 @@ class SupervisorActor:
         done["stuck"] = await self._check_stuck(open_ids)
         done["orphans"] = await self._check_orphans()
         self._export_health()
+        await self._save()
         return done
 
     async def _check_alive(self, record: ActorRecord) -> list[str]:
@@ -474,6 +504,14 @@ class SupervisorActor:
             await self._save()
         self.stopping = True
         return result
+
+    async def pid(self) -> int:
+        import os
+
+        return os.getpid()
+
+    async def ping(self) -> str:
+        return "supervisor"
 
     async def metrics_text(self) -> str:
         from prometheus_client import generate_latest
