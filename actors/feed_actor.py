@@ -23,7 +23,7 @@ from actors.domain import Candle, Instrument, MarketEvent, OrderBook, Settlement
 from actors.replay import BINANCE_BTCUSDT, candle_events, event_time, polymarket_events
 from actors.shell import PORTFOLIO, ActorShell, strategy_name, try_actor, venue_name
 from actors.strategies import watches
-from config.models import Settings
+from config.models import Mode, Settings
 from supervisor.market_data import load_table
 
 log = logging.getLogger(__name__)
@@ -66,7 +66,11 @@ class FeedActor(ActorShell):
     def __init__(self, settings: Settings, feed_id: str) -> None:
         self._shell_init(f"feed:{feed_id}", settings)
         self.feed_id = feed_id
-        self.instruments, self._source = replay_source(settings, feed_id)
+        self.live = settings.mode is Mode.LIVE
+        self.instruments: list[Instrument] = []
+        self._source: Iterator[MarketEvent] = iter(())
+        if not self.live:
+            self.instruments, self._source = replay_source(settings, feed_id)
         saved = ray.get(self.store.get.remote("feed", feed_id)) or {}
         self.position: int = int(saved.get("position", 0))
         self.subscribers: dict[str, list[str]] = dict(saved.get("subscribers", {}))
@@ -75,11 +79,20 @@ class FeedActor(ActorShell):
         self.buffer: deque[tuple[int, MarketEvent]] = deque(maxlen=settings.runtime.feed_buffer)
         self.delivered = 0
         self.lag_s = 0.0
-        for _ in range(self.position):  # fast-forward to where the last incarnation stopped
-            if next(self._source, None) is None:
-                break
+        self.last_event_ms = saved.get("last_event_ms")
+        if not self.live:
+            for _ in range(self.position):  # fast-forward to where the last incarnation stopped
+                if next(self._source, None) is None:
+                    break
         self._strategies = [s for s in settings.strategies if s.enabled]
+        self.pending: deque[MarketEvent] = deque()
+        self.conflated = 0
+        self.dropped = 0
+        self._arrived = asyncio.Event()
         self._shell_start()
+        if self.live:
+            self.done = False
+            self._spawn(self._read_live())
         self._spawn(self._run())
 
     def heartbeat_detail(self) -> dict[str, Any]:
@@ -130,8 +143,59 @@ class FeedActor(ActorShell):
         return len(events)
 
     async def _checkpoint(self) -> None:
-        data = {"position": self.position, "subscribers": self.subscribers, "done": self.done}
+        data = {
+            "position": self.position,
+            "subscribers": self.subscribers,
+            "done": self.done,
+            "last_event_ms": self.last_event_ms,
+        }
         await self.store_call("put", "feed", self.feed_id, data)
+
+    # ------------------------------------------------------------------ live data
+
+    def _enqueue(self, event: MarketEvent) -> None:
+        """Bounded, conflating buffer: a newer book replaces a pending one of the same market."""
+        if isinstance(event, OrderBook):
+            for i, waiting in enumerate(self.pending):
+                if isinstance(waiting, OrderBook) and waiting.market == event.market:
+                    del self.pending[i]
+                    self.conflated += 1
+                    self.metrics.inc("raytrader_feed_conflated_total", {"feed": self.feed_id})
+                    break
+        self.pending.append(event)
+        if len(self.pending) > self.settings.runtime.feed_buffer:
+            self.pending.popleft()
+            self.dropped += 1
+            self.metrics.inc("raytrader_bad_messages_total", {"source": f"feed:{self.feed_id}:overflow"})
+        self._arrived.set()
+
+    async def _read_live(self) -> None:
+        """Read the venue's stream forever; a broken stream is reopened with backoff."""
+        from actors.live_sources import binance_live, polymarket_live
+
+        source = {BINANCE_FEED: binance_live, POLYMARKET_FEED: polymarket_live}[self.feed_id]
+        delay = 0.5
+        while True:
+            try:
+                async for event in source(self.settings, self.last_event_ms):
+                    self._enqueue(event)
+                    delay = 0.5
+            except Exception as exc:
+                log.warning("feed %s: live stream failed (%s); reopening in %.1fs", self.feed_id, exc, delay)
+                self.metrics.inc(
+                    "raytrader_venue_errors_total", {"venue": self.feed_id, "error": type(exc).__name__}
+                )
+            await asyncio.sleep(delay)
+            delay = min(10.0, delay * 2)
+
+    async def _next_live_batch(self) -> list[MarketEvent]:
+        while not self.pending:
+            self._arrived.clear()
+            await self._arrived.wait()
+        batch: list[MarketEvent] = []
+        while self.pending and len(batch) < self.settings.runtime.feed_batch:
+            batch.append(self.pending.popleft())
+        return batch
 
     # ------------------------------------------------------------------ the loop
 
@@ -145,7 +209,9 @@ class FeedActor(ActorShell):
                 await asyncio.sleep(0.05)
                 continue
             batch: list[MarketEvent] = []
-            for event in self._source:
+            if self.live:
+                batch = await self._next_live_batch()
+            for event in self._source:  # empty when live
                 batch.append(event)
                 if len(batch) >= batch_size:
                     break
@@ -154,7 +220,7 @@ class FeedActor(ActorShell):
                 await self._checkpoint()
                 log.info("feed %s finished after %d events", self.feed_id, self.position)
                 break
-            if speed != "max":
+            if speed != "max" and not self.live:
                 t = event_time(batch[-1])
                 if wall0 is None or data0 is None:
                     wall0, data0 = time.monotonic(), t

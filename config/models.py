@@ -248,6 +248,12 @@ class RuntimeConfig(Strict):
     book_interval_ms: int = Field(default=5_000, ge=100, description="modelled Polymarket book cadence")
     strategy_checkpoint_s: float = Field(default=2.0, gt=0, description="strategy state checkpoint period")
     position_timer_s: float = Field(default=1.0, gt=0, description="time-exit / stuck-order check period")
+    venue_poll_s: float = Field(
+        default=1.0, gt=0, description="live venues: fill and order-status poll period"
+    )
+    listing_refresh_s: float = Field(
+        default=60.0, gt=0, description="live Polymarket: re-list markets this often"
+    )
     actor_cpus: float = Field(default=0.0, ge=0, description="CPUs per actor (0: pack onto any node)")
 
 
@@ -273,6 +279,9 @@ class LiveConfig(Strict):
     confirm: bool = Field(default=False, description="live trading must be asked for explicitly")
     min_paper_trades: int = Field(default=30, ge=0)
     override_paper_minimum: bool = False
+    paper_state_dir: Path = Field(
+        default=Path("state"), description="the paper runs' store whose trades count towards min_paper_trades"
+    )
     binance: VenueEndpoint = VenueEndpoint(url="https://api.binance.com")
     polymarket: VenueEndpoint = VenueEndpoint(url="https://clob.polymarket.com")
 

@@ -12,6 +12,7 @@ from supervisor import (
     cmd_config,  # noqa: F401  (registers commands)
     cmd_research,  # noqa: F401
     cmd_runtime,  # noqa: F401
+    cmd_sandbox,  # noqa: F401
 )
 from supervisor.cli_app import app
 

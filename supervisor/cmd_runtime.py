@@ -102,6 +102,9 @@ def run(
     ] = None,
     json_out: Annotated[Path | None, typer.Option("--json", help="Write the final summary here.")] = None,
     report: Annotated[Path | None, typer.Option("--report", help="Write report.md and charts here.")] = None,
+    confirm_live: Annotated[
+        bool, typer.Option("--confirm-live", help="Confirm that live trading is intended.")
+    ] = False,
 ) -> None:
     """Run the supervised multi-strategy portfolio (paper on bundled replay data by default)."""
     import ray
@@ -115,7 +118,9 @@ def run(
         flags["replay.speed"] = speed if speed == "max" else float(speed)
     settings = _settings(config, set_, state_dir, **flags)
     if settings.mode is Mode.LIVE:
-        fail("live mode needs the venue gateways (see the venues issue); refusing to start")
+        problems = runtime.live_problems(settings, confirmed=confirm_live)
+        if problems:
+            fail("refusing to trade live:\n- " + "\n- ".join(problems))
     console = Console(stderr=True)
     runtime.connect(address, settings)
     try:

@@ -15,7 +15,7 @@ order, no signal), yet they cost as much as the busy ones. This module splits th
 
    *Exactness guard*: a vectorised float may differ from the streaming core's in its last bits. A
    bar whose decision is within :data:`DECISION_MARGIN` (relative) of flipping (``close`` within
-   1e-9 of a band, RSI within 1e-9 of its threshold, a z-score within 1e-9 of ``z_entry``) is
+   1e-9 of a band, a z-score within 1e-9, or its float-noise bound, of ``z_entry``) is
    *ambiguous*; one ambiguous bar sends that strategy to the exact core pass. The remaining
    difference is the signal *strength* (a float sizing multiplier): it can differ in its last bits,
    which changes a position's size only if the size lands within ~1e-15 of a lot boundary. The
@@ -248,15 +248,10 @@ def _mean_reversion(cfg: MeanReversionConfig, bars: Bars) -> _Raw | str:
     with np.errstate(invalid="ignore"):
         below, oversold = close < lower, rsi < cfg.rsi_buy
         above, overbought = close > upper, rsi > cfg.rsi_sell
+    # RSI is bit-identical to the core's, so only the band comparisons can be float noise.
     scale = np.abs(close) + k * np.nan_to_num(std)
     near_lower, near_upper = _near(close, lower, scale), _near(close, upper, scale)
-    near_buy, near_sell = _near(rsi, cfg.rsi_buy, 100.0), _near(rsi, cfg.rsi_sell, 100.0)
-    ambiguous = live & (
-        (near_lower & (oversold | near_buy))
-        | (near_buy & (below | near_lower))
-        | (near_upper & (overbought | near_sell))
-        | (near_sell & (above | near_upper))
-    )
+    ambiguous = live & ((near_lower & oversold) | (near_upper & overbought))
     if ambiguous.any():
         return f"{int(ambiguous.sum())} ambiguous bar(s)"
     buy = live & below & oversold

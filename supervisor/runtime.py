@@ -54,6 +54,44 @@ def startup_instruments(settings: Settings) -> list[Instrument]:
     return instruments
 
 
+def paper_trade_counts(paper_state_dir: Path) -> dict[str, int]:
+    """Completed paper round trips per strategy in a paper run's store (empty entries excluded)."""
+    from config.loader import resolve_path
+    from supervisor.store import StateStore
+
+    path = resolve_path(paper_state_dir) / "store"
+    if not path.exists():
+        return {}
+    counts: dict[str, int] = {}
+    with StateStore(path, readonly=True) as db:
+        for _seq, trade in db.trades():
+            if trade.get("exit_reason") != "unfilled":
+                counts[trade["strategy"]] = counts.get(trade["strategy"], 0) + 1
+    return counts
+
+
+def live_problems(settings: Settings, *, confirmed: bool) -> list[str]:
+    """Why live trading may not start, each naming what is missing; empty when it may."""
+    live = settings.live
+    problems: list[str] = []
+    if not (live.confirm or confirmed):
+        problems.append("live trading is not confirmed: pass --confirm-live or set live.confirm = true")
+    problems += [
+        f"missing {name} (set RAYTRADER_{name.upper().replace('.', '__')})"
+        for name in settings.missing_live_secrets()
+    ]
+    if not live.override_paper_minimum:
+        counts = paper_trade_counts(Path(live.paper_state_dir))
+        for strategy in (s for s in settings.strategies if s.enabled):
+            done = counts.get(strategy.name, 0)
+            if done < live.min_paper_trades:
+                problems.append(
+                    f"strategy {strategy.name} has {done} completed paper trades in {live.paper_state_dir}, "
+                    f"needs {live.min_paper_trades} (or set live.override_paper_minimum = true)"
+                )
+    return problems
+
+
 def start_system(settings: Settings) -> dict[str, Any]:
     """Create the Store and Supervisor actors (or find them) and let the supervisor spawn the rest."""
     from supervisor.supervisor_actor import SupervisorActor

@@ -32,6 +32,7 @@ import ray
 
 from actors.domain import Instrument
 from actors.feed_actor import FeedActor, feeds_for
+from actors.live_venue_actor import LiveVenueActor
 from actors.portfolio_actor import PortfolioActor
 from actors.position_actor import PositionActor
 from actors.shell import (
@@ -48,7 +49,7 @@ from actors.shell import (
 )
 from actors.strategy_actor import StrategyActor
 from actors.venue_actor import PaperVenueActor
-from config.models import Settings
+from config.models import Mode, Settings
 from supervisor.metrics import MetricsRegistry
 from supervisor.telemetry import Heartbeat
 
@@ -92,6 +93,7 @@ class SupervisorActor:
         self.orphans: list[dict[str, Any]] = []
         self.stuck: list[dict[str, Any]] = []
         self.started = False
+        self.reconciliation: dict[str, Any] = {}
         self.stopping = False
         self.frozen = False
         self.ticks = 0
@@ -173,7 +175,8 @@ class SupervisorActor:
         if kind == "venue":
             venue = name.split(":", 1)[1]
             mine = [i for i in self.instruments if i.venue == venue]
-            return remote(PaperVenueActor).options(**options).remote(s, venue, mine)
+            venue_class = LiveVenueActor if s.mode is Mode.LIVE else PaperVenueActor
+            return remote(venue_class).options(**options).remote(s, venue, mine)
         if kind == "portfolio":
             return remote(PortfolioActor).options(**options).remote(s, self.instruments)
         if kind == "strategy":
@@ -185,9 +188,24 @@ class SupervisorActor:
         raise ValueError(f"unknown actor kind {kind!r}")
 
     async def start(self) -> dict[str, Any]:
-        """Spawn every actor the config and the store call for (consumers before feeds)."""
+        """Spawn every actor the config and the store call for (consumers before feeds).
+
+        In live mode each venue is reconciled with the store before any feed starts: foreign
+        open orders cancelled, intents refreshed, missing fills recorded.
+        """
+        feeds: list[tuple[str, str]] = []
         for name, kind in self._static_actors():
             self._expect(name, kind)
+            if kind == "feed":
+                feeds.append((name, kind))
+            elif self._handle(name) is None:
+                self._handles[name] = self._create(name, kind)
+        if self.settings.mode is Mode.LIVE:
+            for venue in trading_venues(self.settings):
+                handle = self._handle(venue_name(venue))
+                if handle is not None:
+                    self.reconciliation[venue] = await handle.reconcile_startup.remote()
+        for name, kind in feeds:
             if self._handle(name) is None:
                 self._handles[name] = self._create(name, kind)
         for pos in await self._store().position_index.remote():
@@ -200,7 +218,11 @@ class SupervisorActor:
         await self._save()
         if self._loop_task is None:
             self._loop_task = asyncio.get_event_loop().create_task(self._control_loop())
-        return {"actors": sorted(self.actors), "metrics_port": self.metrics_port}
+        return {
+            "actors": sorted(self.actors),
+            "metrics_port": self.metrics_port,
+            "reconciliation": self.reconciliation,
+        }
 
     # ------------------------------------------------------------------ heartbeats
 
