@@ -13,6 +13,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Sequence
+from decimal import Decimal
 from typing import Any
 
 import ray
@@ -62,6 +63,8 @@ class LiveVenueActor(ActorShell):
         self.intents: dict[str, Order] = {}
         self.views: dict[str, Order] = {}
         self.seen_fills: set[str] = set()
+        self.accounted: dict[str, Decimal] = {}
+        """Quantity of each order's fills already seen: an order filled beyond it has fills to fetch."""
         self.seq = 0
         self.errors: dict[str, int] = {}
         self.ready = asyncio.Event()
@@ -94,9 +97,17 @@ class LiveVenueActor(ActorShell):
                 if register is not None and order.status is not OrderStatus.REJECTED:
                     await register(order)  # gateways that derive venue ids from the order relearn them
         for fill in await self.store_call("fills"):
-            self.seen_fills.add(fill.fill_id)
+            self._account(fill)
         self.ready.set()
         self._spawn(self._poll_loop())
+
+    def _account(self, fill: Fill) -> None:
+        self.seen_fills.add(fill.fill_id)
+        self.accounted[fill.client_id] = self.accounted.get(fill.client_id, Decimal(0)) + fill.qty
+
+    def _awaiting_fills(self, order: Order) -> bool:
+        """Open, or reported filled beyond the fills we have seen (fills still to fetch)."""
+        return order.is_open or order.filled_qty > self.accounted.get(order.client_id, Decimal(0))
 
     def heartbeat_detail(self) -> dict[str, Any]:
         return {
@@ -268,13 +279,13 @@ class LiveVenueActor(ActorShell):
 
     async def poll_once(self) -> int:
         """New fills and venue-side status changes of the orders we track, pushed to their owners."""
-        markets = {o.market for o in self.views.values() if o.is_open}
+        markets = {o.market for o in self.views.values() if self._awaiting_fills(o)}
         updates: list[OrderUpdate] = []
         for market in sorted(markets):
             for fill in await self.gateway.fills(market):
                 if fill.fill_id in self.seen_fills or fill.client_id not in self.intents:
                     continue
-                self.seen_fills.add(fill.fill_id)
+                self._account(fill)
                 view = await self.gateway.order(fill.client_id, market)
                 order = self._merge(view) if view is not None else self.intents[fill.client_id]
                 self.views[fill.client_id] = order
@@ -340,7 +351,7 @@ class LiveVenueActor(ActorShell):
         for market in sorted(markets):
             for fill in await self.gateway.fills(market):
                 if fill.fill_id not in self.seen_fills and fill.client_id in self.intents:
-                    self.seen_fills.add(fill.fill_id)
+                    self._account(fill)
                     updates.append(
                         self._update(UpdateKind.FILL, self._merge(self.intents[fill.client_id]), fill=fill)
                     )
