@@ -98,6 +98,9 @@ class LiveVenueActor(ActorShell):
                     await register(order)  # gateways that derive venue ids from the order relearn them
         for fill in await self.store_call("fills"):
             self._account(fill)
+        for order in self.intents.values():
+            if self._awaiting_fills(order):  # unfinished, or filled beyond the fills we hold
+                self.views[order.client_id] = order
         self.ready.set()
         self._spawn(self._poll_loop())
 

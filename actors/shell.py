@@ -60,6 +60,8 @@ def actor_options(settings: Settings, name: str, **extra: Any) -> dict[str, Any]
         "num_cpus": settings.runtime.actor_cpus,
         "max_concurrency": 1000,
     }
+    if settings.runtime.spread_actors:
+        options["scheduling_strategy"] = "SPREAD"
     options.update(extra)
     return options
 

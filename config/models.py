@@ -146,6 +146,22 @@ class PortfolioConfig(Strict):
     kelly_fraction: float | None = Field(default=None, gt=0, le=1, description="fractional Kelly on top")
     kelly_win_rate: Fraction = 0.55
     scale_by_strength: bool = True
+    max_order_notional: Decimal | None = Field(
+        default=None,
+        gt=0,
+        description="pre-trade limit: an entry is sized down to this notional (quote currency); None = off",
+    )
+    max_orders_per_s: int = Field(
+        default=10, ge=1, description="pre-trade limit: entries approved per rolling second of data time"
+    )
+    max_daily_loss_fraction: PositiveFraction | None = Field(
+        default=0.05,
+        description="pre-trade limit: a UTC day's loss (of its starting equity) that halts entries until "
+        "the next UTC day; exits go on; None = off",
+    )
+    max_open_orders_per_market: int = Field(
+        default=4, ge=1, description="pre-trade limit: no entry into a market holding this many open orders"
+    )
 
     @field_validator("peak_hours_utc")
     @classmethod
@@ -254,6 +270,7 @@ class RuntimeConfig(Strict):
     listing_refresh_s: float = Field(
         default=60.0, gt=0, description="live Polymarket: re-list markets this often"
     )
+    spread_actors: bool = Field(default=False, description="place actors across nodes (Ray's SPREAD strategy)")
     actor_cpus: float = Field(default=0.0, ge=0, description="CPUs per actor (0: pack onto any node)")
 
 
@@ -286,6 +303,48 @@ class LiveConfig(Strict):
     polymarket: VenueEndpoint = VenueEndpoint(url="https://clob.polymarket.com")
 
 
+class NotifyConfig(Strict):
+    """Alerts that reach a person without Alertmanager: the supervisor posts them to a webhook, mails them,
+    or both (each channel is off until configured: ``webhook_url``; ``smtp_host`` with ``smtp_to``).
+
+    The SMTP password, like every secret, comes only from the environment:
+    ``RAYTRADER_NOTIFY__SMTP_PASSWORD`` or ``RAYTRADER_NOTIFY__SMTP_PASSWORD_FILE`` (a config file or a
+    command-line override holding it is refused).
+    """
+
+    webhook_url: str | None = Field(
+        default=None, pattern=r"^https?://\S+$", description="each alert is POSTed here as JSON"
+    )
+    webhook_timeout_s: float = Field(default=5.0, gt=0, description="per attempt")
+    webhook_retries: int = Field(default=3, ge=0, le=10, description="further attempts after a failed one")
+    retry_backoff_s: float = Field(default=0.5, ge=0, description="first retry delay, doubled per retry")
+    smtp_host: str | None = Field(default=None, min_length=1, description="mail alerts through this server")
+    smtp_port: int = Field(default=25, ge=1, le=65535)
+    smtp_from: str = Field(default="raytrader@localhost", min_length=3)
+    smtp_to: list[Annotated[str, Field(min_length=3)]] = Field(default_factory=list)
+    smtp_user: str | None = Field(default=None, min_length=1, description="log in (after STARTTLS if set)")
+    smtp_password: SecretStr | None = Field(default=None, description="environment only, never a file")
+    smtp_starttls: bool = False
+    smtp_timeout_s: float = Field(default=10.0, gt=0)
+    cooldown_s: float = Field(
+        default=300.0, ge=0, description="an alert of one kind and key is sent at most once per cooldown"
+    )
+    silent_after_s: float = Field(
+        default=120.0, gt=0, description="system_silent fires after this long without a heartbeat"
+    )
+    daily_loss_limit: Fraction | None = Field(
+        default=0.05,
+        description="daily_loss_limit fires when a UTC day's loss reaches this share of its starting equity "
+        "(the entry halt itself is portfolio.max_daily_loss_fraction); None = no such alert",
+    )
+
+    @model_validator(mode="after")
+    def _mail_has_recipients(self) -> NotifyConfig:
+        if self.smtp_host is not None and not self.smtp_to:
+            raise ValueError("smtp_host is set but smtp_to is empty: expected at least one recipient")
+        return self
+
+
 class Settings(Strict):
     mode: Mode = Mode.PAPER
     state_dir: Path = Path("state")
@@ -299,6 +358,7 @@ class Settings(Strict):
     runtime: RuntimeConfig = RuntimeConfig()
     live: LiveConfig = LiveConfig()
     secrets: Secrets = Secrets()
+    notify: NotifyConfig = NotifyConfig()
 
     @model_validator(mode="after")
     def _portfolio_consistent(self) -> Settings:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import sys
 
 from supervisor import (
+    cmd_chaos,  # noqa: F401
     cmd_config,  # noqa: F401  (registers commands)
     cmd_research,  # noqa: F401
     cmd_runtime,  # noqa: F401

@@ -27,6 +27,7 @@ from config.models import Settings
 log = logging.getLogger(__name__)
 
 STORE_RESOURCE = "raytrader_store"
+HEAD_RESOURCE = "raytrader_head"
 
 
 def connect(address: str | None, settings: Settings) -> None:
@@ -103,13 +104,17 @@ def start_system(settings: Settings) -> dict[str, Any]:
         resources: dict[str, float] = ray.cluster_resources()  # type: ignore[no-untyped-call]
         if resources.get(STORE_RESOURCE):
             extra["resources"] = {STORE_RESOURCE: 0.001}  # the LMDB file lives on the head node
+            extra["scheduling_strategy"] = "DEFAULT"
         store = remote(StoreActor).options(**actor_options(settings, STORE, **extra)).remote(settings)
+    head: dict[str, Any] = {}
+    if ray.cluster_resources().get(HEAD_RESOURCE):  # type: ignore[no-untyped-call]
+        head = {"resources": {HEAD_RESOURCE: 0.001}, "scheduling_strategy": "DEFAULT"}
     ray.get(store.ping.remote())
     supervisor = try_actor(settings, SUPERVISOR)
     if supervisor is None:
         supervisor = (
             remote(SupervisorActor)
-            .options(**actor_options(settings, SUPERVISOR))
+            .options(**actor_options(settings, SUPERVISOR, **head))
             .remote(settings, startup_instruments(settings))
         )
     result: dict[str, Any] = ray.get(supervisor.start.remote())
