@@ -141,7 +141,8 @@ class PositionActor(ActorShell):
         """Bring the core in line with the venue, by client id; never re-send blindly."""
         venue = self.venue
         commands: list[Command] = []
-        for order in [o for o in self.core.orders.values() if o.is_open]:
+        missing = set(self.core.awaiting_fills())
+        for order in [o for o in self.core.orders.values() if o.is_open or o.client_id in missing]:
             seen = await venue.order.remote(order.client_id)
             if seen is None:
                 if order.status is OrderStatus.PENDING:

@@ -362,6 +362,10 @@ class PositionCore:
         """
         return [cid for cid in self._cancel_requested if cid in self.orders and self.orders[cid].is_open]
 
+    def awaiting_fills(self) -> list[str]:
+        """Client ids the venue reported filled beyond the fills accounted here (fills still to fetch)."""
+        return [cid for cid, order in self.orders.items() if self._inflight(order) > 0]
+
     def seen_fill_ids(self) -> list[str]:
         """Every fill id this position has accounted (invariant: each venue fill in one position)."""
         return list(self._seen_fills)

@@ -837,3 +837,11 @@ def test_entry_unfilled_past_timeout_is_cancelled_once_then_closes_unfilled() ->
     assert cancels(core.on_price(D("0.45"), T0 + CFG.entry_timeout_s * 1000 + 1)) == []  # not twice
     (done,) = closed(core.on_order_update(entry_id, OrderStatus.CANCELLED, D(0), T0 + 10**6))
     assert done.exit_reason is ExitReason.UNFILLED
+
+
+def test_order_reported_filled_before_its_fill_is_listed_as_awaiting_fills() -> None:
+    core, entry_id = enter()
+    core.on_order_update(entry_id, OrderStatus.FILLED, D("200"), T0 + 1)
+    assert core.awaiting_fills() == [entry_id]
+    core.on_fill(fill(core, entry_id, "0.45", "200"))
+    assert core.awaiting_fills() == []
