@@ -101,6 +101,8 @@ def dec(raw: Any) -> Decimal:
     value = (
         raw if isinstance(raw, Decimal) else to_decimal(raw) if isinstance(raw, float) else Decimal(str(raw))
     )
+    if not value.is_finite():  # "NaN", "Infinity": never an amount
+        raise ValueError(f"not a finite number: {raw!r}")
     if value == value.to_integral_value():
         return value.quantize(Decimal(1))
     return value.normalize()

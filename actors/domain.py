@@ -21,15 +21,15 @@ DAY_MS = 86_400_000
 
 
 class Frozen(BaseModel):
-    """Immutable message: safe to share between actors and to hash."""
+    """Immutable message: safe to share between actors and to hash. No float is NaN or infinite."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
 
 class Mutable(BaseModel):
-    """State record owned by exactly one core; validated on assignment."""
+    """State record owned by exactly one core; validated on assignment. No float is NaN or infinite."""
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
 
 class MarketKind(StrEnum):
@@ -175,10 +175,10 @@ class Candle(Frozen):
     market: str
     ts_ms: int
     interval_ms: int = MINUTE_MS
-    open: float
-    high: float
-    low: float
-    close: float
+    open: float = Field(gt=0)
+    high: float = Field(gt=0)
+    low: float = Field(gt=0)
+    close: float = Field(gt=0)
     volume: float = Field(ge=0)
 
     @property
@@ -281,9 +281,9 @@ class Order(Mutable):
     side: Side
     type: OrderType = OrderType.LIMIT
     tif: TimeInForce = TimeInForce.GTC
-    price: Decimal | None = None
+    price: Decimal | None = Field(default=None, gt=0)
     qty: Decimal = Field(gt=0)
-    filled_qty: Decimal = ZERO
+    filled_qty: Decimal = Field(default=ZERO, ge=0)
     status: OrderStatus = OrderStatus.PENDING
     venue_order_id: str | None = None
     position_id: str | None = None

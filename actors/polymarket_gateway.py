@@ -88,8 +88,10 @@ from actors.domain import (
 )
 from actors.fees import FeeModel
 from actors.polymarket_data import CORRELATION_GROUP, LOT_SIZE
+from actors.safety import bound_recursion
 from actors.venue_gateway import VenueError, VenueErrorKind
 
+bound_recursion()  # py_ecc raised it at import; see actors.safety
 log = logging.getLogger(__name__)
 
 # py_order_utils ships no type information: loaded as Any, whatever the mypy overrides say.
@@ -776,8 +778,8 @@ class MarketStreamParser:
             return []
         try:
             data = json.loads(text)
-        except ValueError:
-            self._reject("not JSON", text)
+        except (ValueError, RecursionError):
+            self._reject("not JSON (or nested too deep)", text)
             return []
         out: list[MarketMessage] = []
         for item in data if isinstance(data, list) else [data]:
@@ -880,11 +882,12 @@ class MarketStreamParser:
             winner = _str(item, "winning_asset_id")
             if winner not in assets:
                 raise ValueError("winning_asset_id is not one of assets_ids")
+            condition = _str(item, "market")  # validated before any book is dropped
             for asset in assets:
                 self._books.pop(asset, None)
             return [
                 ResolvedMessage(
-                    condition_id=_str(item, "market"),
+                    condition_id=condition,
                     asset_ids=tuple(assets),
                     winning_asset_id=winner,
                     winning_outcome=str(item.get("winning_outcome", "")),
@@ -905,6 +908,9 @@ class MarketStreamParser:
             raw_changes = [{**c, "asset_id": asset} for c in item["changes"] if isinstance(c, dict)]
         if not isinstance(raw_changes, list):
             raise ValueError("price_changes must be a list")
+        if not raw_changes:  # well formed, but carries nothing
+            self.stats.ignored += 1
+            return []
         changes: list[tuple[str, bool, Decimal, Decimal]] = []
         for change in raw_changes:  # validate all before applying any
             if not isinstance(change, dict):

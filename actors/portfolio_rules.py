@@ -18,12 +18,36 @@ Decisions worth knowing (each is also documented where it is made):
 * An unknown listing time (``instrument.created_ms is None``) passes the market-age gate.
 * Exit signals (``Side.SELL``) are never gated or sized here: a risk rule must never keep a
   position from being closed. They come back as ``DecisionKind.EXIT`` naming the position.
+
+Pre-trade limits (``PortfolioConfig.max_*``), each a gate; when one bites it is named in
+``Decision.limits``, logged, and (as a rejection) counted by the shell under its gate name:
+
+* ``daily_loss``: the UTC day's P&L is equity now minus equity at the day's first event (realised
+  P&L since then plus the change in unrealised marks: a loss carried over from yesterday is not
+  counted twice). When the loss reaches ``max_daily_loss_fraction`` of the day's starting equity,
+  entries are rejected until the next UTC day (``now_ms // DAY_MS``); exits never are. The day
+  rolls over on any event carrying ``now_ms`` (``evaluate``, and ``on_equity`` /
+  ``on_position_closed`` when given one). The limit is checked only on fresh marks: right after
+  a close (which clears unrealised P&L) with other positions still open, the check waits for the
+  shell's next :meth:`PortfolioCore.on_equity`.
+* ``order_rate``: at most ``max_orders_per_s`` entries approved in any rolling second of data
+  time (``(now_ms - 1000, now_ms]``); further entry signals in that second are rejected.
+* ``open_orders``: the core does not see venue orders, so the shell reports them
+  (:meth:`PortfolioCore.on_open_orders`, the venue's open orders per market); an entry into a
+  market already holding ``max_open_orders_per_market`` is rejected. Pending entries of this
+  core need no counting: ``one_per_market`` already allows one. Counts are observations, not
+  state: they are not checkpointed, the shell reports them again after a restart.
+* ``order_notional``: an entry is *sized down* to ``max_order_notional`` (quote currency), like
+  the allocation and reserve caps, and rejected only when that holds no tradable size.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+import logging
+from collections import deque
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from decimal import ROUND_FLOOR, Decimal, localcontext
 from enum import StrEnum
 from typing import Any, NamedTuple
@@ -31,6 +55,7 @@ from typing import Any, NamedTuple
 from pydantic import Field
 
 from actors.domain import (
+    DAY_MS,
     HOUR_MS,
     ONE,
     ZERO,
@@ -45,22 +70,33 @@ from actors.domain import (
 )
 from config.models import ExitConfig, PortfolioConfig, StrategyBase
 
+log = logging.getLogger(__name__)
+
 STATE_VERSION = 1
+ORDER_RATE_WINDOW_MS = 1000
 
 
 class Gate(StrEnum):
     """Gate names, in evaluation order: the first failing one is ``Decision.rejected_by``."""
 
     STRATEGY = "strategy"
+    DAILY_LOSS = "daily_loss"
     ONE_PER_MARKET = "one_per_market"
     MAX_CONCURRENT = "max_concurrent"
     CORRELATION = "correlation"
+    OPEN_ORDERS = "open_orders"
+    ORDER_RATE = "order_rate"
     MARKET_AGE = "market_age"
     PEAK_HOURS = "peak_hours"
     LIQUIDITY = "liquidity"
     ALLOCATION = "allocation"
     CASH_RESERVE = "cash_reserve"
+    ORDER_NOTIONAL = "order_notional"
     SIZE = "size"
+
+
+PRE_TRADE_LIMITS = frozenset({Gate.DAILY_LOSS, Gate.OPEN_ORDERS, Gate.ORDER_RATE, Gate.ORDER_NOTIONAL})
+"""The gates that are pre-trade limits (``PortfolioConfig.max_*``); see the module docstring."""
 
 
 class DecisionKind(StrEnum):
@@ -106,6 +142,9 @@ class Decision(Frozen):
     plan: EntryPlan | None = None
     rejected_by: Gate | None = None
     exit_position_id: str | None = Field(default=None, description="exit signals: the position it closes")
+    limits: tuple[Gate, ...] = Field(
+        default=(), description="pre-trade limits that bit: failed (rejecting), or sized the entry down"
+    )
 
     @property
     def failed(self) -> tuple[GateResult, ...]:
@@ -130,10 +169,12 @@ class Holding(Frozen):
 
 
 class _Sizing(NamedTuple):
-    gates: tuple[GateResult, GateResult, GateResult]
+    gates: tuple[GateResult, GateResult, GateResult, GateResult]
     qty: Decimal
     entry: Decimal
     stop: Decimal
+    notional_bound: bool = False
+    """``max_order_notional`` is what sized the entry down."""
 
 
 @contextmanager
@@ -157,6 +198,10 @@ def _fmt(value: Decimal) -> str:
 
 def _pct(value: Decimal) -> str:
     return f"{_fmt(value * 100)}%"
+
+
+def _day_text(day: int) -> str:
+    return datetime.fromtimestamp(day * DAY_MS / 1000, tz=UTC).date().isoformat()
 
 
 class PortfolioCore:
@@ -183,6 +228,13 @@ class PortfolioCore:
         self._holdings: dict[str, Holding] = {}
         self._realized = ZERO
         self._unrealized = ZERO
+        self._day: int | None = None
+        """UTC day (``now_ms // DAY_MS``) of the latest event; the daily-loss book is for it."""
+        self._day_start_equity = ZERO
+        self._halted_day: int | None = None
+        self._marks_stale = False
+        self._recent_entries: deque[int] = deque()
+        self._open_orders: dict[str, int] = {}
 
     # ------------------------------------------------------------------ books
 
@@ -227,6 +279,32 @@ class PortfolioCore:
         return tuple(self._holdings.values())
 
     @property
+    def day_pnl(self) -> Decimal:
+        """Equity now minus equity at the current UTC day's first event (0 before any timed event)."""
+        return ZERO if self._day is None else self.equity - self._day_start_equity
+
+    @property
+    def daily_loss_halted(self) -> bool:
+        """Entries are halted for the rest of this UTC day by ``max_daily_loss_fraction``."""
+        return self._halted_day is not None and self._halted_day == self._day
+
+    def daily_loss_status(self) -> dict[str, Any]:
+        """The daily-loss book for heartbeats and alerts (money as strings, exact)."""
+        day = None if self._day is None else datetime.fromtimestamp(self._day * DAY_MS / 1000, tz=UTC)
+        limit = self.portfolio.max_daily_loss_fraction
+        return {
+            "day": None if day is None else day.date().isoformat(),
+            "day_pnl": str(self.day_pnl),
+            "day_start_equity": str(self._day_start_equity),
+            "limit_fraction": limit,
+            "halted": self.daily_loss_halted,
+        }
+
+    def open_orders(self, market: str) -> int:
+        """Open venue orders in ``market`` as last reported by :meth:`on_open_orders`."""
+        return self._open_orders.get(market, 0)
+
+    @property
     def risk_fraction(self) -> Decimal:
         """Share of equity risked per trade: ``risk_per_trade``, lowered by fractional Kelly if set."""
         base = to_decimal(self.portfolio.risk_per_trade)
@@ -269,8 +347,10 @@ class PortfolioCore:
             )
         if book is not None and book.market != instrument.market_id:
             raise ValueError(f"book of {book.market} evaluated for {instrument.market_id}")
+        self._roll_day(now_ms)
         if not signal.is_entry:
             return self._exit_decision(signal)
+        self._check_daily_loss(now_ms)
 
         config = self._strategies.get(signal.strategy)
         position_id = deterministic_id("pos", signal.strategy, signal.market, signal.ts_ms)
@@ -278,17 +358,27 @@ class PortfolioCore:
         sizing = self._size(signal, instrument, book, config)
         gates = (
             self._gate_strategy(signal.strategy, config),
+            self._gate_daily_loss(),
             self._gate_one_per_market(signal.market, position_id),
             self._gate_max_concurrent(),
             self._gate_correlation(group),
+            self._gate_open_orders(signal.market),
+            self._gate_order_rate(now_ms),
             self._gate_market_age(instrument, config, now_ms),
             self._gate_peak_hours(config, now_ms),
             self._gate_liquidity(book, config),
             *sizing.gates,
         )
         failed = next((g for g in gates if g.passed is False), None)
+        limits = tuple(g.gate for g in gates if g.gate in PRE_TRADE_LIMITS and g.passed is False)
         if failed is not None:
-            return Decision(signal=signal, approved=False, gates=gates, rejected_by=failed.gate)
+            decision = Decision(
+                signal=signal, approved=False, gates=gates, rejected_by=failed.gate, limits=limits
+            )
+            self._log_limits(decision)
+            return decision
+        if sizing.notional_bound:
+            limits = (Gate.ORDER_NOTIONAL,)
 
         notional = sizing.qty * sizing.entry
         plan = EntryPlan(
@@ -313,7 +403,10 @@ class PortfolioCore:
             correlation_group=group,
             pending=True,
         )
-        return Decision(signal=signal, approved=True, gates=gates, plan=plan)
+        self._recent_entries.append(now_ms)
+        decision = Decision(signal=signal, approved=True, gates=gates, plan=plan, limits=limits)
+        self._log_limits(decision)
+        return decision
 
     def on_position_opened(
         self,
@@ -350,22 +443,87 @@ class PortfolioCore:
         del self._holdings[position_id]
         return True
 
-    def on_position_closed(self, position_id: str, realized_pnl: Decimal) -> bool:
+    def on_position_closed(self, position_id: str, realized_pnl: Decimal, now_ms: int | None = None) -> bool:
         """Book a closed position's realised P&L (fees included); ``False`` if unknown.
 
         Idempotent: a replayed close of a position already removed changes nothing. The
         last mark's unrealised P&L is cleared, since part of it has just become realised;
-        the shell follows a close with a fresh :meth:`on_equity`.
+        the shell follows a close with a fresh :meth:`on_equity`. ``now_ms`` (optional) lets
+        the daily-loss book roll over to a new UTC day first.
         """
+        if now_ms is not None:
+            self._roll_day(now_ms)
         if self._holdings.pop(position_id, None) is None:
             return False
         self._realized += realized_pnl
         self._unrealized = ZERO
+        # with nothing else held, zero unrealised P&L is exact; otherwise wait for the next mark
+        self._marks_stale = any(not h.pending for h in self._holdings.values())
+        self._check_daily_loss(now_ms)
         return True
 
-    def on_equity(self, equity: Decimal) -> None:
-        """Mark-to-market equity from the shell: whatever exceeds booked capital is unrealised P&L."""
+    def on_equity(self, equity: Decimal, now_ms: int | None = None) -> None:
+        """Mark-to-market equity from the shell: whatever exceeds booked capital is unrealised P&L.
+
+        With ``now_ms`` the daily-loss book first rolls over to a new UTC day (the day then
+        starts from the equity last seen, before this mark), and the daily-loss limit is
+        checked against this mark.
+        """
+        if now_ms is not None:
+            self._roll_day(now_ms)
         self._unrealized = equity - (self.initial_capital + self._realized)
+        self._marks_stale = False
+        self._check_daily_loss(now_ms)
+
+    def on_open_orders(self, counts: Mapping[str, int], *, venue: str | None = None) -> None:
+        """Open venue orders per market id, as the shell last saw them (the ``open_orders`` limit).
+
+        With ``venue``, ``counts`` is that venue's whole picture: its markets missing from it have
+        none. Without, ``counts`` updates just the markets it names.
+        """
+        if venue is not None:
+            prefix = f"{venue}:"
+            for market in [m for m in self._open_orders if m.startswith(prefix)]:
+                del self._open_orders[market]
+        for market, count in counts.items():
+            if count < 0:
+                raise ValueError(f"open order count must be >= 0, got {count} for {market}")
+            if count:
+                self._open_orders[market] = count
+            else:
+                self._open_orders.pop(market, None)
+
+    # ------------------------------------------------------------------ daily loss
+
+    def _roll_day(self, now_ms: int) -> None:
+        """Start a new UTC day's book at the first event of the day (time never moves it back)."""
+        day = now_ms // DAY_MS
+        if self._day is not None and day <= self._day:
+            return
+        if self.daily_loss_halted:
+            log.warning("daily loss halt lifted: a new UTC day began (%s)", _day_text(day))
+        self._day = day
+        self._day_start_equity = self.equity
+
+    def _check_daily_loss(self, now_ms: int | None) -> None:
+        limit = self.portfolio.max_daily_loss_fraction
+        if limit is None or self._day is None or self._marks_stale or self.daily_loss_halted:
+            return
+        start = self._day_start_equity
+        loss = -self.day_pnl
+        if start <= 0 or loss <= 0 or loss < start * to_decimal(limit):
+            return
+        self._halted_day = self._day
+        log.warning(
+            "pre-trade limit daily_loss: day %s lost %s = %s of its starting equity %s (limit %s): "
+            "entries halted until the next UTC day%s",
+            _day_text(self._day),
+            _fmt(loss),
+            _pct(loss / start),
+            _fmt(start),
+            _pct(to_decimal(limit)),
+            "" if now_ms is None else f" (at {now_ms} ms)",
+        )
 
     # ------------------------------------------------------------------ state
 
@@ -379,6 +537,11 @@ class PortfolioCore:
             "realized_pnl": str(self._realized),
             "unrealized_pnl": str(self._unrealized),
             "holdings": [h.model_dump(mode="json") for h in self._holdings.values()],
+            "day": self._day,
+            "day_start_equity": str(self._day_start_equity),
+            "halted_day": self._halted_day,
+            "marks_stale": self._marks_stale,
+            "recent_entries_ms": list(self._recent_entries),
         }
 
     @classmethod
@@ -398,6 +561,12 @@ class PortfolioCore:
         for raw in state["holdings"]:
             holding = Holding.model_validate(raw)
             core._holdings[holding.position_id] = holding
+        # the pre-trade limits' state came later: a snapshot without it starts a fresh day book
+        core._day = state.get("day")
+        core._day_start_equity = Decimal(state.get("day_start_equity", "0"))
+        core._halted_day = state.get("halted_day")
+        core._marks_stale = bool(state.get("marks_stale", False))
+        core._recent_entries = deque(int(t) for t in state.get("recent_entries_ms", ()))
         return core
 
     # ------------------------------------------------------------------ gates
@@ -423,6 +592,65 @@ class PortfolioCore:
         if not config.enabled:
             return GateResult(gate=Gate.STRATEGY, passed=False, detail=f"strategy {name!r} is disabled")
         return GateResult(gate=Gate.STRATEGY, passed=True, detail=f"strategy {name!r} enabled")
+
+    def _gate_daily_loss(self) -> GateResult:
+        limit = self.portfolio.max_daily_loss_fraction
+        if limit is None:
+            return GateResult(gate=Gate.DAILY_LOSS, passed=True, detail="no daily loss limit")
+        start, pnl = self._day_start_equity, self.day_pnl
+        share = f" = {_pct(pnl / start)}" if start > 0 else ""
+        text = (
+            f"day P&L {_fmt(pnl)}{share} of starting equity {_fmt(start)}, limit -{_pct(to_decimal(limit))}"
+        )
+        if self.daily_loss_halted:
+            return GateResult(
+                gate=Gate.DAILY_LOSS, passed=False, detail=f"{text}: entries halted until the next UTC day"
+            )
+        return GateResult(gate=Gate.DAILY_LOSS, passed=True, detail=text)
+
+    def _gate_open_orders(self, market: str) -> GateResult:
+        count, limit = self.open_orders(market), self.portfolio.max_open_orders_per_market
+        return GateResult(
+            gate=Gate.OPEN_ORDERS,
+            passed=count < limit,
+            detail=f"{count} open orders in {market}, max {limit}",
+        )
+
+    def _gate_order_rate(self, now_ms: int) -> GateResult:
+        start = now_ms - ORDER_RATE_WINDOW_MS
+        while self._recent_entries and self._recent_entries[0] <= start:
+            self._recent_entries.popleft()
+        count = sum(1 for t in self._recent_entries if start < t <= now_ms)
+        limit = self.portfolio.max_orders_per_s
+        return GateResult(
+            gate=Gate.ORDER_RATE,
+            passed=count < limit,
+            detail=f"{count} entries approved in the last second, max {limit}",
+        )
+
+    def _log_limits(self, decision: Decision) -> None:
+        """One log line per pre-trade limit that bit (the daily-loss halt is logged when it trips)."""
+        signal = decision.signal
+        for gate in decision.limits:
+            detail = decision.gate(gate).detail
+            if gate is Gate.DAILY_LOSS:
+                log.info("entry of %s in %s refused: %s", signal.strategy, signal.market, detail)
+            elif decision.approved:
+                log.info(
+                    "pre-trade limit %s sized %s's entry in %s: %s",
+                    gate,
+                    signal.strategy,
+                    signal.market,
+                    detail,
+                )
+            else:
+                log.warning(
+                    "pre-trade limit %s rejected %s's entry in %s: %s",
+                    gate,
+                    signal.strategy,
+                    signal.market,
+                    detail,
+                )
 
     def _gate_one_per_market(self, market: str, position_id: str) -> GateResult:
         if position_id in self._holdings:
@@ -541,10 +769,11 @@ class PortfolioCore:
         equity, risk = self.equity, self.risk_fraction
         strength = to_decimal(signal.strength) if p.scale_by_strength else ONE
 
-        def skipped(why: str) -> tuple[GateResult, GateResult]:
+        def skipped(why: str) -> tuple[GateResult, GateResult, GateResult]:
             return (
                 GateResult(gate=Gate.ALLOCATION, passed=None, detail=why),
                 GateResult(gate=Gate.CASH_RESERVE, passed=None, detail=why),
+                GateResult(gate=Gate.ORDER_NOTIONAL, passed=None, detail=why),
             )
 
         if entry <= 0:
@@ -587,7 +816,26 @@ class PortfolioCore:
                 instrument=instrument,
             )
             caps = [base, reserve_qty] if alloc_qty is None else [base, reserve_qty, alloc_qty]
+            if p.max_order_notional is None:
+                notional_qty = None
+                order_notional = GateResult(
+                    gate=Gate.ORDER_NOTIONAL, passed=True, detail="no max order notional"
+                )
+            else:
+                notional_qty = p.max_order_notional / entry
+                order_notional = self._room_gate(
+                    Gate.ORDER_NOTIONAL,
+                    f"max order notional {_fmt(p.max_order_notional)}",
+                    room_qty=notional_qty,
+                    base=min(caps),
+                    entry=entry,
+                    instrument=instrument,
+                )
+            unbound = instrument.round_qty(min(caps))
+            if notional_qty is not None:
+                caps.append(notional_qty)
             qty = _on_grid(instrument.round_qty(min(caps)), instrument.lot_size)
+            notional_bound = qty < unbound
 
         binding = "risk" if risk_qty <= cap_qty else "notional cap"
         sized = (
@@ -611,7 +859,7 @@ class PortfolioCore:
             size = GateResult(
                 gate=Gate.SIZE, passed=True, detail=f"{sized}; qty {_fmt(qty)} at {_fmt(entry)}"
             )
-        return _Sizing((allocation, reserve, size), qty, entry, stop)
+        return _Sizing((allocation, reserve, order_notional, size), qty, entry, stop, notional_bound)
 
     @staticmethod
     def _room_gate(

@@ -151,6 +151,10 @@ class ActorShell:
                 waited += delay
                 delay = min(1.0, delay * 2)
 
+    async def node_id(self) -> str:
+        """The Ray node this incarnation runs on (cluster tests and drills)."""
+        return str(ray.get_runtime_context().get_node_id())
+
     async def pid(self) -> int:
         """The worker process id (for drills and chaos: SIGKILL it)."""
         return os.getpid()

@@ -17,7 +17,8 @@ Decisions, so nobody has to guess:
   because command lines land in shell history and the process list. Secret values are never parsed
   and never echoed in errors. An empty ``RAYTRADER_SECRETS__<NAME>`` counts as unset (docker compose
   passes "" for unset variables; live mode still refuses missing secrets); an empty ``*_FILE`` is an
-  error, since a file was asked for.
+  error, since a file was asked for. A secret that belongs to another section (``notify.smtp_password``,
+  see `FIELD_SECRETS`) is treated the same way: ``RAYTRADER_NOTIFY__SMTP_PASSWORD[_FILE]`` only.
 - Environment and override values are read as TOML values when they parse (``0.01``, ``true``,
   ``[12, 23]``, ``{url = "..."}``), otherwise as plain strings (``live``, ``http://host:1``). Quote
   to force a string: ``'"123"'``. TOML dates and times stay strings.
@@ -67,6 +68,7 @@ __all__ = [
     "CONFIG_DIR",
     "DEFAULT_CONFIG",
     "ENV_PREFIX",
+    "FIELD_SECRETS",
     "PROJECT_ROOT",
     "RESERVED_ENV",
     "ConfigError",
@@ -83,6 +85,8 @@ DEFAULT_CONFIG = CONFIG_DIR / "default.toml"
 ENV_PREFIX = "RAYTRADER_"
 RESERVED_ENV = frozenset({"RAYTRADER_CONFIG"})
 """RAYTRADER_* names that are not settings (the CLI's own variables); load_settings skips them."""
+FIELD_SECRETS: frozenset[tuple[str, str]] = frozenset({("notify", "smtp_password")})
+"""Secrets kept beside the settings they belong to rather than in [secrets]; environment only, like those."""
 
 _FILE_SUFFIX = "_file"
 _MASK = "**********"
@@ -199,10 +203,18 @@ def dump_settings(settings: Settings, fmt: Literal["toml", "json"] = "toml") -> 
     """
     data = settings.model_dump(mode="json")
     secrets_set = {name: getattr(settings.secrets, name) is not None for name in Secrets.model_fields}
+    field_secrets_set = {
+        (section, name): getattr(getattr(settings, section), name) is not None
+        for section, name in sorted(FIELD_SECRETS)
+    }
     if fmt == "json":
         data["secrets"] = {name: (_MASK if is_set else None) for name, is_set in secrets_set.items()}
+        for (section, name), is_set in field_secrets_set.items():
+            data[section][name] = _MASK if is_set else None
         return json.dumps(data, indent=2) + "\n"
     data.pop("secrets", None)
+    for section, name in field_secrets_set:
+        data[section].pop(name, None)
     lines = ["# effective raytrader settings; secrets come from the environment and are never shown"]
     _emit_table(lines, [], data, array_item=False)
     lines += [
@@ -210,6 +222,11 @@ def dump_settings(settings: Settings, fmt: Literal["toml", "json"] = "toml") -> 
         "# [secrets] (environment only: RAYTRADER_SECRETS__<NAME> or RAYTRADER_SECRETS__<NAME>_FILE)",
     ]
     lines += [f"# {name} = {'set' if is_set else 'not set'}" for name, is_set in secrets_set.items()]
+    for (section, name), is_set in field_secrets_set.items():
+        var = _field_secret_env((section, name))
+        lines.append(
+            f"# {section}.{name} = {'set' if is_set else 'not set'} (environment only: {var} or {var}_FILE)"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -267,6 +284,17 @@ class _Builder:
 
     def take_file_secrets_out(self) -> None:
         """Refuse secrets written in the file (naming the variables to use instead, never the value)."""
+        for path in sorted(FIELD_SECRETS):
+            table = self.data.get(path[0])
+            if isinstance(table, dict) and path[1] in table:
+                del table[path[1]]
+                var = _field_secret_env(path)
+                self.problem(
+                    self.file,
+                    ".".join(path),
+                    "secrets must not be written in a config file (it gets "
+                    f"committed); expected environment variable {var} or {var}_FILE instead",
+                )
         secrets = self.data.pop("secrets", None)
         if secrets is None:
             return
@@ -312,8 +340,18 @@ class _Builder:
                 )
                 continue
             seen[segs] = name
-            if segs[0] == "secrets":
+            field_secret = _field_secret_of(segs)
+            if field_secret is not None:
+                self._env_field_secret(name, *field_secret, env[name])
+            elif segs[0] == "secrets":
                 self._env_secret(name, segs, env[name])
+            elif _smuggles_field_secret(segs, env[name]):
+                self.problem(
+                    source,
+                    ".".join(segs),
+                    "expected a secret in its own variable: "
+                    + " or ".join(f"{_field_secret_env(p)}[_FILE]" for p in sorted(FIELD_SECRETS)),
+                )
             else:
                 self._set(segs, parse_value(env[name]), source, loose_names=True)
 
@@ -330,27 +368,9 @@ class _Builder:
         if field not in Secrets.model_fields:
             self.problem(source, f"secrets.{segs[1]}", f"unknown secret; expected one of: {known}")
             return
-        if from_file:
-            secret_file = Path(raw).expanduser()
-            try:
-                value = secret_file.read_text(encoding="utf-8").strip()
-            except (OSError, UnicodeDecodeError) as exc:
-                reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
-                self.problem(
-                    source,
-                    f"secrets.{field}",
-                    f"expected a readable file holding the secret, got {raw!r} ({reason})",
-                )
-                return
-            if not value:
-                self.problem(
-                    source, f"secrets.{field}", f"expected a file holding the secret, got empty file {raw!r}"
-                )
-                return
-        else:
-            value = raw.strip()
-            if not value:
-                return  # empty = unset, see the module docstring
+        value = self._read_secret(source, f"secrets.{field}", raw, from_file=from_file)
+        if value is None:
+            return
         if field in self.secret_sources:
             self.problem(
                 source,
@@ -362,12 +382,61 @@ class _Builder:
         self.data.setdefault("secrets", {})[field] = value
         self.writes.append(_Write(("secrets", field), source))
 
+    def _read_secret(self, source: str, shown: str, raw: str, *, from_file: bool) -> str | None:
+        """The secret's value (from the file named by `raw` if `from_file`); None if unset or unreadable."""
+        if not from_file:
+            return raw.strip() or None  # empty = unset, see the module docstring
+        secret_file = Path(raw).expanduser()
+        try:
+            value = secret_file.read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+            self.problem(
+                source, shown, f"expected a readable file holding the secret, got {raw!r} ({reason})"
+            )
+            return None
+        if not value:
+            self.problem(source, shown, f"expected a file holding the secret, got empty file {raw!r}")
+            return None
+        return value
+
+    def _env_field_secret(self, name: str, path: tuple[str, str], from_file: bool, raw: str) -> None:
+        """A secret of FIELD_SECRETS from its own variable (or the file its ``_FILE`` variable names)."""
+        source = f"environment variable {name}"
+        shown = ".".join(path)
+        value = self._read_secret(source, shown, raw, from_file=from_file)
+        if value is None:
+            return
+        if shown in self.secret_sources:
+            self.problem(
+                source,
+                shown,
+                f"also given by {self.secret_sources[shown]}; expected the secret given one way only",
+            )
+            return
+        self.secret_sources[shown] = source
+        table = self.data.get(path[0])
+        if not isinstance(table, dict):
+            table = self.data[path[0]] = {}
+        table[path[1]] = value
+        self.writes.append(_Write(path, source))
+
     def apply_overrides(self, overrides: Sequence[str]) -> None:
         """Apply "key.path=value" overrides in order; secrets are refused (shell history, ps)."""
         for item in overrides:
             key, sep, raw = item.partition("=")
             key, raw = key.strip(), raw.strip()
             segs = tuple(key.split("."))
+            lowered = tuple(s.lower() for s in segs)
+            if _field_secret_of(lowered) is not None or _smuggles_field_secret(lowered, raw):
+                var = " or ".join(_field_secret_env(p) for p in sorted(FIELD_SECRETS))
+                self.problem(
+                    f"override {key}=<redacted>",
+                    key,
+                    "secrets are not accepted on the command line "
+                    f"(shell history, process list); expected environment variable {var} (or *_FILE)",
+                )
+                continue
             if segs[0].lower() == "secrets":
                 var = f"{ENV_PREFIX}SECRETS__{segs[1].upper() if len(segs) == 2 else '<NAME>'}"
                 self.problem(
@@ -525,7 +594,7 @@ class _Builder:
         """Phrase one pydantic error as expected-versus-got; never show a secret or a whole table."""
         kind, msg = err["type"], err["msg"]
         ctx: dict[str, Any] = dict(err.get("ctx") or {})
-        got = _shown(err.get("input"), secret=path[0] == "secrets")
+        got = _shown(err.get("input"), secret=path[0] == "secrets" or path[:2] in FIELD_SECRETS)
         if kind == "extra_forbidden":
             model = self.model_at(path[:-1])
             known = list(model.model_fields) if model is not None else []
@@ -591,6 +660,30 @@ class _Builder:
 
 
 # --------------------------------------------------------------------------- helpers
+
+
+def _field_secret_env(path: tuple[str, str]) -> str:
+    return f"{ENV_PREFIX}{'__'.join(path).upper()}"
+
+
+def _field_secret_of(segs: tuple[str, ...]) -> tuple[tuple[str, str], bool] | None:
+    """(secret path, from a file) if `segs` (lower case) names a FIELD_SECRETS entry or its ``_file`` form."""
+    for path in FIELD_SECRETS:
+        if segs == path:
+            return path, False
+        if segs == (path[0], path[1] + _FILE_SUFFIX):
+            return path, True
+    return None
+
+
+def _smuggles_field_secret(segs: tuple[str, ...], raw: str) -> bool:
+    """Whether a whole-table value (``notify={smtp_password = "..."}``) would carry a FIELD_SECRETS entry."""
+    for path in FIELD_SECRETS:
+        if segs == path[:1]:
+            value = parse_value(raw)
+            if isinstance(value, dict) and any(str(k).lower() == path[1] for k in value):
+                return True
+    return False
 
 
 def _canonical(loc: tuple[int | str, ...]) -> DataPath:

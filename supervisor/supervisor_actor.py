@@ -51,6 +51,14 @@ from actors.strategy_actor import StrategyActor
 from actors.venue_actor import PaperVenueActor
 from config.models import Mode, Settings
 from supervisor.metrics import MetricsRegistry
+from supervisor.notifier import (
+    Notifier,
+    SilenceWatch,
+    halt_alert,
+    orphan_alert,
+    restart_budget_alert,
+    stuck_alert,
+)
 from supervisor.telemetry import Heartbeat
 
 log = logging.getLogger(__name__)
@@ -87,6 +95,8 @@ class SupervisorActor:
         self.settings = settings
         self.instruments = list(instruments)
         self.registry = MetricsRegistry()
+        self.notifier = Notifier(settings.notify)
+        self.silence = SilenceWatch(settings.notify.silent_after_s)
         self.metrics_port = self.registry.serve(settings.metrics.host, settings.metrics.port)
         self.actors: dict[str, ActorRecord] = {}
         self.unowned_since: dict[str, float] = {}
@@ -238,6 +248,7 @@ class SupervisorActor:
             )
         record.incarnation = beat.incarnation
         record.last_beat_wall = now
+        self.silence.beat()
         record.heartbeat = beat
         self.registry.apply(beat.metrics)
 
@@ -276,6 +287,9 @@ class SupervisorActor:
         done["stuck"] = await self._check_stuck(open_ids)
         done["orphans"] = await self._check_orphans()
         self._export_health()
+        silent = self.silence.check()
+        if silent is not None:
+            self.notifier.notify_soon(silent)
         await self._save()
         return done
 
@@ -333,6 +347,9 @@ class SupervisorActor:
                 len(record.restarts),
                 s.restart_window_s,
             )
+            self.notifier.notify_soon(
+                restart_budget_alert(record.name, record.kind, len(record.restarts), s.restart_window_s)
+            )
             portfolio = self._handle(PORTFOLIO)
             if portfolio is not None:
                 portfolio.halt.remote(f"restart budget spent by {record.name}")
@@ -341,6 +358,7 @@ class SupervisorActor:
         entry = {"position": record.name, "cause": cause, "at_ms": wall_ms(), **detail}
         self.stuck.append(entry)
         self.registry.inc("raytrader_stuck_positions_total", {"cause": cause})
+        self.notifier.notify_soon(stuck_alert(record.name, cause, **detail))
         log.warning("stuck position %s (%s): re-driving %s", record.name, cause, detail)
 
     async def _check_stuck(self, open_ids: set[str]) -> list[str]:
@@ -367,6 +385,15 @@ class SupervisorActor:
             if record.redrives > ESCALATE_AFTER_REDRIVES and not record.escalated:
                 record.escalated = True
                 self.registry.inc("raytrader_stuck_positions_total", {"cause": "escalated"})
+                self.notifier.notify_soon(
+                    stuck_alert(
+                        record.name,
+                        "transient_timeout",
+                        escalated=True,
+                        status=status,
+                        redrives=record.redrives,
+                    )
+                )
                 log.error(
                     "position %s still %s after %d re-drives: escalated", record.name, status, record.redrives
                 )
@@ -412,6 +439,7 @@ class SupervisorActor:
                     {"client_id": cid, "market": order.market, "owner": owner, "at_ms": wall_ms()}
                 )
                 self.registry.inc("raytrader_orphan_orders_total")
+                self.notifier.notify_soon(orphan_alert(cid, order.market, owner))
                 log.warning("orphaned order %s on %s (owner %s) cancelled", cid, order.market, owner)
                 cancelled.append(cid)
         for cid in list(self.unowned_since):
@@ -505,6 +533,8 @@ class SupervisorActor:
             if handle is not None:
                 cancelled += len(await handle.cancel_all.remote())
         log.warning("kill switch: entries halted, %d orders cancelled", cancelled)
+        if reason != "stopped":
+            self.notifier.notify_soon(halt_alert(reason, cancelled=cancelled))
         return {"halted": reason, "cancelled": cancelled}
 
     async def stop(self, cancel_orders: bool = True) -> dict[str, Any]:
@@ -525,6 +555,7 @@ class SupervisorActor:
             self.frozen = False  # a resumed run trades again; positions re-arm their exits
             await self._save()
         self.stopping = True
+        await self.notifier.close()
         return result
 
     async def pid(self) -> int:

@@ -831,6 +831,8 @@ class SandboxBinance:
             response = await handler(request)
         except BinanceError as exc:
             response = exc.response()
+        except UnicodeDecodeError:  # a query or form body that is not UTF-8
+            response = BinanceError(-1100, "Illegal characters found in a parameter.").response()
         except web.HTTPException as exc:
             if exc.status == 404:
                 response = web.json_response({"code": -1000, "msg": "Not found."}, status=404)
@@ -1447,7 +1449,7 @@ class SandboxBinance:
         try:
             body = await request.json() if request.can_read_body else {}
             bars = int(body.get("bars", 1)) if isinstance(body, dict) else 1
-        except (ValueError, TypeError):
+        except (ValueError, TypeError, OverflowError):
             return web.json_response({"error": 'body must be JSON {"bars": n}'}, status=400)
         if bars < 0:
             return web.json_response({"error": "bars must be >= 0"}, status=400)
@@ -1624,7 +1626,7 @@ def _weight(method: str, path: str, query: Mapping[str, str]) -> int:
     """Binance's request weight of one REST call."""
     if path == "/api/v3/depth":
         raw = query.get("limit", "100")
-        limit = int(raw) if raw.isdigit() else 100
+        limit = int(raw) if raw.isascii() and raw.isdigit() and len(raw) <= 20 else 100
         return 5 if limit <= 100 else 25 if limit <= 500 else 50 if limit <= 1000 else 250
     if path == "/api/v3/openOrders" and method == "GET":
         return 6 if query.get("symbol") else 80

@@ -115,8 +115,10 @@ from actors.polymarket_data import (
     load_markets,
     settlement_outcome,
 )
+from actors.safety import bound_recursion
 from ops.sandbox.faults import FaultInjector
 
+bound_recursion()  # py_ecc raised it at import; see actors.safety
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
@@ -278,6 +280,11 @@ def _uint(value: Any, name: str) -> int:
     if number is None or not 0 <= number < 2**bits:
         raise _order_error(f"{ERR_PAYLOAD}: {name} must be a uint{bits}")
     return number
+
+
+def _is_uint256_text(text: str) -> bool:
+    """ASCII decimal digits of a uint256 (``str.isdigit`` also takes '²' and other digits int() refuses)."""
+    return text.isascii() and text.isdigit() and len(text) <= 78 and int(text) < 2**256
 
 
 def _address(value: Any, name: str) -> str:
@@ -772,7 +779,7 @@ class SandboxClob:
         """(address, nonce) of valid L1 headers; ``RequestError`` 401 otherwise."""
         address, signature = headers.get("POLY_ADDRESS"), headers.get("POLY_SIGNATURE")
         timestamp, nonce_text = headers.get("POLY_TIMESTAMP"), headers.get("POLY_NONCE") or "0"
-        if not address or not signature or not timestamp or not nonce_text.isdigit():
+        if not address or not signature or not timestamp or not _is_uint256_text(nonce_text):
             raise RequestError(ERR_L1, 401)
         try:
             checksum = str(to_checksum_address(address))
@@ -854,7 +861,7 @@ class SandboxClob:
             raise _order_error(f"invalid expiration: {expiration} is not after the sandbox clock")
         price, size = self._price_size(order_id, side, fields)
         tick = self.tick_size(token)
-        if price % tick != 0 or not tick <= price <= 1 - tick:
+        if not tick <= price <= 1 - tick or price % tick != 0:
             raise _order_error(
                 f"order {order_id} is invalid. Price ({_num(price)}) breaks minimum tick size rule: "
                 f"{_num(tick)}"
@@ -1311,7 +1318,7 @@ class SandboxClob:
             return
         try:
             message = json.loads(text)
-        except ValueError:
+        except (ValueError, RecursionError):
             log.info("sandbox clob: ignoring non-JSON websocket message %.80r", text)
             return
         if not isinstance(message, dict):
@@ -1511,7 +1518,7 @@ async def _json_body(request: web.Request) -> Any:
         return None
     try:
         return json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):
         raise RequestError("Invalid payload", 400) from None
 
 
@@ -1527,7 +1534,7 @@ def _parse_body(body: str) -> Any:
         return None
     try:
         return json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):
         raise RequestError("Invalid payload", 400) from None
 
 
@@ -1869,7 +1876,7 @@ async def h_clock(request: web.Request) -> web.Response:
                 venue.advance_to(int(body["to_ms"]))
             else:
                 venue.advance(float(body.get("advance_s", 0)))
-        except (TypeError, ValueError) as exc:
+        except (TypeError, ValueError, OverflowError) as exc:
             raise RequestError(str(exc), 400) from None
     return web.json_response({"now_ms": venue.now_ms, "book_ms": venue.book_ms, "now": iso_ms(venue.now_ms)})
 
