@@ -231,6 +231,7 @@ class FeedActor(ActorShell):
                 await self._deliver(batch, time.time_ns())
             except Exception:
                 log.exception("feed %s: delivery failed; retrying the batch", self.feed_id)
+                self._handles.clear()  # a consumer may have been re-created: look every name up again
                 self.metrics.inc("raytrader_bad_messages_total", {"source": f"feed:{self.feed_id}"})
                 await asyncio.sleep(0.2)
                 self._source = _prepend(batch, self._source)

@@ -147,9 +147,16 @@ class PortfolioActor(ActorShell):
         position_id = decision.exit_position_id
         if position_id is None:
             return
-        handle = self.handle(position_name(position_id))
-        if handle is not None:
-            await handle.on_exit_signal.remote(decision.signal.ts_ms, ingest_ns)
+        try:
+            await self.call_with_retry(
+                position_name(position_id),
+                "on_exit_signal",
+                decision.signal.ts_ms,
+                ingest_ns,
+                deadline_s=30.0,
+            )
+        except LookupError:
+            log.warning("exit signal for %s, which has no actor (already closed?)", position_id)
 
     async def _open(self, decision: Decision, instrument: Instrument, ingest_ns: int) -> None:
         plan = decision.plan

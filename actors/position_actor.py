@@ -132,6 +132,7 @@ class PositionActor(ActorShell):
             async with self.lock:
                 await self._reconcile()
         except Exception:
+            self._handles.clear()  # the venue or feed may have been re-created under its name
             log.exception("position %s: startup failed; the supervisor will re-drive it", self.position_id)
         finally:
             self.ready.set()
@@ -226,6 +227,7 @@ class PositionActor(ActorShell):
     async def redrive(self) -> dict[str, Any]:
         """The supervisor found this position stuck: reconcile with the venue and re-run timers."""
         self.redrives += 1
+        self._handles.clear()  # re-drives follow failures: never trust a cached handle here
         async with self.lock:
             await self._reconcile()
             commands = self.core.on_timer(self._now())

@@ -126,6 +126,7 @@ class ActorShell:
             except Exception as exc:
                 if waited >= deadline_s or not _is_actor_failure(exc):
                     raise
+                self._store = None  # it may have been re-created under its name
                 log.warning(
                     "%s: store unavailable (%s); retrying in %.2fs", self.actor_id, type(exc).__name__, delay
                 )

@@ -264,6 +264,7 @@ class SupervisorActor:
                 await self.tick()
             except Exception:
                 log.exception("supervisor tick failed")
+                self._handles.clear()
 
     async def tick(self) -> dict[str, Any]:
         """One reconciliation of desired and actual state; returns what it did."""

@@ -212,3 +212,41 @@ def test_live_mode_refuses_without_confirmation_or_paper_record(
     assert any("not confirmed" in p for p in problems)
     assert any("mean_reversion has 0 completed paper trades" in p and "needs 30" in p for p in problems)
     assert not any("not confirmed" in p for p in runtime.live_problems(strict, confirmed=True))
+
+
+def _ray_log_files() -> list[Path]:
+    session = Path(ray._private.worker.global_worker.node.get_session_dir_path())  # type: ignore[attr-defined]
+    return [p for p in (session / "logs").rglob("*") if p.is_file()]
+
+
+def test_secrets_never_reach_logs_metrics_or_the_store(
+    tmp_path: Path, sandbox: dict[str, Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    settings = _live_settings(tmp_path, sandbox, "t-secrets")
+    secrets = [sandbox["binance"]["api_key"], sandbox["binance"]["api_secret"]]
+    base = sandbox["binance"]["rest_url"]
+    runtime.start_system(settings)
+    try:
+        wait_for(
+            "an order at the venue", lambda: _http("GET", f"{base}/_sandbox/orders")["orders"], timeout_s=180
+        )
+        metrics = ray.get(runtime.supervisor_handle(settings).metrics_text.remote())
+        status = json.dumps(runtime.status(settings), default=str)
+        assert "raytrader_orders_total" in metrics
+    finally:
+        runtime.stop_system(settings, cancel_orders=True, teardown=True)
+    export = tmp_path / "export.jsonl"
+    with StateStore(tmp_path / "state" / "store", readonly=True) as db:
+        assert db.export_json(export) > 0
+    texts = {
+        "metrics": metrics,
+        "status": status,
+        "store export": export.read_text(),
+        "settings repr": repr(settings) + str(settings),
+        "driver log": "\n".join(r.getMessage() for r in caplog.records),
+    }
+    for path in _ray_log_files():
+        texts[str(path)] = path.read_text(errors="replace")
+    assert len(texts) > 10  # the actors' own log files were read
+    leaks = [(where, secret[:6]) for where, text in texts.items() for secret in secrets if secret in text]
+    assert not leaks, leaks
