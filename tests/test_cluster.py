@@ -80,8 +80,10 @@ def test_actors_spread_and_survive_the_loss_of_a_worker_node(cluster: Cluster, t
         snapshot = run_to_end(settings)
         assert snapshot["restarts"] >= 1
         runtime.stop_system(settings, cancel_orders=True, teardown=False)
-        failed = [r.as_dict() for r in runtime.verify_from_store(settings) if not r.ok]
+        results = runtime.verify_from_store(settings)
+        failed = [r.as_dict() for r in results if not r.ok]
         assert not failed, failed
-        assert runtime.read_trades(settings)
+        fills_checked = next(r.checked for r in results if r.number == 3)
+        assert fills_checked > 0  # it traded: the invariants were checked against real fills
     finally:
         runtime.stop_system(settings, cancel_orders=True, teardown=True)
