@@ -1,0 +1,38 @@
+"""The long chaos run: `python ops/bench/chaos.py [--minutes 30] [--seed 1] [--out FILE]`.
+
+Hundreds of seeded faults against a live portfolio on the sandbox (see supervisor/chaos.py); writes
+the report as JSON (default ops/bench/results/chaos-<minutes>m-seed<seed>.json) and exits 1 on any
+invariant violation. CI runs a 90-second version (tests/test_chaos.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+from supervisor.chaos import FAULT_KINDS, ChaosRun
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--minutes", type=float, default=30.0)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--per-minute", type=float, default=15.0)
+    parser.add_argument("--out", type=Path, default=None)
+    args = parser.parse_args()
+    out = args.out or RESULTS / f"chaos-{args.minutes:g}m-seed{args.seed}.json"
+    work = Path(tempfile.mkdtemp(prefix="raytrader-chaos-bench-"))
+    report = ChaosRun(args.seed, args.minutes * 60.0, FAULT_KINDS, work, per_minute=args.per_minute).run()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report.as_dict(), indent=2))
+    print(json.dumps({k: v for k, v in report.as_dict().items() if k != "invariants"}, indent=2))
+    return 0 if report.ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
