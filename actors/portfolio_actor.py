@@ -155,8 +155,8 @@ class PortfolioActor(ActorShell):
                 ingest_ns,
                 deadline_s=30.0,
             )
-        except LookupError:
-            log.warning("exit signal for %s, which has no actor (already closed?)", position_id)
+        except Exception as exc:  # a position closing or restarting: its own plan still runs
+            log.warning("exit signal for %s not delivered (%s); it may be closing", position_id, exc)
 
     async def _open(self, decision: Decision, instrument: Instrument, ingest_ns: int) -> None:
         plan = decision.plan

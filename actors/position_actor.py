@@ -79,6 +79,8 @@ class PositionActor(ActorShell):
         self.closed = self.core.position.status is ExitStatus.CLOSED
         self.redrives = 0
         self.frozen = bool(record.get("frozen", False))
+        self.close_info: dict[str, Any] | None = record.get("close")
+        self.released = bool(record.get("released", False))
         self._shell_start()
         self._spawn(self._startup())
 
@@ -252,6 +254,8 @@ class PositionActor(ActorShell):
         record = position_record(self.core, self.exits, origin_ns=self.origin_ns)
         record["status_since_ms"] = self.status_since_ms
         record["frozen"] = self.frozen
+        record["close"] = self.close_info
+        record["released"] = self.released
         await self.store_call("batch", [*extra, ("put", "position", self.position_id, record)])
 
     async def _execute(self, commands: list[Command], origin_ns: int | None) -> None:
@@ -298,29 +302,33 @@ class PositionActor(ActorShell):
             return []
 
     async def _closed(self, closed: PositionClosed) -> None:
+        """Log the round trip and the close in one commit, then release the portfolio's slot.
+
+        The record says what the portfolio must book (``close``) and whether it has
+        (``released``): if this actor dies in between, the supervisor releases it instead.
+        """
         self.closed = True
         trip = round_trip(self.core, closed)
+        self.close_info = {
+            "realized_pnl": str(closed.realized_pnl),
+            "fees": str(closed.fees),
+            "unfilled": trip is None,
+        }
         ops: list[Op] = [("trade", trade_record(trip))] if trip is not None else []
         await self._checkpoint(ops)
         if trip is not None:
             self.metrics.inc(
                 "raytrader_trades_total", {"strategy": trip.strategy, "exit_reason": trip.exit_reason.value}
             )
-        portfolio = self.handle(PORTFOLIO)
-        if portfolio is not None:
-            await portfolio.on_position_event.remote(
-                self.position_id,
-                "closed",
-                {
-                    "realized_pnl": str(closed.realized_pnl),
-                    "fees": str(closed.fees),
-                    "unfilled": trip is None,
-                },
-            )
+        await self.call_with_retry(
+            PORTFOLIO, "on_position_event", self.position_id, "closed", self.close_info
+        )
+        self.released = True
+        await self._checkpoint()
         feed = self.handle(feed_name(FEED_OF_VENUE.get(self.instrument.venue, self.instrument.venue)))
         if feed is not None:
             await feed.unsubscribe.remote(self.actor_id)
-        await self.beat()  # the supervisor reaps a closed position's actor: desired state says it is gone
+        await self.beat()  # the supervisor reaps a released position's actor: desired state says it is gone
 
     async def _report(self) -> None:
         """Tell the portfolio what this position costs and is worth now."""

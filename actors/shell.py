@@ -59,6 +59,7 @@ def actor_options(settings: Settings, name: str, **extra: Any) -> dict[str, Any]
         "max_task_retries": 0,
         "num_cpus": settings.runtime.actor_cpus,
         "max_concurrency": 1000,
+        "get_if_exists": True,  # creation is idempotent: the portfolio and the supervisor may race
     }
     if settings.runtime.spread_actors:
         options["scheduling_strategy"] = "SPREAD"

@@ -107,6 +107,8 @@ class StoreActor(ActorShell):
                 "market": rec.get("market"),
                 "strategy": rec.get("strategy"),
                 "status_since_ms": rec.get("status_since_ms"),
+                "close": rec.get("close"),
+                "released": bool(rec.get("released", False)),
             }
             for key, rec in self.db.items("position")
         ]
@@ -124,6 +126,17 @@ class StoreActor(ActorShell):
             tx.put("order", order.client_id, order)
             answered = order
         return answered.model_dump(mode="json")
+
+    async def mark_released(self, position_id: str) -> bool:
+        """The portfolio has booked this closed position (the supervisor released it for a dead actor)."""
+        started = self._timed()
+        record = self.db.get("position", position_id)
+        if record is None or record.get("released"):
+            return False
+        record["released"] = True
+        self.db.put("position", position_id, record)
+        self._observe(started)
+        return True
 
     async def unanswered_intents(self) -> list[Order]:
         return self.db.unanswered_intents()

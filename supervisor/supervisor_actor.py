@@ -79,6 +79,8 @@ class ActorRecord:
     restarts_total: int = 0
     recreated: int = 0
     budget_spent: bool = False
+    created_wall: float = field(default_factory=time.time)
+    """When the supervisor first expected it: start-up grace counts from here, not from its own start."""
     redrives: int = 0
     escalated: bool = False
     last_redrive_wall: float = 0.0
@@ -276,6 +278,8 @@ class SupervisorActor:
             name = position_name(p["position_id"])
             if p["open"]:
                 self._expect(name, "position")
+            elif not p["released"] and p["close"] is not None:
+                await self._release(p, name)
             elif name in self.actors:
                 done["reaped"] += await self._reap(name)
         for name, kind in self._static_actors():
@@ -298,10 +302,10 @@ class SupervisorActor:
         s = self.settings.supervision
         suspect_after = s.heartbeat_interval_s * s.suspect_after_beats
         age = None if record.last_beat_wall is None else time.time() - record.last_beat_wall
-        grace = max(suspect_after, 10.0)  # a new actor needs time to start before its first beat
+        grace = max(suspect_after, 20.0)  # a new actor needs time to start before its first beat
         if age is not None and age <= suspect_after:
             return []
-        if age is None and time.time() - self.started_wall < grace:
+        if age is None and time.time() - max(self.started_wall, record.created_wall) < grace:
             return []
         handle = self._handle(record.name)
         alive = False
@@ -454,6 +458,20 @@ class SupervisorActor:
         if record is None:
             return False
         return record.heartbeat is None or not record.heartbeat.detail.get("ready", True)
+
+    async def _release(self, position: dict[str, Any], name: str) -> None:
+        """A closed position whose actor did not live to tell the portfolio: tell it, once."""
+        del name
+        if wall_ms() - int(position.get("status_since_ms") or 0) < 10_000:
+            return  # closed just now: its actor is probably telling the portfolio itself
+        portfolio = self._handle(PORTFOLIO)
+        if portfolio is None:
+            return
+        await portfolio.on_position_event.remote(position["position_id"], "closed", position["close"])
+        await self._store().mark_released.remote(position["position_id"])
+        log.warning(
+            "released closed position %s to the portfolio on its actor's behalf", position["position_id"]
+        )
 
     async def _reap(self, name: str) -> list[str]:
         record = self.actors.pop(name, None)

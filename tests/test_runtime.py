@@ -143,7 +143,7 @@ def test_exit_order_that_never_fills_is_found_stuck_and_redriven(system: Setting
     ray.get(feed.pause.remote(True))
     ray.get(venue.freeze.remote("binance:BTC/USDT", True))
     position = get_actor(system, name)
-    ray.get(position.on_exit_signal.remote(10**13))  # far in data time: close now
+    ray.get(position.on_exit_signal.remote(0))  # now, at the position's own data time
     assert ray.get(position.snapshot.remote())["status"] == "closing"
     stuck = wait_for(
         "the position to be found stuck",
