@@ -270,7 +270,7 @@ class RuntimeConfig(Strict):
     listing_refresh_s: float = Field(
         default=60.0, gt=0, description="live Polymarket: re-list markets this often"
     )
-    spread_actors: bool = Field(default=False, description="place actors across nodes (Ray's SPREAD strategy)")
+    spread_actors: bool = Field(default=False, description="place actors across nodes (Ray SPREAD)")
     actor_cpus: float = Field(default=0.0, ge=0, description="CPUs per actor (0: pack onto any node)")
 
 

@@ -417,7 +417,7 @@ class ChaosRun:
         """Let every open position reconcile with the venue once more before the verdict."""
         snapshot = self._status() or {}
         namespace = self.settings.runtime.namespace
-        refs = []
+        refs: list[Any] = []
         for actor in snapshot.get("positions", []):
             with contextlib.suppress(Exception):
                 refs.append(ray.get_actor(actor["name"], namespace=namespace).redrive.remote())
