@@ -123,6 +123,20 @@ def _http(method: str, url: str, body: dict[str, Any] | None = None) -> Any:
         return json.loads(response.read() or b"null")
 
 
+def sandbox_ground_truth(base_url: str) -> tuple[list[Order], list[Fill]]:
+    """Every order and fill the Binance sandbox holds, fill ids as the gateway reports them."""
+    orders = [
+        Order.model_validate({k: v for k, v in o.items() if k in Order.model_fields})
+        for o in _http("GET", f"{base_url}/_sandbox/orders")["orders"]
+    ]
+    fills = []
+    for raw in _http("GET", f"{base_url}/_sandbox/fills")["fills"]:
+        data = {k: v for k, v in raw.items() if k in Fill.model_fields}
+        data["fill_id"] = f"binance:BTCUSDT:{raw['trade_id']}"
+        fills.append(Fill.model_validate(data))
+    return orders, fills
+
+
 class SandboxThread:
     """Both sandbox venues in a background thread with their own event loop."""
 
@@ -446,16 +460,7 @@ class ChaosRun:
         self.report.restarts = int(snapshot.get("restarts", 0))
         runtime.stop_system(self.settings, cancel_orders=True, teardown=False)
         self._settle()
-        base = sandbox.binance_url
-        orders = [
-            Order.model_validate({k: v for k, v in o.items() if k in Order.model_fields})
-            for o in _http("GET", f"{base}/_sandbox/orders")["orders"]
-        ]
-        fills = []
-        for raw in _http("GET", f"{base}/_sandbox/fills")["fills"]:
-            data = {k: v for k, v in raw.items() if k in Fill.model_fields}
-            data["fill_id"] = f"binance:BTCUSDT:{raw['trade_id']}"
-            fills.append(Fill.model_validate(data))
+        orders, fills = sandbox_ground_truth(sandbox.binance_url)
         ours = [o for o in orders if o.client_id.startswith("rt-")]
         our_fills = [f for f in fills if f.client_id.startswith("rt-")]
         with StateStore(store_path(self.settings), readonly=True) as db:

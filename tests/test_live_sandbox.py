@@ -3,10 +3,7 @@ survives injected faults, and its books match the venue's ground truth."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
-import threading
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,7 +16,7 @@ from actors.domain import Fill, Order
 from config.loader import load_settings
 from config.models import Settings
 from supervisor import runtime
-from supervisor.cmd_sandbox import serve_sandbox
+from supervisor.chaos import SandboxThread, sandbox_ground_truth
 from supervisor.invariants import check_invariants
 from supervisor.store import StateStore
 from tests.runtime_harness import wait_for
@@ -43,38 +40,9 @@ def ray_instance() -> Iterator[None]:
 @pytest.fixture(scope="module")
 def sandbox() -> Iterator[dict[str, Any]]:
     """Both sandbox venues on loopback, in a thread with their own event loop (20 bars per second)."""
-    info: dict[str, Any] = {}
-    loop = asyncio.new_event_loop()
-    ready = asyncio.Event()
-
-    async def main() -> None:
-        await serve_sandbox(
-            "127.0.0.1",
-            0,
-            0,
-            binance_key=None,
-            binance_secret=None,
-            usdt="10000",
-            speed=1200.0,
-            faults=None,
-            ready=ready,
-            info=info,
-        )
-
-    task_box: list[asyncio.Task[None]] = []
-
-    def run() -> None:
-        asyncio.set_event_loop(loop)
-        task_box.append(loop.create_task(main()))
-        with contextlib.suppress(asyncio.CancelledError):
-            loop.run_until_complete(task_box[0])
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    wait_for("the sandbox", lambda: info.get("binance"), timeout_s=30)
-    yield info
-    loop.call_soon_threadsafe(task_box[0].cancel)
-    thread.join(timeout=10)
+    thread = SandboxThread(speed=1200.0)
+    yield thread.info
+    thread.stop()
 
 
 def _http(method: str, url: str, body: dict[str, Any] | None = None) -> Any:
@@ -116,17 +84,7 @@ def _live_settings(tmp: Path, sandbox: dict[str, Any], name: str) -> Settings:
 
 
 def _ground_truth(sandbox: dict[str, Any]) -> tuple[list[Order], list[Fill]]:
-    base = sandbox["binance"]["rest_url"]
-    orders = [
-        Order.model_validate({k: v for k, v in o.items() if k in Order.model_fields})
-        for o in _http("GET", f"{base}/_sandbox/orders")["orders"]
-    ]
-    fills = []
-    for f in _http("GET", f"{base}/_sandbox/fills")["fills"]:
-        data = {k: v for k, v in f.items() if k in Fill.model_fields}
-        data["fill_id"] = f"binance:BTCUSDT:{f['trade_id']}"  # the id the gateway reports for it
-        fills.append(Fill.model_validate(data))
-    return orders, fills
+    return sandbox_ground_truth(sandbox["binance"]["rest_url"])
 
 
 def _all_bit(base: str) -> dict[str, int] | None:
