@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated, Any, NoReturn
 
 import typer
 
@@ -29,6 +30,13 @@ def fail(message: str, code: int = 2) -> NoReturn:
     """Print a clear error to stderr and exit non-zero (2: bad input; 1: the run failed)."""
     typer.secho(message, fg=typer.colors.RED, err=True)
     raise typer.Exit(code)
+
+
+def write_json(path: Path, data: Any) -> Path:
+    """A command's machine-readable result: parents created, strict JSON (no NaN), newline-terminated."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=2, allow_nan=False) + "\n")
+    return path
 
 
 def settings_or_exit(config: Path | None, overrides: list[str] | None = None) -> Settings:

@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from supervisor.cli_app import app, fail
+from supervisor.cli_app import app, fail, write_json
 
 
 @app.command()
@@ -41,7 +41,6 @@ def chaos(
     result = report.as_dict()
     typer.echo(json.dumps(result, indent=2))
     if json_out is not None:
-        json_out.parent.mkdir(parents=True, exist_ok=True)
-        json_out.write_text(json.dumps(result, indent=2))
+        write_json(json_out, result)
     if not report.ok:
         raise typer.Exit(1)

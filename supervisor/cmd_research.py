@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from supervisor.cli_app import ConfigOption, SetOption, app, fail, settings_or_exit
+from supervisor.cli_app import ConfigOption, SetOption, app, fail, settings_or_exit, write_json
 
 if TYPE_CHECKING:
     from supervisor.backtest import EngineMode, ExitsMode
@@ -364,9 +364,7 @@ def walkforward(
         executor.close()
     typer.echo("\n".join(result.summary_lines()))
     if json_out is not None:
-        json_out.parent.mkdir(parents=True, exist_ok=True)
-        json_out.write_text(json.dumps(result.as_json_dict(), indent=2, allow_nan=False) + "\n")
-        typer.echo(f"json: {json_out}")
+        typer.echo(f"json: {write_json(json_out, result.as_json_dict())}")
 
 
 @app.command()
@@ -409,6 +407,4 @@ def sweep(
         executor.close()
     typer.echo("\n".join(result.summary_lines()))
     if json_out is not None:
-        json_out.parent.mkdir(parents=True, exist_ok=True)
-        json_out.write_text(json.dumps(result.as_json_dict(), indent=2, allow_nan=False) + "\n")
-        typer.echo(f"json: {json_out}")
+        typer.echo(f"json: {write_json(json_out, result.as_json_dict())}")

@@ -15,7 +15,7 @@ from typing import Annotated, Any
 import typer
 
 from config.models import Mode, Settings
-from supervisor.cli_app import ConfigOption, SetOption, app, fail, settings_or_exit
+from supervisor.cli_app import ConfigOption, SetOption, app, fail, settings_or_exit, write_json
 
 state_app = typer.Typer(help="Inspect, export and import the LMDB state store.", no_args_is_help=True)
 app.add_typer(state_app, name="state")
@@ -146,7 +146,7 @@ def run(
         result = runtime.summary(settings, snapshot, reason, stop)
         console.print(json.dumps(result, indent=2))
         if json_out is not None:
-            runtime.write_json(json_out, result)
+            write_json(json_out, result)
         if report is not None:
             _write_report(settings, report)
     finally:

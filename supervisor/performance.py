@@ -488,3 +488,14 @@ def read_round_trips_csv(path: Path) -> list[RoundTrip]:
             )
             for i, row in enumerate(reader)
         ]
+
+
+def percentile(values: list[float], q: float) -> float | None:
+    """The q-quantile (0..1), linear interpolation between closest ranks (numpy's default); None if empty."""
+    if not values:
+        return None
+    s = sorted(values)
+    pos = (len(s) - 1) * q
+    lo = int(pos)
+    hi = min(lo + 1, len(s) - 1)
+    return s[lo] + (s[hi] - s[lo]) * (pos - lo)

@@ -7,7 +7,6 @@ from any process that can reach the cluster.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Callable
@@ -246,10 +245,6 @@ def summary(
         "state_dir": str(settings.state_dir),
     }
 
-
-def write_json(path: Path, data: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(data, indent=2, sort_keys=True))
 
 
 def verify_from_store(settings: Settings, *, settled: bool = True) -> list[Any]:

@@ -48,6 +48,8 @@ ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from supervisor.performance import percentile as pct  # noqa: E402  (the one quantile rule)
+
 DEFAULT_OUT = ROOT / "ops/bench/results/gateways.json"
 HOST = "127.0.0.1"
 BENCH_WEIGHT_LIMIT = 10**9
@@ -130,17 +132,6 @@ class Child:
 
 
 # --------------------------------------------------------------------------- statistics
-
-
-def pct(values: list[float], q: float) -> float | None:
-    """The q-quantile (0..1) by linear interpolation between closest ranks."""
-    if not values:
-        return None
-    s = sorted(values)
-    pos = (len(s) - 1) * q
-    lo = int(pos)
-    hi = min(lo + 1, len(s) - 1)
-    return s[lo] + (s[hi] - s[lo]) * (pos - lo)
 
 
 def summary_ms(values: list[float]) -> dict[str, Any]:

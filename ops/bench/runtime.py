@@ -121,6 +121,7 @@ from actors.store_actor import store_path  # noqa: E402
 from config.loader import load_settings  # noqa: E402
 from config.models import ExitConfig, Settings  # noqa: E402
 from supervisor import runtime  # noqa: E402
+from supervisor.performance import percentile as pct  # noqa: E402  (the one quantile rule)
 from supervisor.store import StateStore  # noqa: E402
 
 DEFAULT_OUT = ROOT / "ops/bench/results/runtime.json"
@@ -154,17 +155,6 @@ log = logging.getLogger("bench.runtime")
 
 
 # =========================================================================== small helpers
-
-
-def pct(values: list[float], q: float) -> float | None:
-    """The q-quantile (0..1), linear interpolation between closest ranks (numpy's default)."""
-    if not values:
-        return None
-    s = sorted(values)
-    pos = (len(s) - 1) * q
-    lo = int(pos)
-    hi = min(lo + 1, len(s) - 1)
-    return s[lo] + (s[hi] - s[lo]) * (pos - lo)
 
 
 def _r(value: float | None, digits: int = 3) -> float | None:
