@@ -1,1 +1,1 @@
-"""The runtime: supervisor, LMDB store, heartbeats, metrics, CLI and the in-process driver."""
+"""The system: runs, watches and studies the trading actors (control, research, CLI)."""

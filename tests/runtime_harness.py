@@ -10,9 +10,9 @@ from typing import Any
 
 from config.loader import load_settings
 from config.models import Settings
-from supervisor import runtime
+from supervisor.control import runtime
+from tests.paths import REPO_ROOT as ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
 BINANCE_1M = ROOT / "ops/data/binance/BTCUSDT-1m-2024-03-01_2024-03-22.csv"
 
 

@@ -37,12 +37,12 @@ ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from actors.data.candles import CandleTable  # noqa: E402
 from config.loader import load_settings  # noqa: E402
 from config.models import Settings  # noqa: E402
-from supervisor.backtest import BacktestResult, load_candles, prepare, run_candles  # noqa: E402
-from supervisor.fast_backtest import Bars, signal_pass  # noqa: E402
-from supervisor.market_data import CandleTable  # noqa: E402
-from supervisor.walkforward import RayExecutor, SerialExecutor, parse_grid, sweep  # noqa: E402
+from supervisor.research.backtest import BacktestResult, load_candles, prepare, run_candles  # noqa: E402
+from supervisor.research.fast_backtest import Bars, signal_pass  # noqa: E402
+from supervisor.research.walkforward import RayExecutor, SerialExecutor, parse_grid, sweep  # noqa: E402
 
 T = TypeVar("T")
 DEFAULT_OUT = ROOT / "ops/bench/results/backtest.json"

@@ -1,6 +1,6 @@
 """The long chaos run: `python ops/bench/chaos.py [--minutes 30] [--seed 1] [--out FILE]`.
 
-Hundreds of seeded faults against a live portfolio on the sandbox (see supervisor/chaos.py); writes
+Hundreds of seeded faults against a live portfolio on the sandbox (see ops/chaos.py); writes
 the report as JSON (default ops/bench/results/chaos-<minutes>m-seed<seed>.json) and exits 1 on any
 invariant violation. CI runs a 90-second version (tests/test_chaos.py).
 """
@@ -13,7 +13,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from supervisor.chaos import FAULT_KINDS, ChaosRun
+from ops.chaos import FAULT_KINDS, ChaosRun
 
 RESULTS = Path(__file__).resolve().parent / "results"
 

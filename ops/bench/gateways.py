@@ -48,7 +48,7 @@ ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from supervisor.performance import percentile as pct  # noqa: E402  (the one quantile rule)
+from supervisor.research.performance import percentile as pct  # noqa: E402  (the one quantile rule)
 
 DEFAULT_OUT = ROOT / "ops/bench/results/gateways.json"
 HOST = "127.0.0.1"
@@ -220,8 +220,8 @@ async def transport_floor(url: str, path: str, n: int) -> dict[str, Any]:
 async def bench_binance(info: dict[str, Any], cycles: int, concurrency: int) -> dict[str, Any]:
     from pydantic import SecretStr
 
-    from actors.binance_gateway import BinanceGateway
-    from actors.domain import Order, OrderStatus, Side
+    from actors.domain.model import Order, OrderStatus, Side
+    from actors.venues.binance.gateway import BinanceGateway
 
     gw = BinanceGateway(
         rest_url=info["url"],
@@ -283,8 +283,8 @@ async def bench_polymarket(info: dict[str, Any], cycles: int, concurrency: int) 
     from eth_account import Account
     from eth_utils.crypto import keccak
 
-    from actors.domain import Order, OrderStatus, Side
-    from actors.polymarket_gateway import PolymarketGateway
+    from actors.domain.model import Order, OrderStatus, Side
+    from actors.venues.polymarket.gateway import PolymarketGateway
 
     key = "0x" + bytes(Account.from_key(keccak(text=POLY_KEY_TEXT)).key).hex()
     gw = PolymarketGateway(info["url"], key)
@@ -335,7 +335,7 @@ async def bench_polymarket(info: dict[str, Any], cycles: int, concurrency: int) 
 
 async def sign_cost(gw: Any, market: str, price: Decimal, qty: Decimal) -> dict[str, Any]:
     """Time ``_prepare`` (lookups are cached by then, so this is hashing and signing)."""
-    from actors.domain import Order, Side
+    from actors.domain.model import Order, Side
 
     samples: list[float] = []
     for n in range(50):

@@ -112,17 +112,17 @@ if str(ROOT) not in sys.path:
 
 import ray  # noqa: E402
 
-from actors.domain import Candle  # noqa: E402
-from actors.position_actor import position_record  # noqa: E402
-from actors.position_exits import PositionCore  # noqa: E402
-from actors.replay import BINANCE_BTCUSDT  # noqa: E402
-from actors.shell import SUPERVISOR, get_actor, position_name, try_actor, venue_name  # noqa: E402
-from actors.store_actor import store_path  # noqa: E402
+from actors.core.position import PositionCore  # noqa: E402
+from actors.data.replay import BINANCE_BTCUSDT  # noqa: E402
+from actors.domain.model import Candle  # noqa: E402
+from actors.shells.base import SUPERVISOR, get_actor, position_name, try_actor, venue_name  # noqa: E402
+from actors.shells.position import position_record  # noqa: E402
+from actors.shells.store import store_path  # noqa: E402
+from actors.store.lmdb_store import StateStore  # noqa: E402
 from config.loader import load_settings  # noqa: E402
 from config.models import ExitConfig, Settings  # noqa: E402
-from supervisor import runtime  # noqa: E402
-from supervisor.performance import percentile as pct  # noqa: E402  (the one quantile rule)
-from supervisor.store import StateStore  # noqa: E402
+from supervisor.control import runtime  # noqa: E402
+from supervisor.research.performance import percentile as pct  # noqa: E402  (the one quantile rule)
 
 DEFAULT_OUT = ROOT / "ops/bench/results/runtime.json"
 DATA_1M = ROOT / "ops/data/binance/BTCUSDT-1m-2024-03-01_2024-03-22.csv"

@@ -13,7 +13,7 @@ market time.
 
 **Other participants' liquidity (modelled, book mode).** Each bar is played as four book
 snapshots along the path open -> low -> high -> close (the adverse path for a long-only
-book, as ``actors.matching`` assumes for candles), at ``ts + 0 / 20 / 40 / 59.999 s``. A
+book, as ``actors.core.matching`` assumes for candles), at ``ts + 0 / 20 / 40 / 59.999 s``. A
 snapshot around reference price ``p``: best bid = ``floor(p - spread/2)``, best ask = best bid
 + spread (``BookModel.spread_ticks``, default 2 ticks, so a resting buy fills only when the
 bar traded at least one tick *through* it), ``levels`` levels a side ``step_ticks`` apart,
@@ -44,7 +44,7 @@ windows of ``weight_window_s``.
 Deviations from Binance, on purpose: a client order id is unique forever (Binance only
 refuses one that is *open*), so a re-sent order never becomes a second order; a re-sent
 client id of a rejected order gets the original rejection again. Rejected orders are not
-visible (-2013), as on Binance. Commissions are always in USDT (``actors.fees``: every fee in
+visible (-2013), as on Binance. Commissions are always in USDT (``actors.core.fees``: every fee in
 the quote asset; Binance takes a buy's fee in BTC). No user-data stream, no order-count
 limits, no IP bans.
 
@@ -87,7 +87,11 @@ import numpy as np
 from aiohttp import WSMsgType, web
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
-from actors.domain import (
+from actors.core.fees import FeeModel
+from actors.core.matching import MatchingEngine, OrderUpdate, Reason, UpdateKind
+from actors.data.candles import CandleTable, read_csv
+from actors.data.replay import BINANCE_BTCUSDT
+from actors.domain.model import (
     ZERO,
     BookLevel,
     Fill,
@@ -102,11 +106,7 @@ from actors.domain import (
     floor_to,
     to_decimal,
 )
-from actors.fees import FeeModel
-from actors.matching import MatchingEngine, OrderUpdate, Reason, UpdateKind
-from actors.replay import BINANCE_BTCUSDT
 from ops.sandbox.faults import ADMIN_PREFIX, FaultInjector, FaultPlan
-from supervisor.market_data import CandleTable, read_csv
 
 log = logging.getLogger(__name__)
 

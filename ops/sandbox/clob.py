@@ -7,10 +7,10 @@ What is REAL here and what is MODELLED (say so wherever its numbers are shown):
   order size, fee flags), their start/end times, their *real* resolutions (which token won),
   and the Chainlink BTC/USD path that drives everything below.
 * **Modelled**: every other participant. There is no order-book history, so the liquidity our
-  orders meet is ``actors.polymarket_book_model.BookModel`` (a lagged fair value of the
+  orders meet is ``actors.data.polymarket_books.BookModel`` (a lagged fair value of the
   Chainlink path, a spread and seeded depth), recomputed at every clock step. Our orders never
   trade with each other; they fill against that modelled book in the one matching engine
-  (``actors.matching.MatchingEngine``, book mode, balances on), so the fills, fees and balances
+  (``actors.core.matching.MatchingEngine``, book mode, balances on), so the fills, fees and balances
   here are the same arithmetic as the paper venue and the backtester. The tick size follows a
   rule, not a record: 0.01, or the market's recorded 0.001 while the Up book trades beyond
   0.96/0.04 (Polymarket narrows the tick there; the recorded tick is a post-close snapshot).
@@ -50,7 +50,7 @@ Wire protocol (shapes of ``tests/fixtures/polymarket`` and what py-clob-client 0
   cancelled; nothing matched is rejected), ``postOnly`` for GTC/GTD. Rejections answer 400 with
   ``{"error", "success": false, "orderID": null, "errorMsg"}``; an unexpected failure answers
   500 ``{"error": "Internal server error"}``; bad input never takes the server down.
-* Fees are charged by ``actors.fees.FeeModel`` (crypto_fees_v2: taker only), whatever
+* Fees are charged by ``actors.core.fees.FeeModel`` (crypto_fees_v2: taker only), whatever
   ``feeRateBps`` says; the engine reserves and settles them in USDC.
 * Market websocket ``/ws/market``: send ``{"assets_ids": [...], "type": "market"}`` (later
   ``{"assets_ids": [...], "operation": "subscribe" | "unsubscribe"}``; text ``PING`` answers
@@ -91,7 +91,19 @@ from eth_account.messages import SignableMessage, encode_typed_data
 from eth_utils.address import to_checksum_address
 from eth_utils.crypto import keccak
 
-from actors.domain import (
+from actors.core.fees import FeeModel
+from actors.core.matching import BINARY_QUOTE, MatchingEngine, OrderUpdate, Reason, UpdateKind
+from actors.data.polymarket import (
+    VENUE,
+    BinaryMarket,
+    ChainlinkTicks,
+    Outcome,
+    load_chainlink,
+    load_markets,
+    settlement_outcome,
+)
+from actors.data.polymarket_books import BookModel, BookModelConfig
+from actors.domain.model import (
     ZERO,
     Fill,
     Liquidity,
@@ -103,22 +115,10 @@ from actors.domain import (
     TimeInForce,
     floor_to,
 )
-from actors.fees import FeeModel
-from actors.matching import BINARY_QUOTE, MatchingEngine, OrderUpdate, Reason, UpdateKind
-from actors.polymarket_book_model import BookModel, BookModelConfig
-from actors.polymarket_data import (
-    VENUE,
-    BinaryMarket,
-    ChainlinkTicks,
-    Outcome,
-    load_chainlink,
-    load_markets,
-    settlement_outcome,
-)
-from actors.safety import bound_recursion
+from actors.domain.safety import bound_recursion
 from ops.sandbox.faults import FaultInjector
 
-bound_recursion()  # py_ecc raised it at import; see actors.safety
+bound_recursion()  # py_ecc raised it at import; see actors.domain.safety
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 

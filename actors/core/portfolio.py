@@ -1,0 +1,875 @@
+"""Pure core of the portfolio/risk actor: entry signals in, gated and sized entry plans out.
+
+No I/O and no clock: the shell passes ``now_ms`` and reports opens, closes and marks back,
+so replaying the same events yields the same decisions and the same position ids.
+
+Decisions worth knowing (each is also documented where it is made):
+
+* Every gate runs on every entry signal and reports its result; the first failing one, in
+  the fixed order of :class:`Gate`, is ``rejected_by``. ``passed=None`` means skipped.
+* An approved entry reserves its slot at once (a *pending* holding): a second signal for the
+  same market, or one that would breach a cap, is rejected before the first has filled.
+  The shell releases the reservation with :meth:`PortfolioCore.on_entry_cancelled` or
+  confirms it with :meth:`PortfolioCore.on_position_opened`.
+* Allocation and cash reserve *size down* to the room left; they reject only when that
+  room holds no tradable size (below ``instrument.min_size`` or one lot).
+* Fractional Kelly can only shrink a trade: the risk fraction is the smaller of
+  ``risk_per_trade`` and ``kelly_fraction * f*``; a non-positive Kelly edge rejects.
+* An unknown listing time (``instrument.created_ms is None``) passes the market-age gate.
+* Exit signals (``Side.SELL``) are never gated or sized here: a risk rule must never keep a
+  position from being closed. They come back as ``DecisionKind.EXIT`` naming the position.
+
+Pre-trade limits (``PortfolioConfig.max_*``), each a gate; when one bites it is named in
+``Decision.limits``, logged, and (as a rejection) counted by the shell under its gate name:
+
+* ``daily_loss``: the UTC day's P&L is equity now minus equity at the day's first event (realised
+  P&L since then plus the change in unrealised marks: a loss carried over from yesterday is not
+  counted twice). When the loss reaches ``max_daily_loss_fraction`` of the day's starting equity,
+  entries are rejected until the next UTC day (``now_ms // DAY_MS``); exits never are. The day
+  rolls over on any event carrying ``now_ms`` (``evaluate``, and ``on_equity`` /
+  ``on_position_closed`` when given one). The limit is checked only on fresh marks: right after
+  a close (which clears unrealised P&L) with other positions still open, the check waits for the
+  shell's next :meth:`PortfolioCore.on_equity`.
+* ``order_rate``: at most ``max_orders_per_s`` entries approved in any rolling second of data
+  time (``(now_ms - 1000, now_ms]``); further entry signals in that second are rejected.
+* ``open_orders``: the core does not see venue orders, so the shell reports them
+  (:meth:`PortfolioCore.on_open_orders`, the venue's open orders per market); an entry into a
+  market already holding ``max_open_orders_per_market`` is rejected. Pending entries of this
+  core need no counting: ``one_per_market`` already allows one. Counts are observations, not
+  state: they are not checkpointed, the shell reports them again after a restart.
+* ``order_notional``: an entry is *sized down* to ``max_order_notional`` (quote currency), like
+  the allocation and reserve caps, and rejected only when that holds no tradable size.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from decimal import ROUND_FLOOR, Decimal, localcontext
+from enum import StrEnum
+from typing import Any, NamedTuple
+
+from pydantic import Field
+
+from actors.domain.model import (
+    DAY_MS,
+    HOUR_MS,
+    ONE,
+    ZERO,
+    Frozen,
+    Instrument,
+    OrderBook,
+    Side,
+    Signal,
+    deterministic_id,
+    floor_to,
+    to_decimal,
+)
+from config.models import ExitConfig, PortfolioConfig, StrategyBase
+
+log = logging.getLogger(__name__)
+
+STATE_VERSION = 1
+ORDER_RATE_WINDOW_MS = 1000
+
+
+class Gate(StrEnum):
+    """Gate names, in evaluation order: the first failing one is ``Decision.rejected_by``."""
+
+    STRATEGY = "strategy"
+    DAILY_LOSS = "daily_loss"
+    ONE_PER_MARKET = "one_per_market"
+    MAX_CONCURRENT = "max_concurrent"
+    CORRELATION = "correlation"
+    OPEN_ORDERS = "open_orders"
+    ORDER_RATE = "order_rate"
+    MARKET_AGE = "market_age"
+    PEAK_HOURS = "peak_hours"
+    LIQUIDITY = "liquidity"
+    ALLOCATION = "allocation"
+    CASH_RESERVE = "cash_reserve"
+    ORDER_NOTIONAL = "order_notional"
+    SIZE = "size"
+
+
+PRE_TRADE_LIMITS = frozenset({Gate.DAILY_LOSS, Gate.OPEN_ORDERS, Gate.ORDER_RATE, Gate.ORDER_NOTIONAL})
+"""The gates that are pre-trade limits (``PortfolioConfig.max_*``); see the module docstring."""
+
+
+class DecisionKind(StrEnum):
+    ENTRY = "entry"
+    EXIT = "exit"
+
+
+class GateResult(Frozen):
+    """One gate's verdict; ``passed=None`` = skipped for missing data (e.g. no book in a candle backtest)."""
+
+    gate: Gate
+    passed: bool | None
+    detail: str
+
+
+class EntryPlan(Frozen):
+    """What the shell should place: a lot-aligned BUY limit, sized against ``stop_price``."""
+
+    position_id: str = Field(description="deterministic from strategy, market and signal ts")
+    strategy: str
+    market: str
+    correlation_group: str = Field(description="the group the position counts in (market id if none)")
+    qty: Decimal = Field(gt=0, description="multiple of the instrument's lot size")
+    limit_price: Decimal = Field(gt=0, description="tick-aligned (down) best ask, or signal price")
+    stop_price: Decimal = Field(ge=0, description="the stop the size was computed against")
+    notional: Decimal = Field(gt=0, description="qty * limit_price")
+    risk_amount: Decimal = Field(ge=0, description="qty * (limit_price - stop_price): lost at the stop")
+    strength: float = Field(ge=0.0, le=1.0)
+    signal_ts_ms: int
+    decided_ms: int
+
+
+class Decision(Frozen):
+    """The portfolio's answer to one signal: every gate's result, and a plan if approved.
+
+    ``approved`` is about entries only; an exit decision is never approved or rejected.
+    """
+
+    signal: Signal
+    kind: DecisionKind = DecisionKind.ENTRY
+    approved: bool
+    gates: tuple[GateResult, ...] = ()
+    plan: EntryPlan | None = None
+    rejected_by: Gate | None = None
+    exit_position_id: str | None = Field(default=None, description="exit signals: the position it closes")
+    limits: tuple[Gate, ...] = Field(
+        default=(), description="pre-trade limits that bit: failed (rejecting), or sized the entry down"
+    )
+
+    @property
+    def failed(self) -> tuple[GateResult, ...]:
+        return tuple(g for g in self.gates if g.passed is False)
+
+    def gate(self, name: Gate | str) -> GateResult:
+        for result in self.gates:
+            if result.gate == name:
+                return result
+        raise KeyError(name)
+
+
+class Holding(Frozen):
+    """A position (or a pending entry) as the risk book sees it: who, where, how much committed."""
+
+    position_id: str
+    strategy: str
+    market: str
+    notional: Decimal = Field(ge=0, description="cost committed: entry fills so far, or the planned notional")
+    correlation_group: str
+    pending: bool = Field(description="entry approved but not yet confirmed filled")
+
+
+class _Sizing(NamedTuple):
+    gates: tuple[GateResult, GateResult, GateResult, GateResult]
+    qty: Decimal
+    entry: Decimal
+    stop: Decimal
+    notional_bound: bool = False
+    """``max_order_notional`` is what sized the entry down."""
+
+
+@contextmanager
+def _floor_context() -> Iterator[None]:
+    """Every rounding in sizing goes down, so a cap computed here is never exceeded."""
+    with localcontext() as ctx:
+        ctx.rounding = ROUND_FLOOR
+        yield
+
+
+def _on_grid(value: Decimal, step: Decimal) -> Decimal:
+    """Give an already step-aligned value the step's exponent, so it prints as 100.00, not 1E+2."""
+    return value.quantize(step) if step.as_tuple().exponent != value.as_tuple().exponent else value
+
+
+def _fmt(value: Decimal) -> str:
+    """Short display form of a Decimal for gate details (the arithmetic stays exact)."""
+    text = f"{value:.8f}".rstrip("0").rstrip(".")
+    return "0" if text in ("", "-0") else text
+
+
+def _pct(value: Decimal) -> str:
+    return f"{_fmt(value * 100)}%"
+
+
+def _day_text(day: int) -> str:
+    return datetime.fromtimestamp(day * DAY_MS / 1000, tz=UTC).date().isoformat()
+
+
+class PortfolioCore:
+    """Risk book and entry gates of the portfolio actor; events in, decisions out.
+
+    Equity = ``initial_capital`` + realised P&L + unrealised P&L (the latter from the last
+    :meth:`on_equity` mark). Committed = notional of open positions and pending entries.
+    Cash = ``initial_capital`` + realised P&L - committed.
+    """
+
+    def __init__(
+        self,
+        portfolio: PortfolioConfig,
+        exits: ExitConfig,
+        strategies: Sequence[StrategyBase],
+    ) -> None:
+        self.portfolio = portfolio
+        self.exits = exits
+        self._strategies: dict[str, StrategyBase] = {}
+        for strategy in strategies:
+            if strategy.name in self._strategies:
+                raise ValueError(f"duplicate strategy name {strategy.name!r}")
+            self._strategies[strategy.name] = strategy
+        self._holdings: dict[str, Holding] = {}
+        self._realized = ZERO
+        self._unrealized = ZERO
+        self._day: int | None = None
+        """UTC day (``now_ms // DAY_MS``) of the latest event; the daily-loss book is for it."""
+        self._day_start_equity = ZERO
+        self._halted_day: int | None = None
+        self._marks_stale = False
+        self._recent_entries: deque[int] = deque()
+        self._open_orders: dict[str, int] = {}
+
+    # ------------------------------------------------------------------ books
+
+    @property
+    def initial_capital(self) -> Decimal:
+        return self.portfolio.initial_capital
+
+    @property
+    def realized_pnl(self) -> Decimal:
+        return self._realized
+
+    @property
+    def unrealized_pnl(self) -> Decimal:
+        return self._unrealized
+
+    @property
+    def equity(self) -> Decimal:
+        return self.initial_capital + self._realized + self._unrealized
+
+    @property
+    def committed_total(self) -> Decimal:
+        return sum((h.notional for h in self._holdings.values()), ZERO)
+
+    @property
+    def cash(self) -> Decimal:
+        """Capital not tied up in positions or pending entries (marks do not change it)."""
+        return self.initial_capital + self._realized - self.committed_total
+
+    def committed(self, strategy: str) -> Decimal:
+        """Notional a strategy has tied up, pending entries included."""
+        return sum((h.notional for h in self._holdings.values() if h.strategy == strategy), ZERO)
+
+    @property
+    def committed_by_strategy(self) -> dict[str, Decimal]:
+        out: dict[str, Decimal] = {}
+        for h in self._holdings.values():
+            out[h.strategy] = out.get(h.strategy, ZERO) + h.notional
+        return out
+
+    @property
+    def holdings(self) -> tuple[Holding, ...]:
+        return tuple(self._holdings.values())
+
+    @property
+    def day_pnl(self) -> Decimal:
+        """Equity now minus equity at the current UTC day's first event (0 before any timed event)."""
+        return ZERO if self._day is None else self.equity - self._day_start_equity
+
+    @property
+    def daily_loss_halted(self) -> bool:
+        """Entries are halted for the rest of this UTC day by ``max_daily_loss_fraction``."""
+        return self._halted_day is not None and self._halted_day == self._day
+
+    def daily_loss_status(self) -> dict[str, Any]:
+        """The daily-loss book for heartbeats and alerts (money as strings, exact)."""
+        day = None if self._day is None else datetime.fromtimestamp(self._day * DAY_MS / 1000, tz=UTC)
+        limit = self.portfolio.max_daily_loss_fraction
+        return {
+            "day": None if day is None else day.date().isoformat(),
+            "day_pnl": str(self.day_pnl),
+            "day_start_equity": str(self._day_start_equity),
+            "limit_fraction": limit,
+            "halted": self.daily_loss_halted,
+        }
+
+    def open_orders(self, market: str) -> int:
+        """Open venue orders in ``market`` as last reported by :meth:`on_open_orders`."""
+        return self._open_orders.get(market, 0)
+
+    @property
+    def risk_fraction(self) -> Decimal:
+        """Share of equity risked per trade: ``risk_per_trade``, lowered by fractional Kelly if set."""
+        base = to_decimal(self.portfolio.risk_per_trade)
+        kelly = self.kelly_risk_fraction()
+        return base if kelly is None else min(base, kelly)
+
+    def exits_for(self, config: StrategyBase | None) -> ExitConfig:
+        """The exit plan a strategy's positions run: its own, or the portfolio-wide one."""
+        own = getattr(config, "exits", None)
+        return own if isinstance(own, ExitConfig) else self.exits
+
+    def kelly_risk_fraction(self) -> Decimal | None:
+        """``kelly_fraction * f*`` with f* = (b*p - q) / b; ``None`` when Kelly is off.
+
+        b is the exit plan's payoff ratio: the blended target (``target_one_fraction`` sold at
+        target one, the rest at target two) over the stop distance. Trailing and time exits
+        are ignored. f* is the share of equity to *lose* if the stop is hit, which is exactly
+        what ``risk_per_trade`` bounds, so the two combine by taking the smaller.
+        """
+        p, x = self.portfolio, self.exits
+        if p.kelly_fraction is None:
+            return None
+        share = to_decimal(x.target_one_fraction)
+        target = share * to_decimal(x.target_one_pct) + (ONE - share) * to_decimal(x.target_two_pct)
+        win = to_decimal(p.kelly_win_rate)
+        with _floor_context():
+            b = target / to_decimal(x.stop_pct)
+            f = (b * win - (ONE - win)) / b
+            return to_decimal(p.kelly_fraction) * f
+
+    # ------------------------------------------------------------------ events
+
+    def evaluate(
+        self, signal: Signal, instrument: Instrument, book: OrderBook | None, now_ms: int
+    ) -> Decision:
+        """Gate and size one signal; an approved entry is reserved as a pending holding at once."""
+        if signal.market != instrument.market_id:
+            raise ValueError(
+                f"signal for {signal.market} evaluated against instrument {instrument.market_id}"
+            )
+        if book is not None and book.market != instrument.market_id:
+            raise ValueError(f"book of {book.market} evaluated for {instrument.market_id}")
+        self._roll_day(now_ms)
+        if not signal.is_entry:
+            return self._exit_decision(signal)
+        self._check_daily_loss(now_ms)
+
+        config = self._strategies.get(signal.strategy)
+        position_id = deterministic_id("pos", signal.strategy, signal.market, signal.ts_ms)
+        group = instrument.correlation_group or instrument.market_id
+        sizing = self._size(signal, instrument, book, config)
+        gates = (
+            self._gate_strategy(signal.strategy, config),
+            self._gate_daily_loss(),
+            self._gate_one_per_market(signal.market, position_id),
+            self._gate_max_concurrent(),
+            self._gate_correlation(group),
+            self._gate_open_orders(signal.market),
+            self._gate_order_rate(now_ms),
+            self._gate_market_age(instrument, config, now_ms),
+            self._gate_peak_hours(config, now_ms),
+            self._gate_liquidity(book, config),
+            *sizing.gates,
+        )
+        failed = next((g for g in gates if g.passed is False), None)
+        limits = tuple(g.gate for g in gates if g.gate in PRE_TRADE_LIMITS and g.passed is False)
+        if failed is not None:
+            decision = Decision(
+                signal=signal, approved=False, gates=gates, rejected_by=failed.gate, limits=limits
+            )
+            self._log_limits(decision)
+            return decision
+        if sizing.notional_bound:
+            limits = (Gate.ORDER_NOTIONAL,)
+
+        notional = sizing.qty * sizing.entry
+        plan = EntryPlan(
+            position_id=position_id,
+            strategy=signal.strategy,
+            market=signal.market,
+            correlation_group=group,
+            qty=sizing.qty,
+            limit_price=sizing.entry,
+            stop_price=sizing.stop,
+            notional=notional,
+            risk_amount=sizing.qty * (sizing.entry - sizing.stop),
+            strength=signal.strength,
+            signal_ts_ms=signal.ts_ms,
+            decided_ms=now_ms,
+        )
+        self._holdings[position_id] = Holding(
+            position_id=position_id,
+            strategy=signal.strategy,
+            market=signal.market,
+            notional=notional,
+            correlation_group=group,
+            pending=True,
+        )
+        self._recent_entries.append(now_ms)
+        decision = Decision(signal=signal, approved=True, gates=gates, plan=plan, limits=limits)
+        self._log_limits(decision)
+        return decision
+
+    def on_position_opened(
+        self,
+        position_id: str,
+        strategy: str,
+        market: str,
+        notional: Decimal,
+        correlation_group: str,
+    ) -> None:
+        """An entry filled (wholly or in part): record its actual cost; idempotent upsert.
+
+        Call again with the grown notional on further fills. Also how a restarted shell
+        re-registers positions it knows from its ledger but this core does not.
+        """
+        if notional < 0:
+            raise ValueError(f"notional must be >= 0, got {notional}")
+        self._holdings[position_id] = Holding(
+            position_id=position_id,
+            strategy=strategy,
+            market=market,
+            notional=notional,
+            correlation_group=correlation_group or market,
+            pending=False,
+        )
+
+    def on_entry_cancelled(self, position_id: str) -> bool:
+        """Release a pending entry that never filled; ``False`` if it was not pending.
+
+        A partly filled entry is a position: report it with :meth:`on_position_opened` instead.
+        """
+        holding = self._holdings.get(position_id)
+        if holding is None or not holding.pending:
+            return False
+        del self._holdings[position_id]
+        return True
+
+    def on_position_closed(self, position_id: str, realized_pnl: Decimal, now_ms: int | None = None) -> bool:
+        """Book a closed position's realised P&L (fees included); ``False`` if unknown.
+
+        Idempotent: a replayed close of a position already removed changes nothing. The
+        last mark's unrealised P&L is cleared, since part of it has just become realised;
+        the shell follows a close with a fresh :meth:`on_equity`. ``now_ms`` (optional) lets
+        the daily-loss book roll over to a new UTC day first.
+        """
+        if now_ms is not None:
+            self._roll_day(now_ms)
+        if self._holdings.pop(position_id, None) is None:
+            return False
+        self._realized += realized_pnl
+        self._unrealized = ZERO
+        # with nothing else held, zero unrealised P&L is exact; otherwise wait for the next mark
+        self._marks_stale = any(not h.pending for h in self._holdings.values())
+        self._check_daily_loss(now_ms)
+        return True
+
+    def on_equity(self, equity: Decimal, now_ms: int | None = None) -> None:
+        """Mark-to-market equity from the shell: whatever exceeds booked capital is unrealised P&L.
+
+        With ``now_ms`` the daily-loss book first rolls over to a new UTC day (the day then
+        starts from the equity last seen, before this mark), and the daily-loss limit is
+        checked against this mark.
+        """
+        if now_ms is not None:
+            self._roll_day(now_ms)
+        self._unrealized = equity - (self.initial_capital + self._realized)
+        self._marks_stale = False
+        self._check_daily_loss(now_ms)
+
+    def on_open_orders(self, counts: Mapping[str, int], *, venue: str | None = None) -> None:
+        """Open venue orders per market id, as the shell last saw them (the ``open_orders`` limit).
+
+        With ``venue``, ``counts`` is that venue's whole picture: its markets missing from it have
+        none. Without, ``counts`` updates just the markets it names.
+        """
+        if venue is not None:
+            prefix = f"{venue}:"
+            for market in [m for m in self._open_orders if m.startswith(prefix)]:
+                del self._open_orders[market]
+        for market, count in counts.items():
+            if count < 0:
+                raise ValueError(f"open order count must be >= 0, got {count} for {market}")
+            if count:
+                self._open_orders[market] = count
+            else:
+                self._open_orders.pop(market, None)
+
+    # ------------------------------------------------------------------ daily loss
+
+    def _roll_day(self, now_ms: int) -> None:
+        """Start a new UTC day's book at the first event of the day (time never moves it back)."""
+        day = now_ms // DAY_MS
+        if self._day is not None and day <= self._day:
+            return
+        if self.daily_loss_halted:
+            log.warning("daily loss halt lifted: a new UTC day began (%s)", _day_text(day))
+        self._day = day
+        self._day_start_equity = self.equity
+
+    def _check_daily_loss(self, now_ms: int | None) -> None:
+        limit = self.portfolio.max_daily_loss_fraction
+        if limit is None or self._day is None or self._marks_stale or self.daily_loss_halted:
+            return
+        start = self._day_start_equity
+        loss = -self.day_pnl
+        if start <= 0 or loss <= 0 or loss < start * to_decimal(limit):
+            return
+        self._halted_day = self._day
+        log.warning(
+            "pre-trade limit daily_loss: day %s lost %s = %s of its starting equity %s (limit %s): "
+            "entries halted until the next UTC day%s",
+            _day_text(self._day),
+            _fmt(loss),
+            _pct(loss / start),
+            _fmt(start),
+            _pct(to_decimal(limit)),
+            "" if now_ms is None else f" (at {now_ms} ms)",
+        )
+
+    # ------------------------------------------------------------------ state
+
+    def state(self) -> dict[str, Any]:
+        """JSON-serialisable snapshot; Decimals as strings so the restore is exact.
+
+        Configuration is not part of the state: it comes from the settings on restart.
+        """
+        return {
+            "version": STATE_VERSION,
+            "realized_pnl": str(self._realized),
+            "unrealized_pnl": str(self._unrealized),
+            "holdings": [h.model_dump(mode="json") for h in self._holdings.values()],
+            "day": self._day,
+            "day_start_equity": str(self._day_start_equity),
+            "halted_day": self._halted_day,
+            "marks_stale": self._marks_stale,
+            "recent_entries_ms": list(self._recent_entries),
+        }
+
+    @classmethod
+    def from_state(
+        cls,
+        portfolio: PortfolioConfig,
+        exits: ExitConfig,
+        strategies: Sequence[StrategyBase],
+        state: dict[str, Any],
+    ) -> PortfolioCore:
+        """Rebuild exactly what :meth:`state` captured."""
+        if state.get("version") != STATE_VERSION:
+            raise ValueError(f"unsupported portfolio state version {state.get('version')!r}")
+        core = cls(portfolio, exits, strategies)
+        core._realized = Decimal(state["realized_pnl"])
+        core._unrealized = Decimal(state["unrealized_pnl"])
+        for raw in state["holdings"]:
+            holding = Holding.model_validate(raw)
+            core._holdings[holding.position_id] = holding
+        # the pre-trade limits' state came later: a snapshot without it starts a fresh day book
+        core._day = state.get("day")
+        core._day_start_equity = Decimal(state.get("day_start_equity", "0"))
+        core._halted_day = state.get("halted_day")
+        core._marks_stale = bool(state.get("marks_stale", False))
+        core._recent_entries = deque(int(t) for t in state.get("recent_entries_ms", ()))
+        return core
+
+    # ------------------------------------------------------------------ gates
+
+    def _exit_decision(self, signal: Signal) -> Decision:
+        """Exits pass straight through, naming the strategy's position (open or pending) in the market.
+
+        A pending one is named too: the shell then cancels the entry rather than sells.
+        """
+        position_id = next(
+            (
+                h.position_id
+                for h in self._holdings.values()
+                if h.market == signal.market and h.strategy == signal.strategy
+            ),
+            None,
+        )
+        return Decision(signal=signal, kind=DecisionKind.EXIT, approved=False, exit_position_id=position_id)
+
+    def _gate_strategy(self, name: str, config: StrategyBase | None) -> GateResult:
+        if config is None:
+            return GateResult(gate=Gate.STRATEGY, passed=False, detail=f"unknown strategy {name!r}")
+        if not config.enabled:
+            return GateResult(gate=Gate.STRATEGY, passed=False, detail=f"strategy {name!r} is disabled")
+        return GateResult(gate=Gate.STRATEGY, passed=True, detail=f"strategy {name!r} enabled")
+
+    def _gate_daily_loss(self) -> GateResult:
+        limit = self.portfolio.max_daily_loss_fraction
+        if limit is None:
+            return GateResult(gate=Gate.DAILY_LOSS, passed=True, detail="no daily loss limit")
+        start, pnl = self._day_start_equity, self.day_pnl
+        share = f" = {_pct(pnl / start)}" if start > 0 else ""
+        text = (
+            f"day P&L {_fmt(pnl)}{share} of starting equity {_fmt(start)}, limit -{_pct(to_decimal(limit))}"
+        )
+        if self.daily_loss_halted:
+            return GateResult(
+                gate=Gate.DAILY_LOSS, passed=False, detail=f"{text}: entries halted until the next UTC day"
+            )
+        return GateResult(gate=Gate.DAILY_LOSS, passed=True, detail=text)
+
+    def _gate_open_orders(self, market: str) -> GateResult:
+        count, limit = self.open_orders(market), self.portfolio.max_open_orders_per_market
+        return GateResult(
+            gate=Gate.OPEN_ORDERS,
+            passed=count < limit,
+            detail=f"{count} open orders in {market}, max {limit}",
+        )
+
+    def _gate_order_rate(self, now_ms: int) -> GateResult:
+        start = now_ms - ORDER_RATE_WINDOW_MS
+        while self._recent_entries and self._recent_entries[0] <= start:
+            self._recent_entries.popleft()
+        count = sum(1 for t in self._recent_entries if start < t <= now_ms)
+        limit = self.portfolio.max_orders_per_s
+        return GateResult(
+            gate=Gate.ORDER_RATE,
+            passed=count < limit,
+            detail=f"{count} entries approved in the last second, max {limit}",
+        )
+
+    def _log_limits(self, decision: Decision) -> None:
+        """One log line per pre-trade limit that bit (the daily-loss halt is logged when it trips)."""
+        signal = decision.signal
+        for gate in decision.limits:
+            detail = decision.gate(gate).detail
+            if gate is Gate.DAILY_LOSS:
+                log.info("entry of %s in %s refused: %s", signal.strategy, signal.market, detail)
+            elif decision.approved:
+                log.info(
+                    "pre-trade limit %s sized %s's entry in %s: %s",
+                    gate,
+                    signal.strategy,
+                    signal.market,
+                    detail,
+                )
+            else:
+                log.warning(
+                    "pre-trade limit %s rejected %s's entry in %s: %s",
+                    gate,
+                    signal.strategy,
+                    signal.market,
+                    detail,
+                )
+
+    def _gate_one_per_market(self, market: str, position_id: str) -> GateResult:
+        if position_id in self._holdings:
+            return GateResult(
+                gate=Gate.ONE_PER_MARKET,
+                passed=False,
+                detail=f"duplicate signal: position {position_id} already recorded",
+            )
+        for h in self._holdings.values():
+            if h.market == market:
+                what = "an entry is pending" if h.pending else "a position is open"
+                return GateResult(
+                    gate=Gate.ONE_PER_MARKET,
+                    passed=False,
+                    detail=f"{what} in {market} ({h.position_id}, {h.strategy})",
+                )
+        return GateResult(gate=Gate.ONE_PER_MARKET, passed=True, detail=f"no position in {market}")
+
+    def _gate_max_concurrent(self) -> GateResult:
+        count, limit = len(self._holdings), self.portfolio.max_concurrent_positions
+        return GateResult(
+            gate=Gate.MAX_CONCURRENT,
+            passed=count < limit,
+            detail=f"{count} positions and pending entries, max {limit}",
+        )
+
+    def _gate_correlation(self, group: str) -> GateResult:
+        count = sum(1 for h in self._holdings.values() if h.correlation_group == group)
+        limit = self.portfolio.max_per_correlation_group
+        return GateResult(
+            gate=Gate.CORRELATION,
+            passed=count < limit,
+            detail=f"correlation group {group!r} holds {count}, max {limit}",
+        )
+
+    def _gate_market_age(
+        self, instrument: Instrument, config: StrategyBase | None, now_ms: int
+    ) -> GateResult:
+        """Young markets are thin and erratic; the strategy may override the portfolio's minimum.
+
+        An unknown listing time passes: the venue simply did not say (Binance pairs), and a
+        gate that cannot be evaluated should not silently block a whole venue.
+        """
+        hours = self.portfolio.min_market_age_h
+        if config is not None and config.min_market_age_h is not None:
+            hours = config.min_market_age_h
+        minimum = to_decimal(hours)
+        age_ms = instrument.age_ms(now_ms)
+        if age_ms is None:
+            return GateResult(gate=Gate.MARKET_AGE, passed=True, detail="listing time unknown")
+        age_h = Decimal(age_ms) / HOUR_MS
+        passed = age_ms >= minimum * HOUR_MS
+        op = ">=" if passed else "<"
+        return GateResult(
+            gate=Gate.MARKET_AGE, passed=passed, detail=f"market age {_fmt(age_h)}h {op} {_fmt(minimum)}h"
+        )
+
+    def _gate_peak_hours(self, config: StrategyBase | None, now_ms: int) -> GateResult:
+        start, end = self.portfolio.peak_hours_utc
+        window = f"[{start:02d}:00, {end:02d}:00) UTC"
+        if config is None or not config.peak_hours_only:
+            return GateResult(gate=Gate.PEAK_HOURS, passed=True, detail="strategy trades around the clock")
+        hour = (now_ms // HOUR_MS) % 24
+        passed = start <= hour < end
+        where = "inside" if passed else "outside"
+        return GateResult(gate=Gate.PEAK_HOURS, passed=passed, detail=f"hour {hour:02d} UTC {where} {window}")
+
+    def _gate_liquidity(self, book: OrderBook | None, config: StrategyBase | None) -> GateResult:
+        if book is None:
+            return GateResult(gate=Gate.LIQUIDITY, passed=None, detail="no order book: skipped")
+        p = self.portfolio
+        spread_limit = p.max_spread_fraction
+        if config is not None and config.max_spread_fraction is not None:
+            spread_limit = config.max_spread_fraction
+        max_spread, levels = to_decimal(spread_limit), p.book_depth_levels
+        depth = book.depth(levels)
+        depth_ok = depth >= p.min_book_depth
+        depth_text = (
+            f"depth {_fmt(depth)} {'>=' if depth_ok else '<'} {_fmt(p.min_book_depth)} (top {levels})"
+        )
+        spread = book.spread_fraction
+        if spread is None:
+            return GateResult(
+                gate=Gate.LIQUIDITY, passed=False, detail=f"one-sided or empty book; {depth_text}"
+            )
+        spread_ok = spread <= max_spread
+        spread_text = f"spread {_pct(spread)} of mid {'<=' if spread_ok else '>'} {_pct(max_spread)}"
+        return GateResult(
+            gate=Gate.LIQUIDITY, passed=spread_ok and depth_ok, detail=f"{spread_text}; {depth_text}"
+        )
+
+    # ------------------------------------------------------------------ sizing
+
+    def _size(
+        self, signal: Signal, instrument: Instrument, book: OrderBook | None, config: StrategyBase | None
+    ) -> _Sizing:
+        """Risk-based size, capped by notional, strength, allocation room and cash reserve; lot-aligned.
+
+        qty = min(equity * risk / (entry - stop), equity * max_position_fraction / entry)
+        * strength, then sized down to the allocation and reserve room, rounded down to a lot.
+        """
+        p = self.portfolio
+        ask = book.best_ask if book is not None else None
+        entry = _on_grid(
+            instrument.round_price(ask if ask is not None else to_decimal(signal.price), Side.BUY),
+            instrument.tick_size,
+        )
+        # Floored so the stop distance, and so the sized risk, is never understated. A plan
+        # without a stop (unmanaged exits) can lose the whole entry: its stop is 0.
+        exits = self.exits_for(config)
+        stop_pct = to_decimal(exits.stop_pct) if exits.managed else ONE
+        stop = _on_grid(
+            max(ZERO, floor_to(entry * (ONE - stop_pct), instrument.tick_size)),
+            instrument.tick_size,
+        )
+        equity, risk = self.equity, self.risk_fraction
+        strength = to_decimal(signal.strength) if p.scale_by_strength else ONE
+
+        def skipped(why: str) -> tuple[GateResult, GateResult, GateResult]:
+            return (
+                GateResult(gate=Gate.ALLOCATION, passed=None, detail=why),
+                GateResult(gate=Gate.CASH_RESERVE, passed=None, detail=why),
+                GateResult(gate=Gate.ORDER_NOTIONAL, passed=None, detail=why),
+            )
+
+        if entry <= 0:
+            why = f"price {_fmt(to_decimal(signal.price))} rounds to 0 at tick {instrument.tick_size}"
+            size = GateResult(gate=Gate.SIZE, passed=False, detail=why)
+            return _Sizing((*skipped("no entry price"), size), ZERO, entry, stop)
+        if equity <= 0:
+            size = GateResult(gate=Gate.SIZE, passed=False, detail=f"equity {_fmt(equity)} is not positive")
+            return _Sizing((*skipped("no equity"), size), ZERO, entry, stop)
+
+        with _floor_context():
+            risk_qty = equity * risk / (entry - stop) if risk > 0 else ZERO
+            cap_qty = equity * to_decimal(p.max_position_fraction) / entry
+            base = min(risk_qty, cap_qty) * strength
+            reserve_room = min(equity * (ONE - to_decimal(p.cash_reserve)) - self.committed_total, self.cash)
+            reserve_qty = max(ZERO, reserve_room) / entry
+            if config is None:
+                alloc_qty = None
+                allocation = GateResult(gate=Gate.ALLOCATION, passed=None, detail="no strategy config")
+            else:
+                limit = equity * to_decimal(config.allocation)
+                committed = self.committed(config.name)
+                alloc_qty = max(ZERO, limit - committed) / entry
+                allocation = self._room_gate(
+                    Gate.ALLOCATION,
+                    f"allocation {_pct(to_decimal(config.allocation))} = {_fmt(limit)}, "
+                    f"committed {_fmt(committed)}",
+                    room_qty=alloc_qty,
+                    base=base,
+                    entry=entry,
+                    instrument=instrument,
+                )
+            reserve = self._room_gate(
+                Gate.CASH_RESERVE,
+                f"cash {_fmt(self.cash)}, committed {_fmt(self.committed_total)}, "
+                f"reserve {_pct(to_decimal(p.cash_reserve))} of equity {_fmt(equity)}",
+                room_qty=reserve_qty,
+                base=base,
+                entry=entry,
+                instrument=instrument,
+            )
+            caps = [base, reserve_qty] if alloc_qty is None else [base, reserve_qty, alloc_qty]
+            if p.max_order_notional is None:
+                notional_qty = None
+                order_notional = GateResult(
+                    gate=Gate.ORDER_NOTIONAL, passed=True, detail="no max order notional"
+                )
+            else:
+                notional_qty = p.max_order_notional / entry
+                order_notional = self._room_gate(
+                    Gate.ORDER_NOTIONAL,
+                    f"max order notional {_fmt(p.max_order_notional)}",
+                    room_qty=notional_qty,
+                    base=min(caps),
+                    entry=entry,
+                    instrument=instrument,
+                )
+            unbound = instrument.round_qty(min(caps))
+            if notional_qty is not None:
+                caps.append(notional_qty)
+            qty = _on_grid(instrument.round_qty(min(caps)), instrument.lot_size)
+            notional_bound = qty < unbound
+
+        binding = "risk" if risk_qty <= cap_qty else "notional cap"
+        sized = (
+            f"risk {_pct(risk)} -> {_fmt(risk_qty)}, notional cap -> {_fmt(cap_qty)} ({binding} binds), "
+            f"x strength {_fmt(strength)} = {_fmt(base)}"
+        )
+        if risk <= 0:
+            size = GateResult(
+                gate=Gate.SIZE,
+                passed=False,
+                detail=f"fractional Kelly {_pct(risk)} <= 0: no edge at win rate {p.kelly_win_rate}",
+            )
+        elif qty <= 0 or qty < instrument.min_size:
+            smallest = max(instrument.min_size, instrument.lot_size)
+            size = GateResult(
+                gate=Gate.SIZE,
+                passed=False,
+                detail=f"{sized}; qty {_fmt(qty)} below min size {_fmt(smallest)}",
+            )
+        else:
+            size = GateResult(
+                gate=Gate.SIZE, passed=True, detail=f"{sized}; qty {_fmt(qty)} at {_fmt(entry)}"
+            )
+        return _Sizing((allocation, reserve, order_notional, size), qty, entry, stop, notional_bound)
+
+    @staticmethod
+    def _room_gate(
+        gate: Gate, context: str, *, room_qty: Decimal, base: Decimal, entry: Decimal, instrument: Instrument
+    ) -> GateResult:
+        """A cap that sizes down to its room, and rejects only when the room holds no tradable size."""
+        fits = instrument.round_qty(room_qty)
+        room = f"{context}: room {_fmt(room_qty * entry)}"
+        if fits <= 0 or fits < instrument.min_size:
+            return GateResult(gate=gate, passed=False, detail=f"{room} fits no tradable size")
+        if fits < instrument.round_qty(base):
+            return GateResult(gate=gate, passed=True, detail=f"{room}: sized down to {_fmt(fits)}")
+        return GateResult(gate=gate, passed=True, detail=f"{room}: fits")

@@ -1,0 +1,768 @@
+"""One position's exit plan as a pure state machine: events in, commands out.
+
+This is the core of the per-position Ray actor and of the backtester's position book. It
+never reads a clock (every event carries ``now_ms``), never does I/O and holds no
+randomness, so replaying the same events yields the same commands and client ids.
+
+The plan (Polymarket bot design, every number from :class:`ExitConfig`):
+
+* **Entry**: one limit buy. Partial fills accumulate ``entry_qty`` and the average
+  ``entry_price``. The position opens once the entry order is terminal *and* every fill
+  the venue reported for it has arrived; a zero-fill entry closes with reason ``UNFILLED``.
+* **Targets**: on open, two resting GTC limit sells: ``target_one_fraction`` of the lot-aligned
+  quantity at ``entry*(1+target_one_pct)``, the rest at ``entry*(1+target_two_pct)`` (prices
+  tick-aligned upwards, the passive side; binary tokens capped at ``1 - tick``). When either
+  half would be below the venue's lot or minimum size, the whole position rests at target
+  one (the likelier win); when even the whole is below it, no order can be placed at all
+  (an anomaly: the position is "dust", exits are reported as not armed, and a binary market
+  then simply waits for settlement).
+* **Stop** at ``entry*(1-stop_pct)``; **trailing**: once the high since open reaches
+  ``entry*(1+trailing_activate_pct)`` the stop becomes
+  ``max(stop, entry*(1+trailing_lock_pct), high*(1-trailing_distance_pct))`` and only rises.
+* **Time exit**: the band is ``|price - entry| <= entry*time_exit_band_pct``. Its clock starts
+  when the position opens and restarts at the first in-band price after any out-of-band
+  price; ``time_exit_s`` in the band without leaving it closes the position. :meth:`on_timer`
+  evaluates it without a new price (a quiet market may not tick at all).
+* **Closing** (stop, trailing, time, signal): cancel every resting sell, then sell only what
+  is *free*: ``held - reserved``, where an open sell reserves its unfilled remainder and a
+  terminal one reserves fills the venue reported but we have not received yet. Quantity a
+  pending cancel still reserves is sold only once the venue confirms the cancel, so the sum
+  of sold quantity and open sell remainders never exceeds ``entry_qty``. The closing order
+  is a GTC limit at ``floor_to(mark * (1 - exit_slippage_pct * (1 + attempt)), tick)``
+  (never below one tick): marketable against the book at the trigger, and each re-price of
+  a closing order stuck for ``exit_order_timeout_s`` widens the allowance by one step.
+* **Settlement** (binary markets): cancel everything, each held share pays ``payout``; the
+  payout is booked like a sale (``sold_qty`` and ``sale_proceeds``) so P&L has one formula.
+
+Status transitions (never backward; see :meth:`PositionCore._derive_status`):
+
+=================  =================================================================
+ENTERING → OPEN     entry terminal, all its fills in, something bought; exits armed
+ENTERING → CLOSING  same, but an exit was asked for while entering (signal, or the
+                    provisional stop on a partial fill): passes OPEN within the call
+ENTERING → CLOSED   entry ended with nothing bought (``UNFILLED``), or settlement
+OPEN → HALF_CLOSED  one target leg completely filled, the other still resting untouched
+→ CLOSING           an exit triggered (stop/trailing/time/signal), or one leg is filled
+                    and the other has started filling (the last leg is working)
+→ CLOSED            nothing left held (last unit sold, entry done), or settlement
+=================  =================================================================
+
+Fees are taken as quote currency (they reduce P&L, never the share count).
+``PositionClosed.realized_pnl`` is exact (proceeds - entry cost - fees); ``Position.realized_pnl``
+multiplies by the average entry price, which can be a rounded non-terminating decimal.
+
+What the shell (Ray actor, backtester) owes the core: apply the commands in order; feed
+every fill and order report for the client ids in :attr:`PositionCore.orders`, with the
+venue's cumulative ``filled_qty`` on cancel confirmations; call :meth:`PositionCore.on_timer`
+periodically (time exit, stuck closes); call :meth:`PositionCore.cancel_entry` on its entry
+timeout; re-send an unconfirmed ``CancelOrder`` itself (the core asks once). Fills that
+arrive after ``CLOSED`` are not accounted and land in :attr:`PositionCore.anomalies`.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from actors.domain.model import (
+    ONE,
+    ZERO,
+    CancelOrder,
+    Command,
+    ExitReason,
+    ExitStatus,
+    Fill,
+    Instrument,
+    MarketKind,
+    Order,
+    OrderStatus,
+    OrderType,
+    PlaceOrder,
+    Position,
+    PositionClosed,
+    Side,
+    TimeInForce,
+    deterministic_id,
+    floor_to,
+    to_decimal,
+)
+from config.models import ExitConfig
+
+ENTRY = "entry"
+TARGET_LEGS = (ExitReason.TARGET_ONE.value, ExitReason.TARGET_TWO.value)
+MAX_TARGET_ATTEMPTS = 3
+"""A target the venue cancels or rejects on its own is re-placed at most this many times in all."""
+MAX_ANOMALIES = 200
+
+_ORDER_RANK = {
+    OrderStatus.PENDING: 0,
+    OrderStatus.OPEN: 1,
+    OrderStatus.PARTIALLY_FILLED: 2,
+    OrderStatus.FILLED: 3,
+    OrderStatus.CANCELLED: 3,
+    OrderStatus.REJECTED: 3,
+}
+_STATE_VERSION = 1
+
+
+class PositionCore:
+    """The exit state machine of one long position; one instance per position, one owner."""
+
+    def __init__(self, position: Position, instrument: Instrument, config: ExitConfig) -> None:
+        self.position = position
+        self.instrument = instrument
+        self.config = config
+        self.orders: dict[str, Order] = {}
+        self.anomalies: list[str] = []
+        self._entry_id = ""
+        self._entry_cost = ZERO
+        self._seen_fills: dict[str, None] = {}
+        self._venue_filled: dict[str, Decimal] = {}
+        self._cancel_requested: dict[str, None] = {}
+        self._attempts: dict[str, int] = {}
+        self._leg_plan: dict[str, Decimal] = {}
+        self._leg_sold: dict[str, Decimal] = {}
+        self._opened_ms: int | None = None
+        self._high: Decimal | None = None
+        self._band_since_ms: int | None = None
+        self._last_price: tuple[Decimal, int] | None = None
+        self._trigger: ExitReason | None = None
+        self._pending_exit: ExitReason | None = None
+        self._trailing = False
+        self._last_sale_reason: ExitReason | None = None
+
+    # ------------------------------------------------------------------ construction
+
+    @classmethod
+    def enter(
+        cls,
+        *,
+        position_id: str,
+        strategy: str,
+        instrument: Instrument,
+        qty: Decimal,
+        limit_price: Decimal,
+        signal_strength: float,
+        now_ms: int,
+        config: ExitConfig,
+    ) -> tuple[PositionCore, list[Command]]:
+        """A new position in ``ENTERING`` and its entry order (a lot/tick-aligned limit buy)."""
+        size = instrument.round_qty(qty)
+        price = instrument.round_price(limit_price, Side.BUY)
+        if size <= 0 or size < instrument.min_size:
+            raise ValueError(f"entry size {qty} is below the lot/minimum size of {instrument.market_id}")
+        if price <= 0:
+            raise ValueError(f"entry price {limit_price} rounds to zero on {instrument.market_id}")
+        position = Position(
+            position_id=position_id,
+            strategy=strategy,
+            market=instrument.market_id,
+            entry_price=ZERO,
+            entry_qty=ZERO,
+            entry_ms=now_ms,
+            stop_price=ZERO,
+            target_one_price=ZERO,
+            target_two_price=ZERO,
+            status=ExitStatus.ENTERING,
+            signal_strength=signal_strength,
+        )
+        core = cls(position, instrument, config)
+        order = core._new_order(ENTRY, Side.BUY, price, size, now_ms)
+        core._entry_id = order.client_id
+        return core, [PlaceOrder(order=order.model_copy())]
+
+    # ------------------------------------------------------------------ events
+
+    def on_fill(self, fill: Fill) -> list[Command]:
+        """Account one execution exactly once, then advance the plan."""
+        if fill.fill_id in self._seen_fills:
+            return []
+        order = self.orders.get(fill.client_id)
+        if order is None:
+            self._note(f"fill {fill.fill_id} for unknown client id {fill.client_id}")
+            return []
+        if fill.side is not order.side:
+            self._note(f"fill {fill.fill_id} side {fill.side.value} differs from order {order.client_id}")
+            return []
+        if self.position.status is ExitStatus.CLOSED:
+            self._note(f"fill {fill.fill_id} after the position closed: not accounted")
+            return []
+        self._seen_fills[fill.fill_id] = None
+        filled = order.filled_qty + fill.qty
+        if filled > order.qty:
+            self._note(f"order {order.client_id} overfilled: {filled} > {order.qty}")
+        order.filled_qty = filled
+        order.updated_ms = max(order.updated_ms, fill.ts_ms)
+        if not order.status.is_terminal:
+            order.status = OrderStatus.FILLED if filled >= order.qty else OrderStatus.PARTIALLY_FILLED
+        pos = self.position
+        pos.fees += fill.fee
+        if order.side is Side.BUY:
+            if pos.status is not ExitStatus.ENTERING:
+                self._note(f"entry fill {fill.fill_id} after the position opened: not covered by exits")
+            self._entry_cost += fill.notional
+            pos.entry_qty += fill.qty
+            pos.entry_price = self._entry_cost / pos.entry_qty
+        else:
+            pos.sold_qty += fill.qty
+            pos.sale_proceeds += fill.notional
+            self._last_sale_reason = ExitReason(order.purpose)
+            if order.purpose in self._leg_sold:
+                self._leg_sold[order.purpose] += fill.qty
+                self._stamp_leg(order.purpose, fill.ts_ms)
+        return self._advance(fill.ts_ms)
+
+    def on_order_update(
+        self,
+        client_id: str,
+        status: OrderStatus,
+        filled_qty: Decimal,
+        now_ms: int,
+        venue_order_id: str | None = None,
+    ) -> list[Command]:
+        """An ack, cancel confirmation, rejection or fill report; ``filled_qty`` is the venue's total.
+
+        Updates only move an order forward (a late ``OPEN`` after ``FILLED`` is ignored). A
+        terminal report whose ``filled_qty`` exceeds the fills received keeps that difference
+        reserved until the fills arrive, which is what makes a cancel/fill race safe.
+        """
+        order = self.orders.get(client_id)
+        if order is None:
+            self._note(f"order update for unknown client id {client_id}")
+            return []
+        if venue_order_id is not None and order.venue_order_id is None:
+            order.venue_order_id = venue_order_id
+        reported = filled_qty
+        if status is OrderStatus.FILLED:
+            reported = max(reported, order.qty)
+        if reported > order.qty:
+            self._note(f"order {client_id} reported filled {reported} > qty {order.qty}")
+        if reported > self._venue_filled.get(client_id, ZERO):
+            self._venue_filled[client_id] = reported
+        if not order.status.is_terminal and _ORDER_RANK[status] > _ORDER_RANK[order.status]:
+            order.status = status
+            order.updated_ms = max(order.updated_ms, now_ms)
+            dropped = status in (OrderStatus.CANCELLED, OrderStatus.REJECTED)
+            if dropped and client_id not in self._cancel_requested:
+                self._note(f"order {client_id} ({order.purpose}) {status.value} by the venue")
+        if self.position.status is ExitStatus.CLOSED:
+            return []
+        return self._advance(now_ms)
+
+    def on_price(self, price: Decimal, now_ms: int) -> list[Command]:
+        """A new sellable price (best bid or last trade): marks, stop, trailing, time exit.
+
+        A price older than the last one is stale and ignored; the same event twice is a no-op.
+        """
+        if self.position.status is ExitStatus.CLOSED or price <= 0:
+            return []
+        if self._last_price is not None and (
+            now_ms < self._last_price[1] or (price, now_ms) == self._last_price
+        ):
+            return []
+        self._last_price = (price, now_ms)
+        pos = self.position
+        pos.mark_price = price
+        cmds: list[Command] = []
+        if pos.status is ExitStatus.ENTERING:
+            cmds += self._entry_timeout(now_ms)
+            # Partly filled and already through the would-be stop: stop buying, exit on completion.
+            if self.config.managed and pos.entry_qty > 0 and self._pending_exit is None:
+                provisional_stop = pos.entry_price * (ONE - to_decimal(self.config.stop_pct))
+                if price <= provisional_stop:
+                    self._pending_exit = ExitReason.STOP
+                    cmds += self._cancel_entry("provisional stop")
+            return cmds
+        if self._trigger is None and self.config.managed:
+            self._raise_trailing(price)
+            if price <= pos.stop_price:
+                cmds += self._begin_close(ExitReason.TRAILING if self._trailing else ExitReason.STOP, now_ms)
+            else:
+                if self._in_band(price):
+                    if self._band_since_ms is None:
+                        self._band_since_ms = now_ms
+                else:
+                    self._band_since_ms = None
+                cmds += self._check_time_exit(now_ms)
+        cmds += self._reprice_stuck(now_ms)
+        return cmds
+
+    def on_timer(self, now_ms: int) -> list[Command]:
+        """Time passing without a price: the entry timeout, the time exit and stuck closing orders."""
+        if self.position.status is ExitStatus.ENTERING:
+            return self._entry_timeout(now_ms)
+        if self.position.status is ExitStatus.CLOSED:
+            return []
+        cmds: list[Command] = []
+        if self._trigger is None and self.config.managed:
+            cmds += self._check_time_exit(now_ms)
+        cmds += self._reprice_stuck(now_ms)
+        return cmds
+
+    def on_exit_signal(self, now_ms: int) -> list[Command]:
+        """The strategy's own exit (reason ``SIGNAL``); while entering, stop buying and exit on completion."""
+        status = self.position.status
+        if status is ExitStatus.CLOSED or self._trigger is not None:
+            return []
+        if status is ExitStatus.ENTERING:
+            if self._pending_exit is None:
+                self._pending_exit = ExitReason.SIGNAL
+            return self._cancel_entry("exit signal")
+        return self._begin_close(ExitReason.SIGNAL, now_ms)
+
+    def _entry_timeout(self, now_ms: int) -> list[Command]:
+        """An entry still working ``entry_timeout_s`` after its signal is stale: cancel the rest."""
+        if now_ms - self.position.entry_ms < self.config.entry_timeout_s * 1000:
+            return []
+        return self._cancel_entry("entry timeout")
+
+    def cancel_entry(self, reason: str = "entry timeout") -> list[Command]:
+        """Give up on the unfilled rest of the entry (the shell's entry timeout); what filled is kept."""
+        if self.position.status is not ExitStatus.ENTERING:
+            return []
+        return self._cancel_entry(reason)
+
+    def on_settlement(self, payout: Decimal, now_ms: int) -> list[Command]:
+        """A binary market resolved: every held share pays ``payout``; cancel all and close."""
+        pos = self.position
+        if pos.status is ExitStatus.CLOSED:
+            return []
+        if self.instrument.kind is not MarketKind.BINARY:
+            self._note(f"settlement for non-binary market {self.instrument.market_id} ignored")
+            return []
+        if not ZERO <= payout <= ONE:
+            raise ValueError(f"binary payout must be within [0, 1], got {payout}")
+        cmds = self._cancel_all("settlement")
+        for order in self.orders.values():
+            if order.is_open:  # a resolved market trades no more: these are dead whatever the venue says
+                order.status = OrderStatus.CANCELLED
+                order.updated_ms = max(order.updated_ms, now_ms)
+        if self._venue_inflight(Side.SELL) > 0 or self._venue_inflight(Side.BUY) > 0:
+            self._note("settled while reported fills were still in flight: they will not be accounted")
+        if pos.entry_qty > 0 and self._opened_ms is None:
+            self._set_levels(now_ms)
+        held = pos.open_qty
+        if held > 0:
+            pos.sold_qty += held
+            pos.sale_proceeds += payout * held
+        self._trigger = ExitReason.SETTLEMENT
+        reason = ExitReason.SETTLEMENT if pos.entry_qty > 0 else ExitReason.UNFILLED
+        return cmds + self._close(reason, now_ms)
+
+    # ------------------------------------------------------------------ reports
+
+    def open_orders(self) -> list[Order]:
+        """Copies of the orders this position still has working (for heartbeats and reconciliation)."""
+        return [o.model_copy() for o in self.orders.values() if o.is_open]
+
+    def unconfirmed_cancels(self) -> list[str]:
+        """Client ids of open orders whose cancel was requested but not yet confirmed.
+
+        A shell recovering from a crash re-sends these: the request may never have left.
+        """
+        return [cid for cid in self._cancel_requested if cid in self.orders and self.orders[cid].is_open]
+
+    def awaiting_fills(self) -> list[str]:
+        """Client ids the venue reported filled beyond the fills accounted here (fills still to fetch)."""
+        return [cid for cid, order in self.orders.items() if self._inflight(order) > 0]
+
+    def seen_fill_ids(self) -> list[str]:
+        """Every fill id this position has accounted (invariant: each venue fill in one position)."""
+        return list(self._seen_fills)
+
+    def exits_armed(self) -> bool:
+        """Every sellable unit held is covered by a working sell (targets or a close) or reserved.
+
+        For OPEN/HALF_CLOSED that is the resting targets (the stop is a watch in
+        :meth:`on_price`, always on); for CLOSING the closing orders and the cancels whose
+        confirmation frees quantity to sell. False means unprotected quantity (e.g. dust below
+        the venue minimum, or a target the venue dropped and that could not be re-placed).
+        """
+        if self.position.status in (ExitStatus.ENTERING, ExitStatus.CLOSED):
+            return True
+        if not self.config.managed and self._trigger is None:
+            return True  # unmanaged: the strategy's exit signal is the whole plan
+        sellable = self.instrument.round_qty(self.position.open_qty)
+        if sellable <= 0:
+            return True
+        if not self._sellable(sellable):
+            return False
+        reserved = self._reserved_total()
+        # Closing: a freed remainder below the minimum waits for the pending cancels to merge into it.
+        return reserved >= sellable or (self._trigger is not None and reserved > 0)
+
+    @property
+    def realized_pnl(self) -> Decimal:
+        """Exact once everything is sold (no average price involved); ``Position.realized_pnl`` before."""
+        pos = self.position
+        if pos.entry_qty > 0 and pos.sold_qty == pos.entry_qty:
+            return pos.sale_proceeds - self._entry_cost - pos.fees
+        return pos.realized_pnl
+
+    @property
+    def exit_trigger(self) -> ExitReason | None:
+        """The exit that fired (stop, trailing, time, signal, settlement), if any."""
+        return self._trigger
+
+    # ------------------------------------------------------------------ state
+
+    def state(self) -> dict[str, Any]:
+        """JSON-serialisable snapshot; :meth:`from_state` rebuilds the core exactly."""
+        last = None if self._last_price is None else [str(self._last_price[0]), self._last_price[1]]
+        return {
+            "version": _STATE_VERSION,
+            "position": self.position.model_dump(mode="json"),
+            "orders": [o.model_dump(mode="json") for o in self.orders.values()],
+            "anomalies": list(self.anomalies),
+            "entry_id": self._entry_id,
+            "entry_cost": str(self._entry_cost),
+            "seen_fills": list(self._seen_fills),
+            "venue_filled": {k: str(v) for k, v in self._venue_filled.items()},
+            "cancel_requested": list(self._cancel_requested),
+            "attempts": dict(self._attempts),
+            "leg_plan": {k: str(v) for k, v in self._leg_plan.items()},
+            "leg_sold": {k: str(v) for k, v in self._leg_sold.items()},
+            "opened_ms": self._opened_ms,
+            "high": None if self._high is None else str(self._high),
+            "band_since_ms": self._band_since_ms,
+            "last_price": last,
+            "trigger": None if self._trigger is None else self._trigger.value,
+            "pending_exit": None if self._pending_exit is None else self._pending_exit.value,
+            "trailing": self._trailing,
+            "last_sale_reason": None if self._last_sale_reason is None else self._last_sale_reason.value,
+        }
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any], instrument: Instrument, config: ExitConfig) -> PositionCore:
+        """Inverse of :meth:`state`: a restarted actor carries on exactly where it stopped."""
+        if state.get("version") != _STATE_VERSION:
+            raise ValueError(f"unsupported position state version {state.get('version')}")
+        core = cls(Position.model_validate(state["position"]), instrument, config)
+        for raw in state["orders"]:
+            order = Order.model_validate(raw)
+            core.orders[order.client_id] = order
+        core.anomalies = list(state["anomalies"])
+        core._entry_id = state["entry_id"]
+        core._entry_cost = Decimal(state["entry_cost"])
+        core._seen_fills = dict.fromkeys(state["seen_fills"])
+        core._venue_filled = {k: Decimal(v) for k, v in state["venue_filled"].items()}
+        core._cancel_requested = dict.fromkeys(state["cancel_requested"])
+        core._attempts = {k: int(v) for k, v in state["attempts"].items()}
+        core._leg_plan = {k: Decimal(v) for k, v in state["leg_plan"].items()}
+        core._leg_sold = {k: Decimal(v) for k, v in state["leg_sold"].items()}
+        core._opened_ms = state["opened_ms"]
+        core._high = None if state["high"] is None else Decimal(state["high"])
+        core._band_since_ms = state["band_since_ms"]
+        last = state["last_price"]
+        core._last_price = None if last is None else (Decimal(last[0]), int(last[1]))
+        core._trigger = None if state["trigger"] is None else ExitReason(state["trigger"])
+        core._pending_exit = None if state["pending_exit"] is None else ExitReason(state["pending_exit"])
+        core._trailing = bool(state["trailing"])
+        sale = state["last_sale_reason"]
+        core._last_sale_reason = None if sale is None else ExitReason(sale)
+        return core
+
+    # ------------------------------------------------------------------ the machine
+
+    def _advance(self, now_ms: int) -> list[Command]:
+        """Re-derive everything from the facts after an event: open, re-arm, sell freed qty, close."""
+        pos = self.position
+        cmds: list[Command] = []
+        if pos.status is ExitStatus.ENTERING:
+            if not self._entry_done():
+                return cmds
+            if pos.entry_qty == 0:
+                return cmds + self._close(ExitReason.UNFILLED, now_ms)
+            self._set_levels(now_ms)
+            self._promote(ExitStatus.OPEN)
+            if self._pending_exit is not None:
+                cmds += self._begin_close(self._pending_exit, now_ms)
+            else:
+                cmds += self._place_targets(now_ms)
+        if pos.status is ExitStatus.CLOSED:
+            return cmds
+        if pos.sold_qty + self._reserved_total() > pos.entry_qty:
+            self._note("open sells exceed the quantity held: cancelling them to re-size")
+            cmds += self._cancel_all("oversold guard", side=Side.SELL)
+        if pos.open_qty <= 0 and self._entry_done():
+            return cmds + self._close(self._final_reason(), now_ms)
+        if self._trigger is not None:
+            cmds += self._sell_free(now_ms)
+        else:
+            cmds += self._rearm_targets(now_ms)
+        self._promote(self._derive_status())
+        return cmds
+
+    def _derive_status(self) -> ExitStatus:
+        """The status the facts call for; :meth:`_promote` applies it only if it is a step forward."""
+        if self._trigger is not None:
+            return ExitStatus.CLOSING
+        done = [leg for leg in self._leg_plan if self._leg_done(leg)]
+        if done:
+            others = [leg for leg in self._leg_plan if leg not in done]
+            if any(self._leg_sold[leg] > 0 for leg in others):
+                return ExitStatus.CLOSING
+            return ExitStatus.HALF_CLOSED
+        return ExitStatus.OPEN
+
+    def _promote(self, status: ExitStatus) -> None:
+        if status.rank > self.position.status.rank:
+            self.position.status = status
+
+    def _set_levels(self, now_ms: int) -> None:
+        """Stop and targets from the average entry, computed once, when the position opens."""
+        pos, cfg, inst = self.position, self.config, self.instrument
+        entry = pos.entry_price
+        pos.stop_price = entry * (ONE - to_decimal(cfg.stop_pct))
+        pos.target_one_price = self._target_price(entry * (ONE + to_decimal(cfg.target_one_pct)))
+        pos.target_two_price = self._target_price(entry * (ONE + to_decimal(cfg.target_two_pct)))
+        self._opened_ms = now_ms
+        self._band_since_ms = now_ms
+        self._high = None
+        if inst.kind is MarketKind.BINARY and pos.target_one_price <= entry:
+            self._note(f"entry {entry} leaves no room for a profit target below 1")
+
+    def _target_price(self, raw: Decimal) -> Decimal:
+        inst = self.instrument
+        price = inst.round_price(raw, Side.SELL)
+        if inst.kind is MarketKind.BINARY:
+            price = min(price, ONE - inst.tick_size)
+        return max(price, inst.tick_size)
+
+    def _place_targets(self, now_ms: int) -> list[Command]:
+        """Both resting target halves, or one whole target when a half would be below venue minimums."""
+        if not self.config.managed:
+            return []
+        total = self.instrument.round_qty(self.position.open_qty - self._reserved_total())
+        if not self._sellable(total):
+            self._note(f"held {self.position.open_qty} is below the venue's lot/minimum size: no exit orders")
+            return []
+        one = self.instrument.round_qty(total * to_decimal(self.config.target_one_fraction))
+        two = total - one
+        if self._sellable(one) and self._sellable(two):
+            self._leg_plan = {TARGET_LEGS[0]: one, TARGET_LEGS[1]: two}
+        else:
+            self._leg_plan = {TARGET_LEGS[0]: total}
+        self._leg_sold = dict.fromkeys(self._leg_plan, ZERO)
+        cmds: list[Command] = []
+        for leg, qty in self._leg_plan.items():
+            order = self._new_order(leg, Side.SELL, self._leg_price(leg), qty, now_ms)
+            cmds.append(PlaceOrder(order=order.model_copy()))
+        return cmds
+
+    def _leg_price(self, leg: str) -> Decimal:
+        pos = self.position
+        return pos.target_one_price if leg == TARGET_LEGS[0] else pos.target_two_price
+
+    def _rearm_targets(self, now_ms: int) -> list[Command]:
+        """Re-place a target leg the venue cancelled or rejected on its own (bounded attempts)."""
+        cmds: list[Command] = []
+        for leg, plan in self._leg_plan.items():
+            legs = [o for o in self.orders.values() if o.purpose == leg]
+            if any(o.is_open for o in legs) or any(self._inflight(o) > 0 for o in legs):
+                continue
+            remaining = plan - self._leg_sold[leg]
+            if remaining <= 0:
+                continue
+            if self._attempts.get(leg, 0) >= MAX_TARGET_ATTEMPTS:
+                self._note(f"{leg} dropped {MAX_TARGET_ATTEMPTS} times: not re-placed, exits not armed")
+                continue
+            qty = self.instrument.round_qty(min(remaining, self._free()))
+            if not self._sellable(qty):
+                self._note(f"{leg} remainder {qty} is below the venue's lot/minimum size")
+                continue
+            order = self._new_order(leg, Side.SELL, self._leg_price(leg), qty, now_ms)
+            cmds.append(PlaceOrder(order=order.model_copy()))
+        return cmds
+
+    def _begin_close(self, reason: ExitReason, now_ms: int) -> list[Command]:
+        """Fire an exit once: cancel the resting sells, sell whatever is already free."""
+        if self._trigger is not None or self.position.status in (ExitStatus.ENTERING, ExitStatus.CLOSED):
+            return []
+        self._trigger = reason
+        self._promote(ExitStatus.CLOSING)
+        cmds = self._cancel_all(reason.value, side=Side.SELL)
+        return cmds + self._sell_free(now_ms)
+
+    def _sell_free(self, now_ms: int) -> list[Command]:
+        """Place a marketable closing limit for the quantity no working order reserves."""
+        if self._trigger is None:
+            return []
+        free = self.instrument.round_qty(self._free())
+        if free <= 0:
+            return []
+        if not self._sellable(free):
+            if self._reserved_total() == 0:
+                self._note(f"remaining {free} is below the venue's lot/minimum size: cannot close")
+            return []
+        purpose = self._trigger.value
+        order = self._new_order(purpose, Side.SELL, self._close_price(purpose), free, now_ms)
+        return [PlaceOrder(order=order.model_copy())]
+
+    def _close_price(self, purpose: str) -> Decimal:
+        """Mark less a slippage allowance that widens with every re-price of this close."""
+        pos, tick = self.position, self.instrument.tick_size
+        base = pos.mark_price if pos.mark_price is not None else pos.entry_price
+        steps = Decimal(self._attempts.get(purpose, 0) + 1)
+        slip = min(ONE, to_decimal(self.config.exit_slippage_pct) * steps)
+        return max(tick, floor_to(base * (ONE - slip), tick))
+
+    def _reprice_stuck(self, now_ms: int) -> list[Command]:
+        """Cancel a closing order working longer than the timeout; its confirm re-places it lower."""
+        if self._trigger is None:
+            return []
+        timeout = self.config.exit_order_timeout_s * 1000
+        cmds: list[Command] = []
+        for order in self.orders.values():
+            if (
+                order.purpose == self._trigger.value
+                and order.is_open
+                and order.client_id not in self._cancel_requested
+                and now_ms - order.created_ms >= timeout
+            ):
+                cmds.append(self._cancel(order, "reprice stuck exit"))
+        return cmds
+
+    def _raise_trailing(self, price: Decimal) -> None:
+        """Track the high since open; once activated the stop only ever rises."""
+        pos, cfg = self.position, self.config
+        if self._high is None or price > self._high:
+            self._high = price
+        entry = pos.entry_price
+        if self._high >= entry * (ONE + to_decimal(cfg.trailing_activate_pct)):
+            lock = entry * (ONE + to_decimal(cfg.trailing_lock_pct))
+            trail = self._high * (ONE - to_decimal(cfg.trailing_distance_pct))
+            pos.stop_price = max(pos.stop_price, lock, trail)
+            self._trailing = True
+
+    def _in_band(self, price: Decimal) -> bool:
+        entry = self.position.entry_price
+        return abs(price - entry) <= entry * to_decimal(self.config.time_exit_band_pct)
+
+    def _check_time_exit(self, now_ms: int) -> list[Command]:
+        mark = self.position.mark_price
+        if self._band_since_ms is None or (mark is not None and not self._in_band(mark)):
+            return []
+        if now_ms - self._band_since_ms >= self.config.time_exit_s * 1000:
+            return self._begin_close(ExitReason.TIME_EXIT, now_ms)
+        return []
+
+    def _close(self, reason: ExitReason, now_ms: int) -> list[Command]:
+        """Final step: cancel leftovers and report the realised P&L once."""
+        pos = self.position
+        cmds = self._cancel_all("position closed")
+        pos.status = ExitStatus.CLOSED
+        pos.closed_ms = now_ms
+        pos.exit_reason = reason
+        cmds.append(
+            PositionClosed(
+                position_id=pos.position_id,
+                strategy=pos.strategy,
+                market=pos.market,
+                realized_pnl=self.realized_pnl,
+                fees=pos.fees,
+                exit_reason=reason,
+                ts_ms=now_ms,
+            )
+        )
+        return cmds
+
+    def _final_reason(self) -> ExitReason:
+        """The exit that sold the last unit; ``TARGET_TWO`` whenever both targets filled."""
+        if len(self._leg_plan) == 2 and all(self._leg_done(leg) for leg in self._leg_plan):
+            return ExitReason.TARGET_TWO
+        return self._last_sale_reason or self._trigger or ExitReason.MANUAL
+
+    # ------------------------------------------------------------------ quantities
+
+    def _inflight(self, order: Order) -> Decimal:
+        """Fills the venue reported for a terminal order that have not reached us yet."""
+        if order.is_open:
+            return ZERO
+        return max(ZERO, self._venue_filled.get(order.client_id, ZERO) - order.filled_qty)
+
+    def _reserved(self, order: Order) -> Decimal:
+        """Quantity of a sell that may still leave the account: open remainder or in-flight fills."""
+        if order.side is not Side.SELL:
+            return ZERO
+        if order.is_open:
+            return max(ZERO, order.remaining)
+        return self._inflight(order)
+
+    def _reserved_total(self) -> Decimal:
+        return sum((self._reserved(o) for o in self.orders.values()), ZERO)
+
+    def _venue_inflight(self, side: Side) -> Decimal:
+        return sum((self._inflight(o) for o in self.orders.values() if o.side is side), ZERO)
+
+    def _free(self) -> Decimal:
+        return self.position.open_qty - self._reserved_total()
+
+    def _sellable(self, qty: Decimal) -> bool:
+        inst = self.instrument
+        return qty > 0 and qty >= inst.lot_size and qty >= inst.min_size
+
+    def _entry_done(self) -> bool:
+        """Entry terminal and every fill the venue reported for it received."""
+        entry = self.orders[self._entry_id]
+        return entry.status.is_terminal and self._inflight(entry) == 0
+
+    def _leg_done(self, leg: str) -> bool:
+        return self._leg_sold[leg] >= self._leg_plan[leg]
+
+    def _stamp_leg(self, leg: str, ts_ms: int) -> None:
+        pos = self.position
+        if not self._leg_done(leg):
+            return
+        if leg == TARGET_LEGS[0] and pos.target_one_filled_ms is None:
+            pos.target_one_filled_ms = ts_ms
+        elif leg == TARGET_LEGS[1] and pos.target_two_filled_ms is None:
+            pos.target_two_filled_ms = ts_ms
+
+    # ------------------------------------------------------------------ orders
+
+    def _new_order(self, purpose: str, side: Side, price: Decimal, qty: Decimal, now_ms: int) -> Order:
+        """A limit order with a replay-stable id; each re-placement of a purpose is a new attempt."""
+        attempt = self._attempts.get(purpose, 0)
+        self._attempts[purpose] = attempt + 1
+        pos = self.position
+        order = Order(
+            client_id=deterministic_id("rt", pos.position_id, purpose, attempt),
+            market=pos.market,
+            side=side,
+            type=OrderType.LIMIT,
+            tif=TimeInForce.GTC,
+            price=price,
+            qty=qty,
+            position_id=pos.position_id,
+            strategy=pos.strategy,
+            purpose=purpose,
+            created_ms=now_ms,
+            updated_ms=now_ms,
+        )
+        self.orders[order.client_id] = order
+        return order
+
+    def _cancel(self, order: Order, reason: str) -> CancelOrder:
+        self._cancel_requested[order.client_id] = None
+        return CancelOrder(client_id=order.client_id, market=order.market, reason=reason)
+
+    def _cancel_entry(self, reason: str) -> list[Command]:
+        entry = self.orders[self._entry_id]
+        if entry.is_open and entry.client_id not in self._cancel_requested:
+            return [self._cancel(entry, reason)]
+        return []
+
+    def _cancel_all(self, reason: str, side: Side | None = None) -> list[Command]:
+        return [
+            self._cancel(o, reason)
+            for o in self.orders.values()
+            if o.is_open and o.client_id not in self._cancel_requested and (side is None or o.side is side)
+        ]
+
+    def _note(self, message: str) -> None:
+        """Record something the venue or the shell got wrong, once; kept bounded, newest last."""
+        if message in self.anomalies:
+            return
+        self.anomalies.append(message)
+        del self.anomalies[:-MAX_ANOMALIES]

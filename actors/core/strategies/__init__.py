@@ -1,0 +1,58 @@
+"""Strategy cores: bars and books in, signals out. Pure, deterministic, checkpointable."""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from actors.core.strategies.base import StrategyCore
+
+# kind -> "module:Class"; imported lazily so a light strategy never pays for scikit-learn.
+_REGISTRY: dict[str, str] = {
+    "momentum_breakout": "actors.core.strategies.momentum_breakout:MomentumBreakout",
+    "mean_reversion": "actors.core.strategies.mean_reversion:MeanReversion",
+    "ml_momentum": "actors.core.strategies.ml_momentum:MlMomentum",
+    "polymarket_lag": "actors.core.strategies.polymarket_lag:PolymarketLag",
+}
+
+
+def strategy_class(kind: str) -> type[StrategyCore[Any]]:
+    """The core class for a strategy kind; KeyError names the known kinds."""
+    try:
+        module_name, class_name = _REGISTRY[kind].split(":")
+    except KeyError:
+        raise KeyError(f"unknown strategy kind {kind!r}; known: {sorted(_REGISTRY)}") from None
+    cls: type[StrategyCore[Any]] = getattr(importlib.import_module(module_name), class_name)
+    return cls
+
+
+def build_strategy(config: Any) -> StrategyCore[Any]:
+    """A fresh core for one strategy config (any of config.models.StrategyConfig)."""
+    return strategy_class(config.kind)(config)
+
+
+SERIES_VENUES = ("polymarket",)
+"""Venues whose strategy ``market`` names a series of short-lived markets, not one market."""
+
+
+def watched_markets(config: Any) -> tuple[str, ...]:
+    """The market ids (or series) a strategy consumes: its market and any reference market."""
+    markets = [str(config.market)]
+    reference = getattr(config, "reference_market", None)
+    if reference:
+        markets.append(str(reference))
+    return tuple(markets)
+
+
+def watches(config: Any, market: str) -> bool:
+    """Does this strategy consume events of ``market``? A series watches every market of its venue."""
+    for watched in watched_markets(config):
+        if watched == market:
+            return True
+        venue = watched.split(":", 1)[0]
+        if venue in SERIES_VENUES and market.startswith(f"{venue}:"):
+            return True
+    return False
+
+
+__all__ = ["StrategyCore", "build_strategy", "strategy_class", "watched_markets", "watches"]

@@ -1,0 +1,1 @@
+"""Market data in: candle files, Polymarket data and book models, the replay, live sources."""

@@ -1,0 +1,303 @@
+"""The market feed actor: one per data source, delivering events to everyone who needs them.
+
+Delivery order per batch mirrors the in-process driver: the venue first (it fills orders
+resting from earlier events), then positions (prices, settlements), then strategies and the
+portfolio. Each stage is awaited, so a replay at speed ``max`` runs exactly as fast as its
+slowest consumer and never builds an unbounded queue (backpressure instead of buffering).
+A consumer that was restarted asks for the events it missed from a bounded replay buffer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import ray
+
+from actors.core.strategies import watches
+from actors.data.candles import load_table
+from actors.data.replay import BINANCE_BTCUSDT, candle_events, event_time, polymarket_events
+from actors.domain.model import Candle, Instrument, MarketEvent, OrderBook, Settlement
+from actors.shells.base import PORTFOLIO, ActorShell, strategy_name, try_actor, venue_name
+from config.models import Mode, Settings
+
+log = logging.getLogger(__name__)
+
+BINANCE_FEED = "binance"
+POLYMARKET_FEED = "polymarket"
+
+
+def feeds_for(settings: Settings) -> list[str]:
+    """The replay feeds a config needs: one per venue its enabled strategies trade."""
+    venues = {s.market.split(":", 1)[0] for s in settings.strategies if s.enabled}
+    return [f for f in (BINANCE_FEED, POLYMARKET_FEED) if f in venues]
+
+
+def replay_source(settings: Settings, feed_id: str) -> tuple[list[Instrument], Iterator[MarketEvent]]:
+    """The bundled data of one feed as (instruments known up front, time-ordered events)."""
+    replay = settings.replay
+    if feed_id == BINANCE_FEED:
+        table = load_table(Path(replay.binance_candles))
+        return [BINANCE_BTCUSDT], iter(candle_events(table, BINANCE_BTCUSDT.market_id))
+    if feed_id == POLYMARKET_FEED:
+        return polymarket_events(
+            Path(replay.polymarket_markets),
+            Path(replay.chainlink_ticks),
+            book_interval_ms=settings.runtime.book_interval_ms,
+        )
+    raise ValueError(f"unknown feed {feed_id!r}; known: {BINANCE_FEED}, {POLYMARKET_FEED}")
+
+
+def _market_of(event: MarketEvent) -> str:
+    if isinstance(event, Instrument):
+        return event.market_id
+    return event.market
+
+
+@ray.remote
+class FeedActor(ActorShell):
+    kind = "feed"
+
+    def __init__(self, settings: Settings, feed_id: str) -> None:
+        self._shell_init(f"feed:{feed_id}", settings)
+        self.feed_id = feed_id
+        self.live = settings.mode is Mode.LIVE
+        self.instruments: list[Instrument] = []
+        self._source: Iterator[MarketEvent] = iter(())
+        if not self.live:
+            self.instruments, self._source = replay_source(settings, feed_id)
+        saved = ray.get(self.store.get.remote("feed", feed_id)) or {}
+        self.position: int = int(saved.get("position", 0))
+        self.subscribers: dict[str, list[str]] = dict(saved.get("subscribers", {}))
+        self.done = bool(saved.get("done", False))
+        self.paused = False
+        self.buffer: deque[tuple[int, MarketEvent]] = deque(maxlen=settings.runtime.feed_buffer)
+        self.delivered = 0
+        self.lag_s = 0.0
+        self.last_event_ms = saved.get("last_event_ms")
+        if not self.live:
+            for _ in range(self.position):  # fast-forward to where the last incarnation stopped
+                if next(self._source, None) is None:
+                    break
+        self._strategies = [s for s in settings.strategies if s.enabled]
+        self.pending: deque[MarketEvent] = deque()
+        self.conflated = 0
+        self.dropped = 0
+        self._arrived = asyncio.Event()
+        self._shell_start()
+        if self.live:
+            self.done = False
+            self._spawn(self._read_live())
+        self._spawn(self._run())
+
+    def heartbeat_detail(self) -> dict[str, Any]:
+        return {
+            "position": self.position,
+            "done": self.done,
+            "paused": self.paused,
+            "subscribers": sum(len(v) for v in self.subscribers.values()),
+            "lag_s": round(self.lag_s, 6),
+        }
+
+    def digest_source(self) -> Any:
+        return self.position
+
+    # ------------------------------------------------------------------ control
+
+    async def status(self) -> dict[str, Any]:
+        return {"feed": self.feed_id, **self.heartbeat_detail(), "last_event_ms": self.last_event_ms}
+
+    async def pause(self, paused: bool = True) -> None:
+        self.paused = paused
+
+    async def subscribe(self, actor: str, market: str) -> None:
+        """A position actor wants this market's prices and settlements (idempotent, durable)."""
+        names = self.subscribers.setdefault(market, [])
+        if actor not in names:
+            names.append(actor)
+            await self._checkpoint()
+
+    async def unsubscribe(self, actor: str) -> None:
+        changed = False
+        for names in self.subscribers.values():
+            if actor in names:
+                names.remove(actor)
+                changed = True
+        self.subscribers = {m: n for m, n in self.subscribers.items() if n}
+        if changed:
+            await self._checkpoint()
+
+    async def replay_since(self, actor: str, since_ms: int) -> int:
+        """Re-deliver buffered events newer than ``since_ms`` to one restored strategy actor."""
+        handle = try_actor(self.settings, actor)
+        if handle is None:
+            return 0
+        events = [e for t, e in self.buffer if t > since_ms]
+        if events:
+            await handle.on_events.remote(events, time.time_ns(), True)
+        return len(events)
+
+    async def _checkpoint(self) -> None:
+        data = {
+            "position": self.position,
+            "subscribers": self.subscribers,
+            "done": self.done,
+            "last_event_ms": self.last_event_ms,
+        }
+        await self.store_call("put", "feed", self.feed_id, data)
+
+    # ------------------------------------------------------------------ live data
+
+    def _enqueue(self, event: MarketEvent) -> None:
+        """Bounded, conflating buffer: a newer book replaces a pending one of the same market."""
+        if isinstance(event, OrderBook):
+            for i, waiting in enumerate(self.pending):
+                if isinstance(waiting, OrderBook) and waiting.market == event.market:
+                    del self.pending[i]
+                    self.conflated += 1
+                    self.metrics.inc("raytrader_feed_conflated_total", {"feed": self.feed_id})
+                    break
+        self.pending.append(event)
+        if len(self.pending) > self.settings.runtime.feed_buffer:
+            self.pending.popleft()
+            self.dropped += 1
+            self.metrics.inc("raytrader_bad_messages_total", {"source": f"feed:{self.feed_id}:overflow"})
+        self._arrived.set()
+
+    async def _read_live(self) -> None:
+        """Read the venue's stream forever; a broken stream is reopened with backoff."""
+        from actors.data.live import binance_live, polymarket_live
+
+        source = {BINANCE_FEED: binance_live, POLYMARKET_FEED: polymarket_live}[self.feed_id]
+        delay = 0.5
+        while True:
+            try:
+                async for event in source(self.settings, self.last_event_ms):
+                    self._enqueue(event)
+                    delay = 0.5
+            except Exception as exc:
+                log.warning("feed %s: live stream failed (%s); reopening in %.1fs", self.feed_id, exc, delay)
+                self.metrics.inc(
+                    "raytrader_venue_errors_total", {"venue": self.feed_id, "error": type(exc).__name__}
+                )
+            await asyncio.sleep(delay)
+            delay = min(10.0, delay * 2)
+
+    async def _next_live_batch(self) -> list[MarketEvent]:
+        while not self.pending:
+            self._arrived.clear()
+            await self._arrived.wait()
+        batch: list[MarketEvent] = []
+        while self.pending and len(batch) < self.settings.runtime.feed_batch:
+            batch.append(self.pending.popleft())
+        return batch
+
+    # ------------------------------------------------------------------ the loop
+
+    async def _run(self) -> None:
+        speed = self.settings.replay.speed
+        batch_size = self.settings.runtime.feed_batch
+        wall0: float | None = None
+        data0: int | None = None
+        while not self.done:
+            if self.paused:
+                await asyncio.sleep(0.05)
+                continue
+            batch: list[MarketEvent] = []
+            if self.live:
+                batch = await self._next_live_batch()
+            for event in self._source:  # empty when live
+                batch.append(event)
+                if len(batch) >= batch_size:
+                    break
+            if not batch:
+                self.done = True
+                await self._checkpoint()
+                log.info("feed %s finished after %d events", self.feed_id, self.position)
+                break
+            if speed != "max" and not self.live:
+                t = event_time(batch[-1])
+                if wall0 is None or data0 is None:
+                    wall0, data0 = time.monotonic(), t
+                wait = wall0 + (t - data0) / 1000.0 / float(speed) - time.monotonic()
+                if wait > 0:
+                    await asyncio.sleep(wait)
+            try:
+                await self._deliver(batch, time.time_ns())
+            except Exception:
+                log.exception("feed %s: delivery failed; retrying the batch", self.feed_id)
+                self._handles.clear()  # a consumer may have been re-created: look every name up again
+                self.metrics.inc("raytrader_bad_messages_total", {"source": f"feed:{self.feed_id}"})
+                await asyncio.sleep(0.2)
+                self._source = _prepend(batch, self._source)
+                continue
+            self.position += len(batch)
+            try:
+                await self._checkpoint()
+            except Exception:  # the next checkpoint covers it; re-delivery after a crash is idempotent
+                log.exception("feed %s: checkpoint failed", self.feed_id)
+
+    async def _deliver(self, batch: Sequence[MarketEvent], ingest_ns: int) -> None:
+        for event in batch:
+            t = event_time(event)
+            self.buffer.append((t, event))
+            kind = type(event).__name__.lower()
+            self.metrics.inc("raytrader_events_total", {"feed": self.feed_id, "type": kind})
+        self.progressed(event_time(batch[-1]))
+        venue_events: dict[str, list[MarketEvent]] = {}
+        for event in batch:
+            venue = _market_of(event).split(":", 1)[0]
+            venue_events.setdefault(venue, []).append(event)
+        venue_calls = []
+        for venue, events in venue_events.items():
+            handle = self.handle(venue_name(venue))
+            if handle is not None:
+                venue_calls.append(handle.on_market.remote(events))
+        await asyncio.gather(*venue_calls)
+        await self._to_positions(batch, ingest_ns)
+        calls = []
+        for cfg in self._strategies:
+            mine = [e for e in batch if watches(cfg, _market_of(e))]
+            strategy = self.handle(strategy_name(cfg.name))
+            if mine and strategy is not None:
+                calls.append(strategy.on_events.remote(mine, ingest_ns))
+        portfolio_events = [e for e in batch if isinstance(e, (Instrument, OrderBook))]
+        portfolio = self.handle(PORTFOLIO)
+        if portfolio_events and portfolio is not None:
+            calls.append(portfolio.on_market.remote(portfolio_events))
+        await asyncio.gather(*calls)
+        self.delivered += len(batch)
+        self.lag_s = (time.time_ns() - ingest_ns) / 1e9
+        self.metrics.set("raytrader_feed_lag_seconds", self.lag_s, {"feed": self.feed_id})
+
+    async def _to_positions(self, batch: Sequence[MarketEvent], ingest_ns: int) -> None:
+        if not self.subscribers:
+            return
+        per_actor: dict[str, list[MarketEvent]] = {}
+        for event in batch:
+            if isinstance(event, (Candle, OrderBook, Settlement)):
+                for actor in self.subscribers.get(event.market, ()):
+                    per_actor.setdefault(actor, []).append(event)
+        names = list(per_actor)
+        calls = []
+        for actor in names:
+            handle = self.handle(actor)
+            if handle is not None:
+                calls.append(handle.on_market.remote(per_actor[actor], ingest_ns))
+        results = await asyncio.gather(*calls, return_exceptions=True)
+        for actor, result in zip(names, results, strict=False):
+            if isinstance(result, Exception):
+                self.forget(actor)
+                log.warning(
+                    "feed %s: %s missed prices (%s); it re-syncs on restore", self.feed_id, actor, result
+                )
+
+
+def _prepend(batch: Sequence[MarketEvent], rest: Iterator[MarketEvent]) -> Iterator[MarketEvent]:
+    yield from batch
+    yield from rest

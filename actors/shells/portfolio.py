@@ -1,0 +1,214 @@
+"""The portfolio actor: gates and sizes every signal, opens positions, keeps the books.
+
+Opening a position is write-ahead: the position's record (its core, already holding the
+entry order's intent) and the portfolio's reservation are committed in one transaction
+before the position actor is created; a crash in between leaves a record the supervisor
+turns into an actor. Entries stop while trading is halted (kill switch, restart budget,
+loss limit); exits never stop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from decimal import Decimal
+from typing import Any
+
+import ray
+
+from actors.core.portfolio import Decision, DecisionKind, PortfolioCore
+from actors.core.position_runner import open_position
+from actors.domain.model import ZERO, Instrument, MarketEvent, OrderBook, Signal
+from actors.shells.base import ActorShell, actor_options, position_name, remote
+from actors.shells.position import PositionActor, position_record
+from config.models import Settings
+
+log = logging.getLogger(__name__)
+
+
+@ray.remote
+class PortfolioActor(ActorShell):
+    kind = "portfolio"
+
+    def __init__(self, settings: Settings, instruments: Sequence[Instrument]) -> None:
+        self._shell_init("portfolio", settings)
+        saved = ray.get(self.store.get.remote("portfolio", "main"))
+        if saved is not None:
+            self.core = PortfolioCore.from_state(
+                settings.portfolio, settings.exits, settings.strategies, saved["core"]
+            )
+            self.halted: str | None = saved.get("halted")
+        else:
+            self.core = PortfolioCore(settings.portfolio, settings.exits, settings.strategies)
+            self.halted = None
+        self.instruments: dict[str, Instrument] = {i.market_id: i for i in instruments}
+        self.books: dict[str, OrderBook] = {}
+        self.marks: dict[str, dict[str, Decimal]] = {}
+        self.peak_equity = self.core.equity
+        self.decisions = 0
+        self.approved = 0
+        self._shell_start()
+
+    # ------------------------------------------------------------------ reports
+
+    @property
+    def equity(self) -> Decimal:
+        """Booked capital plus every open position's running P&L (fees included)."""
+        running = sum((m["realized_pnl"] + m["unrealized_pnl"] for m in self.marks.values()), ZERO)
+        return self.core.initial_capital + self.core.realized_pnl + running
+
+    def heartbeat_detail(self) -> dict[str, Any]:
+        equity = self.equity
+        self.peak_equity = max(self.peak_equity, equity)
+        drawdown = (self.peak_equity - equity) / self.peak_equity if self.peak_equity > 0 else ZERO
+        unrealized = sum((m["unrealized_pnl"] for m in self.marks.values()), ZERO)
+        self.metrics.set("raytrader_equity", float(equity))
+        self.metrics.set("raytrader_realized_pnl", float(self.core.realized_pnl))
+        self.metrics.set("raytrader_unrealized_pnl", float(unrealized))
+        self.metrics.set("raytrader_drawdown_ratio", float(drawdown))
+        self.metrics.set("raytrader_open_positions", len(self.core.holdings))
+        self.metrics.set("raytrader_halted", 1.0 if self.halted else 0.0)
+        return {
+            "equity": str(equity),
+            "realized_pnl": str(self.core.realized_pnl),
+            "unrealized_pnl": str(unrealized),
+            "drawdown": float(drawdown),
+            "holdings": len(self.core.holdings),
+            "halted": self.halted,
+            "decisions": self.decisions,
+            "approved": self.approved,
+        }
+
+    async def snapshot(self) -> dict[str, Any]:
+        return {
+            **self.heartbeat_detail(),
+            "committed": {k: str(v) for k, v in self.core.committed_by_strategy.items()},
+            "positions": sorted(h.position_id for h in self.core.holdings),
+        }
+
+    async def _checkpoint(self) -> None:
+        await self.store_call("put", "portfolio", "main", {"core": self.core.state(), "halted": self.halted})
+
+    # ------------------------------------------------------------------ control
+
+    async def halt(self, reason: str) -> None:
+        """Stop new entries (exits go on)."""
+        if self.halted != reason:
+            log.warning("portfolio halted: %s", reason)
+        self.halted = reason
+        await self._checkpoint()
+
+    async def resume(self) -> None:
+        self.halted = None
+        await self._checkpoint()
+
+    # ------------------------------------------------------------------ events
+
+    async def on_market(self, events: Sequence[MarketEvent]) -> None:
+        for event in events:
+            if isinstance(event, Instrument):
+                self.instruments[event.market_id] = event
+            elif isinstance(event, OrderBook):
+                self.books[event.market] = event
+
+    async def on_signals(self, signals: Sequence[Signal], ingest_ns: int) -> int:
+        """Gate and size each signal; approved entries become position actors."""
+        opened = 0
+        for signal in signals:
+            instrument = self.instruments.get(signal.market)
+            if instrument is None:
+                log.warning("signal for unknown market %s from %s", signal.market, signal.strategy)
+                self.metrics.inc(
+                    "raytrader_gate_rejections_total", {"strategy": signal.strategy, "gate": "market"}
+                )
+                continue
+            if signal.is_entry and self.halted:
+                self.metrics.inc(
+                    "raytrader_gate_rejections_total", {"strategy": signal.strategy, "gate": "halted"}
+                )
+                continue
+            decision = self.core.evaluate(signal, instrument, self.books.get(signal.market), signal.ts_ms)
+            self.decisions += 1
+            self.progressed(signal.ts_ms)
+            if decision.kind is DecisionKind.EXIT:
+                await self._exit(decision, ingest_ns)
+            elif decision.approved and decision.plan is not None:
+                await self._open(decision, instrument, ingest_ns)
+                opened += 1
+            else:
+                gate = str(decision.rejected_by or "unknown")
+                self.metrics.inc(
+                    "raytrader_gate_rejections_total", {"strategy": signal.strategy, "gate": gate}
+                )
+        return opened
+
+    async def _exit(self, decision: Decision, ingest_ns: int) -> None:
+        position_id = decision.exit_position_id
+        if position_id is None:
+            return
+        try:
+            await self.call_with_retry(
+                position_name(position_id),
+                "on_exit_signal",
+                decision.signal.ts_ms,
+                ingest_ns,
+                deadline_s=30.0,
+            )
+        except Exception as exc:  # a position closing or restarting: its own plan still runs
+            log.warning("exit signal for %s not delivered (%s); it may be closing", position_id, exc)
+
+    async def _open(self, decision: Decision, instrument: Instrument, ingest_ns: int) -> None:
+        plan = decision.plan
+        assert plan is not None
+        exits = self.core.exits_for(self.settings.strategy(plan.strategy))
+        core, _entry = open_position(
+            plan, instrument, exits, has_book=plan.market in self.books, now_ms=decision.signal.ts_ms
+        )
+        record = position_record(core, exits, origin_ns=ingest_ns)
+        await self.store_call(
+            "batch",
+            [
+                ("put", "position", plan.position_id, record),
+                ("put", "portfolio", "main", {"core": self.core.state(), "halted": self.halted}),
+            ],
+        )
+        self.approved += 1
+        handle = (
+            remote(PositionActor)
+            .options(**actor_options(self.settings, position_name(plan.position_id)))
+            .remote(self.settings, plan.position_id)
+        )
+        # Wait until the entry is at the venue before acknowledging the signal: the feed waits on
+        # this call, so the venue sees the order before the next events (as in a backtest).
+        try:
+            await asyncio.wait_for(handle.wait_ready.remote(), timeout=30.0)
+        except Exception as exc:  # the record is durable: the supervisor brings the actor up
+            log.error(
+                "position %s did not start in time (%s); the supervisor takes over", plan.position_id, exc
+            )
+
+    async def on_position_event(self, position_id: str, event: str, data: dict[str, Any]) -> None:
+        """Positions report their cost and marks, and their close."""
+        holding = next((h for h in self.core.holdings if h.position_id == position_id), None)
+        if event == "mark":
+            entry_qty = Decimal(data["entry_qty"])
+            if entry_qty > 0 and holding is not None:
+                instrument = self.instruments.get(holding.market)
+                group = instrument.correlation_group if instrument is not None else holding.correlation_group
+                self.core.on_position_opened(
+                    position_id, holding.strategy, holding.market, Decimal(data["notional"]), group
+                )
+            self.marks[position_id] = {
+                "realized_pnl": Decimal(data["realized_pnl"]),
+                "unrealized_pnl": Decimal(data["unrealized_pnl"]),
+            }
+        elif event == "closed":
+            self.marks.pop(position_id, None)
+            if data.get("unfilled"):
+                self.core.on_entry_cancelled(position_id)
+                self.core.on_position_closed(position_id, Decimal(0))
+            else:
+                self.core.on_position_closed(position_id, Decimal(data["realized_pnl"]))
+            self.core.on_equity(self.equity)
+            await self._checkpoint()

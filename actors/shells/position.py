@@ -1,0 +1,353 @@
+"""The position actor: one per open position, running its exit state machine against a venue.
+
+Its constructor is its recovery: it rebuilds the core from the store, then reconciles every
+order it has not seen finish with the venue, by client id. A write-ahead intent the venue
+never saw is sent; one it did see is adopted with its fills; cancels that were requested but
+never confirmed are sent again. Only then does it take new events. Every event is handled
+under one lock, and the core's state is committed before any order leaves.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import ray
+
+from actors.core.matching import OrderUpdate
+from actors.core.position import PositionCore
+from actors.core.position_runner import apply_update, round_trip, trade_record
+from actors.domain.model import (
+    CancelOrder,
+    Candle,
+    Command,
+    ExitStatus,
+    Instrument,
+    MarketEvent,
+    OrderBook,
+    OrderStatus,
+    PlaceOrder,
+    PositionClosed,
+    Settlement,
+    to_decimal,
+)
+from actors.shells.base import PORTFOLIO, ActorShell, feed_name, position_name, venue_name, wall_ms
+from actors.shells.store import Op
+from config.models import ExitConfig, Settings
+
+log = logging.getLogger(__name__)
+
+FEED_OF_VENUE = {"binance": "binance", "polymarket": "polymarket"}
+
+
+def position_record(core: PositionCore, exits: ExitConfig, *, origin_ns: int | None = None) -> dict[str, Any]:
+    """What the store keeps of a position: enough to rebuild its actor anywhere."""
+    pos = core.position
+    return {
+        "core": core.state(),
+        "instrument": core.instrument.model_dump(mode="json"),
+        "exits": exits.model_dump(mode="json"),
+        "strategy": pos.strategy,
+        "market": pos.market,
+        "status": pos.status.value,
+        "open": pos.status is not ExitStatus.CLOSED,
+        "status_since_ms": wall_ms(),
+        "origin_ns": origin_ns,
+    }
+
+
+@ray.remote
+class PositionActor(ActorShell):
+    kind = "position"
+
+    def __init__(self, settings: Settings, position_id: str) -> None:
+        self._shell_init(position_name(position_id), settings)
+        self.position_id = position_id
+        record = ray.get(self.store.get.remote("position", position_id))
+        if record is None:
+            raise RuntimeError(f"position {position_id} has no record in the store")
+        self.instrument = Instrument.model_validate(record["instrument"])
+        self.exits = ExitConfig.model_validate(record["exits"])
+        self.core = PositionCore.from_state(record["core"], self.instrument, self.exits)
+        self.origin_ns: int | None = record.get("origin_ns")
+        self.status_since_ms = int(record.get("status_since_ms") or wall_ms())
+        self.lock = asyncio.Lock()
+        self.ready = asyncio.Event()
+        self.closed = self.core.position.status is ExitStatus.CLOSED
+        self.redrives = 0
+        self.frozen = bool(record.get("frozen", False))
+        self.close_info: dict[str, Any] | None = record.get("close")
+        self.released = bool(record.get("released", False))
+        self._shell_start()
+        self._spawn(self._startup())
+
+    # ------------------------------------------------------------------ reports
+
+    def owned_orders(self) -> tuple[str, ...]:
+        return tuple(o.client_id for o in self.core.open_orders())
+
+    def digest_source(self) -> Any:
+        return self.core.state()
+
+    def heartbeat_detail(self) -> dict[str, Any]:
+        pos = self.core.position
+        working = [o for o in self.core.open_orders() if o.purpose != "entry"]
+        oldest_exit = min((o.created_ms for o in working), default=None)
+        return {
+            "status": pos.status.value,
+            "status_since_ms": self.status_since_ms,
+            "market": pos.market,
+            "strategy": pos.strategy,
+            "armed": self.core.exits_armed(),
+            "open_qty": str(pos.open_qty),
+            "mark_value": str(pos.mark_value),
+            "realized_pnl": str(pos.realized_pnl),
+            "unrealized_pnl": str(pos.unrealized_pnl),
+            "oldest_exit_order_ms": oldest_exit,
+            "fills": self.core.seen_fill_ids(),
+            "ready": self.ready.is_set(),
+            "redrives": self.redrives,
+        }
+
+    async def wait_ready(self) -> str:
+        """Returns once the actor has reconciled and its pending orders are at the venue."""
+        await self.ready.wait()
+        return self.core.position.status.value
+
+    async def snapshot(self) -> dict[str, Any]:
+        return {"position_id": self.position_id, **self.heartbeat_detail(), "orders": self.owned_orders()}
+
+    # ------------------------------------------------------------------ startup and recovery
+
+    @property
+    def venue(self) -> Any:
+        return self.handle(venue_name(self.instrument.venue))
+
+    async def _startup(self) -> None:
+        try:
+            feed = self.handle(feed_name(FEED_OF_VENUE.get(self.instrument.venue, self.instrument.venue)))
+            if feed is not None and not self.closed:
+                await feed.subscribe.remote(self.actor_id, self.instrument.market_id)
+            async with self.lock:
+                await self._reconcile()
+        except Exception:
+            self._handles.clear()  # the venue or feed may have been re-created under its name
+            log.exception("position %s: startup failed; the supervisor will re-drive it", self.position_id)
+        finally:
+            self.ready.set()
+        self._spawn(self._timer_loop())
+
+    async def _reconcile(self) -> None:
+        """Bring the core in line with the venue, by client id; never re-send blindly."""
+        venue = self.venue
+        commands: list[Command] = []
+        missing = set(self.core.awaiting_fills())
+        for order in [o for o in self.core.orders.values() if o.is_open or o.client_id in missing]:
+            seen = await venue.order.remote(order.client_id)
+            if seen is None:
+                if order.status is OrderStatus.PENDING:
+                    commands.append(PlaceOrder(order=order.model_copy()))
+                else:  # acknowledged once, unknown now: treat as gone, the core re-plans
+                    commands += self.core.on_order_update(
+                        order.client_id, OrderStatus.CANCELLED, order.filled_qty, self._now()
+                    )
+                continue
+            for fill in await venue.fills_for.remote(order.client_id):
+                commands += self.core.on_fill(fill)
+            commands += self.core.on_order_update(
+                order.client_id, seen.status, seen.filled_qty, self._now(), venue_order_id=seen.venue_order_id
+            )
+        for client_id in self.core.unconfirmed_cancels():
+            commands.append(
+                CancelOrder(client_id=client_id, market=self.instrument.market_id, reason="re-sent")
+            )
+        await self._checkpoint()
+        await self._execute(commands, self.origin_ns)
+        await self._report()
+
+    def _now(self) -> int:
+        return self.last_event_ms or self.core.position.entry_ms
+
+    # ------------------------------------------------------------------ events
+
+    async def on_updates(self, updates: Sequence[OrderUpdate]) -> None:
+        """Order updates the venue pushed (fills of resting orders)."""
+        await self.ready.wait()
+        async with self.lock:
+            commands: list[Command] = []
+            for update in updates:
+                commands += apply_update(self.core, update)
+            await self._checkpoint()
+            await self._execute(commands, None)
+            await self._report()
+
+    async def on_market(self, events: Sequence[MarketEvent], ingest_ns: int) -> None:
+        """Prices and settlements of this position's market."""
+        await self.ready.wait()
+        async with self.lock:
+            if self.closed:
+                return
+            commands: list[Command] = []
+            for event in events:
+                if isinstance(event, Candle):
+                    now = event.ts_ms + event.interval_ms
+                    for price in (event.low, event.high, event.close):
+                        commands += self.core.on_price(to_decimal(price), now)
+                elif isinstance(event, OrderBook):
+                    now = event.ts_ms
+                    if event.best_bid is not None:
+                        commands += self.core.on_price(event.best_bid, now)
+                elif isinstance(event, Settlement):
+                    now = event.ts_ms
+                    commands += self.core.on_settlement(event.payout, now)
+                else:
+                    continue
+                self.progressed(now)
+            if commands:
+                await self._checkpoint()
+            await self._execute(commands, ingest_ns)
+            await self._report()
+
+    async def on_exit_signal(self, ts_ms: int, ingest_ns: int | None = None) -> None:
+        await self.ready.wait()
+        async with self.lock:
+            commands = self.core.on_exit_signal(max(ts_ms, self._now()))
+            await self._checkpoint()
+            await self._execute(commands, ingest_ns)
+
+    async def freeze(self, frozen: bool = True) -> None:
+        """Kill switch: place no new orders (they stay intents in the core until unfrozen)."""
+        async with self.lock:
+            self.frozen = frozen
+            await self._checkpoint()
+            if not frozen:
+                await self._reconcile()
+
+    async def redrive(self) -> dict[str, Any]:
+        """The supervisor found this position stuck: reconcile with the venue and re-run timers."""
+        self.redrives += 1
+        self._handles.clear()  # re-drives follow failures: never trust a cached handle here
+        async with self.lock:
+            await self._reconcile()
+            commands = self.core.on_timer(self._now())
+            await self._checkpoint()
+            await self._execute(commands, None)
+        return self.heartbeat_detail()
+
+    async def _timer_loop(self) -> None:
+        while not self.closed:
+            await asyncio.sleep(self.settings.runtime.position_timer_s)
+            async with self.lock:
+                if self.closed:
+                    break
+                commands = self.core.on_timer(self._now())
+                if commands:
+                    await self._checkpoint()
+                    await self._execute(commands, None)
+
+    # ------------------------------------------------------------------ commands
+
+    async def _checkpoint(self, extra: Sequence[Op] = ()) -> None:
+        record = position_record(self.core, self.exits, origin_ns=self.origin_ns)
+        record["status_since_ms"] = self.status_since_ms
+        record["frozen"] = self.frozen
+        record["close"] = self.close_info
+        record["released"] = self.released
+        await self.store_call("batch", [*extra, ("put", "position", self.position_id, record)])
+
+    async def _execute(self, commands: list[Command], origin_ns: int | None) -> None:
+        """Carry out the core's commands; an order's intent is durable before the venue sees it."""
+        queue = list(commands)
+        while queue:
+            command = queue.pop(0)
+            status_before = self.core.position.status
+            if isinstance(command, PlaceOrder):
+                if self.frozen:
+                    log.warning(
+                        "position %s frozen: order %s held back", self.position_id, command.order.client_id
+                    )
+                    continue
+                await self._checkpoint([("intent", command.order)])
+                updates = await self._venue_call("submit", command.order, origin_ns)
+                for update in updates:
+                    queue += apply_update(self.core, update)
+            elif isinstance(command, CancelOrder):
+                updates = await self._venue_call("cancel", command.client_id)
+                for update in updates:
+                    queue += apply_update(self.core, update)
+            elif isinstance(command, PositionClosed):
+                await self._closed(command)
+            if self.core.position.status is not status_before:
+                self.status_since_ms = wall_ms()
+        if commands:
+            await self._checkpoint()
+
+    async def _venue_call(self, method: str, *args: Any) -> list[OrderUpdate]:
+        """A venue call; if the venue fails mid-call, the answer is unknown: wait for it to come
+        back and reconcile by client id (never re-send blindly)."""
+        try:
+            updates: list[OrderUpdate] = await getattr(self.venue, method).remote(*args)
+            return updates
+        except Exception as exc:
+            self.metrics.inc(
+                "raytrader_venue_errors_total", {"venue": self.instrument.venue, "error": type(exc).__name__}
+            )
+            log.warning("position %s: venue %s failed (%s); reconciling", self.position_id, method, exc)
+            self.forget(venue_name(self.instrument.venue))
+            await self.call_with_retry(venue_name(self.instrument.venue), "ping")
+            await self._reconcile()
+            return []
+
+    async def _closed(self, closed: PositionClosed) -> None:
+        """Log the round trip and the close in one commit, then release the portfolio's slot.
+
+        The record says what the portfolio must book (``close``) and whether it has
+        (``released``): if this actor dies in between, the supervisor releases it instead.
+        """
+        self.closed = True
+        trip = round_trip(self.core, closed)
+        self.close_info = {
+            "realized_pnl": str(closed.realized_pnl),
+            "fees": str(closed.fees),
+            "unfilled": trip is None,
+        }
+        ops: list[Op] = [("trade", trade_record(trip))] if trip is not None else []
+        await self._checkpoint(ops)
+        if trip is not None:
+            self.metrics.inc(
+                "raytrader_trades_total", {"strategy": trip.strategy, "exit_reason": trip.exit_reason.value}
+            )
+        await self.call_with_retry(
+            PORTFOLIO, "on_position_event", self.position_id, "closed", self.close_info
+        )
+        self.released = True
+        await self._checkpoint()
+        feed = self.handle(feed_name(FEED_OF_VENUE.get(self.instrument.venue, self.instrument.venue)))
+        if feed is not None:
+            await feed.unsubscribe.remote(self.actor_id)
+        await self.beat()  # the supervisor reaps a released position's actor: desired state says it is gone
+
+    async def _report(self) -> None:
+        """Tell the portfolio what this position costs and is worth now."""
+        if self.closed:
+            return
+        pos = self.core.position
+        portfolio = self.handle(PORTFOLIO)
+        if portfolio is None:
+            return
+        await portfolio.on_position_event.remote(
+            self.position_id,
+            "mark",
+            {
+                "notional": str(pos.entry_price * pos.entry_qty),
+                "entry_qty": str(pos.entry_qty),
+                "status": pos.status.value,
+                "realized_pnl": str(pos.realized_pnl),
+                "unrealized_pnl": str(pos.unrealized_pnl),
+                "mark_value": str(pos.mark_value),
+                "at": time.time_ns(),
+            },
+        )

@@ -1,0 +1,166 @@
+"""The Store actor: the one LMDB writer. Every durable change in the runtime goes through it.
+
+Its methods run on one event loop, so writes are serialised without locks; each is one LMDB
+transaction (``batch`` groups several into one), committed durably before it returns.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import ray
+
+from actors.domain.model import Fill, Order, OrderStatus
+from actors.shells.base import ActorShell
+from actors.store.lmdb_store import StateStore, UnknownOrderError
+from config.models import Settings
+
+# An operation in a batch: ("put", kind, key, data) | ("delete", kind, key) |
+# ("intent", order) | ("answer", order snapshot, ts) | ("fill", fill) | ("trade", record)
+Op = tuple[Any, ...]
+
+log = logging.getLogger(__name__)
+
+
+def store_path(settings: Settings) -> Path:
+    return Path(settings.state_dir) / "store"
+
+
+@ray.remote
+class StoreActor(ActorShell):
+    kind = "store"
+
+    def __init__(self, settings: Settings) -> None:
+        self._shell_init("store", settings)
+        secrets = settings.secrets
+        StateStore.register_secret_values(
+            [secrets.binance_api_key, secrets.binance_api_secret, secrets.polymarket_private_key]
+        )
+        self.db = StateStore(store_path(settings))
+        self.writes = 0
+        self._shell_start()
+
+    def heartbeat_detail(self) -> dict[str, Any]:
+        return {"writes": self.writes, "path": str(self.db.path)}
+
+    def _timed(self) -> float:
+        return time.perf_counter()
+
+    def _observe(self, started: float) -> None:
+        self.writes += 1
+        self.metrics.observe("raytrader_checkpoint_seconds", time.perf_counter() - started)
+        self.progressed()
+
+    async def put(self, kind: str, key: str, data: dict[str, Any]) -> None:
+        started = self._timed()
+        self.db.put(kind, key, data)
+        self._observe(started)
+
+    async def get(self, kind: str, key: str) -> dict[str, Any] | None:
+        return self.db.get(kind, key)
+
+    async def items(self, kind: str, prefix: str = "") -> list[tuple[str, dict[str, Any]]]:
+        return list(self.db.items(kind, prefix))
+
+    async def delete(self, kind: str, key: str) -> bool:
+        started = self._timed()
+        deleted = self.db.delete(kind, key)
+        self._observe(started)
+        return deleted
+
+    async def batch(self, ops: Sequence[Op]) -> list[Any]:
+        """Several changes in one atomic, durable transaction; returns each op's result."""
+        started = self._timed()
+        results: list[Any] = []
+        with self.db.batch() as tx:
+            for op in ops:
+                name = op[0]
+                if name == "put":
+                    tx.put(op[1], op[2], op[3])
+                    results.append(None)
+                elif name == "delete":
+                    results.append(tx.delete(op[1], op[2]))
+                elif name == "intent":
+                    results.append(tx.record_intent(op[1]))
+                elif name == "answer":
+                    results.append(self._answer(tx, op[1], op[2]))
+                elif name == "fill":
+                    results.append(tx.record_fill(op[1]))
+                elif name == "trade":
+                    results.append(tx.append_trade(op[1]))
+                else:
+                    raise ValueError(f"unknown store op {name!r}")
+        self._observe(started)
+        return results
+
+    async def position_index(self) -> list[dict[str, Any]]:
+        """Every position's id, open flag, status and market, without the heavy core state."""
+        return [
+            {
+                "position_id": key,
+                "open": bool(rec.get("open")),
+                "status": rec.get("status"),
+                "market": rec.get("market"),
+                "strategy": rec.get("strategy"),
+                "status_since_ms": rec.get("status_since_ms"),
+                "close": rec.get("close"),
+                "released": bool(rec.get("released", False)),
+            }
+            for key, rec in self.db.items("position")
+        ]
+
+    @staticmethod
+    def _answer(tx: Any, order: Order, ts_ms: int) -> dict[str, Any]:
+        """A venue's answer to an order; one we never intended (placed by hand, planted) is
+        recorded as the venue reports it, so the orphan hunt and the ledgers can see it."""
+        try:
+            answered: Order = tx.record_answer(
+                order.client_id, order.status, order.venue_order_id, order.filled_qty, updated_ms=ts_ms
+            )
+        except UnknownOrderError:
+            log.warning("venue reports order %s that has no recorded intent (foreign order)", order.client_id)
+            tx.put("order", order.client_id, order)
+            answered = order
+        return answered.model_dump(mode="json")
+
+    async def mark_released(self, position_id: str) -> bool:
+        """The portfolio has booked this closed position (the supervisor released it for a dead actor)."""
+        started = self._timed()
+        record = self.db.get("position", position_id)
+        if record is None or record.get("released"):
+            return False
+        record["released"] = True
+        self.db.put("position", position_id, record)
+        self._observe(started)
+        return True
+
+    async def unanswered_intents(self) -> list[Order]:
+        return self.db.unanswered_intents()
+
+    async def open_orders(self) -> list[Order]:
+        return self.db.open_orders()
+
+    async def orders(self, status: OrderStatus | None = None, strategy: str | None = None) -> list[Order]:
+        return self.db.orders(status=status, strategy=strategy)
+
+    async def fills(self, since_ms: int | None = None) -> list[Fill]:
+        return self.db.fills(since_ms=since_ms)
+
+    async def trades(
+        self, strategy: str | None = None, since_ms: int | None = None
+    ) -> list[tuple[int, dict[str, Any]]]:
+        return self.db.trades(strategy=strategy, since_ms=since_ms)
+
+    async def count(self, kind: str) -> int:
+        return self.db.count(kind)
+
+    async def inspect(self) -> dict[str, Any]:
+        return self.db.inspect()
+
+    async def sync_close(self) -> None:
+        """Flush and close before the system stops (LMDB commits are already durable)."""
+        self.db.close()

@@ -1,0 +1,112 @@
+"""The strategy actor: one strategy core, its checkpoints, and its signals to the portfolio.
+
+State is checkpointed periodically with the data time of the last event it covers; a
+restarted strategy restores it and asks its feeds for the events since, so its indicators
+carry on exactly (cores ignore events they have already seen).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+import ray
+
+from actors.core.strategies import build_strategy
+from actors.data.replay import event_time
+from actors.domain.model import Candle, Instrument, MarketEvent, OrderBook, Signal
+from actors.shells.base import PORTFOLIO, ActorShell, feed_name
+from actors.shells.feed import feeds_for
+from config.models import Settings
+
+log = logging.getLogger(__name__)
+
+
+@ray.remote
+class StrategyActor(ActorShell):
+    kind = "strategy"
+
+    def __init__(self, settings: Settings, name: str) -> None:
+        self._shell_init(f"strategy:{name}", settings)
+        self.name = name
+        self.core = build_strategy(settings.strategy(name))
+        self.signals = 0
+        self._dirty = False
+        saved = ray.get(self.store.get.remote("strategy", name))
+        self.restored_from: int | None = None
+        if saved is not None:
+            self.core.restore(saved["state"])
+            self.last_event_ms = saved.get("last_event_ms")
+            self.restored_from = self.last_event_ms
+            log.info("strategy %s restored at data time %s", name, self.last_event_ms)
+        self._caught_up = asyncio.Event()
+        self._shell_start()
+        self._spawn(self._checkpoint_loop())
+        if self.restored_from is not None:
+            self._spawn(self._catch_up(self.restored_from))
+        else:
+            self._caught_up.set()
+
+    def heartbeat_detail(self) -> dict[str, Any]:
+        return {"signals": self.signals, "restored_from": self.restored_from}
+
+    async def _catch_up(self, since_ms: int) -> None:
+        """Ask every feed for what this strategy missed while it was down."""
+        for feed in feeds_for(self.settings):
+            handle = self.handle(feed_name(feed))
+            if handle is not None:
+                try:
+                    await handle.replay_since.remote(f"strategy:{self.name}", since_ms)
+                except Exception as exc:
+                    log.warning("strategy %s: catch-up from %s failed: %s", self.name, feed, exc)
+        self._caught_up.set()
+
+    async def on_events(self, events: Sequence[MarketEvent], ingest_ns: int, replay: bool = False) -> int:
+        """Events from a feed: the core turns them into signals for the portfolio.
+
+        After a restore, live events wait until the missed ones (``replay``) are in, so the
+        core sees them in order.
+        """
+        if not replay:
+            await self._caught_up.wait()
+        signals: list[Signal] = []
+        for event in events:
+            try:
+                if isinstance(event, Candle):
+                    signals += self.core.on_candle(event)
+                elif isinstance(event, OrderBook):
+                    signals += self.core.on_book(event)
+                elif isinstance(event, Instrument):
+                    signals += self.core.on_instrument(event)
+            except Exception:  # one bad event must not take the strategy down
+                log.exception("strategy %s: event rejected: %r", self.name, event)
+                self.metrics.inc("raytrader_bad_messages_total", {"source": f"strategy:{self.name}"})
+        if events:
+            self.progressed(event_time(events[-1]))
+            self._dirty = True
+        for signal in signals:
+            self.metrics.inc("raytrader_signals_total", {"strategy": self.name, "side": signal.side.value})
+        self.signals += len(signals)
+        if signals:  # the core has moved on: the signals must reach the portfolio, even across its restart
+            await self.call_with_retry(PORTFOLIO, "on_signals", signals, ingest_ns)
+        return len(signals)
+
+    async def checkpoint(self) -> None:
+        """Persist the core's state with the data time it covers."""
+        if not self._dirty:
+            return
+        self._dirty = False
+        await self.store_call(
+            "put", "strategy", self.name, {"state": self.core.state(), "last_event_ms": self.last_event_ms}
+        )
+
+    async def _checkpoint_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.runtime.strategy_checkpoint_s)
+            try:
+                await self.checkpoint()
+            except Exception:
+                self._dirty = True
+                log.exception("strategy %s: checkpoint failed; will retry", self.name)

@@ -1,0 +1,1 @@
+"""The LMDB store: one environment, typed records, write-ahead orders."""

@@ -1,0 +1,1237 @@
+"""The durable state store: one LMDB environment, one writer, every durable change.
+
+Why LMDB: a commit is atomic and, with ``sync=True, metasync=True``, durable once
+``commit()`` returns; readers never block the writer nor each other (MVCC), and a writer
+killed mid-transaction leaves the last committed state intact (nothing to replay).
+
+On-disk layout (stable; other tools such as ``mdb_dump -s order <dir>`` can read it):
+
+- one environment directory (``data.mdb`` + ``lock.mdb``), LMDB data format v1 (0.9.x);
+- one named sub-database per kind, named after the kind (``position``, ``order``,
+  ``fill``, ``strategy``, ``feed``, ``portfolio``, ``venue``, ``trade``, ``meta``);
+  the key inside it is the id, UTF-8: so ``order/<client_id>`` is key ``<client_id>`` in
+  sub-database ``order``. ``trade`` keys are the sequence number zero-padded to 20 digits
+  so they sort numerically;
+- two internal index sub-databases (``_idx/open_order``: client id -> status of every
+  non-terminal order; ``_idx/trade_position``: position id -> trade seq), maintained in
+  the same transaction as the records they index and never exported;
+- every value is UTF-8 JSON in an envelope ``{"v": <schema>, "kind": <kind>, "data": {...}}``.
+  Decimals are JSON strings (``"0.10"`` keeps its exponent) and come back exactly through
+  ``Model.model_validate``; ``get`` returns plain JSON types, ``get_model`` typed models.
+  Python's ``json`` is used on purpose (NaN/Infinity floats round-trip, as Python reads them).
+
+Concurrency: LMDB admits one write transaction at a time, across processes. By design only
+the Store actor writes (``StateStore(path)``); any other process (``raytrader status``, a
+backup job) opens the store with ``StateStore(path, readonly=True)``. Every read-check-write
+helper (``record_intent``, ``record_answer``, ``record_fill``, ``append_trade``) runs inside
+one write transaction, so even a stray second writer (a zombie actor after a restart) could
+not break them; it would only contend for the lock. A read-only store still uses LMDB's lock
+file (``lock=True``): its read transactions register in the reader table, so the writer
+never recycles pages a reader is looking at. ``lock=False`` would be unsafe while a writer
+runs (py-lmdb: the caller "must ensure that no readers are using old transactions while a
+writer is active"), so it is never used; a reader therefore needs write permission on
+``lock.mdb`` (the directory is created 0700: run readers as the same user). A reader adopts
+the map when the writer grows it. One process must not open the same environment twice
+(py-lmdb refuses; reported as :class:`StoreError`); never carry an open store across
+``fork()``: child processes open their own.
+
+Secrets never belong in the store. :meth:`StateStore.register_secret_values` registers
+secret strings (API keys, private keys, passphrases) process-wide and every write whose
+key or JSON contains one, verbatim or JSON-escaped, is refused with :class:`SecretLeakError`.
+It is a last line of defence against a config or exception object being checkpointed by
+mistake, not a redaction layer: a secret that was transformed (base64, truncated) is not
+caught. Register them in the store's own process (the Store actor), since that is where the
+check runs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from decimal import Decimal
+from enum import Enum
+from pathlib import Path
+from typing import IO, Any, ClassVar, Final, TypeVar
+
+import lmdb
+from pydantic import BaseModel, SecretStr, ValidationError
+
+from actors.domain.model import Fill, Order, OrderStatus
+
+__all__ = [
+    "DATA_KINDS",
+    "DEFAULT_MAP_SIZE",
+    "KINDS",
+    "MIGRATIONS",
+    "SCHEMA_VERSION",
+    "Batch",
+    "CorruptRecordError",
+    "FillConflictError",
+    "Migration",
+    "OrderConflictError",
+    "ReadOnlyStoreError",
+    "SchemaError",
+    "SecretLeakError",
+    "StateStore",
+    "StoreError",
+    "StoreFullError",
+    "StoreNotFoundError",
+    "UnknownOrderError",
+    "dump_model",
+    "load_model",
+    "register_migration",
+]
+
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION: Final = 1
+"""Version of the record layout this code writes; bump it together with a migration."""
+
+KINDS: Final = ("position", "order", "fill", "strategy", "feed", "portfolio", "venue", "trade", "meta")
+DATA_KINDS: Final = tuple(k for k in KINDS if k != "meta")
+"""Kinds that hold records (everything but ``meta``): what migrations and emptiness see."""
+
+DEFAULT_MAP_SIZE: Final = 4 << 30
+"""4 GiB of address space; on Linux the file only grows as pages are used. Grown on demand."""
+
+_MAX_DBS: Final = 32  # room for kinds added by later schema versions
+_IDX_OPEN_ORDER: Final = "_idx/open_order"
+_IDX_TRADE_POSITION: Final = "_idx/trade_position"
+_INDEXES: Final = (_IDX_OPEN_ORDER, _IDX_TRADE_POSITION)
+_SCHEMA_KEY: Final = "schema"
+_SEQ_WIDTH: Final = 20
+_READ_CHUNK: Final = 256
+_GROW_AT: Final = 0.5  # grow the map when more than this fraction is in use
+_MIN_SECRET_LEN: Final = 6
+
+M = TypeVar("M", bound=BaseModel)
+T = TypeVar("T")
+Migration = Callable[[str, str, dict[str, Any]], dict[str, Any] | None]
+"""``(kind, key, data) -> new data`` or ``None`` to delete; upgrades one record by one version."""
+
+MIGRATIONS: dict[int, Migration] = {}
+"""``from_version -> migration`` to ``from_version + 1``; run in order, in one transaction."""
+
+
+# --------------------------------------------------------------------------- errors
+
+
+class StoreError(Exception):
+    """Anything the store refuses or cannot do; the message names the store's path."""
+
+
+class StoreNotFoundError(StoreError):
+    """``create=False`` or ``readonly=True`` and there is no store at the path."""
+
+
+class SchemaError(StoreError):
+    """The store's schema is newer than the code, or cannot be migrated to it."""
+
+
+class CorruptRecordError(StoreError):
+    """A stored value does not decode; ``get`` raises it rather than pretend the key is absent."""
+
+
+class SecretLeakError(StoreError):
+    """A record contains a registered secret value; the message never contains the secret."""
+
+
+class ReadOnlyStoreError(StoreError):
+    """A write on a store opened with ``readonly=True``."""
+
+
+class StoreFullError(StoreError):
+    """The map filled during a batch; the map has been grown, so retrying the batch succeeds."""
+
+
+class OrderConflictError(StoreError):
+    """A client id reused for a different order, or answered with a second venue order id."""
+
+
+class UnknownOrderError(StoreError):
+    """An answer for a client id with no recorded intent."""
+
+
+class FillConflictError(StoreError):
+    """A fill id already stored for a different execution: fill ids must be globally unique."""
+
+
+class _BadRecordError(Exception):
+    """Internal: a value failed to decode; carries the reason."""
+
+
+# --------------------------------------------------------------------------- codec
+
+
+def dump_model(model: BaseModel) -> dict[str, Any]:
+    """JSON-safe dict of a model; Decimals become strings that keep their exact digits."""
+    return model.model_dump(mode="json")
+
+
+def load_model(model: type[M], data: Mapping[str, Any]) -> M:
+    """Inverse of :func:`dump_model`: strings back to exact Decimals, values to enums."""
+    return model.model_validate(data)
+
+
+def _json_default(obj: object) -> Any:
+    """Encode what ``json`` cannot: Decimals as exact strings, nested models, plain enums."""
+    if isinstance(obj, Decimal):
+        return str(obj)
+    if isinstance(obj, BaseModel):
+        return obj.model_dump(mode="json")
+    if isinstance(obj, Enum):
+        return obj.value
+    raise TypeError(f"{type(obj).__name__} is not storable as JSON")
+
+
+def _jsonable(data: Mapping[str, Any] | BaseModel) -> dict[str, Any]:
+    """Normalise a record to plain JSON types (what a reader will get back)."""
+    if isinstance(data, BaseModel):
+        return dump_model(data)
+    if not isinstance(data, Mapping):
+        raise TypeError(f"a record is a dict or a pydantic model, not {type(data).__name__}")
+    out = json.loads(json.dumps(data, default=_json_default))
+    assert isinstance(out, dict)
+    return out
+
+
+def _encode_envelope(kind: str, data: Mapping[str, Any] | BaseModel, v: int) -> str:
+    payload = dump_model(data) if isinstance(data, BaseModel) else data
+    if not isinstance(payload, Mapping):
+        raise TypeError(f"a record is a dict or a pydantic model, not {type(payload).__name__}")
+    return json.dumps(
+        {"v": v, "kind": kind, "data": payload},
+        default=_json_default,
+        ensure_ascii=False,
+        separators=(",", ":"),
+    )
+
+
+def _seq_key(seq: int) -> str:
+    return f"{seq:0{_SEQ_WIDTH}d}"
+
+
+def _field(data: Mapping[str, Any] | BaseModel, name: str) -> Any:
+    return getattr(data, name, None) if isinstance(data, BaseModel) else data.get(name)
+
+
+_STATUS_RANK: Final = {
+    OrderStatus.PENDING: 0,
+    OrderStatus.OPEN: 1,
+    OrderStatus.PARTIALLY_FILLED: 2,
+    OrderStatus.FILLED: 3,
+    OrderStatus.CANCELLED: 3,
+    OrderStatus.REJECTED: 3,
+}
+_INTENT_FIELDS: Final = (
+    "market",
+    "side",
+    "type",
+    "tif",
+    "price",
+    "qty",
+    "position_id",
+    "strategy",
+    "purpose",
+)
+_FILL_IDENTITY: Final = ("client_id", "market", "side", "price", "qty")
+
+
+def register_migration(from_version: int) -> Callable[[Migration], Migration]:
+    """Register the record migration from ``from_version`` to ``from_version + 1``."""
+
+    def deco(fn: Migration) -> Migration:
+        if from_version in MIGRATIONS:
+            raise ValueError(f"a migration from schema v{from_version} is already registered")
+        MIGRATIONS[from_version] = fn
+        return fn
+
+    return deco
+
+
+@register_migration(0)
+def _v0_to_v1(_kind: str, _key: str, data: dict[str, Any]) -> dict[str, Any] | None:
+    """v0 (pre-release) and v1 share the record layout: the example of a no-op step."""
+    return data
+
+
+# --------------------------------------------------------------------------- batch
+
+
+class Batch:
+    """One LMDB write transaction: everything done through it commits together or not at all.
+
+    Obtained from :meth:`StateStore.batch`; reads through it see its own uncommitted writes.
+    Recording a fill and the position it changes in one batch is what keeps them consistent
+    across a crash (``record_fill`` is idempotent, so a replay must find both or neither).
+    """
+
+    def __init__(self, store: StateStore, txn: lmdb.Transaction[bytes]) -> None:
+        self._store = store
+        self._txn = txn
+        self._done = False
+
+    # ------------------------------------------------------------------ generic
+    def get(self, kind: str, key: str) -> dict[str, Any] | None:
+        """The record's data, seeing this batch's writes; raises CorruptRecordError."""
+        raw = self._txn.get(self._store._key(key), db=self._db(kind))
+        return None if raw is None else self._store._decode_or_raise(kind, key, raw)
+
+    def get_model(self, kind: str, key: str, model: type[M]) -> M | None:
+        data = self.get(kind, key)
+        return None if data is None else load_model(model, data)
+
+    def put(self, kind: str, key: str, data: Mapping[str, Any] | BaseModel) -> None:
+        """Insert or replace one record. ``trade`` is append-only and ``meta/schema`` is the store's."""
+        self._store._check_kind(kind)
+        if kind == "trade":
+            raise StoreError("the trade log is append-only: use append_trade()")
+        if kind == "meta" and key == _SCHEMA_KEY:
+            raise StoreError("meta/schema is managed by the store")
+        record: Mapping[str, Any] | BaseModel = data
+        if kind == "order":  # the helpers read orders and fills back as models: validate now
+            order = data if isinstance(data, Order) else Order.model_validate(data)
+            if order.client_id != key:
+                raise StoreError(f"order key {key!r} differs from its client_id {order.client_id!r}")
+            record = order
+        elif kind == "fill":
+            fill = data if isinstance(data, Fill) else Fill.model_validate(data)
+            if fill.fill_id != key:
+                raise StoreError(f"fill key {key!r} differs from its fill_id {fill.fill_id!r}")
+            record = fill
+        self._write(kind, key, record)
+
+    def delete(self, kind: str, key: str) -> bool:
+        """Remove one record; True if it existed. The trade log is append-only."""
+        self._store._check_kind(kind)
+        if kind == "trade":
+            raise StoreError("the trade log is append-only")
+        if kind == "meta" and key == _SCHEMA_KEY:
+            raise StoreError("meta/schema is managed by the store")
+        return self._remove(kind, key)
+
+    def count(self, kind: str) -> int:
+        return self._txn.stat(self._db(kind))["entries"]
+
+    # ------------------------------------------------------------------ write-ahead orders
+    def record_intent(self, order: Order) -> bool:
+        """Commit an order's intent (status PENDING) before the venue is called.
+
+        Returns False when this client id is already recorded for the same order: the
+        intent may already have reached the venue, so the caller must look it up by client
+        id instead of sending it again. A different order under the same client id raises.
+        """
+        if order.status is not OrderStatus.PENDING:
+            raise ValueError(f"an intent is PENDING, not {order.status.value}")
+        existing = self._load_order(order.client_id)
+        if existing is not None:
+            mismatched = [f for f in _INTENT_FIELDS if getattr(existing, f) != getattr(order, f)]
+            if mismatched:
+                raise OrderConflictError(
+                    f"client id {order.client_id!r} is already recorded for a different order "
+                    f"(fields differ: {', '.join(mismatched)})"
+                )
+            return False
+        self._write("order", order.client_id, order)
+        return True
+
+    def record_answer(
+        self,
+        client_id: str,
+        status: OrderStatus | str,
+        venue_order_id: str | None = None,
+        filled_qty: Decimal | None = None,
+        *,
+        updated_ms: int | None = None,
+    ) -> Order:
+        """Commit the venue's answer to an intent and return the stored order.
+
+        Answers can arrive late and out of order, so the status only moves forward
+        (pending < open < partially filled < terminal) and ``filled_qty`` only grows; a stale
+        answer is ignored, never an error. A terminal order is final here: reconciliation
+        corrects one with ``put``. A second venue order id for one client id breaks the
+        one-venue-order-per-client-id invariant and raises OrderConflictError.
+        """
+        new_status = OrderStatus(status)
+        if new_status is OrderStatus.PENDING:
+            raise ValueError("PENDING is an intent, not an answer")
+        order = self._load_order(client_id)
+        if order is None:
+            raise UnknownOrderError(f"no intent recorded for client id {client_id!r}")
+        changes: dict[str, Any] = {}
+        if venue_order_id is not None and venue_order_id != order.venue_order_id:
+            if order.venue_order_id is not None:
+                raise OrderConflictError(
+                    f"client id {client_id!r} answered with venue order {venue_order_id!r} "
+                    f"but is recorded as {order.venue_order_id!r}"
+                )
+            changes["venue_order_id"] = venue_order_id
+        if order.status.is_terminal:
+            if new_status is not order.status:
+                log.warning(
+                    "order %s is %s; ignoring a later %s answer",
+                    client_id,
+                    order.status.value,
+                    new_status.value,
+                )
+        elif _STATUS_RANK[new_status] >= _STATUS_RANK[order.status] and new_status is not order.status:
+            changes["status"] = new_status
+        if filled_qty is not None and filled_qty > order.filled_qty:
+            changes["filled_qty"] = filled_qty
+        if changes and updated_ms is not None:
+            changes["updated_ms"] = updated_ms
+        if not changes:
+            return order
+        updated = Order.model_validate({**order.model_dump(), **changes})
+        self._write("order", client_id, updated)
+        return updated
+
+    def record_fill(self, fill: Fill) -> bool:
+        """Store a fill once: False if this fill id is already stored (a replayed report).
+
+        The same id with a different execution raises FillConflictError instead of dropping
+        a real fill: venue gateways must make fill ids globally unique (Binance trade ids are
+        only unique per symbol, so prefix them).
+        """
+        raw = self._txn.get(self._store._key(fill.fill_id), db=self._db("fill"))
+        if raw is not None:
+            data = self._store._decode_or_raise("fill", fill.fill_id, raw)
+            existing = load_model(Fill, data)
+            differ = [f for f in _FILL_IDENTITY if getattr(existing, f) != getattr(fill, f)]
+            if differ:
+                raise FillConflictError(
+                    f"fill id {fill.fill_id!r} is already stored for another execution "
+                    f"(fields differ: {', '.join(differ)})"
+                )
+            return False
+        self._write("fill", fill.fill_id, fill)
+        return True
+
+    # ------------------------------------------------------------------ trade log
+    def append_trade(self, round_trip: Mapping[str, Any] | BaseModel) -> int:
+        """Append a closed round trip to the log and return its sequence number (from 1).
+
+        It needs ``strategy`` (str) and ``ts_ms`` (int, the close time). With a
+        ``position_id`` it is idempotent: a position closes once, so a replayed close returns
+        the seq already logged instead of counting the trade twice.
+        """
+        data = _jsonable(round_trip)
+        if not isinstance(data.get("strategy"), str) or not isinstance(data.get("ts_ms"), int):
+            raise ValueError("a round trip needs 'strategy' (str) and 'ts_ms' (int)")
+        position_id = data.get("position_id")
+        if position_id is not None:
+            seen = self._txn.get(self._store._key(str(position_id)), db=self._db(_IDX_TRADE_POSITION))
+            if seen is not None:
+                return int(seen)
+        cur = self._txn.cursor(db=self._db("trade"))
+        seq = int(cur.key()) + 1 if cur.last() else 1
+        self._write("trade", _seq_key(seq), data)
+        return seq
+
+    # ------------------------------------------------------------------ internals
+    def _db(self, kind: str) -> Any:
+        self._check_open()
+        return self._store._db_or_raise(kind)
+
+    def _check_open(self) -> None:
+        if self._done:
+            raise StoreError("this batch is finished; open a new one")
+
+    def _load_order(self, client_id: str) -> Order | None:
+        return self.get_model("order", client_id, Order)
+
+    def _write(self, kind: str, key: str, data: Mapping[str, Any] | BaseModel, v: int | None = None) -> None:
+        """Encode, refuse secrets, write, and keep the indexes in step, in this transaction."""
+        store = self._store
+        text = _encode_envelope(kind, data, store.schema_version if v is None else v)
+        store._check_secrets(kind, key, text)
+        bkey = store._key(key)
+        self._txn.put(bkey, text.encode("utf-8"), db=self._db(kind))
+        if kind == "order":
+            status = _field(data, "status")
+            idx = self._db(_IDX_OPEN_ORDER)
+            try:
+                terminal = OrderStatus(status).is_terminal
+            except ValueError:
+                terminal = False  # unknown status (older schema): keep it visible as open
+            if terminal:
+                self._txn.delete(bkey, db=idx)
+            else:
+                self._txn.put(bkey, str(status).encode(), db=idx)
+        elif kind == "trade":
+            position_id = _field(data, "position_id")
+            if position_id is not None:
+                self._txn.put(
+                    store._key(str(position_id)),
+                    key.encode(),
+                    overwrite=False,
+                    db=self._db(_IDX_TRADE_POSITION),
+                )
+
+    def _remove(self, kind: str, key: str) -> bool:
+        bkey = self._store._key(key)
+        existed = self._txn.delete(bkey, db=self._db(kind))
+        if kind == "order":
+            self._txn.delete(bkey, db=self._db(_IDX_OPEN_ORDER))
+        return existed
+
+
+# --------------------------------------------------------------------------- store
+
+
+class StateStore:
+    """The durable store over one LMDB environment; see the module docstring for the layout.
+
+    Methods that write open and commit one transaction each (durable when they return);
+    :meth:`batch` groups several writes into one. Reads are lock-free snapshots.
+    Thread-safe; LMDB serialises writers.
+    """
+
+    schema_version: ClassVar[int] = SCHEMA_VERSION
+    migrations: ClassVar[Mapping[int, Migration]] = MIGRATIONS
+    _secrets: ClassVar[frozenset[str]] = frozenset()
+    _secrets_lock: ClassVar[threading.Lock] = threading.Lock()
+
+    def __init__(
+        self,
+        path: Path | str,
+        map_size: int = DEFAULT_MAP_SIZE,
+        *,
+        create: bool = True,
+        readonly: bool = False,
+    ) -> None:
+        self._path = Path(path)
+        self._readonly = readonly
+        self._lock = threading.Lock()
+        self._active = 0
+        self._local = threading.local()
+        self._dbs: dict[str, Any] = {}
+        self._decode_errors: dict[str, int] = {}
+        self._closed = False
+        self._env = self._open_env(map_size, create=create)
+        try:
+            if readonly:
+                self._open_dbs_readonly()
+                self._check_schema_readonly()
+            else:
+                self._env.reader_check()  # clear reader slots of dead processes
+                self._open_dbs_and_schema()
+        except BaseException:
+            self._env.close()
+            self._closed = True
+            raise
+
+    # ------------------------------------------------------------------ lifecycle
+    @property
+    def path(self) -> Path:
+        return self._path
+
+    @property
+    def readonly(self) -> bool:
+        return self._readonly
+
+    def close(self) -> None:
+        """Close the environment; committed data is already on disk."""
+        if not self._closed:
+            self._closed = True
+            self._env.close()
+
+    def __enter__(self) -> StateStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"StateStore({str(self._path)!r}, readonly={self._readonly})"
+
+    # ------------------------------------------------------------------ secrets
+    @classmethod
+    def register_secret_values(cls, values: Iterable[str | SecretStr | None]) -> None:
+        """Refuse, from now on and process-wide, any record containing one of these strings.
+
+        Accepts ``config.models.Secrets`` fields as they are (``SecretStr`` or None). Values
+        shorter than 6 characters are ignored (they would match ordinary data).
+        """
+        fresh = set()
+        for item in values:
+            value = item.get_secret_value() if isinstance(item, SecretStr) else item
+            if not value:
+                continue
+            if len(value) < _MIN_SECRET_LEN:
+                log.warning("store: a secret shorter than %d characters is not checked", _MIN_SECRET_LEN)
+                continue
+            fresh.add(value)
+            escaped = json.dumps(value, ensure_ascii=False)[1:-1]
+            fresh.add(escaped)
+        with cls._secrets_lock:
+            StateStore._secrets = StateStore._secrets | frozenset(fresh)
+
+    @classmethod
+    def clear_secret_values(cls) -> None:
+        """Forget every registered secret (tests; a process that reloads its config)."""
+        with cls._secrets_lock:
+            StateStore._secrets = frozenset()
+
+    def _check_secrets(self, kind: str, key: str, text: str) -> None:
+        for secret in StateStore._secrets:
+            if secret in text or secret in key:
+                raise SecretLeakError(
+                    f"{self._path}: refusing to store {kind}/{key}: it contains a registered secret value"
+                )
+
+    # ------------------------------------------------------------------ generic API
+    def put(self, kind: str, key: str, data: Mapping[str, Any] | BaseModel) -> None:
+        """Insert or replace one record, durably."""
+        self._run(lambda tx: tx.put(kind, key, data))
+
+    def get(self, kind: str, key: str) -> dict[str, Any] | None:
+        """The record's data, or None; raises CorruptRecordError rather than hide a bad value."""
+        db = self._db_or_none(kind)
+        if db is None:
+            return None
+        with self._read() as txn:
+            raw = txn.get(self._key(key), db=db)
+        return None if raw is None else self._decode_or_raise(kind, key, raw)
+
+    def get_model(self, kind: str, key: str, model: type[M]) -> M | None:
+        """``get`` validated into ``model`` (Decimals restored exactly)."""
+        data = self.get(kind, key)
+        return None if data is None else load_model(model, data)
+
+    def delete(self, kind: str, key: str) -> bool:
+        """Remove one record, durably; True if it existed."""
+        return self._run(lambda tx: tx.delete(kind, key))
+
+    def items(self, kind: str, prefix: str = "") -> Iterator[tuple[str, dict[str, Any]]]:
+        """``(key, data)`` in key order; undecodable values are logged, counted and skipped.
+
+        Read in chunks of short transactions, so a slow consumer never pins old pages:
+        each chunk is a consistent snapshot, the whole iteration is not (use
+        :meth:`export_json` for a snapshot of everything).
+        """
+        for key, raw in self._raw_items(kind, prefix):
+            try:
+                _, data = self._decode(kind, raw)
+            except _BadRecordError as exc:
+                self._report_bad(kind, key, str(exc))
+                continue
+            yield key, data
+
+    def count(self, kind: str) -> int:
+        """Number of records of a kind, corrupt ones included (O(1))."""
+        db = self._db_or_none(kind)
+        if db is None:
+            return 0
+        with self._read() as txn:
+            return txn.stat(db)["entries"]
+
+    @contextlib.contextmanager
+    def batch(self) -> Iterator[Batch]:
+        """One atomic, durable transaction: ``with store.batch() as tx: tx.put(...)``.
+
+        An exception inside the block aborts it and nothing is written. Batches do not
+        nest, and the store's own write methods must not be called inside one (same
+        thread): use the ``tx`` methods. If the map fills up, the map is grown and
+        StoreFullError raised: run the batch again.
+        """
+        self._check_writable()
+        if getattr(self._local, "in_batch", False):
+            raise StoreError(
+                "a batch is already open in this thread: write through its tx, batches do not nest"
+            )
+        txn = self._begin(write=True)
+        tx = Batch(self, txn)
+        self._local.in_batch = True
+        full: lmdb.MapFullError | None = None
+        try:
+            try:
+                yield tx
+            except lmdb.MapFullError as exc:
+                full = exc
+                txn.abort()
+            except BaseException:
+                txn.abort()
+                raise
+            else:
+                try:
+                    txn.commit()
+                except lmdb.MapFullError as exc:
+                    full = exc
+                    with contextlib.suppress(lmdb.Error):
+                        txn.abort()
+                except lmdb.Error as exc:
+                    raise StoreError(f"{self._path}: commit failed, nothing was written: {exc}") from exc
+        finally:
+            tx._done = True
+            self._local.in_batch = False
+            self._release()
+        if full is not None:
+            self._grow()
+            raise StoreFullError(
+                f"{self._path}: the map is full; it has been grown, run the batch again"
+            ) from full
+
+    # ------------------------------------------------------------------ write-ahead orders
+    def record_intent(self, order: Order) -> bool:
+        """See :meth:`Batch.record_intent`: durable when it returns; call the venue after."""
+        return self._run(lambda tx: tx.record_intent(order))
+
+    def record_answer(
+        self,
+        client_id: str,
+        status: OrderStatus | str,
+        venue_order_id: str | None = None,
+        filled_qty: Decimal | None = None,
+        *,
+        updated_ms: int | None = None,
+    ) -> Order:
+        """See :meth:`Batch.record_answer`."""
+        return self._run(
+            lambda tx: tx.record_answer(client_id, status, venue_order_id, filled_qty, updated_ms=updated_ms)
+        )
+
+    def record_fill(self, fill: Fill) -> bool:
+        """See :meth:`Batch.record_fill`; prefer recording it in a batch with the position it changes."""
+        return self._run(lambda tx: tx.record_fill(fill))
+
+    def unanswered_intents(self) -> list[Order]:
+        """Intents the venue never answered (PENDING), oldest first.
+
+        On recovery each must be looked up at the venue by client id, then answered or
+        rejected here; never re-sent blindly.
+        """
+        return self._indexed_orders({OrderStatus.PENDING})
+
+    def open_orders(self) -> list[Order]:
+        """Every non-terminal order (pending intents included), oldest first, from the index."""
+        return self._indexed_orders(None)
+
+    def orders(
+        self,
+        status: OrderStatus | str | Iterable[OrderStatus | str] | None = None,
+        strategy: str | None = None,
+    ) -> list[Order]:
+        """Orders filtered by status (one or several) and strategy, oldest first."""
+        wanted: set[OrderStatus] | None
+        if status is None:
+            wanted = None
+        elif isinstance(status, str):
+            wanted = {OrderStatus(status)}
+        else:
+            wanted = {OrderStatus(s) for s in status}
+        if wanted and not any(s.is_terminal for s in wanted):
+            found = self._indexed_orders(wanted)
+        else:
+            found = [
+                o
+                for o in self._models("order", Order, self.items("order"))
+                if wanted is None or o.status in wanted
+            ]
+        if strategy is not None:
+            found = [o for o in found if o.strategy == strategy]
+        return sorted(found, key=lambda o: (o.created_ms, o.client_id))
+
+    def fills(self, since_ms: int | None = None, client_id: str | None = None) -> list[Fill]:
+        """Fills at or after ``since_ms`` (and of one order), in time order."""
+        found = [
+            f
+            for f in self._models("fill", Fill, self.items("fill"))
+            if (since_ms is None or f.ts_ms >= since_ms) and (client_id is None or f.client_id == client_id)
+        ]
+        return sorted(found, key=lambda f: (f.ts_ms, f.fill_id))
+
+    # ------------------------------------------------------------------ trade log
+    def append_trade(self, round_trip: Mapping[str, Any] | BaseModel) -> int:
+        """See :meth:`Batch.append_trade`."""
+        return self._run(lambda tx: tx.append_trade(round_trip))
+
+    def trades(
+        self, strategy: str | None = None, since_ms: int | None = None
+    ) -> list[tuple[int, dict[str, Any]]]:
+        """``(seq, round trip)`` in log order, filtered by strategy and close time."""
+        return [
+            (int(key), data)
+            for key, data in self.items("trade")
+            if (strategy is None or data.get("strategy") == strategy)
+            and (since_ms is None or int(data.get("ts_ms", 0)) >= since_ms)
+        ]
+
+    # ------------------------------------------------------------------ backup
+    def export_json(self, out: Path | str | IO[str]) -> int:
+        """Write every record as JSON lines ``{"kind","key","v","data"}``; returns the count.
+
+        One read transaction, so the export is a consistent snapshot. To a path it writes
+        a temporary file, fsyncs and renames, so a backup is never half-written.
+        Undecodable values are reported and left out.
+        """
+        if isinstance(out, str | Path):
+            target = Path(out)
+            fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
+            try:
+                with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                    n = self._export_to(fh)
+                    fh.flush()
+                    os.fsync(fh.fileno())
+                os.replace(tmp, target)
+            except BaseException:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(tmp)
+                raise
+            return n
+        return self._export_to(out)
+
+    def import_json(self, src: Path | str | IO[str], *, replace: bool = False) -> int:
+        """Load an :meth:`export_json` file, atomically; returns the number of records.
+
+        Refuses a store that holds records unless ``replace=True`` (which drops them first,
+        in the same transaction). An older file is migrated like an older store; a newer
+        one is refused. Registered secrets are refused here too.
+        """
+        self._check_writable()
+        if isinstance(src, str | Path):
+            with open(src, encoding="utf-8") as fh:
+                records, file_version = self._parse_export(fh, str(src))
+        else:
+            records, file_version = self._parse_export(src, "<stream>")
+        with self.batch() as tx:
+            non_empty = [k for k in DATA_KINDS if tx.count(k)]
+            if non_empty and not replace:
+                raise StoreError(
+                    f"{self._path}: refusing to import into a non-empty store (has {', '.join(non_empty)}); "
+                    "pass replace=True to overwrite it"
+                )
+            for name in (*KINDS, *_INDEXES):
+                tx._txn.drop(self._db_or_raise(name), delete=False)
+            for kind, key, v, data in records:
+                tx._write(kind, key, data, v)
+            self._write_schema(tx, file_version, imported=True)
+            if file_version < self.schema_version:
+                self._migrate(tx, file_version)
+        return len(records)
+
+    # ------------------------------------------------------------------ inspection
+    def inspect(self, *, verify: bool = False) -> dict[str, Any]:
+        """Counts per kind, schema versions and environment stats, for ``raytrader status``.
+
+        With ``verify=True`` every value is decoded and the undecodable keys listed.
+        """
+        info = self._env.info()
+        stat = self._env.stat()
+        data_file = self._path / "data.mdb"
+        meta = self.get("meta", _SCHEMA_KEY) or {}
+        report: dict[str, Any] = {
+            "path": str(self._path),
+            "readonly": self._readonly,
+            "schema_version": meta.get("version"),
+            "code_schema_version": self.schema_version,
+            "counts": {kind: self.count(kind) for kind in KINDS},
+            "open_orders": self._count_index(_IDX_OPEN_ORDER),
+            "env": {
+                "map_size": info["map_size"],
+                "used_bytes": (info["last_pgno"] + 1) * stat["psize"],
+                "file_size": data_file.stat().st_size if data_file.exists() else 0,
+                "last_txnid": info["last_txnid"],
+                "num_readers": info["num_readers"],
+                "max_readers": info["max_readers"],
+                "page_size": stat["psize"],
+                "lmdb_version": ".".join(map(str, self._env.lib_version())),
+            },
+            "decode_errors": dict(self._decode_errors),
+        }
+        if verify:
+            corrupt: list[str] = []
+            for kind in KINDS:
+                for key, raw in self._raw_items(kind, ""):
+                    try:
+                        self._decode(kind, raw)
+                    except _BadRecordError:
+                        corrupt.append(f"{kind}/{key}")
+            report["corrupt"] = corrupt
+        return report
+
+    @property
+    def decode_errors(self) -> dict[str, int]:
+        """Undecodable values met by this process, per kind (each read counts)."""
+        return dict(self._decode_errors)
+
+    # ================================================================== internals
+    def _open_env(self, map_size: int, *, create: bool) -> lmdb.Environment:
+        exists = (self._path / "data.mdb").exists()
+        if not exists and (self._readonly or not create):
+            raise StoreNotFoundError(f"{self._path}: no state store here")
+        try:
+            return lmdb.open(
+                str(self._path),
+                map_size=map_size,
+                subdir=True,
+                readonly=self._readonly,
+                lock=True,  # lock=False is unsafe with a concurrent writer
+                sync=True,
+                metasync=True,
+                writemap=False,
+                map_async=False,
+                max_dbs=_MAX_DBS,
+                mode=0o700,
+                create=create,
+            )
+        except lmdb.Error as exc:
+            raise StoreError(f"{self._path}: cannot open the state store: {exc}") from exc
+
+    def _open_dbs_and_schema(self) -> None:
+        """Create the sub-databases and check, write or migrate the schema in one transaction."""
+        txn = self._env.begin(write=True)
+        try:
+            for name in (*KINDS, *_INDEXES):
+                self._dbs[name] = self._env.open_db(name.encode(), txn=txn, create=True)
+            tx = Batch(self, txn)
+            raw = txn.get(_SCHEMA_KEY.encode(), db=self._dbs["meta"])
+            if raw is None:
+                non_empty = [k for k in DATA_KINDS if tx.count(k)]
+                if non_empty:
+                    raise SchemaError(
+                        f"{self._path}: holds records ({', '.join(non_empty)}) but no meta/schema"
+                    )
+                self._write_schema(tx, self.schema_version)
+            else:
+                stored = self._schema_of(raw)
+                if stored > self.schema_version:
+                    raise self._too_new(stored)
+                if stored < self.schema_version:
+                    self._migrate(tx, stored)
+            txn.commit()
+        except BaseException:
+            txn.abort()
+            self._dbs.clear()
+            raise
+
+    def _open_dbs_readonly(self) -> None:
+        for name in (*KINDS, *_INDEXES):
+            try:
+                self._dbs[name] = self._env.open_db(name.encode(), create=False)
+            except lmdb.NotFoundError:
+                continue  # a kind added by a later writer; reads see it as empty
+
+    def _check_schema_readonly(self) -> None:
+        raw = None
+        if "meta" in self._dbs:
+            with self._read() as txn:
+                raw = txn.get(_SCHEMA_KEY.encode(), db=self._dbs["meta"])
+        if raw is None:
+            raise SchemaError(
+                f"{self._path}: no meta/schema (not a state store, or never opened by a writer)"
+            )
+        stored = self._schema_of(raw)
+        if stored > self.schema_version:
+            raise self._too_new(stored)
+        if stored < self.schema_version:
+            raise SchemaError(
+                f"{self._path}: store schema v{stored} is older than this code's v{self.schema_version}; "
+                "it is migrated when the writer (the Store actor) opens it, not read-only"
+            )
+
+    def _too_new(self, stored: int) -> SchemaError:
+        return SchemaError(
+            f"{self._path}: store schema v{stored} is newer than this code's v{self.schema_version}; "
+            "upgrade raytrader (downgrading a store is not supported)"
+        )
+
+    def _schema_of(self, raw: bytes) -> int:
+        try:
+            _, data = self._decode("meta", raw)
+            version = data["version"]
+        except (_BadRecordError, KeyError) as exc:
+            raise SchemaError(f"{self._path}: unreadable meta/schema: {exc}") from exc
+        if not isinstance(version, int) or isinstance(version, bool) or version < 0:
+            raise SchemaError(f"{self._path}: invalid schema version {version!r}")
+        return version
+
+    def _write_schema(self, tx: Batch, version: int, **extra: Any) -> None:
+        data = {"version": version, "written_ms": int(time.time() * 1000), **extra}
+        tx._write("meta", _SCHEMA_KEY, data, version)
+
+    def _migrate(self, tx: Batch, stored: int) -> None:
+        """Run the chain stored -> code version over every record, inside ``tx`` (all or nothing)."""
+        missing = [v for v in range(stored, self.schema_version) if v not in self.migrations]
+        if missing:
+            raise SchemaError(
+                f"{self._path}: store schema v{stored} cannot be migrated to v{self.schema_version}: "
+                f"no migration from v{', v'.join(map(str, missing))}"
+            )
+        for version in range(stored, self.schema_version):
+            step = self.migrations[version]
+            for kind in DATA_KINDS:
+                cur = tx._txn.cursor(db=self._dbs[kind])
+                rows = [(k.decode("utf-8", "replace"), v) for k, v in cur.iternext()]
+                for key, raw in rows:
+                    try:
+                        _, data = self._decode(kind, raw)
+                    except _BadRecordError as exc:
+                        self._report_bad(kind, key, f"{exc}; left as is by migration v{version}")
+                        continue
+                    new = step(kind, key, data)
+                    if new is None:
+                        tx._remove(kind, key)
+                    else:
+                        tx._write(kind, key, new, version + 1)
+            log.info("store %s: migrated schema v%d -> v%d", self._path, version, version + 1)
+        self._write_schema(tx, self.schema_version, migrated_from=stored)
+
+    # ------------------------------------------------------------------ transactions
+    def _begin(self, *, write: bool) -> lmdb.Transaction[bytes]:
+        """Begin a transaction, keeping count of this process's active ones (for map resizes)."""
+        self._check_open()
+        for _ in range(3):
+            with self._lock:
+                if write and self._active == 0:
+                    self._maybe_grow_locked()
+                self._active += 1
+            try:
+                return self._env.begin(write=write)
+            except lmdb.MapResizedError:
+                # another process grew the map beyond ours: adopt its size and retry
+                self._release()
+                with self._lock:
+                    if self._active == 0:
+                        self._env.set_mapsize(0)
+                        log.debug("store %s: adopted the map grown by the writer", self._path)
+            except BaseException:
+                self._release()
+                raise
+        raise StoreError(f"{self._path}: could not adopt the grown map size")
+
+    def _release(self) -> None:
+        with self._lock:
+            self._active -= 1
+
+    @contextlib.contextmanager
+    def _read(self) -> Iterator[lmdb.Transaction[bytes]]:
+        txn = self._begin(write=False)
+        try:
+            yield txn
+        finally:
+            txn.abort()
+            self._release()
+
+    def _run(self, fn: Callable[[Batch], T]) -> T:
+        """One-operation write: a batch, retried once if the map had to grow."""
+        for attempt in range(2):
+            try:
+                with self.batch() as tx:
+                    return fn(tx)
+            except StoreFullError:
+                if attempt:
+                    raise
+        raise AssertionError("unreachable")
+
+    def _maybe_grow_locked(self) -> None:
+        info = self._env.info()
+        used = (info["last_pgno"] + 1) * self._env.stat()["psize"]
+        if used > info["map_size"] * _GROW_AT:
+            self._set_mapsize_locked(max(info["map_size"] * 2, used * 2))
+
+    def _grow(self) -> None:
+        with self._lock:
+            if self._active == 0:
+                self._set_mapsize_locked(self._env.info()["map_size"] * 2)
+
+    def _set_mapsize_locked(self, size: int) -> None:
+        self._env.set_mapsize(size)
+        log.info("store %s: map grown to %d MiB", self._path, size >> 20)
+
+    # ------------------------------------------------------------------ helpers
+    def _check_open(self) -> None:
+        if self._closed:
+            raise StoreError(f"{self._path}: the store is closed")
+
+    def _check_writable(self) -> None:
+        self._check_open()
+        if self._readonly:
+            raise ReadOnlyStoreError(f"{self._path}: opened read-only; only the Store actor writes")
+
+    @staticmethod
+    def _check_kind(kind: str) -> None:
+        if kind not in KINDS:
+            raise StoreError(f"unknown kind {kind!r}; kinds: {', '.join(KINDS)}")
+
+    def _db_or_none(self, kind: str) -> Any:
+        self._check_kind(kind)
+        self._check_open()
+        return self._dbs.get(kind)
+
+    def _db_or_raise(self, name: str) -> Any:
+        db = self._dbs.get(name)
+        if db is None:
+            raise StoreError(f"{self._path}: no sub-database {name!r}")
+        return db
+
+    def _key(self, key: str) -> bytes:
+        if not isinstance(key, str) or not key:
+            raise StoreError(f"a key is a non-empty str, not {key!r}")
+        bkey = key.encode("utf-8")
+        if len(bkey) > self._env.max_key_size():
+            raise StoreError(
+                f"key too long ({len(bkey)} bytes > {self._env.max_key_size()}): {key[:40]!r}..."
+            )
+        return bkey
+
+    def _decode(self, kind: str, raw: bytes) -> tuple[int, dict[str, Any]]:
+        """Envelope -> (version, data); raises _BadRecordError with the reason."""
+        try:
+            obj = json.loads(raw.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError) as exc:
+            raise _BadRecordError(f"not UTF-8 JSON ({type(exc).__name__})") from None
+        if not isinstance(obj, dict):
+            raise _BadRecordError("envelope is not an object")
+        v, env_kind, data = obj.get("v"), obj.get("kind"), obj.get("data")
+        if not isinstance(v, int) or isinstance(v, bool) or v < 0:
+            raise _BadRecordError(f"bad envelope version {v!r}")
+        if v > self.schema_version:
+            raise _BadRecordError(f"record schema v{v} is newer than the code's v{self.schema_version}")
+        if env_kind != kind:
+            raise _BadRecordError(f"envelope kind {env_kind!r} in sub-database {kind!r}")
+        if not isinstance(data, dict):
+            raise _BadRecordError("envelope data is not an object")
+        return v, data
+
+    def _decode_or_raise(self, kind: str, key: str, raw: bytes) -> dict[str, Any]:
+        try:
+            return self._decode(kind, raw)[1]
+        except _BadRecordError as exc:
+            self._report_bad(kind, key, str(exc))
+            raise CorruptRecordError(f"{self._path}: {kind}/{key} does not decode: {exc}") from None
+
+    def _report_bad(self, kind: str, key: str, reason: str) -> None:
+        self._decode_errors[kind] = self._decode_errors.get(kind, 0) + 1
+        log.warning("store %s: undecodable value at %s/%s skipped: %s", self._path, kind, key, reason)
+
+    def _raw_items(self, kind: str, prefix: str) -> Iterator[tuple[str, bytes]]:
+        """Raw ``(key, value)`` pairs in key order, read in short chunked transactions."""
+        db = self._db_or_none(kind)
+        if db is None:
+            return
+        start = prefix.encode("utf-8")
+        after: bytes | None = None
+        while True:
+            chunk: list[tuple[bytes, bytes]] = []
+            exhausted = True
+            with self._read() as txn:
+                cur = txn.cursor(db=db)
+                ok = cur.set_range(after or start) if (after or start) else cur.first()
+                if ok and after is not None and cur.key() == after:
+                    ok = cur.next()
+                while ok:
+                    k = cur.key()
+                    if not k.startswith(start):
+                        break
+                    if len(chunk) == _READ_CHUNK:
+                        exhausted = False
+                        break
+                    chunk.append((k, cur.value()))
+                    ok = cur.next()
+            for k, raw in chunk:
+                yield k.decode("utf-8", "replace"), raw
+            if exhausted:
+                return
+            after = chunk[-1][0]
+
+    def _models(self, kind: str, model: type[M], rows: Iterable[tuple[str, dict[str, Any]]]) -> Iterator[M]:
+        for key, data in rows:
+            try:
+                yield load_model(model, data)
+            except ValidationError as exc:
+                self._report_bad(kind, key, f"not a valid {model.__name__}: {exc.error_count()} errors")
+
+    def _indexed_orders(self, statuses: set[OrderStatus] | None) -> list[Order]:
+        idx, orders_db = self._dbs.get(_IDX_OPEN_ORDER), self._dbs.get("order")
+        if idx is None or orders_db is None:
+            return []
+        found: list[Order] = []
+        with self._read() as txn:
+            rows = [
+                (k, txn.get(k, db=orders_db))
+                for k, status in txn.cursor(db=idx).iternext()
+                if statuses is None or status.decode() in statuses
+            ]
+        for bkey, raw in rows:
+            key = bkey.decode("utf-8", "replace")
+            if raw is None:
+                self._report_bad("order", key, "indexed as open but missing")
+                continue
+            try:
+                _, data = self._decode("order", raw)
+            except _BadRecordError as exc:
+                self._report_bad("order", key, str(exc))
+                continue
+            found.extend(self._models("order", Order, [(key, data)]))
+        return sorted(found, key=lambda o: (o.created_ms, o.client_id))
+
+    def _count_index(self, name: str) -> int:
+        db = self._dbs.get(name)
+        if db is None:
+            return 0
+        with self._read() as txn:
+            return txn.stat(db)["entries"]
+
+    def _export_to(self, fh: IO[str]) -> int:
+        n = 0
+        with self._read() as txn:
+            for kind in KINDS:
+                db = self._dbs.get(kind)
+                if db is None:
+                    continue
+                for bkey, raw in txn.cursor(db=db).iternext():
+                    key = bkey.decode("utf-8", "replace")
+                    try:
+                        v, data = self._decode(kind, raw)
+                    except _BadRecordError as exc:
+                        self._report_bad(kind, key, f"{exc}; left out of the export")
+                        continue
+                    line = {"kind": kind, "key": key, "v": v, "data": data}
+                    fh.write(json.dumps(line, ensure_ascii=False, separators=(",", ":")) + "\n")
+                    n += 1
+        return n
+
+    def _parse_export(self, fh: IO[str], name: str) -> tuple[list[tuple[str, str, int, dict[str, Any]]], int]:
+        """Validate a whole export before anything is written; returns records and file schema."""
+        records: list[tuple[str, str, int, dict[str, Any]]] = []
+        file_version: int | None = None
+        for lineno, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            where = f"{name}:{lineno}"
+            try:
+                obj = json.loads(line)
+            except ValueError as exc:
+                raise StoreError(f"{where}: not JSON: {exc}") from None
+            if not isinstance(obj, dict):
+                raise StoreError(f"{where}: a record is a JSON object")
+            kind, key, v, data = obj.get("kind"), obj.get("key"), obj.get("v"), obj.get("data")
+            if kind not in KINDS or not isinstance(key, str) or not key:
+                raise StoreError(f"{where}: bad kind/key {kind!r}/{key!r}")
+            if not isinstance(v, int) or isinstance(v, bool) or v < 0 or not isinstance(data, dict):
+                raise StoreError(f"{where}: bad envelope (v={v!r}, data is {type(data).__name__})")
+            if kind == "meta" and key == _SCHEMA_KEY:
+                version = data.get("version")
+                if not isinstance(version, int) or isinstance(version, bool):
+                    raise StoreError(f"{where}: bad schema version {version!r}")
+                file_version = version
+                continue
+            records.append((kind, key, v, data))
+        if file_version is None:
+            raise StoreError(f"{name}: no meta/schema record; not a raytrader export")
+        if file_version > self.schema_version:
+            raise SchemaError(
+                f"{name}: export schema v{file_version} is newer than this code's v{self.schema_version} "
+                f"(importing into {self._path})"
+            )
+        newer = [f"{k}/{key}" for k, key, v, _ in records if v > file_version]
+        if newer:
+            raise StoreError(f"{name}: records newer than the file's schema v{file_version}: {newer[:3]}")
+        return records, file_version

@@ -1,0 +1,4 @@
+"""Venue gateways behind one protocol.
+
+Paper (the matching engine), Binance (ccxt), Polymarket (py-clob-client).
+"""

@@ -1,0 +1,1 @@
+"""Binance spot through ccxt."""

@@ -1,0 +1,85 @@
+"""The one interface every venue gateway implements: paper (the matching engine), Binance
+(ccxt) and Polymarket (py-clob-client). The venue actor shell drives any of them alike.
+
+Errors from any venue map onto one model, ``VenueError`` with a ``VenueErrorKind``, so the
+shell decides retries by kind, never by venue-specific codes: only ``RATE_LIMITED`` and
+``UNAVAILABLE`` are retryable, and an order submit is retried only after looking the client
+id up at the venue (the answer may have been lost after the venue accepted it).
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from enum import StrEnum
+from typing import Protocol, runtime_checkable
+
+from actors.domain.model import Fill, Instrument, Order, OrderBook
+
+
+class VenueErrorKind(StrEnum):
+    REJECTED = "rejected"
+    NOT_FOUND = "not_found"
+    INSUFFICIENT_FUNDS = "insufficient_funds"
+    RATE_LIMITED = "rate_limited"
+    UNAVAILABLE = "unavailable"
+    AUTH = "auth"
+
+    @property
+    def retryable(self) -> bool:
+        return self in (VenueErrorKind.RATE_LIMITED, VenueErrorKind.UNAVAILABLE)
+
+
+class VenueError(Exception):
+    """A venue call failed; ``kind`` says what the caller may do about it."""
+
+    def __init__(
+        self, venue: str, kind: VenueErrorKind, message: str, *, retry_after_s: float | None = None
+    ) -> None:
+        super().__init__(f"{venue}: {kind.value}: {message}")
+        self.venue = venue
+        self.kind = kind
+        self.message = message
+        self.retry_after_s = retry_after_s
+
+    @property
+    def retryable(self) -> bool:
+        return self.kind.retryable
+
+
+@runtime_checkable
+class VenueGateway(Protocol):
+    """Async access to one venue. Orders carry our deterministic client id end to end."""
+
+    venue: str
+
+    async def start(self) -> None:
+        """Connect, authenticate, load markets."""
+
+    async def close(self) -> None: ...
+
+    async def instruments(self) -> list[Instrument]:
+        """Every tradable market with its tick, lot and minimum size."""
+
+    async def submit(self, order: Order) -> Order:
+        """Place an order; returns the venue's view (status, venue id, filled qty).
+
+        Idempotent by client id where the venue allows; raises ``VenueError``.
+        """
+
+    async def cancel(self, client_id: str, market: str) -> Order:
+        """Cancel by client id; returns the order's final view (its cumulative filled qty included)."""
+
+    async def cancel_all(self, market: str | None = None) -> list[Order]: ...
+
+    async def order(self, client_id: str, market: str) -> Order | None:
+        """Look an order up by client id; ``None`` if the venue never saw it (safe to re-send)."""
+
+    async def open_orders(self, market: str | None = None) -> list[Order]: ...
+
+    async def fills(self, market: str, since_ms: int | None = None) -> list[Fill]:
+        """Our executions, fill ids unique across venues and markets (prefixed by the gateway)."""
+
+    async def balances(self) -> dict[str, Decimal]:
+        """Free + locked per asset."""
+
+    async def order_book(self, market: str) -> OrderBook: ...

@@ -1,0 +1,1 @@
+"""Polymarket's CLOB through py-clob-client."""

@@ -1,0 +1,1011 @@
+"""Polymarket over the REAL py-clob-client (0.34.6), and the market-channel websocket parser.
+
+How py-clob-client is driven:
+
+* ``ClobClient(host, chain_id=chain_id, key=private_key, signature_type=0)``: an EOA wallet
+  (signature type 0: the key's address is maker, signer and funder). ``chain_id`` is 137
+  (Polygon) for the real venue and the sandbox alike; the sandbox verifies signatures against
+  the same CTF exchange domain. ``start()`` runs ``create_or_derive_api_creds(nonce)`` (L1: an
+  EIP-712 ``ClobAuth`` signature) and ``set_api_creds`` (L2: HMAC headers from then on).
+* The client is synchronous (a module-global ``httpx.Client``): every call runs in a worker
+  thread through ``asyncio.to_thread`` so the event loop never blocks. The client's own caches
+  (tick size with a 300 s TTL, neg-risk, fee rate) are plain dicts, safe under the GIL.
+* Deterministic order ids: py-clob-client signs with a random salt (py_order_utils'
+  ``generate_seed``: ``round(now * random())``), so the same intent would get a new order hash
+  every time. ``DeterministicOrderBuilder`` repeats what ``OrderBuilder.create_order`` does (the
+  client's own ``get_order_amounts`` rounding, the same ``OrderData``, the exchange of the chain
+  and neg-risk flag) but hands py_order_utils' ``OrderBuilder`` a ``salt_generator`` returning
+  ``salt_for(client_id)`` (48 bits of SHA-256 of the client id, inside JS's exact-integer range).
+  The order id is the EIP-712 order hash, so the same client id, token, side, price and size
+  always make the same order id, across restarts too: a re-sent order is answered
+  ``Duplicated`` by the venue and the gateway returns the order already there. The gateway keeps
+  client id -> order id in memory; after a restart call ``register(order)`` (no I/O besides
+  the cached tick/neg-risk/fee look-ups) for each order the runtime still tracks, or simply
+  re-``submit`` it: that is idempotent.
+* Errors: ``PolyApiException`` (and the client's bare ``Exception`` for local validation) map
+  onto ``VenueErrorKind``: no answer / 5xx / 425 -> UNAVAILABLE, 429 -> RATE_LIMITED,
+  401/403 -> AUTH, 404 -> NOT_FOUND, a 400 about balance -> INSUFFICIENT_FUNDS, any other
+  400 -> REJECTED. ``Retry-After`` is not visible through py-clob-client's exception.
+* Orders are limit orders (GTC; ``post_only`` -> GTC postOnly; IOC -> FAK). Prices must sit on
+  the market's tick and sizes on 0.01 shares and at least the minimum size: checked before
+  signing, so a misaligned order never reaches the venue.
+
+Fills come from ``/data/trades``: as taker, the trade's own side/price/size; as maker, the entry
+of ``maker_orders`` that is ours. Fill id ``polymarket:<trade id>:<order id>`` (a trade can
+hold several of our maker orders). Fees are ``actors.core.fees.FeeModel`` (what the venue's
+crypto fee schedule charges), not the ``fee_rate_bps`` field.
+
+``polymarket_market_stream`` is the feed actor's market-channel client (aiohttp websocket):
+it subscribes, keeps each asset's book from ``book`` snapshots and ``price_change`` diffs, and
+yields ``BookMessage`` (a domain ``OrderBook``), ``LastTradeMessage``, ``TickSizeMessage`` and
+``ResolvedMessage``. A malformed message is logged and counted (``MarketStreamStats``), never
+raised; a dropped connection is re-opened with backoff.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import importlib
+import json
+import logging
+from collections.abc import AsyncGenerator, Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any, Literal, TypeVar
+
+import aiohttp
+from py_clob_client.client import ClobClient
+from py_clob_client.clob_types import (
+    AssetType,
+    BalanceAllowanceParams,
+    OpenOrderParams,
+    OrderArgs,
+    TradeParams,
+)
+from py_clob_client.config import get_contract_config
+from py_clob_client.exceptions import PolyApiException, PolyException
+from py_clob_client.order_builder.builder import ROUNDING_CONFIG
+from pydantic import ValidationError
+
+from actors.core.fees import FeeModel
+from actors.data.polymarket import CORRELATION_GROUP, LOT_SIZE
+from actors.domain.model import (
+    ZERO,
+    BookLevel,
+    Fill,
+    Frozen,
+    Instrument,
+    Liquidity,
+    MarketKind,
+    Order,
+    OrderBook,
+    OrderStatus,
+    OrderType,
+    Settlement,
+    Side,
+    TimeInForce,
+)
+from actors.domain.safety import bound_recursion
+from actors.venues.gateway import VenueError, VenueErrorKind
+
+bound_recursion()  # py_ecc raised it at import; see actors.domain.safety
+log = logging.getLogger(__name__)
+
+# py_order_utils ships no type information: loaded as Any, whatever the mypy overrides say.
+UtilsOrderBuilder: Any = importlib.import_module("py_order_utils.builders").OrderBuilder
+OrderData: Any = importlib.import_module("py_order_utils.model").OrderData
+UtilsSigner: Any = importlib.import_module("py_order_utils.signer").Signer
+
+VENUE = "polymarket"
+POLYGON = 137
+USDC = "USDC"
+TOKEN_UNIT = Decimal(10**6)
+END_CURSOR = "LTE="
+START_CURSOR = "MA=="
+ZERO_ADDRESS = "0x0000000000000000000000000000000000000000"
+T = TypeVar("T")
+
+
+# --------------------------------------------------------------------------- ids and salts
+
+
+def salt_for(client_id: str) -> int:
+    """The order salt of a client id: 48 bits of SHA-256, so one intent is always one order hash."""
+    return int(hashlib.sha256(f"raytrader-salt|{client_id}".encode()).hexdigest()[:12], 16)
+
+
+def token_of(market: str) -> str:
+    """``polymarket:<token id>`` -> token id (a bare token id passes through)."""
+    venue, sep, token = market.partition(":")
+    if not sep:
+        return market
+    if venue != VENUE or not token:
+        raise VenueError(VENUE, VenueErrorKind.REJECTED, f"not a polymarket market: {market!r}")
+    return token
+
+
+def market_of(token: str) -> str:
+    return f"{VENUE}:{token}"
+
+
+class DeterministicOrderBuilder:
+    """py-clob-client's ``OrderBuilder.create_order`` with a caller-chosen salt.
+
+    ``builder`` is the client's own ``OrderBuilder`` (``client.builder``): its signer, signature
+    type, funder and ``get_order_amounts`` rounding are used as they are.
+    """
+
+    def __init__(self, builder: Any) -> None:
+        self.builder = builder
+
+    def build(self, args: Any, tick_size: str, neg_risk: bool, salt: int) -> tuple[Any, str]:
+        """(SignedOrder, order id = its EIP-712 hash) of ``args`` (an ``OrderArgs``)."""
+        side, maker_amount, taker_amount = self.builder.get_order_amounts(
+            args.side, args.size, args.price, ROUNDING_CONFIG[tick_size]
+        )
+        signer = self.builder.signer
+        data = OrderData(
+            maker=self.builder.funder,
+            taker=args.taker,
+            tokenId=args.token_id,
+            makerAmount=str(maker_amount),
+            takerAmount=str(taker_amount),
+            side=side,
+            feeRateBps=str(args.fee_rate_bps),
+            nonce=str(args.nonce),
+            signer=signer.address(),
+            expiration=str(args.expiration),
+            signatureType=self.builder.sig_type,
+        )
+        exchange = get_contract_config(signer.get_chain_id(), neg_risk).exchange
+        utils = UtilsOrderBuilder(
+            exchange, signer.get_chain_id(), UtilsSigner(key=signer.private_key), salt_generator=lambda: salt
+        )
+        signed = utils.build_signed_order(data)
+        return signed, str(utils._create_struct_hash(signed.order))
+
+
+# --------------------------------------------------------------------------- error mapping
+
+
+def _error_text(payload: Any) -> str:
+    if isinstance(payload, dict):
+        for key in ("error", "errorMsg", "message"):
+            value = payload.get(key)
+            if value:
+                return str(value)
+        return json.dumps(payload)[:300]
+    return str(payload)[:300]
+
+
+def map_error(exc: BaseException, what: str = "") -> VenueError:
+    """One ``VenueError`` for anything py-clob-client raises."""
+    prefix = f"{what}: " if what else ""
+    if isinstance(exc, VenueError):
+        return exc
+    if isinstance(exc, PolyApiException):
+        status = exc.status_code
+        text = _error_text(exc.error_msg)
+        if status is None:
+            kind = VenueErrorKind.UNAVAILABLE
+        elif status in (401, 403):
+            kind = VenueErrorKind.AUTH
+        elif status == 404:
+            kind = VenueErrorKind.NOT_FOUND
+        elif status == 429:
+            kind = VenueErrorKind.RATE_LIMITED
+        elif status >= 500 or status in (408, 425):
+            kind = VenueErrorKind.UNAVAILABLE
+        elif "balance" in text.lower():
+            kind = VenueErrorKind.INSUFFICIENT_FUNDS
+        else:
+            kind = VenueErrorKind.REJECTED
+        return VenueError(VENUE, kind, f"{prefix}HTTP {status}: {text}")
+    if isinstance(exc, PolyException):
+        return VenueError(VENUE, VenueErrorKind.AUTH, f"{prefix}{exc.msg}")
+    return VenueError(VENUE, VenueErrorKind.REJECTED, f"{prefix}{type(exc).__name__}: {exc}")
+
+
+def _is_duplicate(exc: VenueError) -> bool:
+    return exc.kind is VenueErrorKind.REJECTED and "duplicated" in exc.message.lower()
+
+
+# --------------------------------------------------------------------------- wire -> domain
+
+
+def _dec(value: Any, name: str) -> Decimal:
+    if isinstance(value, bool) or value is None:
+        raise ValueError(f"{name} is missing")
+    try:
+        result = Decimal(str(value))
+    except InvalidOperation:
+        raise ValueError(f"{name} is not a number: {value!r}") from None
+    if not result.is_finite():
+        raise ValueError(f"{name} is not finite: {value!r}")
+    return result
+
+
+def _ms(value: Any) -> int | None:
+    """Milliseconds of a unix time (seconds or ms, number or string) or an ISO-8601 text."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        number = float(value)
+    else:
+        text = str(value)
+        try:
+            number = float(text)
+        except ValueError:
+            try:
+                dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
+            except ValueError:
+                return None
+            if dt.tzinfo is None:
+                dt = dt.replace(tzinfo=UTC)
+            return int(dt.timestamp() * 1000)
+    return int(number if number >= 1e11 else number * 1000)
+
+
+def order_from_json(raw: dict[str, Any], client_id: str | None = None) -> Order:
+    """A CLOB order object (``/data/order``, ``/data/orders``) as a domain ``Order``."""
+    size = _dec(raw.get("original_size"), "original_size")
+    matched = _dec(raw.get("size_matched") or 0, "size_matched")
+    status_text = str(raw.get("status", "")).upper()
+    if status_text == "MATCHED":
+        status = OrderStatus.FILLED if matched >= size else OrderStatus.CANCELLED
+    elif status_text.startswith("CANCEL") or status_text in ("INVALID", "EXPIRED"):
+        status = OrderStatus.CANCELLED
+    else:  # LIVE, DELAYED, UNMATCHED: still working
+        status = OrderStatus.PARTIALLY_FILLED if matched > 0 else OrderStatus.OPEN
+    order_type = str(raw.get("order_type", "GTC")).upper()
+    created = _ms(raw.get("created_at")) or 0
+    return Order(
+        client_id=client_id or str(raw["id"]),
+        market=market_of(str(raw["asset_id"])),
+        side=Side.BUY if str(raw.get("side", "")).upper() == "BUY" else Side.SELL,
+        type=OrderType.LIMIT,
+        tif=TimeInForce.IOC if order_type in ("FAK", "FOK") else TimeInForce.GTC,
+        price=_dec(raw.get("price"), "price"),
+        qty=size,
+        filled_qty=matched,
+        status=status,
+        venue_order_id=str(raw["id"]),
+        created_ms=created,
+        updated_ms=created,
+    )
+
+
+def book_from_summary(summary: Any, token: str) -> OrderBook:
+    """py-clob-client's ``OrderBookSummary`` (levels worst first) as a domain ``OrderBook``."""
+    bids = [BookLevel(price=_dec(s.price, "price"), size=_dec(s.size, "size")) for s in summary.bids or []]
+    asks = [BookLevel(price=_dec(s.price, "price"), size=_dec(s.size, "size")) for s in summary.asks or []]
+    return OrderBook(
+        market=market_of(token),
+        ts_ms=_ms(summary.timestamp) or 0,
+        bids=tuple(lv for lv in bids if lv.size > 0),
+        asks=tuple(lv for lv in asks if lv.size > 0),
+    )
+
+
+def instruments_from_market(raw: dict[str, Any]) -> list[Instrument]:
+    """The outcome tokens of one CLOB market object as binary instruments."""
+    tick = _dec(raw.get("minimum_tick_size"), "minimum_tick_size")
+    min_size = _dec(raw.get("minimum_order_size") or 0, "minimum_order_size")
+    condition = str(raw["condition_id"])
+    slug = str(raw.get("market_slug", ""))
+    group = CORRELATION_GROUP if slug.startswith("btc-updown-5m") else f"{VENUE}:{condition}"
+    found = []
+    for token in raw.get("tokens") or []:
+        found.append(
+            Instrument(
+                venue=VENUE,
+                symbol=str(token["token_id"]),
+                kind=MarketKind.BINARY,
+                tick_size=tick,
+                lot_size=LOT_SIZE,
+                min_size=min_size,
+                created_ms=_ms(raw.get("accepting_order_timestamp")),
+                end_ms=_ms(raw.get("end_date_iso")),
+                correlation_group=group,
+                condition_id=condition,
+                outcome=str(token.get("outcome")) if token.get("outcome") is not None else None,
+                start_ms=_ms(raw.get("game_start_time")),
+            )
+        )
+    return found
+
+
+@dataclass(frozen=True, slots=True)
+class _Prepared:
+    signed: Any
+    order_id: str
+    order_type: str
+    post_only: bool
+    token: str
+
+
+class PolymarketGateway:
+    """``VenueGateway`` for the Polymarket CLOB (or the sandbox) through py-clob-client."""
+
+    venue = VENUE
+
+    def __init__(
+        self,
+        host: str,
+        private_key: str,
+        *,
+        chain_id: int = POLYGON,
+        signature_type: int = 0,
+        api_nonce: int = 0,
+        fees: FeeModel | None = None,
+        only_accepting: bool = True,
+    ) -> None:
+        if signature_type != 0:
+            raise ValueError("only EOA wallets (signature_type=0) are supported")
+        self.host = host.rstrip("/")
+        self.chain_id = chain_id
+        self.api_nonce = api_nonce
+        self.fees = fees if fees is not None else FeeModel()
+        self.only_accepting = only_accepting
+        self.client: Any = ClobClient(self.host, chain_id=chain_id, key=private_key, signature_type=0)
+        self.address: str = str(self.client.get_address())
+        self._builder = DeterministicOrderBuilder(self.client.builder)
+        self._instruments: dict[str, Instrument] = {}
+        self._order_ids: dict[str, str] = {}
+        self._client_ids: dict[str, str] = {}
+        self._tokens: set[str] = set()
+
+    # ------------------------------------------------------------------ plumbing
+
+    async def _call(self, what: str, fn: Callable[..., T], *args: Any) -> T:
+        """Run a blocking py-clob-client call in a worker thread; errors become ``VenueError``."""
+        try:
+            return await asyncio.to_thread(fn, *args)
+        except VenueError:
+            raise
+        except Exception as exc:
+            raise map_error(exc, what) from exc
+
+    def _client_id(self, order_id: str) -> str:
+        return self._client_ids.get(order_id, order_id)
+
+    def _remember(self, client_id: str, order_id: str, token: str) -> None:
+        self._order_ids[client_id] = order_id
+        self._client_ids[order_id] = client_id
+        self._tokens.add(token)
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def start(self) -> None:
+        """L1: create or derive the API creds; L2 from then on; load the markets."""
+        creds = await self._call("api creds", self.client.create_or_derive_api_creds, self.api_nonce)
+        if creds is None:
+            raise VenueError(VENUE, VenueErrorKind.AUTH, "could not create or derive API credentials")
+        self.client.set_api_creds(creds)
+        await self.instruments()
+
+    async def close(self) -> None:
+        """Nothing to release: py-clob-client's HTTP client is process-wide and owned by it."""
+
+    # ------------------------------------------------------------------ markets
+
+    async def instruments(self) -> list[Instrument]:
+        """Every outcome token of every market (accepting orders, unless ``only_accepting=False``)."""
+        cursor = START_CURSOR
+        found: list[Instrument] = []
+        pages = 0
+        while cursor != END_CURSOR:
+            page = await self._call("markets", self.client.get_markets, cursor)
+            pages += 1
+            if not isinstance(page, dict) or pages > 10_000:
+                raise VenueError(VENUE, VenueErrorKind.UNAVAILABLE, "malformed /markets page")
+            for raw in page.get("data") or []:
+                if self.only_accepting and (not raw.get("accepting_orders") or raw.get("closed")):
+                    continue
+                try:
+                    found.extend(instruments_from_market(raw))
+                except (KeyError, ValueError, TypeError, ValidationError) as exc:
+                    log.error("polymarket: skipping malformed market %.80r: %s", raw, exc)
+            cursor = str(page.get("next_cursor") or END_CURSOR)
+        self._instruments.update({i.symbol: i for i in found})
+        return found
+
+    async def order_book(self, market: str) -> OrderBook:
+        token = token_of(market)
+        summary = await self._call("book", self.client.get_order_book, token)
+        try:
+            return book_from_summary(summary, token)
+        except (ValueError, TypeError, ValidationError) as exc:
+            raise VenueError(VENUE, VenueErrorKind.UNAVAILABLE, f"malformed book: {exc}") from exc
+
+    async def tick_size(self, market: str) -> Decimal:
+        return Decimal(str(await self._call("tick size", self.client.get_tick_size, token_of(market))))
+
+    async def neg_risk(self, market: str) -> bool:
+        return bool(await self._call("neg risk", self.client.get_neg_risk, token_of(market)))
+
+    async def fee_rate_bps(self, market: str) -> int:
+        return int(await self._call("fee rate", self.client.get_fee_rate_bps, token_of(market)))
+
+    async def _min_size(self, token: str) -> Decimal:
+        instrument = self._instruments.get(token)
+        if instrument is not None:
+            return instrument.min_size
+        summary = await self._call("book", self.client.get_order_book, token)
+        return Decimal(str(getattr(summary, "min_order_size", None) or 0))
+
+    # ------------------------------------------------------------------ orders
+
+    async def order_id_for(self, order: Order) -> str:
+        """The venue order id ``order`` has (or will have): its EIP-712 hash, recomputed."""
+        return (await self._prepare(order)).order_id
+
+    async def register(self, order: Order) -> str:
+        """Re-learn an order's id after a restart without sending anything; returns the id."""
+        prepared = await self._prepare(order)
+        self._remember(order.client_id, prepared.order_id, prepared.token)
+        return prepared.order_id
+
+    async def _prepare(self, order: Order) -> _Prepared:
+        token = token_of(order.market)
+        if order.type is not OrderType.LIMIT or order.price is None:
+            raise VenueError(
+                VENUE, VenueErrorKind.REJECTED, "only limit orders (use a marketable limit + IOC)"
+            )
+        tick_text = str(await self._call("tick size", self.client.get_tick_size, token))
+        tick = Decimal(tick_text)
+        price, qty = order.price, order.qty
+        if price % tick != 0 or not tick <= price <= 1 - tick:
+            raise VenueError(VENUE, VenueErrorKind.REJECTED, f"price {price} is not on the tick {tick_text}")
+        if qty % LOT_SIZE != 0:
+            raise VenueError(VENUE, VenueErrorKind.REJECTED, f"size {qty} is not a multiple of {LOT_SIZE}")
+        min_size = await self._min_size(token)
+        if qty < min_size:
+            raise VenueError(VENUE, VenueErrorKind.REJECTED, f"size {qty} is below the minimum {min_size}")
+        neg_risk = bool(await self._call("neg risk", self.client.get_neg_risk, token))
+        fee_bps = int(await self._call("fee rate", self.client.get_fee_rate_bps, token))
+        args = OrderArgs(
+            token_id=token,
+            price=float(price),
+            size=float(qty),
+            side="BUY" if order.side is Side.BUY else "SELL",
+            fee_rate_bps=fee_bps,
+        )
+        salt = salt_for(order.client_id)
+        signed, order_id = await self._call("sign", self._builder.build, args, tick_text, neg_risk, salt)
+        if order.tif is TimeInForce.IOC:
+            order_type, post_only = "FAK", False
+        else:
+            order_type, post_only = "GTC", order.tif is TimeInForce.POST_ONLY
+        return _Prepared(signed, order_id, order_type, post_only, token)
+
+    async def submit(self, order: Order) -> Order:
+        """Sign (deterministic salt) and post; a duplicate answer means it is already there."""
+        prepared = await self._prepare(order)
+        self._remember(order.client_id, prepared.order_id, prepared.token)
+        try:
+            answer = await self._call(
+                "post order", self.client.post_order, prepared.signed, prepared.order_type, prepared.post_only
+            )
+        except VenueError as exc:
+            if not _is_duplicate(exc):
+                raise
+            log.info("polymarket: %s already at the venue as %s", order.client_id, prepared.order_id)
+        else:
+            if isinstance(answer, dict) and answer.get("success") is False:
+                text = _error_text(answer)
+                kind = (
+                    VenueErrorKind.INSUFFICIENT_FUNDS
+                    if "balance" in text.lower()
+                    else VenueErrorKind.REJECTED
+                )
+                raise VenueError(VENUE, kind, f"post order: {text}")
+        view = await self._lookup(prepared.order_id, order.client_id)
+        if view is None:
+            raise VenueError(
+                VENUE, VenueErrorKind.UNAVAILABLE, f"posted {prepared.order_id} but cannot see it"
+            )
+        return view
+
+    async def _lookup(self, order_id: str, client_id: str | None = None) -> Order | None:
+        try:
+            raw = await self._call("get order", self.client.get_order, order_id)
+        except VenueError as exc:
+            if exc.kind is VenueErrorKind.NOT_FOUND:
+                return None
+            raise
+        if not isinstance(raw, dict) or not raw:
+            return None
+        try:
+            return order_from_json(raw, client_id or self._client_id(order_id))
+        except (KeyError, ValueError, TypeError, ValidationError) as exc:
+            raise VenueError(VENUE, VenueErrorKind.UNAVAILABLE, f"malformed order {order_id}: {exc}") from exc
+
+    def _known(self, client_id: str) -> str:
+        order_id = self._order_ids.get(client_id)
+        if order_id is None:
+            raise VenueError(
+                VENUE,
+                VenueErrorKind.NOT_FOUND,
+                f"unknown client id {client_id!r} (register() it after a restart)",
+            )
+        return order_id
+
+    async def cancel(self, client_id: str, market: str) -> Order:  # noqa: ARG002 - the id says it all
+        order_id = self._known(client_id)
+        await self._call("cancel", self.client.cancel, order_id)
+        view = await self._lookup(order_id, client_id)
+        if view is None:
+            raise VenueError(
+                VENUE, VenueErrorKind.NOT_FOUND, f"order {order_id} ({client_id}) is not at the venue"
+            )
+        return view
+
+    async def cancel_all(self, market: str | None = None) -> list[Order]:
+        if market is None:
+            answer = await self._call("cancel all", self.client.cancel_all)
+        else:
+            answer = await self._call("cancel market", self.client.cancel_market_orders, "", token_of(market))
+        ids = answer.get("canceled", []) if isinstance(answer, dict) else []
+        views = []
+        for order_id in ids:
+            view = await self._lookup(str(order_id))
+            if view is not None:
+                views.append(view)
+        return views
+
+    async def order(self, client_id: str, market: str) -> Order | None:  # noqa: ARG002 - as cancel
+        """The venue's view; ``None`` when it never saw the order (or we never learnt its id)."""
+        order_id = self._order_ids.get(client_id)
+        if order_id is None:
+            return None
+        return await self._lookup(order_id, client_id)
+
+    async def open_orders(self, market: str | None = None) -> list[Order]:
+        params = OpenOrderParams(asset_id=token_of(market)) if market is not None else None
+        rows = await self._call("open orders", self.client.get_orders, params)
+        orders = []
+        for raw in rows or []:
+            try:
+                orders.append(order_from_json(raw, self._client_id(str(raw.get("id")))))
+            except (KeyError, ValueError, TypeError, ValidationError) as exc:
+                log.error("polymarket: skipping malformed open order %.80r: %s", raw, exc)
+        return orders
+
+    # ------------------------------------------------------------------ fills and balances
+
+    async def fills(self, market: str, since_ms: int | None = None) -> list[Fill]:
+        token = token_of(market)
+        after = since_ms // 1000 if since_ms is not None else None
+        rows = await self._call("trades", self.client.get_trades, TradeParams(asset_id=token, after=after))
+        found: list[Fill] = []
+        for raw in rows or []:
+            try:
+                found.extend(self._fills_of(raw))
+            except (KeyError, ValueError, TypeError, ValidationError) as exc:
+                log.error("polymarket: skipping malformed trade %.80r: %s", raw, exc)
+        if since_ms is not None:
+            found = [f for f in found if f.ts_ms >= since_ms]
+        found.sort(key=lambda f: (f.ts_ms, f.fill_id))
+        return found
+
+    def _fills_of(self, raw: dict[str, Any]) -> list[Fill]:
+        """Our side(s) of one trade: the taker order, or each maker order of ours."""
+        trade_id = str(raw["id"])
+        ts = _ms(raw.get("match_time")) or _ms(raw.get("last_update")) or 0
+        token = str(raw["asset_id"])
+        mine: list[tuple[str, Side, Decimal, Decimal, Liquidity]] = []
+        if str(raw.get("trader_side", "TAKER")).upper() == "TAKER":
+            side = Side.BUY if str(raw["side"]).upper() == "BUY" else Side.SELL
+            mine.append(
+                (
+                    str(raw["taker_order_id"]),
+                    side,
+                    _dec(raw["price"], "price"),
+                    _dec(raw["size"], "size"),
+                    Liquidity.TAKER,
+                )
+            )
+        else:
+            for maker in raw.get("maker_orders") or []:
+                order_id = str(maker["order_id"])
+                ours = str(maker.get("maker_address", "")).lower() == self.address.lower()
+                if not ours and order_id not in self._client_ids:
+                    continue
+                side = Side.BUY if str(maker.get("side", "")).upper() == "BUY" else Side.SELL
+                qty = _dec(maker["matched_amount"], "matched_amount")
+                mine.append((order_id, side, _dec(maker["price"], "price"), qty, Liquidity.MAKER))
+        instrument = self._instruments.get(token) or Instrument(
+            venue=VENUE, symbol=token, kind=MarketKind.BINARY, tick_size=Decimal("0.01"), lot_size=LOT_SIZE
+        )
+        fills = []
+        for order_id, side, price, qty, liquidity in mine:
+            if qty <= 0:
+                continue
+            fills.append(
+                Fill(
+                    fill_id=f"{VENUE}:{trade_id}:{order_id}",
+                    client_id=self._client_id(order_id),
+                    market=market_of(token),
+                    side=side,
+                    price=price,
+                    qty=qty,
+                    fee=self.fees.fee(VENUE, instrument, side, price, qty, liquidity),
+                    liquidity=liquidity,
+                    ts_ms=ts,
+                )
+            )
+        return fills
+
+    async def balances(self) -> dict[str, Decimal]:
+        """USDC and every outcome token this gateway traded, free + locked (on-chain balances)."""
+        collateral = await self._call(
+            "balance",
+            self.client.get_balance_allowance,
+            BalanceAllowanceParams(asset_type=AssetType.COLLATERAL),
+        )
+        result = {USDC: _dec(collateral.get("balance", 0), "balance") / TOKEN_UNIT}
+        for token in sorted(self._tokens):
+            params = BalanceAllowanceParams(asset_type=AssetType.CONDITIONAL, token_id=token)
+            raw = await self._call("balance", self.client.get_balance_allowance, params)
+            amount = _dec(raw.get("balance", 0), "balance") / TOKEN_UNIT
+            if amount != 0:
+                result[token] = amount
+        return result
+
+
+# --------------------------------------------------------------------------- market channel
+
+
+class BookMessage(Frozen):
+    """An asset's whole book after a ``book`` snapshot or a ``price_change``."""
+
+    kind: Literal["book", "price_change"]
+    asset_id: str
+    condition_id: str
+    book: OrderBook
+    hash: str = ""
+
+
+class LastTradeMessage(Frozen):
+    asset_id: str
+    condition_id: str
+    price: Decimal
+    size: Decimal
+    side: Side
+    fee_rate_bps: int = 0
+    ts_ms: int
+
+
+class TickSizeMessage(Frozen):
+    asset_id: str
+    condition_id: str
+    old_tick_size: Decimal | None
+    new_tick_size: Decimal
+    ts_ms: int
+
+
+class ResolvedMessage(Frozen):
+    condition_id: str
+    asset_ids: tuple[str, ...]
+    winning_asset_id: str
+    winning_outcome: str
+    ts_ms: int
+
+    def settlements(self) -> list[Settlement]:
+        """Each token's payout (1 for the winner, 0 for the rest) as domain ``Settlement``s."""
+        return [
+            Settlement(
+                market=market_of(a), payout=Decimal(1 if a == self.winning_asset_id else 0), ts_ms=self.ts_ms
+            )
+            for a in self.asset_ids
+        ]
+
+
+MarketMessage = BookMessage | LastTradeMessage | TickSizeMessage | ResolvedMessage
+
+
+@dataclass(slots=True)
+class MarketStreamStats:
+    """Counters of one stream: what arrived, what was used, what was refused."""
+
+    frames: int = 0
+    messages: int = 0
+    malformed: int = 0
+    ignored: int = 0
+    orphaned: int = 0
+    reconnects: int = 0
+
+
+@dataclass(slots=True)
+class _Side:
+    bids: dict[Decimal, Decimal]
+    asks: dict[Decimal, Decimal]
+    condition_id: str
+
+
+def _str(item: dict[str, Any], key: str) -> str:
+    value = item.get(key)
+    if not isinstance(value, str) or not value:
+        raise ValueError(f"{key} is missing")
+    return value
+
+
+def _price(value: Any) -> Decimal:
+    price = _dec(value, "price")
+    if not ZERO < price < 1:
+        raise ValueError(f"price {price} outside (0, 1)")
+    return price
+
+
+def _levels(raw: Any, name: str) -> dict[Decimal, Decimal]:
+    if not isinstance(raw, list):
+        raise ValueError(f"{name} must be a list")
+    levels: dict[Decimal, Decimal] = {}
+    for entry in raw:
+        if not isinstance(entry, dict):
+            raise ValueError(f"{name} entries must be objects")
+        size = _dec(entry.get("size"), "size")
+        if size < 0:
+            raise ValueError(f"negative size {size}")
+        if size > 0:
+            levels[_price(entry.get("price"))] = size
+    return levels
+
+
+class MarketStreamParser:
+    """Market-channel frames -> messages; keeps each asset's book. Never raises on bad input."""
+
+    def __init__(self, stats: MarketStreamStats | None = None) -> None:
+        self.stats = stats if stats is not None else MarketStreamStats()
+        self._books: dict[str, _Side] = {}
+
+    def reset(self) -> None:
+        """Forget every book (a new connection starts from fresh snapshots)."""
+        self._books.clear()
+
+    def feed(self, raw: str | bytes) -> list[MarketMessage]:
+        self.stats.frames += 1
+        try:
+            text = raw.decode() if isinstance(raw, bytes) else raw
+        except UnicodeDecodeError:
+            self._reject("not UTF-8", raw)
+            return []
+        if text.strip().upper() in ("PONG", "PING", ""):
+            return []
+        try:
+            data = json.loads(text)
+        except (ValueError, RecursionError):
+            self._reject("not JSON (or nested too deep)", text)
+            return []
+        out: list[MarketMessage] = []
+        for item in data if isinstance(data, list) else [data]:
+            try:
+                out.extend(self._one(item))
+            except (ValueError, TypeError, KeyError, ValidationError, ArithmeticError) as exc:
+                self._reject(str(exc), item)
+        self.stats.messages += len(out)
+        return out
+
+    def _reject(self, why: str, raw: Any) -> None:
+        self.stats.malformed += 1
+        log.error("polymarket market channel: malformed message (%s): %.200r", why, raw)
+
+    def _book(self, asset: str, ts_ms: int) -> OrderBook:
+        side = self._books[asset]
+        return OrderBook(
+            market=market_of(asset),
+            ts_ms=ts_ms,
+            bids=tuple(BookLevel(price=p, size=s) for p, s in side.bids.items()),
+            asks=tuple(BookLevel(price=p, size=s) for p, s in side.asks.items()),
+        )
+
+    def _one(self, item: Any) -> list[MarketMessage]:
+        if not isinstance(item, dict):
+            raise ValueError("a message must be a JSON object")
+        kind = item.get("event_type")
+        if kind is None:  # older frames carry no event_type: tell them by their fields
+            if "price_changes" in item:
+                kind = "price_change"
+            elif "bids" in item and "asks" in item:
+                kind = "book"
+            elif "new_tick_size" in item:
+                kind = "tick_size_change"
+            elif "price" in item and "side" in item:
+                kind = "last_trade_price"
+        if not isinstance(kind, str):
+            raise ValueError("no event_type")
+        if kind == "book":
+            asset, condition = _str(item, "asset_id"), _str(item, "market")
+            ts = _ms(item.get("timestamp"))
+            if ts is None:
+                raise ValueError("timestamp is missing")
+            bids, asks = _levels(item.get("bids"), "bids"), _levels(item.get("asks"), "asks")
+            self._books[asset] = _Side(bids, asks, condition)
+            return [
+                BookMessage(
+                    kind="book",
+                    asset_id=asset,
+                    condition_id=condition,
+                    book=self._book(asset, ts),
+                    hash=str(item.get("hash", "")),
+                )
+            ]
+        if kind == "price_change":
+            return self._price_change(item)
+        if kind == "last_trade_price":
+            ts = _ms(item.get("timestamp"))
+            if ts is None:
+                raise ValueError("timestamp is missing")
+            side = str(item.get("side", "")).upper()
+            if side not in ("BUY", "SELL"):
+                raise ValueError(f"side {side!r}")
+            size = _dec(item.get("size"), "size")
+            if size <= 0:
+                raise ValueError(f"size {size}")
+            return [
+                LastTradeMessage(
+                    asset_id=_str(item, "asset_id"),
+                    condition_id=_str(item, "market"),
+                    price=_price(item.get("price")),
+                    size=size,
+                    side=Side.BUY if side == "BUY" else Side.SELL,
+                    fee_rate_bps=int(_dec(item.get("fee_rate_bps") or 0, "fee_rate_bps")),
+                    ts_ms=ts,
+                )
+            ]
+        if kind == "tick_size_change":
+            ts = _ms(item.get("timestamp"))
+            if ts is None:
+                raise ValueError("timestamp is missing")
+            new = _dec(item.get("new_tick_size"), "new_tick_size")
+            if not ZERO < new < 1:
+                raise ValueError(f"tick {new}")
+            old_raw = item.get("old_tick_size")
+            return [
+                TickSizeMessage(
+                    asset_id=_str(item, "asset_id"),
+                    condition_id=_str(item, "market"),
+                    old_tick_size=_dec(old_raw, "old_tick_size") if old_raw not in (None, "") else None,
+                    new_tick_size=new,
+                    ts_ms=ts,
+                )
+            ]
+        if kind == "market_resolved":
+            ts = _ms(item.get("timestamp"))
+            assets = item.get("assets_ids")
+            if ts is None or not isinstance(assets, list) or not all(isinstance(a, str) for a in assets):
+                raise ValueError("timestamp or assets_ids missing")
+            winner = _str(item, "winning_asset_id")
+            if winner not in assets:
+                raise ValueError("winning_asset_id is not one of assets_ids")
+            condition = _str(item, "market")  # validated before any book is dropped
+            for asset in assets:
+                self._books.pop(asset, None)
+            return [
+                ResolvedMessage(
+                    condition_id=condition,
+                    asset_ids=tuple(assets),
+                    winning_asset_id=winner,
+                    winning_outcome=str(item.get("winning_outcome", "")),
+                    ts_ms=ts,
+                )
+            ]
+        self.stats.ignored += 1
+        return []
+
+    def _price_change(self, item: dict[str, Any]) -> list[MarketMessage]:
+        ts = _ms(item.get("timestamp"))
+        if ts is None:
+            raise ValueError("timestamp is missing")
+        condition = _str(item, "market")
+        raw_changes = item.get("price_changes")
+        if raw_changes is None and "changes" in item:  # the older per-asset form
+            asset = _str(item, "asset_id")
+            raw_changes = [{**c, "asset_id": asset} for c in item["changes"] if isinstance(c, dict)]
+        if not isinstance(raw_changes, list):
+            raise ValueError("price_changes must be a list")
+        if not raw_changes:  # well formed, but carries nothing
+            self.stats.ignored += 1
+            return []
+        changes: list[tuple[str, bool, Decimal, Decimal]] = []
+        for change in raw_changes:  # validate all before applying any
+            if not isinstance(change, dict):
+                raise ValueError("price_changes entries must be objects")
+            side = str(change.get("side", "")).upper()
+            if side not in ("BUY", "SELL"):
+                raise ValueError(f"side {side!r}")
+            size = _dec(change.get("size"), "size")
+            if size < 0:
+                raise ValueError(f"negative size {size}")
+            changes.append((_str(change, "asset_id"), side == "BUY", _price(change.get("price")), size))
+        touched: dict[str, str] = {}
+        for asset, is_bid, price, size in changes:
+            book = self._books.get(asset)
+            if book is None:
+                self.stats.orphaned += 1
+                continue
+            levels = book.bids if is_bid else book.asks
+            if size == 0:
+                levels.pop(price, None)
+            else:
+                levels[price] = size
+            touched[asset] = next(
+                (
+                    str(c.get("hash", ""))
+                    for c in raw_changes
+                    if isinstance(c, dict) and c.get("asset_id") == asset
+                ),
+                "",
+            )
+        return [
+            BookMessage(
+                kind="price_change", asset_id=a, condition_id=condition, book=self._book(a, ts), hash=h
+            )
+            for a, h in touched.items()
+        ]
+
+
+async def _pinger(ws: aiohttp.ClientWebSocketResponse, interval_s: float) -> None:
+    """Polymarket's market channel wants a text ``PING`` every 10 s."""
+    while not ws.closed:
+        await asyncio.sleep(interval_s)
+        with contextlib.suppress(ConnectionError, RuntimeError):
+            await ws.send_str("PING")
+
+
+async def polymarket_market_stream(
+    url: str,
+    asset_ids: Sequence[str],
+    *,
+    stats: MarketStreamStats | None = None,
+    session: aiohttp.ClientSession | None = None,
+    ping_interval_s: float = 10.0,
+    reconnect: bool = True,
+    backoff_s: float = 0.5,
+    max_backoff_s: float = 30.0,
+) -> AsyncGenerator[MarketMessage, None]:
+    """Subscribe to ``asset_ids`` on the market channel at ``url`` and yield parsed messages.
+
+    Malformed frames are logged and counted in ``stats`` (pass one in to read it); a closed or
+    failed connection is re-opened with exponential backoff (``reconnect=False``: the iterator
+    ends instead). Only cancellation escapes.
+    """
+    counters = stats if stats is not None else MarketStreamStats()
+    # custom_feature_enabled: the real channel sends market_resolved (and best_bid_ask) only then
+    subscription = {"assets_ids": list(asset_ids), "type": "market", "custom_feature_enabled": True}
+    parser = MarketStreamParser(counters)
+    http = session if session is not None else aiohttp.ClientSession()
+    delay = backoff_s
+    try:
+        while True:
+            try:
+                async with http.ws_connect(url) as ws:
+                    await ws.send_str(json.dumps(subscription))
+                    parser.reset()
+                    delay = backoff_s
+                    pinger = asyncio.create_task(_pinger(ws, ping_interval_s))
+                    try:
+                        async for frame in ws:
+                            if frame.type in (aiohttp.WSMsgType.TEXT, aiohttp.WSMsgType.BINARY):
+                                for message in parser.feed(frame.data):
+                                    yield message
+                            elif frame.type is aiohttp.WSMsgType.ERROR:
+                                break
+                    finally:
+                        pinger.cancel()
+                        with contextlib.suppress(asyncio.CancelledError):
+                            await pinger
+            except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+                log.warning("polymarket market channel %s: %s", url, exc)
+            if not reconnect:
+                return
+            counters.reconnects += 1
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, max_backoff_s)
+    finally:
+        if session is None:
+            await http.close()

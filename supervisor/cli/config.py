@@ -1,0 +1,47 @@
+"""`raytrader config ...` and `raytrader ev`: look at settings and the exit plan's arithmetic."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Annotated
+
+import typer
+
+from supervisor.cli.app import ConfigOption, SetOption, app, fail, settings_or_exit
+
+config_app = typer.Typer(help="Inspect and validate the configuration.", no_args_is_help=True)
+app.add_typer(config_app, name="config")
+
+
+@app.command()
+def ev(
+    entry: Annotated[float, typer.Option(help="Entry price.")] = 0.45,
+    stake: Annotated[float, typer.Option(help="Money committed to the trade.")] = 100.0,
+    win_rate: Annotated[float, typer.Option(help="Share of trades that reach both targets.")] = 0.55,
+    config: ConfigOption = None,
+) -> None:
+    """Expected value of the configured exit plan (targets, stop) per trade."""
+    from actors.core.expected_value import exit_plan_ev, format_ev
+
+    if not 0.0 <= win_rate <= 1.0:
+        fail("--win-rate must be between 0 and 1")
+    if entry <= 0 or stake <= 0:
+        fail("--entry and --stake must be positive")
+    settings = settings_or_exit(config)
+    result = exit_plan_ev(Decimal(str(entry)), Decimal(str(stake)), win_rate, settings.exits)
+    typer.echo(format_ev(result))
+
+
+@config_app.command("show")
+def config_show(config: ConfigOption = None, set_: SetOption = None) -> None:
+    """Print the effective settings (file + environment + --set), secrets masked."""
+    from config.loader import dump_settings
+
+    typer.echo(dump_settings(settings_or_exit(config, set_)))
+
+
+@config_app.command("check")
+def config_check(config: ConfigOption = None, set_: SetOption = None) -> None:
+    """Validate a config; exit 2 with every problem listed if it is wrong."""
+    settings_or_exit(config, set_)
+    typer.echo("config ok")

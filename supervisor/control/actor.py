@@ -1,0 +1,594 @@
+"""The supervisor: one control loop that makes the actual system match the desired one.
+
+Each tick compares the desired state (config: venues, feeds, strategies, the portfolio;
+store: open positions, the orders they own) with the actual state (live actors and their
+last heartbeats, the venues' open orders) and acts on the difference. Restarts, orphaned
+orders and stuck positions are cases of that one loop, not three mechanisms:
+
+- an actor with no fresh heartbeat is probed; a dead one is re-created from the store;
+- an incarnation change in a heartbeat is a restart, counted against a budget per actor;
+  a spent budget halts new entries and raises an alert metric;
+- an open venue order owned by no live position is cancelled after a grace period;
+- a position held in a transient state (entering, closing) past its timeout is re-driven,
+  and escalated after repeated re-drives;
+- a closed position's actor is reaped.
+
+It also serves the one Prometheus endpoint, built from the heartbeats' metric deltas.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import ray
+
+from actors.domain.model import Instrument
+from actors.domain.telemetry import Heartbeat
+from actors.shells.base import (
+    PORTFOLIO,
+    STORE,
+    actor_options,
+    feed_name,
+    position_name,
+    remote,
+    strategy_name,
+    try_actor,
+    venue_name,
+    wall_ms,
+)
+from actors.shells.feed import FeedActor, feeds_for
+from actors.shells.live_venue import LiveVenueActor
+from actors.shells.paper_venue import PaperVenueActor
+from actors.shells.portfolio import PortfolioActor
+from actors.shells.position import PositionActor
+from actors.shells.strategy import StrategyActor
+from config.models import Mode, Settings
+from supervisor.control.metrics import MetricsRegistry
+from supervisor.control.notifier import (
+    Notifier,
+    SilenceWatch,
+    halt_alert,
+    orphan_alert,
+    restart_budget_alert,
+    stuck_alert,
+)
+
+log = logging.getLogger(__name__)
+
+ESCALATE_AFTER_REDRIVES = 3
+
+
+@dataclass
+class ActorRecord:
+    """What the supervisor knows of one actor it expects to exist."""
+
+    name: str
+    kind: str
+    last_beat_wall: float | None = None
+    heartbeat: Heartbeat | None = None
+    incarnation: str | None = None
+    restarts: deque[float] = field(default_factory=deque)
+    restarts_total: int = 0
+    recreated: int = 0
+    budget_spent: bool = False
+    created_wall: float = field(default_factory=time.time)
+    """When the supervisor first expected it: start-up grace counts from here, not from its own start."""
+    redrives: int = 0
+    escalated: bool = False
+    last_redrive_wall: float = 0.0
+
+
+def trading_venues(settings: Settings) -> list[str]:
+    return sorted({s.market.split(":", 1)[0] for s in settings.strategies if s.enabled})
+
+
+@ray.remote
+class SupervisorActor:
+    def __init__(self, settings: Settings, instruments: Sequence[Instrument]) -> None:
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        self.settings = settings
+        self.instruments = list(instruments)
+        self.registry = MetricsRegistry()
+        self.notifier = Notifier(settings.notify)
+        self.silence = SilenceWatch(settings.notify.silent_after_s)
+        self.metrics_port = self.registry.serve(settings.metrics.host, settings.metrics.port)
+        self.actors: dict[str, ActorRecord] = {}
+        self.unowned_since: dict[str, float] = {}
+        self.orphans: list[dict[str, Any]] = []
+        self.stuck: list[dict[str, Any]] = []
+        self.started = False
+        self.reconciliation: dict[str, Any] = {}
+        self.stopping = False
+        self.frozen = False
+        self.ticks = 0
+        self.started_wall = time.time()
+        self._handles: dict[str, Any] = {}
+        self._loop_task: asyncio.Task[None] | None = None
+        saved = ray.get(self._store().get.remote("portfolio", "supervisor")) or {}
+        self.frozen = bool(saved.get("frozen", False))
+        self.orphans = list(saved.get("orphans", []))
+        self.stuck = list(saved.get("stuck", []))
+        for name, counts in saved.get("actors", {}).items():
+            record = self._expect(name, counts["kind"])
+            record.restarts_total = int(counts["restarts"])
+            record.recreated = int(counts.get("recreated", 0))
+            record.incarnation = counts.get("incarnation")
+        self._saved_digest = ""
+        if saved.get("started"):
+            self.started = True  # a restarted supervisor picks its loop back up
+            self._loop_task = asyncio.get_event_loop().create_task(self._control_loop())
+
+    # ------------------------------------------------------------------ plumbing
+
+    def _store(self) -> Any:
+        return ray.get_actor(STORE, namespace=self.settings.runtime.namespace)
+
+    def _handle(self, name: str) -> Any | None:
+        handle = self._handles.get(name)
+        if handle is None:
+            handle = try_actor(self.settings, name)
+            if handle is not None:
+                self._handles[name] = handle
+        return handle
+
+    def _expect(self, name: str, kind: str) -> ActorRecord:
+        record = self.actors.get(name)
+        if record is None:
+            record = self.actors[name] = ActorRecord(name=name, kind=kind)
+        return record
+
+    def _record(self) -> dict[str, Any]:
+        """What the supervisor must not forget across its own restart."""
+        return {
+            "started": self.started,
+            "frozen": self.frozen,
+            "orphans": self.orphans[-200:],
+            "stuck": self.stuck[-200:],
+            "actors": {
+                r.name: {
+                    "kind": r.kind,
+                    "restarts": r.restarts_total,
+                    "recreated": r.recreated,
+                    "incarnation": r.incarnation,
+                }
+                for r in self.actors.values()
+            },
+        }
+
+    async def _save(self) -> None:
+        record = self._record()
+        digest = json.dumps(record, sort_keys=True, default=str)
+        if digest != self._saved_digest:
+            await self._store().put.remote("portfolio", "supervisor", record)
+            self._saved_digest = digest
+
+    # ------------------------------------------------------------------ desired state
+
+    def _static_actors(self) -> list[tuple[str, str]]:
+        s = self.settings
+        names = [(venue_name(v), "venue") for v in trading_venues(s)]
+        names.append((PORTFOLIO, "portfolio"))
+        names += [(strategy_name(c.name), "strategy") for c in s.strategies if c.enabled]
+        names += [(feed_name(f), "feed") for f in feeds_for(s)]
+        return names
+
+    def _create(self, name: str, kind: str) -> Any:
+        """Create one actor by its name; each class restores its own state from the store."""
+        s = self.settings
+        options = actor_options(s, name)
+        if kind == "venue":
+            venue = name.split(":", 1)[1]
+            mine = [i for i in self.instruments if i.venue == venue]
+            venue_class = LiveVenueActor if s.mode is Mode.LIVE else PaperVenueActor
+            return remote(venue_class).options(**options).remote(s, venue, mine)
+        if kind == "portfolio":
+            return remote(PortfolioActor).options(**options).remote(s, self.instruments)
+        if kind == "strategy":
+            return remote(StrategyActor).options(**options).remote(s, name.split(":", 1)[1])
+        if kind == "feed":
+            return remote(FeedActor).options(**options).remote(s, name.split(":", 1)[1])
+        if kind == "position":
+            return remote(PositionActor).options(**options).remote(s, name.split(":", 1)[1])
+        raise ValueError(f"unknown actor kind {kind!r}")
+
+    async def start(self) -> dict[str, Any]:
+        """Spawn every actor the config and the store call for (consumers before feeds).
+
+        In live mode each venue is reconciled with the store before any feed starts: foreign
+        open orders cancelled, intents refreshed, missing fills recorded.
+        """
+        feeds: list[tuple[str, str]] = []
+        for name, kind in self._static_actors():
+            self._expect(name, kind)
+            if kind == "feed":
+                feeds.append((name, kind))
+            elif self._handle(name) is None:
+                self._handles[name] = self._create(name, kind)
+        if self.settings.mode is Mode.LIVE:
+            for venue in trading_venues(self.settings):
+                handle = self._handle(venue_name(venue))
+                if handle is not None:
+                    self.reconciliation[venue] = await handle.reconcile_startup.remote()
+        for name, kind in feeds:
+            if self._handle(name) is None:
+                self._handles[name] = self._create(name, kind)
+        for pos in await self._store().position_index.remote():
+            if pos["open"]:
+                name = position_name(pos["position_id"])
+                self._expect(name, "position")
+                if self._handle(name) is None:
+                    self._handles[name] = self._create(name, "position")
+        self.started = True
+        await self._save()
+        if self._loop_task is None:
+            self._loop_task = asyncio.get_event_loop().create_task(self._control_loop())
+        return {
+            "actors": sorted(self.actors),
+            "metrics_port": self.metrics_port,
+            "reconciliation": self.reconciliation,
+        }
+
+    # ------------------------------------------------------------------ heartbeats
+
+    async def heartbeat(self, beat: Heartbeat) -> None:
+        record = self._expect(beat.actor_id, beat.kind)
+        now = time.time()
+        if record.incarnation is not None and beat.incarnation != record.incarnation:
+            record.restarts_total += 1
+            record.restarts.append(now)
+            self.registry.inc("raytrader_actor_restarts_total", {"kind": beat.kind, "actor": beat.actor_id})
+            log.warning(
+                "%s restarted (incarnation %s -> %s)", beat.actor_id, record.incarnation, beat.incarnation
+            )
+        record.incarnation = beat.incarnation
+        record.last_beat_wall = now
+        self.silence.beat()
+        record.heartbeat = beat
+        self.registry.apply(beat.metrics)
+
+    # ------------------------------------------------------------------ the control loop
+
+    async def _control_loop(self) -> None:
+        interval = self.settings.supervision.heartbeat_interval_s
+        while True:
+            await asyncio.sleep(interval)
+            if self.stopping:
+                continue
+            try:
+                await self.tick()
+            except Exception:
+                log.exception("supervisor tick failed")
+                self._handles.clear()
+
+    async def tick(self) -> dict[str, Any]:
+        """One reconciliation of desired and actual state; returns what it did."""
+        self.ticks += 1
+        done: dict[str, Any] = {"recreated": [], "orphans": [], "stuck": [], "reaped": []}
+        index = await self._store().position_index.remote()
+        open_ids = {p["position_id"] for p in index if p["open"]}
+        for p in index:
+            name = position_name(p["position_id"])
+            if p["open"]:
+                self._expect(name, "position")
+            elif not p["released"] and p["close"] is not None:
+                await self._release(p, name)
+            elif name in self.actors:
+                done["reaped"] += await self._reap(name)
+        for name, kind in self._static_actors():
+            self._expect(name, kind)
+        for record in list(self.actors.values()):
+            if record.kind == "position" and record.name.split(":", 1)[1] not in open_ids:
+                continue
+            done["recreated"] += await self._check_alive(record)
+            self._check_budget(record)
+        done["stuck"] = await self._check_stuck(open_ids)
+        done["orphans"] = await self._check_orphans()
+        self._export_health()
+        silent = self.silence.check()
+        if silent is not None:
+            self.notifier.notify_soon(silent)
+        await self._save()
+        return done
+
+    async def _check_alive(self, record: ActorRecord) -> list[str]:
+        s = self.settings.supervision
+        suspect_after = s.heartbeat_interval_s * s.suspect_after_beats
+        age = None if record.last_beat_wall is None else time.time() - record.last_beat_wall
+        grace = max(suspect_after, 20.0)  # a new actor needs time to start before its first beat
+        if age is not None and age <= suspect_after:
+            return []
+        if age is None and time.time() - max(self.started_wall, record.created_wall) < grace:
+            return []
+        handle = self._handle(record.name)
+        alive = False
+        if handle is not None:
+            try:
+                await asyncio.wait_for(handle.ping.remote(), timeout=max(2.0, suspect_after))
+                alive = True
+            except Exception:
+                alive = False
+        if alive:
+            if (
+                handle is not None
+                and record.kind == "position"
+                and age is not None
+                and age > 3 * suspect_after
+            ):
+                self._stuck(record, "stale_heartbeat", {})
+                ray.kill(handle, no_restart=False)  # Ray restarts it; its constructor reconciles
+            return []
+        if handle is not None:
+            with contextlib.suppress(Exception):
+                ray.kill(handle, no_restart=True)
+        self._handles.pop(record.name, None)
+        log.error("%s is gone (last heartbeat %s s ago): re-creating it from the store", record.name, age)
+        self._handles[record.name] = self._create(record.name, record.kind)
+        record.recreated += 1
+        record.restarts_total += 1
+        record.restarts.append(time.time())
+        record.last_beat_wall = time.time()  # give the new actor a full grace period
+        self.registry.inc("raytrader_actor_restarts_total", {"kind": record.kind, "actor": record.name})
+        return [record.name]
+
+    def _check_budget(self, record: ActorRecord) -> None:
+        s = self.settings.supervision
+        cutoff = time.time() - s.restart_window_s
+        while record.restarts and record.restarts[0] < cutoff:
+            record.restarts.popleft()
+        if len(record.restarts) > s.restart_budget and not record.budget_spent:
+            record.budget_spent = True
+            self.registry.inc("raytrader_restart_budget_spent_total", {"kind": record.kind})
+            log.error(
+                "%s spent its restart budget (%d in %.0fs): halting entries",
+                record.name,
+                len(record.restarts),
+                s.restart_window_s,
+            )
+            self.notifier.notify_soon(
+                restart_budget_alert(record.name, record.kind, len(record.restarts), s.restart_window_s)
+            )
+            portfolio = self._handle(PORTFOLIO)
+            if portfolio is not None:
+                portfolio.halt.remote(f"restart budget spent by {record.name}")
+
+    def _stuck(self, record: ActorRecord, cause: str, detail: dict[str, Any]) -> None:
+        entry = {"position": record.name, "cause": cause, "at_ms": wall_ms(), **detail}
+        self.stuck.append(entry)
+        self.registry.inc("raytrader_stuck_positions_total", {"cause": cause})
+        self.notifier.notify_soon(stuck_alert(record.name, cause, **detail))
+        log.warning("stuck position %s (%s): re-driving %s", record.name, cause, detail)
+
+    async def _check_stuck(self, open_ids: set[str]) -> list[str]:
+        """Positions held in a transient state past the timeout are re-driven, then escalated."""
+        timeout_ms = self.settings.supervision.stuck_transient_s * 1000
+        found: list[str] = []
+        now = wall_ms()
+        for record in self.actors.values():
+            if record.kind != "position" or record.heartbeat is None:
+                continue
+            if record.name.split(":", 1)[1] not in open_ids:
+                continue
+            detail = record.heartbeat.detail
+            status = detail.get("status")
+            since = int(detail.get("status_since_ms") or now)
+            if status not in ("entering", "closing") or now - since < timeout_ms:
+                continue
+            if time.time() - record.last_redrive_wall < self.settings.supervision.stuck_transient_s:
+                continue
+            record.last_redrive_wall = time.time()
+            record.redrives += 1
+            self._stuck(record, "transient_timeout", {"status": status, "held_ms": now - since})
+            found.append(record.name)
+            if record.redrives > ESCALATE_AFTER_REDRIVES and not record.escalated:
+                record.escalated = True
+                self.registry.inc("raytrader_stuck_positions_total", {"cause": "escalated"})
+                self.notifier.notify_soon(
+                    stuck_alert(
+                        record.name,
+                        "transient_timeout",
+                        escalated=True,
+                        status=status,
+                        redrives=record.redrives,
+                    )
+                )
+                log.error(
+                    "position %s still %s after %d re-drives: escalated", record.name, status, record.redrives
+                )
+            handle = self._handle(record.name)
+            if handle is not None:
+                handle.redrive.remote()
+        return found
+
+    async def _check_orphans(self) -> list[str]:
+        """Open venue orders owned by no live position are cancelled after the grace period."""
+        owned: set[str] = set()
+        fresh = self.settings.supervision.heartbeat_interval_s * self.settings.supervision.suspect_after_beats
+        for record in self.actors.values():
+            if (
+                record.kind == "position"
+                and record.heartbeat is not None
+                and record.last_beat_wall is not None
+            ) and time.time() - record.last_beat_wall <= 3 * fresh:
+                owned.update(record.heartbeat.owned_orders)
+        cancelled: list[str] = []
+        seen: set[str] = set()
+        for venue in trading_venues(self.settings):
+            handle = self._handle(venue_name(venue))
+            if handle is None:
+                continue
+            try:
+                orders = await handle.open_orders.remote()
+            except Exception:
+                continue
+            for order in orders:
+                cid = order.client_id
+                owner = position_name(order.position_id) if order.position_id else None
+                owner_live = owner is not None and (cid in owned or self._owner_starting(owner))
+                if owner_live:
+                    continue
+                seen.add(cid)
+                first = self.unowned_since.setdefault(cid, time.time())
+                if time.time() - first < self.settings.supervision.orphan_grace_s:
+                    continue
+                await handle.cancel.remote(cid)
+                self.unowned_since.pop(cid, None)
+                self.orphans.append(
+                    {"client_id": cid, "market": order.market, "owner": owner, "at_ms": wall_ms()}
+                )
+                self.registry.inc("raytrader_orphan_orders_total")
+                self.notifier.notify_soon(orphan_alert(cid, order.market, owner))
+                log.warning("orphaned order %s on %s (owner %s) cancelled", cid, order.market, owner)
+                cancelled.append(cid)
+        for cid in list(self.unowned_since):
+            if cid not in seen:
+                del self.unowned_since[cid]
+        return cancelled
+
+    def _owner_starting(self, owner: str) -> bool:
+        """A position that exists but has not reported yet still owns its orders."""
+        record = self.actors.get(owner)
+        if record is None:
+            return False
+        return record.heartbeat is None or not record.heartbeat.detail.get("ready", True)
+
+    async def _release(self, position: dict[str, Any], name: str) -> None:
+        """A closed position whose actor did not live to tell the portfolio: tell it, once."""
+        del name
+        if wall_ms() - int(position.get("status_since_ms") or 0) < 10_000:
+            return  # closed just now: its actor is probably telling the portfolio itself
+        portfolio = self._handle(PORTFOLIO)
+        if portfolio is None:
+            return
+        await portfolio.on_position_event.remote(position["position_id"], "closed", position["close"])
+        await self._store().mark_released.remote(position["position_id"])
+        log.warning(
+            "released closed position %s to the portfolio on its actor's behalf", position["position_id"]
+        )
+
+    async def _reap(self, name: str) -> list[str]:
+        record = self.actors.pop(name, None)
+        handle = self._handles.pop(name, None) or try_actor(self.settings, name)
+        if handle is not None:
+            with contextlib.suppress(Exception):
+                ray.kill(handle, no_restart=True)
+        if record is not None:
+            for labels in ({"kind": record.kind, "actor": name},):
+                self.registry.set("raytrader_actor_up", 0.0, labels)
+        return [name]
+
+    def _export_health(self) -> None:
+        fresh = self.settings.supervision.heartbeat_interval_s * self.settings.supervision.suspect_after_beats
+        now = time.time()
+        for record in self.actors.values():
+            labels = {"kind": record.kind, "actor": record.name}
+            age = None if record.last_beat_wall is None else now - record.last_beat_wall
+            self.registry.set("raytrader_actor_up", 1.0 if age is not None and age <= fresh else 0.0, labels)
+            if age is not None:
+                self.registry.set("raytrader_heartbeat_age_seconds", age, labels)
+
+    # ------------------------------------------------------------------ operator commands
+
+    async def status(self) -> dict[str, Any]:
+        now = time.time()
+        actors: list[dict[str, Any]] = []
+        for record in sorted(self.actors.values(), key=lambda r: (r.kind, r.name)):
+            beat = record.heartbeat
+            actors.append(
+                {
+                    "name": record.name,
+                    "kind": record.kind,
+                    "heartbeat_age_s": None
+                    if record.last_beat_wall is None
+                    else round(now - record.last_beat_wall, 3),
+                    "restarts": record.restarts_total,
+                    "detail": beat.detail if beat is not None else {},
+                    "event_ms": beat.event_ms if beat is not None else None,
+                    "owned_orders": list(beat.owned_orders) if beat is not None else [],
+                }
+            )
+        portfolio: dict[str, Any] = next((a["detail"] for a in actors if a["kind"] == "portfolio"), {})
+        feeds = [a for a in actors if a["kind"] == "feed"]
+        positions = [a for a in actors if a["kind"] == "position"]
+        return {
+            "started": self.started,
+            "frozen": self.frozen,
+            "metrics_port": self.metrics_port,
+            "actors": actors,
+            "portfolio": portfolio,
+            "feeds_done": bool(feeds) and all(f["detail"].get("done") for f in feeds),
+            "positions": positions,
+            "transient_positions": sum(
+                1 for p in positions if p["detail"].get("status") in ("entering", "closing")
+            ),
+            "restarts": sum(r.restarts_total for r in self.actors.values()),
+            "orphans": list(self.orphans),
+            "stuck": list(self.stuck),
+            "ticks": self.ticks,
+        }
+
+    async def kill_switch(self, reason: str = "kill switch") -> dict[str, Any]:
+        """Halt entries, freeze positions (no new orders), cancel every open order; within a second."""
+        self.frozen = True
+        await self._save()
+        portfolio = self._handle(PORTFOLIO)
+        calls = [portfolio.halt.remote(reason)] if portfolio is not None else []
+        for record in self.actors.values():
+            if record.kind == "position":
+                handle = self._handle(record.name)
+                if handle is not None:
+                    calls.append(handle.freeze.remote(True))
+        await asyncio.gather(*calls, return_exceptions=True)
+        cancelled = 0
+        for venue in trading_venues(self.settings):
+            handle = self._handle(venue_name(venue))
+            if handle is not None:
+                cancelled += len(await handle.cancel_all.remote())
+        log.warning("kill switch: entries halted, %d orders cancelled", cancelled)
+        if reason != "stopped":
+            self.notifier.notify_soon(halt_alert(reason, cancelled=cancelled))
+        return {"halted": reason, "cancelled": cancelled}
+
+    async def stop(self, cancel_orders: bool = True) -> dict[str, Any]:
+        """Pause the feeds, flush strategy state, and (by default) cancel every open order."""
+        calls = []
+        for name, kind in self._static_actors():
+            handle = self._handle(name)
+            if handle is None:
+                continue
+            if kind == "feed":
+                calls.append(handle.pause.remote(True))
+            elif kind == "strategy":
+                calls.append(handle.checkpoint.remote())
+        await asyncio.gather(*calls, return_exceptions=True)
+        result: dict[str, Any] = {"cancelled": 0}
+        if cancel_orders:
+            result = await self.kill_switch("stopped")
+            self.frozen = False  # a resumed run trades again; positions re-arm their exits
+            await self._save()
+        self.stopping = True
+        await self.notifier.close()
+        return result
+
+    async def pid(self) -> int:
+        import os
+
+        return os.getpid()
+
+    async def ping(self) -> str:
+        return "supervisor"
+
+    async def metrics_text(self) -> str:
+        from prometheus_client import generate_latest
+
+        return generate_latest(self.registry.registry).decode()
+
+    async def shutdown_metrics(self) -> None:
+        self.registry.shutdown()

@@ -1,0 +1,268 @@
+"""Starting, watching and stopping the Ray runtime from a driver process (the CLI).
+
+The driver owns nothing durable: the Store actor owns the state, the Supervisor the
+actors. So a driver can die and a new one re-attach (`--address`), and `status`/`stop` work
+from any process that can reach the cluster.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import ray
+
+from actors.domain.model import Instrument, RoundTrip
+from actors.shells.base import STORE, SUPERVISOR, actor_options, remote, try_actor
+from actors.shells.feed import feeds_for, replay_source
+from actors.shells.store import StoreActor, store_path
+from config.models import Settings
+
+log = logging.getLogger(__name__)
+
+STORE_RESOURCE = "raytrader_store"
+HEAD_RESOURCE = "raytrader_head"
+
+
+def connect(address: str | None, settings: Settings) -> None:
+    """Join a cluster (``--address``) or start a small local Ray instance for this run."""
+    if ray.is_initialized():
+        return
+    if address:
+        ray.init(address=address, namespace=settings.runtime.namespace, logging_level=logging.WARNING)
+    else:
+        ray.init(
+            address="local",
+            namespace=settings.runtime.namespace,
+            include_dashboard=False,
+            logging_level=logging.WARNING,
+            log_to_driver=False,
+        )
+
+
+def startup_instruments(settings: Settings) -> list[Instrument]:
+    """Every market the configured feeds will trade, known before their listing events."""
+    instruments: list[Instrument] = []
+    for feed in feeds_for(settings):
+        known, _events = replay_source(settings, feed)
+        instruments += known
+    return instruments
+
+
+def paper_trade_counts(paper_state_dir: Path) -> dict[str, int]:
+    """Completed paper round trips per strategy in a paper run's store (empty entries excluded)."""
+    from actors.store.lmdb_store import StateStore
+    from config.loader import resolve_path
+
+    path = resolve_path(paper_state_dir) / "store"
+    if not path.exists():
+        return {}
+    counts: dict[str, int] = {}
+    with StateStore(path, readonly=True) as db:
+        for _seq, trade in db.trades():
+            if trade.get("exit_reason") != "unfilled":
+                counts[trade["strategy"]] = counts.get(trade["strategy"], 0) + 1
+    return counts
+
+
+def live_problems(settings: Settings, *, confirmed: bool) -> list[str]:
+    """Why live trading may not start, each naming what is missing; empty when it may."""
+    live = settings.live
+    problems: list[str] = []
+    if not (live.confirm or confirmed):
+        problems.append("live trading is not confirmed: pass --confirm-live or set live.confirm = true")
+    problems += [
+        f"missing {name} (set RAYTRADER_{name.upper().replace('.', '__')})"
+        for name in settings.missing_live_secrets()
+    ]
+    if not live.override_paper_minimum:
+        counts = paper_trade_counts(Path(live.paper_state_dir))
+        for strategy in (s for s in settings.strategies if s.enabled):
+            done = counts.get(strategy.name, 0)
+            if done < live.min_paper_trades:
+                problems.append(
+                    f"strategy {strategy.name} has {done} completed paper trades in {live.paper_state_dir}, "
+                    f"needs {live.min_paper_trades} (or set live.override_paper_minimum = true)"
+                )
+    return problems
+
+
+def start_system(settings: Settings) -> dict[str, Any]:
+    """Create the Store and Supervisor actors (or find them) and let the supervisor spawn the rest."""
+    from supervisor.control.actor import SupervisorActor
+
+    store_path(settings).parent.mkdir(parents=True, exist_ok=True)
+    store = try_actor(settings, STORE)
+    if store is None:
+        extra: dict[str, Any] = {}
+        resources: dict[str, float] = ray.cluster_resources()  # type: ignore[no-untyped-call]
+        if resources.get(STORE_RESOURCE):
+            extra["resources"] = {STORE_RESOURCE: 0.001}  # the LMDB file lives on the head node
+            extra["scheduling_strategy"] = "DEFAULT"
+        store = remote(StoreActor).options(**actor_options(settings, STORE, **extra)).remote(settings)
+    head: dict[str, Any] = {}
+    if ray.cluster_resources().get(HEAD_RESOURCE):  # type: ignore[no-untyped-call]
+        head = {"resources": {HEAD_RESOURCE: 0.001}, "scheduling_strategy": "DEFAULT"}
+    ray.get(store.ping.remote())
+    supervisor = try_actor(settings, SUPERVISOR)
+    if supervisor is None:
+        supervisor = (
+            remote(SupervisorActor)
+            .options(**actor_options(settings, SUPERVISOR, **head))
+            .remote(settings, startup_instruments(settings))
+        )
+    result: dict[str, Any] = ray.get(supervisor.start.remote())
+    return result
+
+
+def supervisor_handle(settings: Settings) -> Any:
+    handle = try_actor(settings, SUPERVISOR)
+    if handle is None:
+        raise RuntimeError(
+            f"no raytrader system is running in Ray namespace {settings.runtime.namespace!r} "
+            "(start one with `raytrader run`, or pass --address to reach its cluster)"
+        )
+    return handle
+
+
+def status(settings: Settings) -> dict[str, Any]:
+    result: dict[str, Any] = ray.get(supervisor_handle(settings).status.remote(), timeout=10)
+    return result
+
+
+def quiescent(snapshot: dict[str, Any]) -> bool:
+    """The replay is over and no position is mid-transition: a natural end for a paper run."""
+    return bool(snapshot.get("feeds_done")) and snapshot.get("transient_positions", 0) == 0
+
+
+@dataclass
+class RunOutcome:
+    reason: str
+    snapshot: dict[str, Any]
+    stop: dict[str, Any]
+
+
+def watch(
+    settings: Settings,
+    *,
+    duration_s: float | None,
+    render: Callable[[dict[str, Any]], None],
+    poll_s: float = 1.0,
+) -> tuple[str, dict[str, Any]]:
+    """Poll the supervisor until the duration passes, the replay ends quietly, or Ctrl-C."""
+    started = time.monotonic()
+    quiet_polls = 0
+    snapshot: dict[str, Any] = {}
+    try:
+        while True:
+            snapshot = status(settings)
+            render(snapshot)
+            if duration_s is not None and time.monotonic() - started >= duration_s:
+                return "duration", snapshot
+            quiet_polls = quiet_polls + 1 if quiescent(snapshot) else 0
+            if quiet_polls >= 3:
+                return "replay finished", snapshot
+            time.sleep(poll_s)
+    except KeyboardInterrupt:
+        return "interrupted", snapshot
+
+
+def stop_system(settings: Settings, *, cancel_orders: bool, teardown: bool) -> dict[str, Any]:
+    """Stop trading cleanly: feeds paused, state flushed, orders cancelled unless kept."""
+    supervisor = supervisor_handle(settings)
+    result: dict[str, Any] = ray.get(supervisor.stop.remote(cancel_orders), timeout=60)
+    if teardown:
+        snapshot = ray.get(supervisor.status.remote(), timeout=10)
+        ray.get(supervisor.shutdown_metrics.remote(), timeout=10)
+        for actor in snapshot["actors"]:
+            handle = try_actor(settings, actor["name"])
+            if handle is not None:
+                ray.kill(handle, no_restart=True)
+        for name in (SUPERVISOR, STORE):
+            handle = try_actor(settings, name)
+            if handle is not None:
+                ray.kill(handle, no_restart=True)
+    return result
+
+
+# --------------------------------------------------------------------------- after the run
+
+
+def read_trades(settings: Settings) -> list[RoundTrip]:
+    """The trade log from the store (read-only, from any process)."""
+    from actors.store.lmdb_store import StateStore
+
+    path = store_path(settings)
+    if not path.exists():
+        return []
+    with StateStore(path, readonly=True) as db:
+        return [
+            RoundTrip.model_validate({k: v for k, v in record.items() if k != "ts_ms"})
+            for _seq, record in db.trades()
+        ]
+
+
+def summary(
+    settings: Settings, snapshot: dict[str, Any], reason: str, stop: dict[str, Any]
+) -> dict[str, Any]:
+    """The final figures of a run, as `--json` writes them."""
+    from actors.store.lmdb_store import StateStore
+
+    trips = read_trades(settings)
+    orders: dict[str, int] = {}
+    fills = 0
+    path = store_path(settings)
+    if path.exists():
+        with StateStore(path, readonly=True) as db:
+            for order in db.orders():
+                orders[order.status.value] = orders.get(order.status.value, 0) + 1
+            fills = len(db.fills())
+    pnl = sum((t.pnl for t in trips), Decimal(0))
+    by_strategy: dict[str, str] = {}
+    for trip in trips:
+        by_strategy[trip.strategy] = str(Decimal(by_strategy.get(trip.strategy, "0")) + trip.pnl)
+    portfolio = snapshot.get("portfolio", {})
+    return {
+        "reason": reason,
+        "mode": settings.mode.value,
+        "trades": len(trips),
+        "realized_pnl": str(pnl),
+        "pnl_by_strategy": by_strategy,
+        "equity": portfolio.get("equity"),
+        "fees": str(sum((t.fees for t in trips), Decimal(0))),
+        "orders": orders,
+        "fills": fills,
+        "restarts": snapshot.get("restarts", 0),
+        "orphans_found": len(snapshot.get("orphans", [])),
+        "stuck_positions_found": len(snapshot.get("stuck", [])),
+        "open_positions": len(snapshot.get("positions", [])),
+        "cancelled_on_stop": stop.get("cancelled", 0),
+        "state_dir": str(settings.state_dir),
+    }
+
+
+def verify_from_store(settings: Settings, *, settled: bool = True) -> list[Any]:
+    """Check every invariant from the store alone (the paper venues' ground truth is in it too)."""
+    from actors.core.fees import FeeModel
+    from actors.core.matching import MatchingEngine
+    from actors.store.lmdb_store import StateStore
+    from supervisor.control.invariants import check_invariants
+
+    with StateStore(store_path(settings), readonly=True) as db:
+        positions = list(db.items("position"))
+        trades = [record for _seq, record in db.trades()]
+        store_orders = db.orders()
+        venue_orders: list[Any] = []
+        venue_fills: list[Any] = []
+        for _key, saved in db.items("venue"):
+            engine = MatchingEngine.from_state(saved["engine"], FeeModel(settings.costs))
+            venue_orders += engine.orders()
+            venue_fills += engine.fills()
+    return check_invariants(
+        settings, positions, trades, venue_orders, venue_fills, store_orders=store_orders, settled=settled
+    )

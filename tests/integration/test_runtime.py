@@ -1,0 +1,179 @@
+"""The supervised Ray runtime on a real local Ray instance: trading, crashes, orphans, stuck, resume."""
+
+from __future__ import annotations
+
+import os
+import signal
+import urllib.request
+from collections.abc import Iterator
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+import ray
+
+from actors.domain.model import Order, OrderType, Side
+from actors.shells.base import STORE, SUPERVISOR, get_actor, position_name, venue_name
+from actors.store.lmdb_store import StateStore
+from config.models import Settings
+from supervisor.control import runtime
+from tests.runtime_harness import binance_settings, run_to_end, wait_for
+
+pytestmark = [pytest.mark.ray, pytest.mark.usefixtures("ray_local")]
+
+
+@pytest.fixture
+def system(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Settings]:
+    """A running paper system on 3,000 real 1m bars; torn down (actors killed) afterwards."""
+    extra = getattr(request, "param", ())
+    settings = binance_settings(tmp_path, f"t-{request.node.name[:40]}", extra=tuple(extra))
+    runtime.start_system(settings)
+    yield settings
+    runtime.stop_system(settings, cancel_orders=True, teardown=True)
+
+
+def _assert_invariants(settings: Settings) -> None:
+    results = runtime.verify_from_store(settings)
+    failed = [r.as_dict() for r in results if not r.ok]
+    assert not failed, failed
+
+
+def _open_positions(settings: Settings) -> list[dict[str, object]]:
+    return [
+        p
+        for p in runtime.status(settings)["positions"]
+        if p["detail"].get("status") in ("open", "half_closed")
+    ]
+
+
+def _metrics_with(port: int, needle: str) -> str | None:
+    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+    return text if needle in text else None
+
+
+def test_paper_run_trades_serves_metrics_and_holds_invariants(system: Settings) -> None:
+    port = runtime.status(system)["metrics_port"]
+    body = wait_for("signals in /metrics", lambda: _metrics_with(port, "raytrader_signals_total{"))
+    assert "raytrader_actor_up" in body
+    snapshot = run_to_end(system)
+    runtime.stop_system(system, cancel_orders=True, teardown=False)
+    trades = runtime.read_trades(system)
+    assert trades, "a 3,000-bar paper run produced no round trip"
+    assert snapshot["restarts"] == 0
+    assert {t.strategy for t in trades} <= {"mean_reversion", "momentum_breakout"}
+    _assert_invariants(system)
+
+
+def _kill(settings: Settings, name: str) -> int:
+    handle = get_actor(settings, name)
+    pid = int(ray.get(handle.pid.remote()))
+    os.kill(pid, signal.SIGKILL)
+    return pid
+
+
+def _back(settings: Settings, name: str, old_pid: int) -> bool:
+    try:
+        return int(ray.get(get_actor(settings, name).pid.remote(), timeout=10)) != old_pid
+    except Exception:
+        return False
+
+
+def test_sigkill_of_every_actor_kind_recovers_and_invariants_hold(system: Settings) -> None:
+    wait_for("an open position", lambda: _open_positions(system), timeout_s=180)
+    victims = [
+        STORE,
+        venue_name("binance"),
+        "feed:binance",
+        "strategy:mean_reversion",
+        "portfolio",
+        position_name(str(_open_positions(system)[0]["name"]).split(":", 1)[1]),
+        SUPERVISOR,
+    ]
+    for name in victims:
+        pid = _kill(system, name)
+        wait_for(f"{name} to come back", lambda name=name, pid=pid: _back(system, name, pid), timeout_s=60)
+    snapshot = run_to_end(system)
+    # every victim but the supervisor itself was seen coming back with a new incarnation
+    assert snapshot["restarts"] >= len(victims) - 1
+    runtime.stop_system(system, cancel_orders=True, teardown=False)
+    assert runtime.read_trades(system)
+    _assert_invariants(system)
+
+
+def test_orphaned_order_planted_at_the_venue_is_cancelled(system: Settings) -> None:
+    venue = get_actor(system, venue_name("binance"))
+    wait_for("market data at the venue", lambda: ray.get(venue.engine_clock.remote()) > 0)
+    planted = Order(
+        client_id="planted-orphan-1",
+        market="binance:BTC/USDT",
+        side=Side.BUY,
+        type=OrderType.LIMIT,
+        price=Decimal("1000.00"),
+        qty=Decimal("0.001"),
+        created_ms=ray.get(venue.engine_clock.remote()),
+    )
+    ray.get(venue.submit.remote(planted))
+    assert any(o.client_id == planted.client_id for o in ray.get(venue.open_orders.remote()))
+    found = wait_for(
+        "the orphan to be cancelled",
+        lambda: [o for o in runtime.status(system)["orphans"] if o["client_id"] == planted.client_id],
+    )
+    assert found[0]["owner"] is None
+    assert ray.get(venue.order.remote(planted.client_id)).status.value == "cancelled"
+
+
+def test_exit_order_that_never_fills_is_found_stuck_and_redriven(system: Settings) -> None:
+    opened = wait_for("an open position", lambda: _open_positions(system), timeout_s=180)
+    name = str(opened[0]["name"])
+    venue = get_actor(system, venue_name("binance"))
+    feed = get_actor(system, "feed:binance")
+    ray.get(feed.pause.remote(True))
+    ray.get(venue.freeze.remote("binance:BTC/USDT", True))
+    position = get_actor(system, name)
+    ray.get(position.on_exit_signal.remote(0))  # now, at the position's own data time
+    assert ray.get(position.snapshot.remote())["status"] == "closing"
+    stuck = wait_for(
+        "the position to be found stuck",
+        lambda: [s for s in runtime.status(system)["stuck"] if s["position"] == name],
+        timeout_s=60,
+    )
+    assert stuck[0]["cause"] == "transient_timeout"
+    redrives = wait_for("a re-drive", lambda: ray.get(position.snapshot.remote())["redrives"], timeout_s=30)
+    assert redrives >= 1
+    ray.get(venue.freeze.remote("binance:BTC/USDT", False))
+    ray.get(feed.pause.remote(False))
+    run_to_end(system)
+    runtime.stop_system(system, cancel_orders=True, teardown=False)
+    _assert_invariants(system)
+
+
+def _restored_from(settings: Settings) -> int | None:
+    for actor in runtime.status(settings)["actors"]:
+        if actor["name"] == "strategy:mean_reversion":
+            value = actor["detail"].get("restored_from")
+            return int(value) if value else None
+    return None
+
+
+def test_stopped_run_resumes_from_the_store(tmp_path: Path) -> None:
+    settings = binance_settings(tmp_path, "t-resume")
+    runtime.start_system(settings)
+    feed = get_actor(settings, "feed:binance")
+    wait_for("some progress", lambda: ray.get(feed.status.remote())["position"] >= 800, timeout_s=120)
+    runtime.stop_system(settings, cancel_orders=True, teardown=True)  # only the store survives
+    with StateStore(tmp_path / "state" / "store", readonly=True) as db:
+        position = int(db.get("feed", "binance")["position"])  # type: ignore[index]
+        strategy_state = db.get("strategy", "mean_reversion")
+    assert 800 <= position < 3000
+    assert strategy_state is not None
+    runtime.start_system(settings)
+    try:
+        feed = get_actor(settings, "feed:binance")
+        first = ray.get(feed.status.remote())["position"]
+        assert first >= position  # resumed, not restarted from the first bar
+        restored = wait_for("the strategy to report its restore", lambda: _restored_from(settings))
+        assert restored > 0
+        run_to_end(settings)
+    finally:
+        runtime.stop_system(settings, cancel_orders=True, teardown=True)
+    _assert_invariants(settings)
