@@ -69,10 +69,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
-from enum import StrEnum
 from typing import Any
 
 from actors.core.fees import FeeModel
+from actors.domain.messages import OrderUpdate as OrderUpdate  # noqa: PLC0414  (re-export until ops/sandbox imports messages)
+from actors.domain.messages import Reason as Reason  # noqa: PLC0414  (re-export until ops/sandbox imports messages)
+from actors.domain.messages import UpdateKind as UpdateKind  # noqa: PLC0414  (re-export until ops/sandbox imports messages)
 from actors.domain.model import (
     ZERO,
     BookLevel,
@@ -96,44 +98,6 @@ from actors.domain.model import (
 STATE_VERSION = 1
 DEFAULT_ACCOUNT = "default"
 BINARY_QUOTE = "USDC"
-
-
-class UpdateKind(StrEnum):
-    ACCEPTED = "accepted"
-    REJECTED = "rejected"
-    FILL = "fill"
-    CANCELLED = "cancelled"
-    UNCHANGED = "unchanged"
-    """Nothing changed: a duplicate submit, or a cancel of an order that is no longer open."""
-
-
-class Reason(StrEnum):
-    UNKNOWN_MARKET = "unknown market"
-    INVALID_ORDER = "invalid order"
-    INVALID_QTY = "invalid quantity"
-    LOT_SIZE = "quantity not a multiple of the lot size"
-    MIN_SIZE = "quantity below the minimum size"
-    INVALID_PRICE = "invalid price"
-    TICK_SIZE = "price not a multiple of the tick size"
-    INSUFFICIENT_FUNDS = "insufficient funds"
-    POST_ONLY_WOULD_TAKE = "post-only order would take liquidity"
-    DUPLICATE_CLIENT_ID = "duplicate client id"
-    NOT_OPEN = "order is not open"
-    REQUESTED = "cancel requested"
-    UNFILLED_REMAINDER = "unfilled remainder of an immediate order"
-    """An IOC or market order's remainder (thin book, no liquidity, price protection)."""
-
-
-class OrderUpdate(Frozen):
-    """Something that happened to one order; ``order`` is a snapshot taken after it happened."""
-
-    seq: int
-    kind: UpdateKind
-    ts_ms: int
-    order: Order
-    fill: Fill | None = None
-    reason: Reason | None = None
-    detail: str = ""
 
 
 class Balance(Frozen):
@@ -213,6 +177,9 @@ class MatchingEngine:
         assets = market_assets(instrument) if self.balances_enabled else ("", "")
         self._instruments[instrument.market_id] = instrument
         self._assets[instrument.market_id] = assets
+
+    def instruments(self) -> list[Instrument]:
+        return list(self._instruments.values())
 
     def instrument(self, market: str) -> Instrument | None:
         return self._instruments.get(market)

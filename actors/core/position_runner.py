@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from actors.core.matching import OrderUpdate, UpdateKind
 from actors.core.portfolio import EntryPlan
 from actors.core.position import PositionCore
+from actors.domain.messages import OrderUpdate, UpdateKind
 from actors.domain.model import ZERO, Command, ExitReason, Instrument, PositionClosed, RoundTrip, Side
 from config.models import ExitConfig
 

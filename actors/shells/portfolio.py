@@ -19,6 +19,7 @@ import ray
 
 from actors.core.portfolio import Decision, DecisionKind, PortfolioCore
 from actors.core.position_runner import open_position
+from actors.domain.messages import PositionMarked, PositionReport, PutRecord
 from actors.domain.model import ZERO, Instrument, MarketEvent, OrderBook, Signal
 from actors.shells.base import ActorShell, actor_options, position_name, remote
 from actors.shells.position import PositionActor, position_record
@@ -169,8 +170,8 @@ class PortfolioActor(ActorShell):
         await self.store_call(
             "batch",
             [
-                ("put", "position", plan.position_id, record),
-                ("put", "portfolio", "main", {"core": self.core.state(), "halted": self.halted}),
+                PutRecord("position", plan.position_id, record),
+                PutRecord("portfolio", "main", {"core": self.core.state(), "halted": self.halted}),
             ],
         )
         self.approved += 1
@@ -188,27 +189,27 @@ class PortfolioActor(ActorShell):
                 "position %s did not start in time (%s); the supervisor takes over", plan.position_id, exc
             )
 
-    async def on_position_event(self, position_id: str, event: str, data: dict[str, Any]) -> None:
+    async def on_position_report(self, report: PositionReport) -> None:
         """Positions report their cost and marks, and their close."""
-        holding = next((h for h in self.core.holdings if h.position_id == position_id), None)
-        if event == "mark":
-            entry_qty = Decimal(data["entry_qty"])
-            if entry_qty > 0 and holding is not None:
+        position_id = report.position_id
+        if isinstance(report, PositionMarked):
+            holding = next((h for h in self.core.holdings if h.position_id == position_id), None)
+            if report.entry_qty > 0 and holding is not None:
                 instrument = self.instruments.get(holding.market)
                 group = instrument.correlation_group if instrument is not None else holding.correlation_group
                 self.core.on_position_opened(
-                    position_id, holding.strategy, holding.market, Decimal(data["notional"]), group
+                    position_id, holding.strategy, holding.market, report.notional, group
                 )
             self.marks[position_id] = {
-                "realized_pnl": Decimal(data["realized_pnl"]),
-                "unrealized_pnl": Decimal(data["unrealized_pnl"]),
+                "realized_pnl": report.realized_pnl,
+                "unrealized_pnl": report.unrealized_pnl,
             }
-        elif event == "closed":
+        else:
             self.marks.pop(position_id, None)
-            if data.get("unfilled"):
+            if report.unfilled:
                 self.core.on_entry_cancelled(position_id)
                 self.core.on_position_closed(position_id, Decimal(0))
             else:
-                self.core.on_position_closed(position_id, Decimal(data["realized_pnl"]))
+                self.core.on_position_closed(position_id, report.realized_pnl)
             self.core.on_equity(self.equity)
             await self._checkpoint()

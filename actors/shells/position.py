@@ -17,9 +17,17 @@ from typing import Any
 
 import ray
 
-from actors.core.matching import OrderUpdate
 from actors.core.position import PositionCore
 from actors.core.position_runner import apply_update, round_trip, trade_record
+from actors.domain.messages import (
+    AppendTrade,
+    OrderUpdate,
+    PositionMarked,
+    PositionReleased,
+    PutRecord,
+    RecordIntent,
+    StoreOp,
+)
 from actors.domain.model import (
     CancelOrder,
     Candle,
@@ -35,7 +43,6 @@ from actors.domain.model import (
     to_decimal,
 )
 from actors.shells.base import PORTFOLIO, ActorShell, feed_name, position_name, venue_name, wall_ms
-from actors.shells.store import Op
 from config.models import ExitConfig, Settings
 
 log = logging.getLogger(__name__)
@@ -79,7 +86,10 @@ class PositionActor(ActorShell):
         self.closed = self.core.position.status is ExitStatus.CLOSED
         self.redrives = 0
         self.frozen = bool(record.get("frozen", False))
-        self.close_info: dict[str, Any] | None = record.get("close")
+        close = record.get("close")
+        self.close_info: PositionReleased | None = (
+            None if close is None else PositionReleased.from_record(position_id, close)
+        )
         self.released = bool(record.get("released", False))
         self._shell_start()
         self._spawn(self._startup())
@@ -250,13 +260,13 @@ class PositionActor(ActorShell):
 
     # ------------------------------------------------------------------ commands
 
-    async def _checkpoint(self, extra: Sequence[Op] = ()) -> None:
+    async def _checkpoint(self, extra: Sequence[StoreOp] = ()) -> None:
         record = position_record(self.core, self.exits, origin_ns=self.origin_ns)
         record["status_since_ms"] = self.status_since_ms
         record["frozen"] = self.frozen
-        record["close"] = self.close_info
+        record["close"] = None if self.close_info is None else self.close_info.to_record()
         record["released"] = self.released
-        await self.store_call("batch", [*extra, ("put", "position", self.position_id, record)])
+        await self.store_call("batch", [*extra, PutRecord("position", self.position_id, record)])
 
     async def _execute(self, commands: list[Command], origin_ns: int | None) -> None:
         """Carry out the core's commands; an order's intent is durable before the venue sees it."""
@@ -270,7 +280,7 @@ class PositionActor(ActorShell):
                         "position %s frozen: order %s held back", self.position_id, command.order.client_id
                     )
                     continue
-                await self._checkpoint([("intent", command.order)])
+                await self._checkpoint([RecordIntent(command.order)])
                 updates = await self._venue_call("submit", command.order, origin_ns)
                 for update in updates:
                     queue += apply_update(self.core, update)
@@ -309,20 +319,19 @@ class PositionActor(ActorShell):
         """
         self.closed = True
         trip = round_trip(self.core, closed)
-        self.close_info = {
-            "realized_pnl": str(closed.realized_pnl),
-            "fees": str(closed.fees),
-            "unfilled": trip is None,
-        }
-        ops: list[Op] = [("trade", trade_record(trip))] if trip is not None else []
+        self.close_info = PositionReleased(
+            position_id=self.position_id,
+            realized_pnl=closed.realized_pnl,
+            fees=closed.fees,
+            unfilled=trip is None,
+        )
+        ops: list[StoreOp] = [AppendTrade(trade_record(trip))] if trip is not None else []
         await self._checkpoint(ops)
         if trip is not None:
             self.metrics.inc(
                 "raytrader_trades_total", {"strategy": trip.strategy, "exit_reason": trip.exit_reason.value}
             )
-        await self.call_with_retry(
-            PORTFOLIO, "on_position_event", self.position_id, "closed", self.close_info
-        )
+        await self.call_with_retry(PORTFOLIO, "on_position_report", self.close_info)
         self.released = True
         await self._checkpoint()
         feed = self.handle(feed_name(FEED_OF_VENUE.get(self.instrument.venue, self.instrument.venue)))
@@ -338,16 +347,15 @@ class PositionActor(ActorShell):
         portfolio = self.handle(PORTFOLIO)
         if portfolio is None:
             return
-        await portfolio.on_position_event.remote(
-            self.position_id,
-            "mark",
-            {
-                "notional": str(pos.entry_price * pos.entry_qty),
-                "entry_qty": str(pos.entry_qty),
-                "status": pos.status.value,
-                "realized_pnl": str(pos.realized_pnl),
-                "unrealized_pnl": str(pos.unrealized_pnl),
-                "mark_value": str(pos.mark_value),
-                "at": time.time_ns(),
-            },
+        await portfolio.on_position_report.remote(
+            PositionMarked(
+                position_id=self.position_id,
+                notional=pos.entry_price * pos.entry_qty,
+                entry_qty=pos.entry_qty,
+                status=pos.status.value,
+                realized_pnl=pos.realized_pnl,
+                unrealized_pnl=pos.unrealized_pnl,
+                mark_value=pos.mark_value,
+                at_ns=time.time_ns(),
+            )
         )

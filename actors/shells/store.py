@@ -14,14 +14,19 @@ from typing import Any
 
 import ray
 
+from actors.domain.messages import (
+    AppendTrade,
+    DeleteRecord,
+    PutRecord,
+    RecordAnswer,
+    RecordFill,
+    RecordIntent,
+    StoreOp,
+)
 from actors.domain.model import Fill, Order, OrderStatus
 from actors.shells.base import ActorShell
 from actors.store.lmdb_store import StateStore, UnknownOrderError
 from config.models import Settings
-
-# An operation in a batch: ("put", kind, key, data) | ("delete", kind, key) |
-# ("intent", order) | ("answer", order snapshot, ts) | ("fill", fill) | ("trade", record)
-Op = tuple[Any, ...]
 
 log = logging.getLogger(__name__)
 
@@ -72,28 +77,28 @@ class StoreActor(ActorShell):
         self._observe(started)
         return deleted
 
-    async def batch(self, ops: Sequence[Op]) -> list[Any]:
+    async def batch(self, ops: Sequence[StoreOp]) -> list[Any]:
         """Several changes in one atomic, durable transaction; returns each op's result."""
         started = self._timed()
         results: list[Any] = []
         with self.db.batch() as tx:
             for op in ops:
-                name = op[0]
-                if name == "put":
-                    tx.put(op[1], op[2], op[3])
-                    results.append(None)
-                elif name == "delete":
-                    results.append(tx.delete(op[1], op[2]))
-                elif name == "intent":
-                    results.append(tx.record_intent(op[1]))
-                elif name == "answer":
-                    results.append(self._answer(tx, op[1], op[2]))
-                elif name == "fill":
-                    results.append(tx.record_fill(op[1]))
-                elif name == "trade":
-                    results.append(tx.append_trade(op[1]))
-                else:
-                    raise ValueError(f"unknown store op {name!r}")
+                match op:
+                    case PutRecord(kind, key, data):
+                        tx.put(kind, key, data)
+                        results.append(None)
+                    case DeleteRecord(kind, key):
+                        results.append(tx.delete(kind, key))
+                    case RecordIntent(order):
+                        results.append(tx.record_intent(order))
+                    case RecordAnswer(order, ts_ms):
+                        results.append(self._answer(tx, order, ts_ms))
+                    case RecordFill(fill):
+                        results.append(tx.record_fill(fill))
+                    case AppendTrade(record):
+                        results.append(tx.append_trade(record))
+                    case _:
+                        raise TypeError(f"not a store operation: {op!r}")
         self._observe(started)
         return results
 

@@ -30,6 +30,7 @@ from typing import Any
 
 import ray
 
+from actors.domain.messages import PositionReleased
 from actors.domain.model import Instrument
 from actors.domain.telemetry import Heartbeat
 from actors.shells.base import (
@@ -45,11 +46,10 @@ from actors.shells.base import (
     wall_ms,
 )
 from actors.shells.feed import FeedActor, feeds_for
-from actors.shells.live_venue import LiveVenueActor
-from actors.shells.paper_venue import PaperVenueActor
 from actors.shells.portfolio import PortfolioActor
 from actors.shells.position import PositionActor
 from actors.shells.strategy import StrategyActor
+from actors.shells.venue import VenueActor
 from config.models import Mode, Settings
 from supervisor.control.metrics import MetricsRegistry
 from supervisor.control.notifier import (
@@ -187,8 +187,7 @@ class SupervisorActor:
         if kind == "venue":
             venue = name.split(":", 1)[1]
             mine = [i for i in self.instruments if i.venue == venue]
-            venue_class = LiveVenueActor if s.mode is Mode.LIVE else PaperVenueActor
-            return remote(venue_class).options(**options).remote(s, venue, mine)
+            return remote(VenueActor).options(**options).remote(s, venue, mine)
         if kind == "portfolio":
             return remote(PortfolioActor).options(**options).remote(s, self.instruments)
         if kind == "strategy":
@@ -467,7 +466,8 @@ class SupervisorActor:
         portfolio = self._handle(PORTFOLIO)
         if portfolio is None:
             return
-        await portfolio.on_position_event.remote(position["position_id"], "closed", position["close"])
+        report = PositionReleased.from_record(position["position_id"], position["close"])
+        await portfolio.on_position_report.remote(report)
         await self._store().mark_released.remote(position["position_id"])
         log.warning(
             "released closed position %s to the portfolio on its actor's behalf", position["position_id"]

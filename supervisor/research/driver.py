@@ -16,12 +16,13 @@ from decimal import Decimal
 from typing import Any
 
 from actors.core.fees import FeeModel
-from actors.core.matching import MatchingEngine, OrderUpdate, UpdateKind
+from actors.core.matching import MatchingEngine
 from actors.core.portfolio import Decision, DecisionKind, PortfolioCore
 from actors.core.position import PositionCore
 from actors.core.position_runner import apply_update, open_position, round_trip, trade_record
 from actors.core.strategies import StrategyCore, build_strategy, watches
 from actors.data.replay import event_time
+from actors.domain.messages import OrderUpdate, UpdateKind
 from actors.domain.model import (
     ZERO,
     CancelOrder,

@@ -12,7 +12,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from actors.core.fees import FeeModel
-from actors.core.matching import Balance, MatchingEngine, OrderUpdate, Reason, UpdateKind
+from actors.core.matching import Balance, MatchingEngine
+from actors.domain.messages import OrderUpdate, Reason, UpdateKind
 from actors.domain.model import (
     BookLevel,
     Candle,

@@ -1,10 +1,15 @@
-"""The live venue actor: the paper venue's interface over a real client library's gateway.
+"""The venue actor: one shell over any venue gateway (paper, Binance, Polymarket).
 
-Positions call it exactly as they call the paper venue. The difference is what happens when
-an answer is lost: a submit that fails with a retryable error (timeout, 5xx, 429) may or may
-not have reached the venue, so the order is looked up by its client id first and sent again
-only if the venue never saw it. Fills are polled from the venue and pushed to their owners;
-every answer and fill is committed to the store, like the paper venue's.
+Positions call it alike whatever is behind it. Every answer and fill is committed to the
+store before the call returns, so a restarted venue actor knows every order and fill it ever
+acknowledged. Updates nobody asked for (a resting order filled by market data, a fill the
+venue reports later) are pushed to the owning position actor.
+
+Two ways a gateway reports what happened after a call:
+- a simulated gateway (paper) hands over the engine's exact updates (``take_updates``) and
+  is checkpointed whole, since nothing outside this process remembers its orders;
+- a real venue remembers its orders: a submit whose answer is lost (timeout, 5xx, 429) is
+  looked up by client id before it is sent again, and fills are polled by market.
 """
 
 from __future__ import annotations
@@ -18,13 +23,14 @@ from typing import Any
 
 import ray
 
-from actors.core.matching import OrderUpdate, Reason, UpdateKind
+from actors.core.fees import FeeModel
+from actors.domain.messages import OrderUpdate, PutRecord, RecordAnswer, RecordFill, StoreOp, UpdateKind
 from actors.domain.model import Fill, Instrument, MarketEvent, Order, OrderStatus
-from actors.shells.base import ActorShell, position_name, wall_ms
-from actors.shells.store import Op
+from actors.shells.base import ActorShell, position_name, try_actor, wall_ms
 from actors.venues.factory import make_gateway
-from actors.venues.gateway import VenueError, VenueErrorKind
-from config.models import Settings
+from actors.venues.gateway import VenueError, VenueErrorKind, VenueGateway
+from actors.venues.paper import PaperGateway
+from config.models import Mode, Settings
 
 log = logging.getLogger(__name__)
 
@@ -32,26 +38,52 @@ LOOKUP_ATTEMPTS = 5
 
 
 @ray.remote
-class LiveVenueActor(ActorShell):
+class VenueActor(ActorShell):
     kind = "venue"
 
-    def __init__(self, settings: Settings, venue: str, instruments: Sequence[Instrument]) -> None:  # noqa: ARG002
+    def __init__(self, settings: Settings, venue: str, instruments: Sequence[Instrument]) -> None:
         self._shell_init(f"venue:{venue}", settings)
         self.venue = venue
-        self.gateway = make_gateway(settings, venue)
+        self.paper: PaperGateway | None = None
+        self.gateway: VenueGateway
+        if settings.mode is Mode.LIVE:
+            self.gateway = make_gateway(settings, venue)
+        else:
+            self.paper = PaperGateway(venue, FeeModel(settings.costs))
+            self.gateway = self.paper
         self.intents: dict[str, Order] = {}
         self.views: dict[str, Order] = {}
         self.seen_fills: set[str] = set()
         self.accounted: dict[str, Decimal] = {}
         """Quantity of each order's fills already seen: an order filled beyond it has fills to fetch."""
-        self.seq = 0
+        self.update_seq = 0
         self.errors: dict[str, int] = {}
         self.ready = asyncio.Event()
         self.start_error: str | None = None
-        self._shell_start()
-        self._spawn(self._startup())
+        if self.paper is not None:
+            self._restore_paper(instruments)
+            self.ready.set()
+            self._shell_start()
+        else:
+            self._shell_start()
+            self._spawn(self._startup())
 
     # ------------------------------------------------------------------ startup
+
+    def _restore_paper(self, instruments: Sequence[Instrument]) -> None:
+        """A simulated venue's memory is its checkpoint: restore it before serving any call."""
+        assert self.paper is not None
+        saved = ray.get(self.store.get.remote("venue", self.venue))
+        if saved is not None:
+            self.paper.restore(saved["engine"])
+            log.info(
+                "venue %s restored: %d orders, %d fills",
+                self.venue,
+                len(self.paper.engine.orders()),
+                self.paper.engine.fill_count,
+            )
+        for instrument in instruments:
+            self.paper.add_instrument(instrument)
 
     async def _startup(self) -> None:
         """Connect (retrying), learn our orders and fills from the store, then poll for fills."""
@@ -92,6 +124,9 @@ class LiveVenueActor(ActorShell):
         return order.is_open or order.filled_qty > self.accounted.get(order.client_id, Decimal(0))
 
     def heartbeat_detail(self) -> dict[str, Any]:
+        if self.paper is not None:
+            engine = self.paper.engine
+            return {"open_orders": len(engine.open_orders()), "fills": engine.fill_count}
         return {
             "ready": self.ready.is_set(),
             "start_error": self.start_error,
@@ -100,6 +135,8 @@ class LiveVenueActor(ActorShell):
         }
 
     def owned_orders(self) -> tuple[str, ...]:
+        if self.paper is not None:
+            return tuple(o.client_id for o in self.paper.engine.open_orders())
         return tuple(cid for cid, o in self.views.items() if o.is_open)
 
     def _count_error(self, exc: BaseException) -> None:
@@ -119,31 +156,38 @@ class LiveVenueActor(ActorShell):
         )
 
     def _update(
-        self,
-        kind: UpdateKind,
-        order: Order,
-        fill: Fill | None = None,
-        reason: Reason | None = None,
-        detail: str = "",
+        self, kind: UpdateKind, order: Order, fill: Fill | None = None, detail: str = ""
     ) -> OrderUpdate:
-        self.seq += 1
+        self.update_seq += 1
         return OrderUpdate(
-            seq=self.seq, kind=kind, ts_ms=wall_ms(), order=order, fill=fill, reason=reason, detail=detail
+            seq=self.update_seq, kind=kind, ts_ms=wall_ms(), order=order, fill=fill, detail=detail
         )
 
     async def _commit(self, updates: list[OrderUpdate]) -> None:
-        ops: list[Op] = []
+        """Answers, fills (and a simulated venue's whole state) in one store transaction."""
+        ops: list[StoreOp] = []
         for u in updates:
             if u.kind is UpdateKind.UNCHANGED:
                 continue
-            ops.append(("answer", u.order, u.ts_ms))
-            self.metrics.inc("raytrader_orders_total", {"venue": self.venue, "status": u.order.status.value})
+            o = u.order
+            self.metrics.inc("raytrader_orders_total", {"venue": self.venue, "status": o.status.value})
+            if u.kind is not UpdateKind.REJECTED or o.status is not OrderStatus.PENDING:
+                ops.append(RecordAnswer(o, u.ts_ms))
             if u.fill is not None:
-                ops.append(("fill", u.fill))
+                ops.append(RecordFill(u.fill))
                 self.metrics.inc("raytrader_fills_total", {"venue": self.venue})
+        if self.paper is not None:
+            ops.append(PutRecord("venue", self.venue, {"engine": self.paper.checkpoint()}))
+            self.metrics.set(
+                "raytrader_open_orders", len(self.paper.engine.open_orders()), {"venue": self.venue}
+            )
         if ops:
             await self.store_call("batch", ops)
         self.progressed()
+
+    def _taken(self) -> list[OrderUpdate]:
+        """A simulated venue's own updates of the call just made (``[]`` for a real venue)."""
+        return self.paper.take_updates() if self.paper is not None else []
 
     # ------------------------------------------------------------------ orders
 
@@ -167,11 +211,14 @@ class LiveVenueActor(ActorShell):
             view = await self._resolve_lost_submit(order, exc)
         if view is None:
             return []
-        merged = self._merge(view)
-        self.views[order.client_id] = merged
-        updates = [self._update(UpdateKind.ACCEPTED, merged)]
+        if self.paper is not None:
+            updates = self._taken()
+        else:
+            merged = self._merge(view)
+            self.views[order.client_id] = merged
+            updates = [self._update(UpdateKind.ACCEPTED, merged)]
         await self._commit(updates)
-        if origin_ns is not None:
+        if origin_ns is not None and any(u.kind is UpdateKind.ACCEPTED for u in updates):
             self.metrics.observe("raytrader_tick_to_order_seconds", (time.time_ns() - origin_ns) / 1e9)
         return updates
 
@@ -195,60 +242,98 @@ class LiveVenueActor(ActorShell):
         )
         return None
 
+    def _market_of(self, client_id: str) -> str | None:
+        known = self.intents.get(client_id) or self.views.get(client_id)
+        if known is None and self.paper is not None:
+            known = self.paper.engine.order(client_id)
+        return None if known is None else known.market
+
     async def cancel(self, client_id: str) -> list[OrderUpdate]:
         await self.ready.wait()
-        intent = self.intents.get(client_id) or self.views.get(client_id)
-        if intent is None:
+        market = self._market_of(client_id)
+        if market is None:
             return []
         try:
-            view = self._merge(await self.gateway.cancel(client_id, intent.market))
+            view = self._merge(await self.gateway.cancel(client_id, market))
         except VenueError as exc:
             self._count_error(exc)
             if exc.kind is VenueErrorKind.NOT_FOUND:
                 return []
             raise
-        self.views[client_id] = view
-        kind = UpdateKind.CANCELLED if view.status is OrderStatus.CANCELLED else UpdateKind.UNCHANGED
-        updates = [self._update(kind, view)]
+        if self.paper is not None:
+            updates = self._taken()
+        else:
+            self.views[client_id] = view
+            kind = UpdateKind.CANCELLED if view.status is OrderStatus.CANCELLED else UpdateKind.UNCHANGED
+            updates = [self._update(kind, view)]
         await self._commit(updates)
         return updates
 
     async def cancel_all(self, market: str | None = None) -> list[OrderUpdate]:
         await self.ready.wait()
         views = await self.gateway.cancel_all(market)
-        updates = [self._update(UpdateKind.CANCELLED, self._merge(v)) for v in views]
-        for u in updates:
-            self.views[u.order.client_id] = u.order
+        if self.paper is not None:
+            updates = self._taken()
+        else:
+            updates = [self._update(UpdateKind.CANCELLED, self._merge(v)) for v in views]
+            for u in updates:
+                self.views[u.order.client_id] = u.order
         await self._commit(updates)
         return updates
 
     async def order(self, client_id: str) -> Order | None:
         await self.ready.wait()
-        intent = self.intents.get(client_id)
-        if intent is None:
+        market = self._market_of(client_id)
+        if market is None:
             return None
-        view = await self.gateway.order(client_id, intent.market)
+        view = await self.gateway.order(client_id, market)
         return None if view is None else self._merge(view)
 
     async def fills_for(self, client_id: str) -> list[Fill]:
         await self.ready.wait()
-        intent = self.intents.get(client_id)
-        if intent is None:
+        market = self._market_of(client_id)
+        if market is None:
             return []
-        return [f for f in await self.gateway.fills(intent.market) if f.client_id == client_id]
+        return [f for f in await self.gateway.fills(market) if f.client_id == client_id]
 
     async def open_orders(self, market: str | None = None) -> list[Order]:
         await self.ready.wait()
         return [self._merge(o) for o in await self.gateway.open_orders(market)]
 
-    async def on_market(self, events: Sequence[MarketEvent]) -> int:  # noqa: ARG002
-        """A live venue matches orders itself; market data is not needed here."""
-        return 0
-
     async def engine_clock(self) -> int:
-        return wall_ms()
+        """The venue's clock: the latest data time a simulated venue saw, else the wall clock."""
+        return self.paper.clock_ms() if self.paper is not None else wall_ms()
 
-    # ------------------------------------------------------------------ fills
+    # ------------------------------------------------------------------ a simulated venue's extras
+
+    def _simulated(self) -> PaperGateway:
+        if self.paper is None:
+            raise TypeError(f"venue {self.venue} is live: its ground truth is the venue's own")
+        return self.paper
+
+    async def all_orders(self) -> list[Order]:
+        return self._simulated().all_orders()
+
+    async def all_fills(self) -> list[Fill]:
+        return self._simulated().all_fills()
+
+    async def freeze(self, market: str, frozen: bool = True) -> None:
+        """Stop matching one market (tests and drills: an exit order that never fills)."""
+        self._simulated().freeze(market, frozen)
+
+    # ------------------------------------------------------------------ market data and fills
+
+    async def on_market(self, events: Sequence[MarketEvent]) -> int:
+        """Market data from a feed: a simulated venue matches resting orders and pushes fills to
+        their owners; a real venue matches by itself and needs none of it."""
+        if self.paper is None:
+            return 0
+        self.paper.on_market(events)
+        updates = self._taken()
+        if updates:
+            await self._commit(updates)
+            await self._dispatch(updates)
+        return len(updates)
 
     async def _poll_loop(self) -> None:
         while True:
@@ -292,9 +377,13 @@ class LiveVenueActor(ActorShell):
             if u.order.position_id:
                 by_owner.setdefault(u.order.position_id, []).append(u)
         for position_id, batch in by_owner.items():
-            handle = self.handle(position_name(position_id))
-            if handle is not None:
-                handle.on_updates.remote(batch)
+            handle = try_actor(self.settings, position_name(position_id))
+            if handle is None:
+                log.warning(
+                    "updates for %s but no such position actor: the supervisor reconciles", position_id
+                )
+                continue
+            handle.on_updates.remote(batch)
 
     # ------------------------------------------------------------------ reconciliation
 
@@ -311,6 +400,8 @@ class LiveVenueActor(ActorShell):
             "refreshed": [],
             "new_fills": 0,
         }
+        if self.paper is not None:
+            return report  # a simulated venue's memory is the store's checkpoint: nothing to compare
         for order in await self.gateway.open_orders():
             if order.client_id not in self.intents:
                 await self.gateway.cancel(order.client_id, order.market)

@@ -1,0 +1,132 @@
+"""The paper venue: the one matching engine behind the venue gateway protocol.
+
+It answers like a real venue (an order's view, fills by market) and, unlike one, it also
+hands over the exact updates the engine produced (``take_updates``): fills of resting orders
+caused by market data, and the engine's own reasons for a rejection. The venue shell pushes
+those to their owners, as a real venue's user stream would. Its whole state is checkpointed
+by the shell, because nothing outside the process remembers a simulated venue's orders.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from decimal import Decimal
+from typing import Any
+
+from actors.core.fees import FeeModel
+from actors.core.matching import MatchingEngine
+from actors.domain.messages import OrderUpdate, UpdateKind
+from actors.domain.model import Candle, Fill, Instrument, MarketEvent, Order, OrderBook, Settlement
+from actors.venues.gateway import VenueError, VenueErrorKind
+
+
+class PaperGateway:
+    """A simulated venue over the shared matching engine; clock = the latest data time it saw."""
+
+    simulated = True
+
+    def __init__(self, venue: str, fees: FeeModel, instruments: Sequence[Instrument] = ()) -> None:
+        self.venue = venue
+        self.fees = fees
+        self.engine = MatchingEngine(fees)
+        self.frozen: set[str] = set()
+        self._outbox: list[OrderUpdate] = []
+        for instrument in instruments:
+            self.add_instrument(instrument)
+
+    # ------------------------------------------------------------------ state
+
+    def restore(self, state: dict[str, Any]) -> None:
+        """Rebuild the engine from a checkpoint (orders, fills, books, balances)."""
+        self.engine = MatchingEngine.from_state(state, self.fees)
+
+    def checkpoint(self) -> dict[str, Any]:
+        return self.engine.state()
+
+    def add_instrument(self, instrument: Instrument) -> None:
+        if self.fees.trades_on(instrument.venue) and self.engine.instrument(instrument.market_id) is None:
+            self.engine.add_instrument(instrument)
+
+    def clock_ms(self) -> int:
+        return self.engine.last_ms
+
+    def take_updates(self) -> list[OrderUpdate]:
+        """The engine's updates since the last call, in order."""
+        out, self._outbox = self._outbox, []
+        return out
+
+    def freeze(self, market: str, frozen: bool = True) -> None:
+        """Stop matching one market (tests and drills: an exit order that never fills)."""
+        if frozen:
+            self.frozen.add(market)
+        else:
+            self.frozen.discard(market)
+
+    def on_market(self, events: Sequence[MarketEvent]) -> None:
+        """Market data: new instruments, resting orders matched against candles and books."""
+        for event in events:
+            if isinstance(event, Instrument):
+                self.add_instrument(event)
+            elif isinstance(event, Candle):
+                if event.market not in self.frozen:
+                    self._outbox += self.engine.on_candle(event, event.ts_ms + event.interval_ms)
+            elif isinstance(event, OrderBook):
+                if event.market not in self.frozen:
+                    self._outbox += self.engine.on_book(event, event.ts_ms)
+            elif isinstance(event, Settlement):
+                self._outbox += self.engine.cancel_all(event.market, now_ms=event.ts_ms)
+
+    def all_orders(self) -> list[Order]:
+        return self.engine.orders()
+
+    def all_fills(self) -> list[Fill]:
+        return self.engine.fills()
+
+    # ------------------------------------------------------------------ the gateway protocol
+
+    async def start(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None
+
+    async def instruments(self) -> list[Instrument]:
+        return self.engine.instruments()
+
+    async def submit(self, order: Order) -> Order:
+        """Accept (or reject, with the engine's reason in the updates) at the order's own time."""
+        updates = self.engine.submit(order, order.created_ms)
+        self._outbox += updates
+        return updates[-1].order
+
+    async def cancel(self, client_id: str, market: str) -> Order:  # noqa: ARG002
+        updates = self.engine.cancel(client_id, self.engine.last_ms)
+        if not updates:
+            raise VenueError(self.venue, VenueErrorKind.NOT_FOUND, f"no order {client_id}")
+        self._outbox += updates
+        return updates[-1].order
+
+    async def cancel_all(self, market: str | None = None) -> list[Order]:
+        updates = self.engine.cancel_all(market, now_ms=self.engine.last_ms)
+        self._outbox += updates
+        return [u.order for u in updates if u.kind is UpdateKind.CANCELLED]
+
+    async def order(self, client_id: str, market: str) -> Order | None:  # noqa: ARG002
+        return self.engine.order(client_id)
+
+    async def open_orders(self, market: str | None = None) -> list[Order]:
+        return self.engine.open_orders(market)
+
+    async def fills(self, market: str, since_ms: int | None = None) -> list[Fill]:
+        return self.engine.fills(since_ms=since_ms, market=market)
+
+    async def balances(self) -> dict[str, Decimal]:
+        if not self.engine.balances_enabled:
+            return {}
+        return {asset: b.total for asset, b in self.engine.balances().items()}
+
+    async def order_book(self, market: str) -> OrderBook:
+        book = self.engine.book(market)
+        if book is None:
+            raise VenueError(self.venue, VenueErrorKind.NOT_FOUND, f"no book for {market}")
+        return book
