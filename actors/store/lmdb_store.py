@@ -49,22 +49,52 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import os
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from decimal import Decimal
-from enum import Enum
 from pathlib import Path
-from typing import IO, Any, ClassVar, Final, TypeVar
+from typing import IO, Any, ClassVar
 
 import lmdb
 from pydantic import BaseModel, SecretStr, ValidationError
 
 from actors.domain.model import Fill, Order, OrderStatus
+from actors.store.batch import Batch
+from actors.store.export import parse_export, write_atomically
+from actors.store.records import (
+    DATA_KINDS,
+    DEFAULT_MAP_SIZE,
+    GROW_AT,
+    IDX_OPEN_ORDER,
+    INDEXES,
+    KINDS,
+    MAX_DBS,
+    MIGRATIONS,
+    MIN_SECRET_LEN,
+    READ_CHUNK,
+    SCHEMA_KEY,
+    SCHEMA_VERSION,
+    BadRecordError,
+    CorruptRecordError,
+    FillConflictError,
+    M,
+    Migration,
+    OrderConflictError,
+    ReadOnlyStoreError,
+    SchemaError,
+    SecretLeakError,
+    StoreError,
+    StoreFullError,
+    StoreNotFoundError,
+    T,
+    UnknownOrderError,
+    dump_model,
+    load_model,
+    register_migration,
+)
 
-__all__ = [
+__all__ = [  # the store's public surface: the record layout's names are re-exported here
     "DATA_KINDS",
     "DEFAULT_MAP_SIZE",
     "KINDS",
@@ -89,398 +119,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-
-SCHEMA_VERSION: Final = 1
-"""Version of the record layout this code writes; bump it together with a migration."""
-
-KINDS: Final = ("position", "order", "fill", "strategy", "feed", "portfolio", "venue", "trade", "meta")
-DATA_KINDS: Final = tuple(k for k in KINDS if k != "meta")
-"""Kinds that hold records (everything but ``meta``): what migrations and emptiness see."""
-
-DEFAULT_MAP_SIZE: Final = 4 << 30
-"""4 GiB of address space; on Linux the file only grows as pages are used. Grown on demand."""
-
-_MAX_DBS: Final = 32  # room for kinds added by later schema versions
-_IDX_OPEN_ORDER: Final = "_idx/open_order"
-_IDX_TRADE_POSITION: Final = "_idx/trade_position"
-_INDEXES: Final = (_IDX_OPEN_ORDER, _IDX_TRADE_POSITION)
-_SCHEMA_KEY: Final = "schema"
-_SEQ_WIDTH: Final = 20
-_READ_CHUNK: Final = 256
-_GROW_AT: Final = 0.5  # grow the map when more than this fraction is in use
-_MIN_SECRET_LEN: Final = 6
-
-M = TypeVar("M", bound=BaseModel)
-T = TypeVar("T")
-Migration = Callable[[str, str, dict[str, Any]], dict[str, Any] | None]
-"""``(kind, key, data) -> new data`` or ``None`` to delete; upgrades one record by one version."""
-
-MIGRATIONS: dict[int, Migration] = {}
-"""``from_version -> migration`` to ``from_version + 1``; run in order, in one transaction."""
-
-
-# --------------------------------------------------------------------------- errors
-
-
-class StoreError(Exception):
-    """Anything the store refuses or cannot do; the message names the store's path."""
-
-
-class StoreNotFoundError(StoreError):
-    """``create=False`` or ``readonly=True`` and there is no store at the path."""
-
-
-class SchemaError(StoreError):
-    """The store's schema is newer than the code, or cannot be migrated to it."""
-
-
-class CorruptRecordError(StoreError):
-    """A stored value does not decode; ``get`` raises it rather than pretend the key is absent."""
-
-
-class SecretLeakError(StoreError):
-    """A record contains a registered secret value; the message never contains the secret."""
-
-
-class ReadOnlyStoreError(StoreError):
-    """A write on a store opened with ``readonly=True``."""
-
-
-class StoreFullError(StoreError):
-    """The map filled during a batch; the map has been grown, so retrying the batch succeeds."""
-
-
-class OrderConflictError(StoreError):
-    """A client id reused for a different order, or answered with a second venue order id."""
-
-
-class UnknownOrderError(StoreError):
-    """An answer for a client id with no recorded intent."""
-
-
-class FillConflictError(StoreError):
-    """A fill id already stored for a different execution: fill ids must be globally unique."""
-
-
-class _BadRecordError(Exception):
-    """Internal: a value failed to decode; carries the reason."""
-
-
-# --------------------------------------------------------------------------- codec
-
-
-def dump_model(model: BaseModel) -> dict[str, Any]:
-    """JSON-safe dict of a model; Decimals become strings that keep their exact digits."""
-    return model.model_dump(mode="json")
-
-
-def load_model(model: type[M], data: Mapping[str, Any]) -> M:
-    """Inverse of :func:`dump_model`: strings back to exact Decimals, values to enums."""
-    return model.model_validate(data)
-
-
-def _json_default(obj: object) -> Any:
-    """Encode what ``json`` cannot: Decimals as exact strings, nested models, plain enums."""
-    if isinstance(obj, Decimal):
-        return str(obj)
-    if isinstance(obj, BaseModel):
-        return obj.model_dump(mode="json")
-    if isinstance(obj, Enum):
-        return obj.value
-    raise TypeError(f"{type(obj).__name__} is not storable as JSON")
-
-
-def _jsonable(data: Mapping[str, Any] | BaseModel) -> dict[str, Any]:
-    """Normalise a record to plain JSON types (what a reader will get back)."""
-    if isinstance(data, BaseModel):
-        return dump_model(data)
-    if not isinstance(data, Mapping):
-        raise TypeError(f"a record is a dict or a pydantic model, not {type(data).__name__}")
-    out = json.loads(json.dumps(data, default=_json_default))
-    assert isinstance(out, dict)
-    return out
-
-
-def _encode_envelope(kind: str, data: Mapping[str, Any] | BaseModel, v: int) -> str:
-    payload = dump_model(data) if isinstance(data, BaseModel) else data
-    if not isinstance(payload, Mapping):
-        raise TypeError(f"a record is a dict or a pydantic model, not {type(payload).__name__}")
-    return json.dumps(
-        {"v": v, "kind": kind, "data": payload},
-        default=_json_default,
-        ensure_ascii=False,
-        separators=(",", ":"),
-    )
-
-
-def _seq_key(seq: int) -> str:
-    return f"{seq:0{_SEQ_WIDTH}d}"
-
-
-def _field(data: Mapping[str, Any] | BaseModel, name: str) -> Any:
-    return getattr(data, name, None) if isinstance(data, BaseModel) else data.get(name)
-
-
-_STATUS_RANK: Final = {
-    OrderStatus.PENDING: 0,
-    OrderStatus.OPEN: 1,
-    OrderStatus.PARTIALLY_FILLED: 2,
-    OrderStatus.FILLED: 3,
-    OrderStatus.CANCELLED: 3,
-    OrderStatus.REJECTED: 3,
-}
-_INTENT_FIELDS: Final = (
-    "market",
-    "side",
-    "type",
-    "tif",
-    "price",
-    "qty",
-    "position_id",
-    "strategy",
-    "purpose",
-)
-_FILL_IDENTITY: Final = ("client_id", "market", "side", "price", "qty")
-
-
-def register_migration(from_version: int) -> Callable[[Migration], Migration]:
-    """Register the record migration from ``from_version`` to ``from_version + 1``."""
-
-    def deco(fn: Migration) -> Migration:
-        if from_version in MIGRATIONS:
-            raise ValueError(f"a migration from schema v{from_version} is already registered")
-        MIGRATIONS[from_version] = fn
-        return fn
-
-    return deco
-
-
-@register_migration(0)
-def _v0_to_v1(_kind: str, _key: str, data: dict[str, Any]) -> dict[str, Any] | None:
-    """v0 (pre-release) and v1 share the record layout: the example of a no-op step."""
-    return data
-
-
-# --------------------------------------------------------------------------- batch
-
-
-class Batch:
-    """One LMDB write transaction: everything done through it commits together or not at all.
-
-    Obtained from :meth:`StateStore.batch`; reads through it see its own uncommitted writes.
-    Recording a fill and the position it changes in one batch is what keeps them consistent
-    across a crash (``record_fill`` is idempotent, so a replay must find both or neither).
-    """
-
-    def __init__(self, store: StateStore, txn: lmdb.Transaction[bytes]) -> None:
-        self._store = store
-        self._txn = txn
-        self._done = False
-
-    # ------------------------------------------------------------------ generic
-    def get(self, kind: str, key: str) -> dict[str, Any] | None:
-        """The record's data, seeing this batch's writes; raises CorruptRecordError."""
-        raw = self._txn.get(self._store._key(key), db=self._db(kind))
-        return None if raw is None else self._store._decode_or_raise(kind, key, raw)
-
-    def get_model(self, kind: str, key: str, model: type[M]) -> M | None:
-        data = self.get(kind, key)
-        return None if data is None else load_model(model, data)
-
-    def put(self, kind: str, key: str, data: Mapping[str, Any] | BaseModel) -> None:
-        """Insert or replace one record. ``trade`` is append-only and ``meta/schema`` is the store's."""
-        self._store._check_kind(kind)
-        if kind == "trade":
-            raise StoreError("the trade log is append-only: use append_trade()")
-        if kind == "meta" and key == _SCHEMA_KEY:
-            raise StoreError("meta/schema is managed by the store")
-        record: Mapping[str, Any] | BaseModel = data
-        if kind == "order":  # the helpers read orders and fills back as models: validate now
-            order = data if isinstance(data, Order) else Order.model_validate(data)
-            if order.client_id != key:
-                raise StoreError(f"order key {key!r} differs from its client_id {order.client_id!r}")
-            record = order
-        elif kind == "fill":
-            fill = data if isinstance(data, Fill) else Fill.model_validate(data)
-            if fill.fill_id != key:
-                raise StoreError(f"fill key {key!r} differs from its fill_id {fill.fill_id!r}")
-            record = fill
-        self._write(kind, key, record)
-
-    def delete(self, kind: str, key: str) -> bool:
-        """Remove one record; True if it existed. The trade log is append-only."""
-        self._store._check_kind(kind)
-        if kind == "trade":
-            raise StoreError("the trade log is append-only")
-        if kind == "meta" and key == _SCHEMA_KEY:
-            raise StoreError("meta/schema is managed by the store")
-        return self._remove(kind, key)
-
-    def count(self, kind: str) -> int:
-        return self._txn.stat(self._db(kind))["entries"]
-
-    # ------------------------------------------------------------------ write-ahead orders
-    def record_intent(self, order: Order) -> bool:
-        """Commit an order's intent (status PENDING) before the venue is called.
-
-        Returns False when this client id is already recorded for the same order: the
-        intent may already have reached the venue, so the caller must look it up by client
-        id instead of sending it again. A different order under the same client id raises.
-        """
-        if order.status is not OrderStatus.PENDING:
-            raise ValueError(f"an intent is PENDING, not {order.status.value}")
-        existing = self._load_order(order.client_id)
-        if existing is not None:
-            mismatched = [f for f in _INTENT_FIELDS if getattr(existing, f) != getattr(order, f)]
-            if mismatched:
-                raise OrderConflictError(
-                    f"client id {order.client_id!r} is already recorded for a different order "
-                    f"(fields differ: {', '.join(mismatched)})"
-                )
-            return False
-        self._write("order", order.client_id, order)
-        return True
-
-    def record_answer(
-        self,
-        client_id: str,
-        status: OrderStatus | str,
-        venue_order_id: str | None = None,
-        filled_qty: Decimal | None = None,
-        *,
-        updated_ms: int | None = None,
-    ) -> Order:
-        """Commit the venue's answer to an intent and return the stored order.
-
-        Answers can arrive late and out of order, so the status only moves forward
-        (pending < open < partially filled < terminal) and ``filled_qty`` only grows; a stale
-        answer is ignored, never an error. A terminal order is final here: reconciliation
-        corrects one with ``put``. A second venue order id for one client id breaks the
-        one-venue-order-per-client-id invariant and raises OrderConflictError.
-        """
-        new_status = OrderStatus(status)
-        if new_status is OrderStatus.PENDING:
-            raise ValueError("PENDING is an intent, not an answer")
-        order = self._load_order(client_id)
-        if order is None:
-            raise UnknownOrderError(f"no intent recorded for client id {client_id!r}")
-        changes: dict[str, Any] = {}
-        if venue_order_id is not None and venue_order_id != order.venue_order_id:
-            if order.venue_order_id is not None:
-                raise OrderConflictError(
-                    f"client id {client_id!r} answered with venue order {venue_order_id!r} "
-                    f"but is recorded as {order.venue_order_id!r}"
-                )
-            changes["venue_order_id"] = venue_order_id
-        if order.status.is_terminal:
-            if new_status is not order.status:
-                log.warning(
-                    "order %s is %s; ignoring a later %s answer",
-                    client_id,
-                    order.status.value,
-                    new_status.value,
-                )
-        elif _STATUS_RANK[new_status] >= _STATUS_RANK[order.status] and new_status is not order.status:
-            changes["status"] = new_status
-        if filled_qty is not None and filled_qty > order.filled_qty:
-            changes["filled_qty"] = filled_qty
-        if changes and updated_ms is not None:
-            changes["updated_ms"] = updated_ms
-        if not changes:
-            return order
-        updated = Order.model_validate({**order.model_dump(), **changes})
-        self._write("order", client_id, updated)
-        return updated
-
-    def record_fill(self, fill: Fill) -> bool:
-        """Store a fill once: False if this fill id is already stored (a replayed report).
-
-        The same id with a different execution raises FillConflictError instead of dropping
-        a real fill: venue gateways must make fill ids globally unique (Binance trade ids are
-        only unique per symbol, so prefix them).
-        """
-        raw = self._txn.get(self._store._key(fill.fill_id), db=self._db("fill"))
-        if raw is not None:
-            data = self._store._decode_or_raise("fill", fill.fill_id, raw)
-            existing = load_model(Fill, data)
-            differ = [f for f in _FILL_IDENTITY if getattr(existing, f) != getattr(fill, f)]
-            if differ:
-                raise FillConflictError(
-                    f"fill id {fill.fill_id!r} is already stored for another execution "
-                    f"(fields differ: {', '.join(differ)})"
-                )
-            return False
-        self._write("fill", fill.fill_id, fill)
-        return True
-
-    # ------------------------------------------------------------------ trade log
-    def append_trade(self, round_trip: Mapping[str, Any] | BaseModel) -> int:
-        """Append a closed round trip to the log and return its sequence number (from 1).
-
-        It needs ``strategy`` (str) and ``ts_ms`` (int, the close time). With a
-        ``position_id`` it is idempotent: a position closes once, so a replayed close returns
-        the seq already logged instead of counting the trade twice.
-        """
-        data = _jsonable(round_trip)
-        if not isinstance(data.get("strategy"), str) or not isinstance(data.get("ts_ms"), int):
-            raise ValueError("a round trip needs 'strategy' (str) and 'ts_ms' (int)")
-        position_id = data.get("position_id")
-        if position_id is not None:
-            seen = self._txn.get(self._store._key(str(position_id)), db=self._db(_IDX_TRADE_POSITION))
-            if seen is not None:
-                return int(seen)
-        cur = self._txn.cursor(db=self._db("trade"))
-        seq = int(cur.key()) + 1 if cur.last() else 1
-        self._write("trade", _seq_key(seq), data)
-        return seq
-
-    # ------------------------------------------------------------------ internals
-    def _db(self, kind: str) -> Any:
-        self._check_open()
-        return self._store._db_or_raise(kind)
-
-    def _check_open(self) -> None:
-        if self._done:
-            raise StoreError("this batch is finished; open a new one")
-
-    def _load_order(self, client_id: str) -> Order | None:
-        return self.get_model("order", client_id, Order)
-
-    def _write(self, kind: str, key: str, data: Mapping[str, Any] | BaseModel, v: int | None = None) -> None:
-        """Encode, refuse secrets, write, and keep the indexes in step, in this transaction."""
-        store = self._store
-        text = _encode_envelope(kind, data, store.schema_version if v is None else v)
-        store._check_secrets(kind, key, text)
-        bkey = store._key(key)
-        self._txn.put(bkey, text.encode("utf-8"), db=self._db(kind))
-        if kind == "order":
-            status = _field(data, "status")
-            idx = self._db(_IDX_OPEN_ORDER)
-            try:
-                terminal = OrderStatus(status).is_terminal
-            except ValueError:
-                terminal = False  # unknown status (older schema): keep it visible as open
-            if terminal:
-                self._txn.delete(bkey, db=idx)
-            else:
-                self._txn.put(bkey, str(status).encode(), db=idx)
-        elif kind == "trade":
-            position_id = _field(data, "position_id")
-            if position_id is not None:
-                self._txn.put(
-                    store._key(str(position_id)),
-                    key.encode(),
-                    overwrite=False,
-                    db=self._db(_IDX_TRADE_POSITION),
-                )
-
-    def _remove(self, kind: str, key: str) -> bool:
-        bkey = self._store._key(key)
-        existed = self._txn.delete(bkey, db=self._db(kind))
-        if kind == "order":
-            self._txn.delete(bkey, db=self._db(_IDX_OPEN_ORDER))
-        return existed
-
 
 # --------------------------------------------------------------------------- store
 
@@ -564,8 +202,8 @@ class StateStore:
             value = item.get_secret_value() if isinstance(item, SecretStr) else item
             if not value:
                 continue
-            if len(value) < _MIN_SECRET_LEN:
-                log.warning("store: a secret shorter than %d characters is not checked", _MIN_SECRET_LEN)
+            if len(value) < MIN_SECRET_LEN:
+                log.warning("store: a secret shorter than %d characters is not checked", MIN_SECRET_LEN)
                 continue
             fresh.add(value)
             escaped = json.dumps(value, ensure_ascii=False)[1:-1]
@@ -619,7 +257,7 @@ class StateStore:
         for key, raw in self._raw_items(kind, prefix):
             try:
                 _, data = self._decode(kind, raw)
-            except _BadRecordError as exc:
+            except BadRecordError as exc:
                 self._report_bad(kind, key, str(exc))
                 continue
             yield key, data
@@ -772,19 +410,7 @@ class StateStore:
         Undecodable values are reported and left out.
         """
         if isinstance(out, str | Path):
-            target = Path(out)
-            fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
-            try:
-                with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                    n = self._export_to(fh)
-                    fh.flush()
-                    os.fsync(fh.fileno())
-                os.replace(tmp, target)
-            except BaseException:
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(tmp)
-                raise
-            return n
+            return write_atomically(Path(out), self._export_to)
         return self._export_to(out)
 
     def import_json(self, src: Path | str | IO[str], *, replace: bool = False) -> int:
@@ -797,9 +423,9 @@ class StateStore:
         self._check_writable()
         if isinstance(src, str | Path):
             with open(src, encoding="utf-8") as fh:
-                records, file_version = self._parse_export(fh, str(src))
+                records, file_version = parse_export(fh, str(src), self.schema_version, self._path)
         else:
-            records, file_version = self._parse_export(src, "<stream>")
+            records, file_version = parse_export(src, "<stream>", self.schema_version, self._path)
         with self.batch() as tx:
             non_empty = [k for k in DATA_KINDS if tx.count(k)]
             if non_empty and not replace:
@@ -807,7 +433,7 @@ class StateStore:
                     f"{self._path}: refusing to import into a non-empty store (has {', '.join(non_empty)}); "
                     "pass replace=True to overwrite it"
                 )
-            for name in (*KINDS, *_INDEXES):
+            for name in (*KINDS, *INDEXES):
                 tx._txn.drop(self._db_or_raise(name), delete=False)
             for kind, key, v, data in records:
                 tx._write(kind, key, data, v)
@@ -825,14 +451,14 @@ class StateStore:
         info = self._env.info()
         stat = self._env.stat()
         data_file = self._path / "data.mdb"
-        meta = self.get("meta", _SCHEMA_KEY) or {}
+        meta = self.get("meta", SCHEMA_KEY) or {}
         report: dict[str, Any] = {
             "path": str(self._path),
             "readonly": self._readonly,
             "schema_version": meta.get("version"),
             "code_schema_version": self.schema_version,
             "counts": {kind: self.count(kind) for kind in KINDS},
-            "open_orders": self._count_index(_IDX_OPEN_ORDER),
+            "open_orders": self._count_index(IDX_OPEN_ORDER),
             "env": {
                 "map_size": info["map_size"],
                 "used_bytes": (info["last_pgno"] + 1) * stat["psize"],
@@ -851,7 +477,7 @@ class StateStore:
                 for key, raw in self._raw_items(kind, ""):
                     try:
                         self._decode(kind, raw)
-                    except _BadRecordError:
+                    except BadRecordError:
                         corrupt.append(f"{kind}/{key}")
             report["corrupt"] = corrupt
         return report
@@ -877,7 +503,7 @@ class StateStore:
                 metasync=True,
                 writemap=False,
                 map_async=False,
-                max_dbs=_MAX_DBS,
+                max_dbs=MAX_DBS,
                 mode=0o700,
                 create=create,
             )
@@ -888,10 +514,10 @@ class StateStore:
         """Create the sub-databases and check, write or migrate the schema in one transaction."""
         txn = self._env.begin(write=True)
         try:
-            for name in (*KINDS, *_INDEXES):
+            for name in (*KINDS, *INDEXES):
                 self._dbs[name] = self._env.open_db(name.encode(), txn=txn, create=True)
             tx = Batch(self, txn)
-            raw = txn.get(_SCHEMA_KEY.encode(), db=self._dbs["meta"])
+            raw = txn.get(SCHEMA_KEY.encode(), db=self._dbs["meta"])
             if raw is None:
                 non_empty = [k for k in DATA_KINDS if tx.count(k)]
                 if non_empty:
@@ -912,7 +538,7 @@ class StateStore:
             raise
 
     def _open_dbs_readonly(self) -> None:
-        for name in (*KINDS, *_INDEXES):
+        for name in (*KINDS, *INDEXES):
             try:
                 self._dbs[name] = self._env.open_db(name.encode(), create=False)
             except lmdb.NotFoundError:
@@ -922,7 +548,7 @@ class StateStore:
         raw = None
         if "meta" in self._dbs:
             with self._read() as txn:
-                raw = txn.get(_SCHEMA_KEY.encode(), db=self._dbs["meta"])
+                raw = txn.get(SCHEMA_KEY.encode(), db=self._dbs["meta"])
         if raw is None:
             raise SchemaError(
                 f"{self._path}: no meta/schema (not a state store, or never opened by a writer)"
@@ -946,7 +572,7 @@ class StateStore:
         try:
             _, data = self._decode("meta", raw)
             version = data["version"]
-        except (_BadRecordError, KeyError) as exc:
+        except (BadRecordError, KeyError) as exc:
             raise SchemaError(f"{self._path}: unreadable meta/schema: {exc}") from exc
         if not isinstance(version, int) or isinstance(version, bool) or version < 0:
             raise SchemaError(f"{self._path}: invalid schema version {version!r}")
@@ -954,7 +580,7 @@ class StateStore:
 
     def _write_schema(self, tx: Batch, version: int, **extra: Any) -> None:
         data = {"version": version, "written_ms": int(time.time() * 1000), **extra}
-        tx._write("meta", _SCHEMA_KEY, data, version)
+        tx._write("meta", SCHEMA_KEY, data, version)
 
     def _migrate(self, tx: Batch, stored: int) -> None:
         """Run the chain stored -> code version over every record, inside ``tx`` (all or nothing)."""
@@ -972,7 +598,7 @@ class StateStore:
                 for key, raw in rows:
                     try:
                         _, data = self._decode(kind, raw)
-                    except _BadRecordError as exc:
+                    except BadRecordError as exc:
                         self._report_bad(kind, key, f"{exc}; left as is by migration v{version}")
                         continue
                     new = step(kind, key, data)
@@ -1033,7 +659,7 @@ class StateStore:
     def _maybe_grow_locked(self) -> None:
         info = self._env.info()
         used = (info["last_pgno"] + 1) * self._env.stat()["psize"]
-        if used > info["map_size"] * _GROW_AT:
+        if used > info["map_size"] * GROW_AT:
             self._set_mapsize_locked(max(info["map_size"] * 2, used * 2))
 
     def _grow(self) -> None:
@@ -1082,28 +708,28 @@ class StateStore:
         return bkey
 
     def _decode(self, kind: str, raw: bytes) -> tuple[int, dict[str, Any]]:
-        """Envelope -> (version, data); raises _BadRecordError with the reason."""
+        """Envelope -> (version, data); raises BadRecordError with the reason."""
         try:
             obj = json.loads(raw.decode("utf-8"))
         except (UnicodeDecodeError, ValueError) as exc:
-            raise _BadRecordError(f"not UTF-8 JSON ({type(exc).__name__})") from None
+            raise BadRecordError(f"not UTF-8 JSON ({type(exc).__name__})") from None
         if not isinstance(obj, dict):
-            raise _BadRecordError("envelope is not an object")
+            raise BadRecordError("envelope is not an object")
         v, env_kind, data = obj.get("v"), obj.get("kind"), obj.get("data")
         if not isinstance(v, int) or isinstance(v, bool) or v < 0:
-            raise _BadRecordError(f"bad envelope version {v!r}")
+            raise BadRecordError(f"bad envelope version {v!r}")
         if v > self.schema_version:
-            raise _BadRecordError(f"record schema v{v} is newer than the code's v{self.schema_version}")
+            raise BadRecordError(f"record schema v{v} is newer than the code's v{self.schema_version}")
         if env_kind != kind:
-            raise _BadRecordError(f"envelope kind {env_kind!r} in sub-database {kind!r}")
+            raise BadRecordError(f"envelope kind {env_kind!r} in sub-database {kind!r}")
         if not isinstance(data, dict):
-            raise _BadRecordError("envelope data is not an object")
+            raise BadRecordError("envelope data is not an object")
         return v, data
 
     def _decode_or_raise(self, kind: str, key: str, raw: bytes) -> dict[str, Any]:
         try:
             return self._decode(kind, raw)[1]
-        except _BadRecordError as exc:
+        except BadRecordError as exc:
             self._report_bad(kind, key, str(exc))
             raise CorruptRecordError(f"{self._path}: {kind}/{key} does not decode: {exc}") from None
 
@@ -1130,7 +756,7 @@ class StateStore:
                     k = cur.key()
                     if not k.startswith(start):
                         break
-                    if len(chunk) == _READ_CHUNK:
+                    if len(chunk) == READ_CHUNK:
                         exhausted = False
                         break
                     chunk.append((k, cur.value()))
@@ -1149,7 +775,7 @@ class StateStore:
                 self._report_bad(kind, key, f"not a valid {model.__name__}: {exc.error_count()} errors")
 
     def _indexed_orders(self, statuses: set[OrderStatus] | None) -> list[Order]:
-        idx, orders_db = self._dbs.get(_IDX_OPEN_ORDER), self._dbs.get("order")
+        idx, orders_db = self._dbs.get(IDX_OPEN_ORDER), self._dbs.get("order")
         if idx is None or orders_db is None:
             return []
         found: list[Order] = []
@@ -1166,7 +792,7 @@ class StateStore:
                 continue
             try:
                 _, data = self._decode("order", raw)
-            except _BadRecordError as exc:
+            except BadRecordError as exc:
                 self._report_bad("order", key, str(exc))
                 continue
             found.extend(self._models("order", Order, [(key, data)]))
@@ -1190,48 +816,10 @@ class StateStore:
                     key = bkey.decode("utf-8", "replace")
                     try:
                         v, data = self._decode(kind, raw)
-                    except _BadRecordError as exc:
+                    except BadRecordError as exc:
                         self._report_bad(kind, key, f"{exc}; left out of the export")
                         continue
                     line = {"kind": kind, "key": key, "v": v, "data": data}
                     fh.write(json.dumps(line, ensure_ascii=False, separators=(",", ":")) + "\n")
                     n += 1
         return n
-
-    def _parse_export(self, fh: IO[str], name: str) -> tuple[list[tuple[str, str, int, dict[str, Any]]], int]:
-        """Validate a whole export before anything is written; returns records and file schema."""
-        records: list[tuple[str, str, int, dict[str, Any]]] = []
-        file_version: int | None = None
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            where = f"{name}:{lineno}"
-            try:
-                obj = json.loads(line)
-            except ValueError as exc:
-                raise StoreError(f"{where}: not JSON: {exc}") from None
-            if not isinstance(obj, dict):
-                raise StoreError(f"{where}: a record is a JSON object")
-            kind, key, v, data = obj.get("kind"), obj.get("key"), obj.get("v"), obj.get("data")
-            if kind not in KINDS or not isinstance(key, str) or not key:
-                raise StoreError(f"{where}: bad kind/key {kind!r}/{key!r}")
-            if not isinstance(v, int) or isinstance(v, bool) or v < 0 or not isinstance(data, dict):
-                raise StoreError(f"{where}: bad envelope (v={v!r}, data is {type(data).__name__})")
-            if kind == "meta" and key == _SCHEMA_KEY:
-                version = data.get("version")
-                if not isinstance(version, int) or isinstance(version, bool):
-                    raise StoreError(f"{where}: bad schema version {version!r}")
-                file_version = version
-                continue
-            records.append((kind, key, v, data))
-        if file_version is None:
-            raise StoreError(f"{name}: no meta/schema record; not a raytrader export")
-        if file_version > self.schema_version:
-            raise SchemaError(
-                f"{name}: export schema v{file_version} is newer than this code's v{self.schema_version} "
-                f"(importing into {self._path})"
-            )
-        newer = [f"{k}/{key}" for k, key, v, _ in records if v > file_version]
-        if newer:
-            raise StoreError(f"{name}: records newer than the file's schema v{file_version}: {newer[:3]}")
-        return records, file_version
