@@ -27,6 +27,9 @@ from config.models import Settings
 
 log = logging.getLogger(__name__)
 
+STOPPED = "stopped"
+"""The halt reason of a clean stop: a pause for the end of a run, never persisted as a latch."""
+
 
 @ray.remote
 class PortfolioActor(ActorShell):
@@ -40,9 +43,12 @@ class PortfolioActor(ActorShell):
                 settings.portfolio, settings.exits, settings.strategies, saved["core"]
             )
             self.halted: str | None = saved.get("halted")
+            if self.halted == STOPPED:  # written by older versions: a stop is never a latch
+                self.halted = None
         else:
             self.core = PortfolioCore(settings.portfolio, settings.exits, settings.strategies)
             self.halted = None
+        self.halt_latched = self.halted is not None
         self.instruments: dict[str, Instrument] = {i.market_id: i for i in instruments}
         self.books: dict[str, OrderBook] = {}
         self.marks: dict[str, dict[str, Decimal]] = {}
@@ -89,19 +95,28 @@ class PortfolioActor(ActorShell):
         }
 
     async def _checkpoint(self) -> None:
-        await self.store_call("put", "portfolio", "main", {"core": self.core.state(), "halted": self.halted})
+        await self.store_call("put", "portfolio", "main", self._record())
+
+    def _record(self) -> dict[str, Any]:
+        """The checkpoint: a halt is kept only while it is latched (a stop's pause is not)."""
+        return {"core": self.core.state(), "halted": self.halted if self.halt_latched else None}
 
     # ------------------------------------------------------------------ control
 
-    async def halt(self, reason: str) -> None:
-        """Stop new entries (exits go on)."""
+    async def halt(self, reason: str, latched: bool = True) -> None:
+        """Stop new entries (exits go on). A latched halt (kill switch, spent restart budget)
+        survives restarts until an operator resumes; an unlatched one (a stop) ends with the run."""
+        if self.halt_latched and not latched:
+            return  # a stop does not replace a latched halt (kill switch, restart budget)
         if self.halted != reason:
             log.warning("portfolio halted: %s", reason)
         self.halted = reason
+        self.halt_latched = latched
         await self._checkpoint()
 
     async def resume(self) -> None:
         self.halted = None
+        self.halt_latched = False
         await self._checkpoint()
 
     # ------------------------------------------------------------------ events
@@ -171,7 +186,7 @@ class PortfolioActor(ActorShell):
             "batch",
             [
                 PutRecord("position", plan.position_id, record),
-                PutRecord("portfolio", "main", {"core": self.core.state(), "halted": self.halted}),
+                PutRecord("portfolio", "main", self._record()),
             ],
         )
         self.approved += 1

@@ -86,6 +86,9 @@ class PositionActor(ActorShell):
         self.closed = self.core.position.status is ExitStatus.CLOSED
         self.redrives = 0
         self.frozen = bool(record.get("frozen", False))
+        """No new orders leave while frozen; they stay intents in the core until unfrozen."""
+        self.frozen_latched = self.frozen
+        """Only the kill switch's freeze is persisted: a stop's freeze ends with the run."""
         close = record.get("close")
         self.close_info: PositionReleased | None = (
             None if close is None else PositionReleased.from_record(position_id, close)
@@ -111,7 +114,8 @@ class PositionActor(ActorShell):
             "status_since_ms": self.status_since_ms,
             "market": pos.market,
             "strategy": pos.strategy,
-            "armed": self.core.exits_armed(),
+            "armed": self.core.exits_armed() and not self._unsent_exits(),
+            "frozen": self.frozen,
             "open_qty": str(pos.open_qty),
             "mark_value": str(pos.mark_value),
             "realized_pnl": str(pos.realized_pnl),
@@ -121,6 +125,14 @@ class PositionActor(ActorShell):
             "ready": self.ready.is_set(),
             "redrives": self.redrives,
         }
+
+    def _unsent_exits(self) -> list[str]:
+        """Exit intents the venue has not acknowledged: an intent protects nothing until it is there."""
+        return [
+            o.client_id
+            for o in self.core.orders.values()
+            if o.purpose != "entry" and o.status is OrderStatus.PENDING
+        ]
 
     async def wait_ready(self) -> str:
         """Returns once the actor has reconciled and its pending orders are at the venue."""
@@ -228,10 +240,11 @@ class PositionActor(ActorShell):
             await self._checkpoint()
             await self._execute(commands, ingest_ns)
 
-    async def freeze(self, frozen: bool = True) -> None:
-        """Kill switch: place no new orders (they stay intents in the core until unfrozen)."""
+    async def freeze(self, frozen: bool = True, latched: bool = True) -> None:
+        """Place no new orders (kill switch: ``latched``; a clean stop: not latched)."""
         async with self.lock:
             self.frozen = frozen
+            self.frozen_latched = frozen and (latched or self.frozen_latched)  # a stop keeps a latch
             await self._checkpoint()
             if not frozen:
                 await self._reconcile()
@@ -263,7 +276,7 @@ class PositionActor(ActorShell):
     async def _checkpoint(self, extra: Sequence[StoreOp] = ()) -> None:
         record = position_record(self.core, self.exits, origin_ns=self.origin_ns)
         record["status_since_ms"] = self.status_since_ms
-        record["frozen"] = self.frozen
+        record["frozen"] = self.frozen_latched
         record["close"] = None if self.close_info is None else self.close_info.to_record()
         record["released"] = self.released
         await self.store_call("batch", [*extra, PutRecord("position", self.position_id, record)])

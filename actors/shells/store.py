@@ -114,6 +114,7 @@ class StoreActor(ActorShell):
                 "status_since_ms": rec.get("status_since_ms"),
                 "close": rec.get("close"),
                 "released": bool(rec.get("released", False)),
+                "frozen": bool(rec.get("frozen", False)),
             }
             for key, rec in self.db.items("position")
         ]

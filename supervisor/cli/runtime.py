@@ -105,6 +105,10 @@ def run(
     confirm_live: Annotated[
         bool, typer.Option("--confirm-live", help="Confirm that live trading is intended.")
     ] = False,
+    clear_kill_switch: Annotated[
+        bool,
+        typer.Option("--clear-kill-switch", help="Clear a kill switch latched in this state before trading."),
+    ] = False,
 ) -> None:
     """Run the supervised multi-strategy portfolio (paper on bundled replay data by default)."""
     import ray
@@ -124,7 +128,12 @@ def run(
     console = Console(stderr=True)
     runtime.connect(address, settings)
     try:
-        started = runtime.start_system(settings)
+        started = runtime.start_system(settings, clear_kill_switch=clear_kill_switch)
+        if started.get("kill_switch_latched"):
+            console.print(
+                "kill switch LATCHED: no entries, positions frozen; "
+                "clear it with `raytrader resume` or `raytrader run --clear-kill-switch`"
+            )
         console.print(
             f"raytrader {settings.mode.value}: {len(started['actors'])} actors; "
             f"metrics at http://{settings.metrics.host}:{started['metrics_port']}/metrics; "
@@ -217,6 +226,9 @@ def status(
     typer.echo(
         f"equity {p.get('equity')}  realised {p.get('realized_pnl')}  halted {p.get('halted') or 'no'}"
     )
+    latched = "LATCHED (clear: raytrader resume)" if snapshot.get("kill_switch_latched") else "clear"
+    frozen = snapshot.get("frozen_positions", [])
+    typer.echo(f"kill switch {latched}  frozen positions {len(frozen)}")
     for actor in snapshot["actors"]:
         typer.echo(
             f"{actor['kind']:10} {actor['name']:48} "
@@ -265,6 +277,25 @@ def kill_switch(
     except (ConnectionError, RuntimeError) as exc:
         fail(str(exc), code=1)
     typer.echo(json.dumps({**result, "seconds": round(time.monotonic() - started, 3)}))
+
+
+@app.command()
+def resume(
+    config: ConfigOption = None,
+    address: Annotated[str, typer.Option("--address", help="Ray cluster address.")] = "auto",
+) -> None:
+    """Clear a latched kill switch: entries allowed again, positions unfrozen and re-armed."""
+    import ray
+
+    from supervisor.control import runtime
+
+    settings = _settings(config, None)
+    try:
+        ray.init(address=address, namespace=settings.runtime.namespace, logging_level=logging.ERROR)
+        result = ray.get(runtime.supervisor_handle(settings).resume.remote(), timeout=30)
+    except (ConnectionError, RuntimeError) as exc:
+        fail(str(exc), code=1)
+    typer.echo(json.dumps(result))
 
 
 def _parse_since(since: str | None) -> int | None:

@@ -46,7 +46,7 @@ from actors.shells.base import (
     wall_ms,
 )
 from actors.shells.feed import FeedActor, feeds_for
-from actors.shells.portfolio import PortfolioActor
+from actors.shells.portfolio import STOPPED, PortfolioActor
 from actors.shells.position import PositionActor
 from actors.shells.strategy import StrategyActor
 from actors.shells.venue import VenueActor
@@ -198,7 +198,7 @@ class SupervisorActor:
             return remote(PositionActor).options(**options).remote(s, name.split(":", 1)[1])
         raise ValueError(f"unknown actor kind {kind!r}")
 
-    async def start(self) -> dict[str, Any]:
+    async def start(self, clear_kill_switch: bool = False) -> dict[str, Any]:
         """Spawn every actor the config and the store call for (consumers before feeds).
 
         In live mode each venue is reconciled with the store before any feed starts: foreign
@@ -219,18 +219,30 @@ class SupervisorActor:
         for name, kind in feeds:
             if self._handle(name) is None:
                 self._handles[name] = self._create(name, kind)
+        if clear_kill_switch and self.frozen:
+            log.warning("kill switch cleared at start by the operator")
+            self.frozen = False
+            portfolio = self._handle(PORTFOLIO)
+            if portfolio is not None:
+                await portfolio.resume.remote()
         for pos in await self._store().position_index.remote():
             if pos["open"]:
                 name = position_name(pos["position_id"])
                 self._expect(name, "position")
                 if self._handle(name) is None:
                     self._handles[name] = self._create(name, "position")
+                if pos.get("frozen") and not self.frozen:  # frozen only while the kill switch is latched
+                    try:
+                        await self._handles[name].freeze.remote(False)
+                    except Exception as exc:  # it restarts from its record; the next start unfreezes it
+                        log.error("position %s not unfrozen at start: %s", name, exc)
         self.started = True
         await self._save()
         if self._loop_task is None:
             self._loop_task = asyncio.get_event_loop().create_task(self._control_loop())
         return {
             "actors": sorted(self.actors),
+            "kill_switch_latched": self.frozen,
             "metrics_port": self.metrics_port,
             "reconciliation": self.reconciliation,
         }
@@ -520,6 +532,8 @@ class SupervisorActor:
         return {
             "started": self.started,
             "frozen": self.frozen,
+            "kill_switch_latched": self.frozen,
+            "frozen_positions": sorted(p["name"] for p in positions if p["detail"].get("frozen")),
             "metrics_port": self.metrics_port,
             "actors": actors,
             "portfolio": portfolio,
@@ -535,29 +549,58 @@ class SupervisorActor:
         }
 
     async def kill_switch(self, reason: str = "kill switch") -> dict[str, Any]:
-        """Halt entries, freeze positions (no new orders), cancel every open order; within a second."""
+        """Halt entries, freeze positions (no new orders), cancel every open order; within a second.
+
+        The kill switch is latched: it survives restarts and stops until an operator clears it
+        (``raytrader resume``, or ``raytrader run --clear-kill-switch``).
+        """
         self.frozen = True
         await self._save()
+        cancelled = await self._quiesce(reason, latched=True)
+        log.warning("kill switch: entries halted, %d orders cancelled", cancelled)
+        self.notifier.notify_soon(halt_alert(reason, cancelled=cancelled))
+        return {"halted": reason, "cancelled": cancelled, "latched": True}
+
+    async def _quiesce(self, reason: str, *, latched: bool) -> int:
+        """Halt entries, freeze every position and cancel every open order; returns the count."""
         portfolio = self._handle(PORTFOLIO)
-        calls = [portfolio.halt.remote(reason)] if portfolio is not None else []
+        calls = [portfolio.halt.remote(reason, latched)] if portfolio is not None else []
         for record in self.actors.values():
             if record.kind == "position":
                 handle = self._handle(record.name)
                 if handle is not None:
-                    calls.append(handle.freeze.remote(True))
+                    calls.append(handle.freeze.remote(True, latched))
         await asyncio.gather(*calls, return_exceptions=True)
         cancelled = 0
         for venue in trading_venues(self.settings):
             handle = self._handle(venue_name(venue))
             if handle is not None:
                 cancelled += len(await handle.cancel_all.remote())
-        log.warning("kill switch: entries halted, %d orders cancelled", cancelled)
-        if reason != "stopped":
-            self.notifier.notify_soon(halt_alert(reason, cancelled=cancelled))
-        return {"halted": reason, "cancelled": cancelled}
+        return cancelled
+
+    async def resume(self) -> dict[str, Any]:
+        """Clear the kill switch: entries allowed again, positions unfrozen (they re-arm their exits)."""
+        was = self.frozen
+        self.frozen = False
+        await self._save()
+        portfolio = self._handle(PORTFOLIO)
+        calls = [portfolio.resume.remote()] if portfolio is not None else []
+        for record in self.actors.values():
+            if record.kind == "position":
+                handle = self._handle(record.name)
+                if handle is not None:
+                    calls.append(handle.freeze.remote(False))
+        results = await asyncio.gather(*calls, return_exceptions=True)
+        failed = [str(r) for r in results if isinstance(r, BaseException)]
+        log.warning("kill switch cleared (was latched: %s)", was)
+        return {"was_latched": was, "unfrozen_positions": len(calls) - 1 - len(failed), "failed": failed}
 
     async def stop(self, cancel_orders: bool = True) -> dict[str, Any]:
-        """Pause the feeds, flush strategy state, and (by default) cancel every open order."""
+        """Pause the feeds, flush strategy state, and (by default) cancel every open order.
+
+        A stop is not a kill switch: the pause it puts on entries and positions is not
+        persisted, so the next run on the same state resumes trading and re-arms every exit.
+        """
         calls = []
         for name, kind in self._static_actors():
             handle = self._handle(name)
@@ -570,9 +613,8 @@ class SupervisorActor:
         await asyncio.gather(*calls, return_exceptions=True)
         result: dict[str, Any] = {"cancelled": 0}
         if cancel_orders:
-            result = await self.kill_switch("stopped")
-            self.frozen = False  # a resumed run trades again; positions re-arm their exits
-            await self._save()
+            reason = "kill switch" if self.frozen else STOPPED
+            result = {"cancelled": await self._quiesce(reason, latched=self.frozen)}
         self.stopping = True
         await self.notifier.close()
         return result

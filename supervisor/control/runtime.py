@@ -92,8 +92,11 @@ def live_problems(settings: Settings, *, confirmed: bool) -> list[str]:
     return problems
 
 
-def start_system(settings: Settings) -> dict[str, Any]:
-    """Create the Store and Supervisor actors (or find them) and let the supervisor spawn the rest."""
+def start_system(settings: Settings, *, clear_kill_switch: bool = False) -> dict[str, Any]:
+    """Create the Store and Supervisor actors (or find them) and let the supervisor spawn the rest.
+
+    A latched kill switch stays latched (no entries, positions frozen) unless ``clear_kill_switch``.
+    """
     from supervisor.control.actor import SupervisorActor
 
     store_path(settings).parent.mkdir(parents=True, exist_ok=True)
@@ -116,7 +119,7 @@ def start_system(settings: Settings) -> dict[str, Any]:
             .options(**actor_options(settings, SUPERVISOR, **head))
             .remote(settings, startup_instruments(settings))
         )
-    result: dict[str, Any] = ray.get(supervisor.start.remote())
+    result: dict[str, Any] = ray.get(supervisor.start.remote(clear_kill_switch))
     return result
 
 

@@ -177,3 +177,66 @@ def test_stopped_run_resumes_from_the_store(tmp_path: Path) -> None:
     finally:
         runtime.stop_system(settings, cancel_orders=True, teardown=True)
     _assert_invariants(settings)
+
+
+def test_stop_then_run_resumes_trading_with_no_frozen_position(tmp_path: Path) -> None:
+    """Issue 10, defect 1: a stop froze every position and halted the portfolio durably, so the
+    next run on the same state could neither exit nor enter. A stop must leave a resumable state."""
+    settings = binance_settings(tmp_path, "t-stop-resume")
+    runtime.start_system(settings)
+    wait_for("an open position to hold through the stop", lambda: _open_positions(settings), timeout_s=180)
+    runtime.stop_system(settings, cancel_orders=True, teardown=True)
+    with StateStore(tmp_path / "state" / "store", readonly=True) as db:
+        open_at_stop = [key for key, rec in db.items("position") if rec.get("open")]
+        frozen_in_store = [key for key, rec in db.items("position") if rec.get("frozen")]
+        halted_in_store = (db.get("portfolio", "main") or {}).get("halted")
+    assert open_at_stop
+    assert frozen_in_store == []
+    assert halted_in_store is None
+    runtime.start_system(settings)
+    try:
+        snapshot = run_to_end(settings)
+        assert not snapshot["kill_switch_latched"]
+        assert snapshot["frozen_positions"] == []
+        assert snapshot["portfolio"].get("halted") is None
+        assert snapshot["portfolio"]["decisions"] > 0  # the strategies' signals were evaluated again
+        venue = get_actor(settings, venue_name("binance"))
+        resting_exits = {o.position_id for o in ray.get(venue.open_orders.remote()) if o.purpose != "entry"}
+    finally:
+        runtime.stop_system(settings, cancel_orders=True, teardown=True)
+    closed = {t.position_id for t in runtime.read_trades(settings)}
+    for position_id in open_at_stop:  # each one exited, or its exits rest at the venue again
+        assert position_id in closed or position_id in resting_exits, position_id
+    _assert_invariants(settings)
+
+
+def test_kill_switch_stays_latched_across_restart_until_resumed(tmp_path: Path) -> None:
+    """The kill switch is a latch: a new run on the same state keeps entries halted and positions
+    frozen, and says so, until the operator clears it."""
+    settings = binance_settings(tmp_path, "t-latch")
+    runtime.start_system(settings)
+    wait_for("an open position", lambda: _open_positions(settings), timeout_s=180)
+    supervisor = get_actor(settings, SUPERVISOR)
+    result = ray.get(supervisor.kill_switch.remote())
+    assert result["latched"]
+    runtime.stop_system(settings, cancel_orders=True, teardown=True)
+    started = runtime.start_system(settings)
+    try:
+        assert started["kill_switch_latched"]
+        snapshot = wait_for(
+            "frozen positions to report",
+            lambda: (s := runtime.status(settings))["frozen_positions"] and s,
+        )
+        assert snapshot["kill_switch_latched"]
+        assert snapshot["portfolio"].get("halted")
+        resumed = ray.get(get_actor(settings, SUPERVISOR).resume.remote())
+        assert resumed["was_latched"]
+        after = wait_for(
+            "positions to unfreeze",
+            lambda: (s := runtime.status(settings))["frozen_positions"] == [] and s,
+        )
+        assert not after["kill_switch_latched"]
+        assert after["portfolio"].get("halted") is None
+    finally:
+        runtime.stop_system(settings, cancel_orders=True, teardown=True)
+    _assert_invariants(settings)
