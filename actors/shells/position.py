@@ -66,6 +66,12 @@ def position_record(core: PositionCore, exits: ExitConfig, *, origin_ns: int | N
     }
 
 
+def _keep_closes(queue: list[Command]) -> list[Command]:
+    """After a reconciliation, only the closes of a stale queue still need carrying out: the core
+    emits a close once, and reconciling does not emit it again."""
+    return [c for c in queue if isinstance(c, PositionClosed)]
+
+
 @ray.remote
 class PositionActor(ActorShell):
     kind = "position"
@@ -273,13 +279,17 @@ class PositionActor(ActorShell):
 
     # ------------------------------------------------------------------ commands
 
-    async def _checkpoint(self, extra: Sequence[StoreOp] = ()) -> None:
+    async def _checkpoint(self, extra: Sequence[StoreOp] = ()) -> list[Any]:
+        """The position's record (and ``extra`` ops first) in one transaction; each op's result."""
         record = position_record(self.core, self.exits, origin_ns=self.origin_ns)
         record["status_since_ms"] = self.status_since_ms
         record["frozen"] = self.frozen_latched
         record["close"] = None if self.close_info is None else self.close_info.to_record()
         record["released"] = self.released
-        await self.store_call("batch", [*extra, PutRecord("position", self.position_id, record)])
+        results: list[Any] = await self.store_call(
+            "batch", [*extra, PutRecord("position", self.position_id, record)]
+        )
+        return results
 
     async def _execute(self, commands: list[Command], origin_ns: int | None) -> None:
         """Carry out the core's commands; an order's intent is durable before the venue sees it."""
@@ -293,12 +303,23 @@ class PositionActor(ActorShell):
                         "position %s frozen: order %s held back", self.position_id, command.order.client_id
                     )
                     continue
-                await self._checkpoint([RecordIntent(command.order)])
+                first_time = (await self._checkpoint([RecordIntent(command.order)]))[0]
+                if not first_time:  # recorded before: it may be at the venue already, never send twice
+                    adopted = await self._adopt_if_seen(command.order.client_id)
+                    if adopted is not None:
+                        queue += adopted
+                        continue
                 updates = await self._venue_call("submit", command.order, origin_ns)
+                if updates is None:  # the venue failed and the position reconciled: the venue
+                    queue = _keep_closes(queue)  # commands left here are stale, a close is not
+                    continue
                 for update in updates:
                     queue += apply_update(self.core, update)
             elif isinstance(command, CancelOrder):
                 updates = await self._venue_call("cancel", command.client_id)
+                if updates is None:
+                    queue = _keep_closes(queue)
+                    continue
                 for update in updates:
                     queue += apply_update(self.core, update)
             elif isinstance(command, PositionClosed):
@@ -308,9 +329,24 @@ class PositionActor(ActorShell):
         if commands:
             await self._checkpoint()
 
-    async def _venue_call(self, method: str, *args: Any) -> list[OrderUpdate]:
+    async def _adopt_if_seen(self, client_id: str) -> list[Command] | None:
+        """An order the venue already knows, adopted with its fills; ``None`` if it never saw it."""
+        seen = await self.venue.order.remote(client_id)
+        if seen is None:
+            return None
+        commands: list[Command] = []
+        for fill in await self.venue.fills_for.remote(client_id):
+            commands += self.core.on_fill(fill)
+        commands += self.core.on_order_update(
+            client_id, seen.status, seen.filled_qty, self._now(), venue_order_id=seen.venue_order_id
+        )
+        return commands
+
+    async def _venue_call(self, method: str, *args: Any) -> list[OrderUpdate] | None:
         """A venue call; if the venue fails mid-call, the answer is unknown: wait for it to come
-        back and reconcile by client id (never re-send blindly)."""
+        back and reconcile by client id (never re-send blindly). ``None`` after such a failure:
+        the reconciliation has re-derived and sent everything still to do, so the caller's queue
+        of commands is stale and must be dropped."""
         try:
             updates: list[OrderUpdate] = await getattr(self.venue, method).remote(*args)
             return updates
@@ -322,7 +358,7 @@ class PositionActor(ActorShell):
             self.forget(venue_name(self.instrument.venue))
             await self.call_with_retry(venue_name(self.instrument.venue), "ping")
             await self._reconcile()
-            return []
+            return None
 
     async def _closed(self, closed: PositionClosed) -> None:
         """Log the round trip and the close in one commit, then release the portfolio's slot.
@@ -330,6 +366,8 @@ class PositionActor(ActorShell):
         The record says what the portfolio must book (``close``) and whether it has
         (``released``): if this actor dies in between, the supervisor releases it instead.
         """
+        if self.close_info is not None:
+            return  # already logged and booked: a close is carried out once
         self.closed = True
         trip = round_trip(self.core, closed)
         self.close_info = PositionReleased(

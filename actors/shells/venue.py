@@ -37,8 +37,9 @@ log = logging.getLogger(__name__)
 LOOKUP_ATTEMPTS = 5
 
 
-@ray.remote
-class VenueActor(ActorShell):
+class VenueShell(ActorShell):
+    """The venue actor's class before Ray wraps it (drills and fault-injection tests extend it)."""
+
     kind = "venue"
 
     def __init__(self, settings: Settings, venue: str, instruments: Sequence[Instrument]) -> None:
@@ -433,3 +434,6 @@ class VenueActor(ActorShell):
         report["balances"] = {k: str(v) for k, v in (await self.gateway.balances()).items() if v}
         log.info("venue %s startup reconciliation: %s", self.venue, report)
         return report
+
+
+VenueActor = ray.remote(VenueShell)

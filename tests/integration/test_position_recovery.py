@@ -1,0 +1,74 @@
+"""Position actors under venue failures, on a real local Ray instance with the real paper venue.
+
+A venue actor that fails a call after carrying it out (the answer is lost) is the real
+``VenueShell`` with one fault injected, registered under the venue's name before the
+supervisor starts, so the supervisor adopts it like any venue actor.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import ray
+
+from actors.domain.messages import OrderUpdate
+from actors.domain.model import Order
+from actors.shells.base import actor_options, get_actor, remote, venue_name
+from actors.shells.venue import VenueShell
+from config.models import Settings
+from supervisor.control import runtime
+from tests.runtime_harness import binance_settings, run_to_end, wait_for
+
+pytestmark = [pytest.mark.ray, pytest.mark.usefixtures("ray_local")]
+
+
+class LostAnswerVenue(VenueShell):
+    """Carries out the first exit-order submit, then loses its answer (raises to the caller)."""
+
+    def __init__(self, settings: Settings, venue: str, instruments: Any) -> None:
+        super().__init__(settings, venue, instruments)
+        self.submits: dict[str, int] = {}
+        self.lost: str | None = None
+
+    async def submit(self, order: Order, origin_ns: int | None = None) -> list[OrderUpdate]:
+        self.submits[order.client_id] = self.submits.get(order.client_id, 0) + 1
+        updates = await super().submit(order, origin_ns)
+        if self.lost is None and order.purpose != "entry":
+            self.lost = order.client_id
+            raise ConnectionError("venue answer lost after the order was placed")
+        return updates
+
+    async def submit_counts(self) -> dict[str, Any]:
+        return {"lost": self.lost, "submits": dict(self.submits)}
+
+
+def _start_with(settings: Settings, venue_class: type) -> Any:
+    instruments = [i for i in runtime.startup_instruments(settings) if i.venue == "binance"]
+    name = venue_name("binance")
+    handle = (
+        remote(ray.remote(venue_class))
+        .options(**actor_options(settings, name))
+        .remote(settings, "binance", instruments)
+    )
+    runtime.start_system(settings)
+    return handle
+
+
+def test_lost_exit_submit_answer_sends_no_order_twice(tmp_path: Path) -> None:
+    """Issue 10, defect 3: after a failed venue call the position reconciled (sending every
+    pending intent) and then went on with its stale queue, sending the same client ids again
+    (on Binance a duplicate is rejected and the leg re-placed under a new id: oversold)."""
+    settings = binance_settings(tmp_path, "t-lost-answer")
+    venue = _start_with(settings, LostAnswerVenue)
+    try:
+        wait_for("an exit submit to lose its answer", lambda: ray.get(venue.submit_counts.remote())["lost"])
+        run_to_end(settings)
+        counts = ray.get(get_actor(settings, venue_name("binance")).submit_counts.remote())
+    finally:
+        runtime.stop_system(settings, cancel_orders=True, teardown=True)
+    twice = {cid: n for cid, n in counts["submits"].items() if n > 1}
+    assert twice == {}, f"client ids submitted more than once: {twice}"
+    results = runtime.verify_from_store(settings)
+    assert not [r.as_dict() for r in results if not r.ok]
