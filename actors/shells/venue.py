@@ -61,6 +61,9 @@ class VenueShell(ActorShell):
         self.errors: dict[str, int] = {}
         self.ready = asyncio.Event()
         self.start_error: str | None = None
+        self.registered: set[str] = set()
+        self.unregistered: dict[str, Order] = {}
+        """Orders a gateway could not re-register at start-up (venue errors): retried by the poll loop."""
         if self.paper is not None:
             self._restore_paper(instruments)
             self.ready.set()
@@ -102,19 +105,48 @@ class VenueShell(ActorShell):
                 await asyncio.sleep(delay)
                 delay = min(10.0, delay * 2)
         self.start_error = None
-        for order in await self.store_call("orders"):
-            if order.market.split(":", 1)[0] == self.venue:
-                self.intents[order.client_id] = order
-                register = getattr(self.gateway, "register", None)
-                if register is not None and order.status is not OrderStatus.REJECTED:
-                    await register(order)  # gateways that derive venue ids from the order relearn them
-        for fill in await self.store_call("fills"):
-            self._account(fill)
-        for order in self.intents.values():
-            if self._awaiting_fills(order):  # unfinished, or filled beyond the fills we hold
-                self.views[order.client_id] = order
-        self.ready.set()
+        try:
+            for order in await self.store_call("orders"):
+                if order.market.split(":", 1)[0] == self.venue:
+                    self.intents[order.client_id] = order
+            for fill in await self.store_call("fills"):
+                self._account(fill)
+            for order in self.intents.values():
+                if self._awaiting_fills(order):  # unfinished, or filled beyond the fills we hold
+                    self.views[order.client_id] = order
+            await self._register_unfinished()
+        except Exception:  # never leave every caller waiting: what failed is retried by the poll loop
+            log.exception("venue %s: startup incomplete; serving anyway", self.venue)
+        finally:
+            self.ready.set()
         self._spawn(self._poll_loop())
+
+    async def _register_unfinished(self) -> None:
+        """Gateways that derive venue ids from the order relearn them, for the orders that still
+        matter (open, or with fills to fetch): not the whole history, and never blocking start-up
+        on a venue error (a 429, a 5xx, a resolved market's 404)."""
+        register = getattr(self.gateway, "register", None)
+        if register is None:
+            return
+        self.unregistered = {
+            cid: o
+            for cid, o in self.views.items()
+            if o.status is not OrderStatus.REJECTED and cid not in self.registered
+        }
+        for client_id, order in list(self.unregistered.items()):
+            try:
+                await register(order)
+            except VenueError as exc:
+                self._count_error(exc)
+                if exc.retryable:
+                    log.warning("venue %s: %s not re-registered yet (%s)", self.venue, client_id, exc)
+                    continue  # the next poll tries again
+                log.error("venue %s: %s cannot be re-registered: %s", self.venue, client_id, exc)
+            except Exception as exc:
+                self._count_error(exc)
+                log.error("venue %s: %s cannot be re-registered: %s", self.venue, client_id, exc)
+            self.registered.add(client_id)
+            self.unregistered.pop(client_id, None)
 
     def _account(self, fill: Fill) -> None:
         self.seen_fills.add(fill.fill_id)
@@ -132,6 +164,7 @@ class VenueShell(ActorShell):
             "ready": self.ready.is_set(),
             "start_error": self.start_error,
             "tracked_orders": sum(1 for o in self.views.values() if o.is_open),
+            "unregistered_orders": len(self.unregistered),
             "errors": dict(self.errors),
         }
 
@@ -284,6 +317,10 @@ class VenueShell(ActorShell):
 
     async def order(self, client_id: str) -> Order | None:
         await self.ready.wait()
+        if client_id in self.unregistered:  # "never seen" would invite a resend: answer only when known
+            await self._register_unfinished()
+            if client_id in self.unregistered:
+                raise VenueError(self.venue, VenueErrorKind.UNAVAILABLE, f"{client_id} not re-registered yet")
         market = self._market_of(client_id)
         if market is None:
             return None
@@ -347,6 +384,8 @@ class VenueShell(ActorShell):
 
     async def poll_once(self) -> int:
         """New fills and venue-side status changes of the orders we track, pushed to their owners."""
+        if self.unregistered:
+            await self._register_unfinished()
         markets = {o.market for o in self.views.values() if self._awaiting_fills(o)}
         updates: list[OrderUpdate] = []
         for market in sorted(markets):

@@ -7,6 +7,7 @@ supervisor starts, so the supervisor adopts it like any venue actor.
 
 from __future__ import annotations
 
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -72,3 +73,64 @@ def test_lost_exit_submit_answer_sends_no_order_twice(tmp_path: Path) -> None:
     assert twice == {}, f"client ids submitted more than once: {twice}"
     results = runtime.verify_from_store(settings)
     assert not [r.as_dict() for r in results if not r.ok]
+
+
+@pytest.fixture(scope="module")
+def sandbox() -> Any:
+    from ops.chaos import SandboxThread
+
+    thread = SandboxThread(speed=0.0)
+    yield thread.info
+    thread.stop()
+
+
+def test_live_venue_startup_with_an_unregistrable_order_still_serves(tmp_path: Path, sandbox: Any) -> None:
+    """Issue 10, defect 7: the live venue re-registered every stored order at start-up with no
+    error handling; one venue error (here a market the venue no longer knows) and ``ready`` was
+    never set, so every call, stop-losses included, waited forever."""
+    from actors.domain.model import OrderStatus, Side
+    from actors.shells.base import STORE
+    from actors.shells.store import StoreActor, store_path
+    from actors.shells.venue import VenueActor
+    from actors.store.lmdb_store import StateStore
+    from config.loader import load_settings
+
+    env = {
+        "RAYTRADER_SECRETS__POLYMARKET_PRIVATE_KEY": "0x" + "42" * 32,
+        "RAYTRADER_SECRETS__BINANCE_API_KEY": sandbox["binance"]["api_key"],
+        "RAYTRADER_SECRETS__BINANCE_API_SECRET": sandbox["binance"]["api_secret"],
+    }
+    overrides = [
+        'mode="live"',
+        f'live.polymarket.url="{sandbox["polymarket"]["url"]}"',
+        f'state_dir="{tmp_path / "state"}"',
+        'runtime.namespace="t-venue-startup"',
+        "metrics.port=0",
+    ]
+    settings = load_settings(None, env=env, overrides=overrides)
+    store_path(settings).parent.mkdir(parents=True)
+    with StateStore(store_path(settings)) as db:  # an intent left from an earlier run
+        db.record_intent(
+            Order(
+                client_id="rt-left-from-an-earlier-run",
+                market="polymarket:" + "9" * 70,
+                side=Side.SELL,
+                price=Decimal("0.5"),
+                qty=Decimal("10"),
+                status=OrderStatus.PENDING,
+                position_id="pos-old",
+                purpose="stop",
+            )
+        )
+    store = remote(StoreActor).options(**actor_options(settings, STORE)).remote(settings)
+    venue = (
+        remote(VenueActor)
+        .options(**actor_options(settings, venue_name("polymarket")))
+        .remote(settings, "polymarket", [])
+    )
+    try:
+        assert ray.get(venue.open_orders.remote(), timeout=60) == []
+        assert ray.get(venue.order.remote("rt-left-from-an-earlier-run"), timeout=60) is None
+    finally:
+        for handle in (venue, store):
+            ray.kill(handle, no_restart=True)

@@ -444,7 +444,15 @@ class PolymarketGateway:
         return (await self._prepare(order)).order_id
 
     async def register(self, order: Order) -> str:
-        """Re-learn an order's id after a restart without sending anything; returns the id."""
+        """Re-learn an order's id after a restart without sending anything; returns the id.
+
+        An order the venue answered carries its id: kept as is, with no request (and no risk of a
+        different hash if the market's fee rate or tick changed since). Only an unanswered intent
+        is prepared again to learn the id it would have had.
+        """
+        if order.venue_order_id:
+            self._remember(order.client_id, order.venue_order_id, token_of(order.market))
+            return order.venue_order_id
         prepared = await self._prepare(order)
         self._remember(order.client_id, prepared.order_id, prepared.token)
         return prepared.order_id
