@@ -11,6 +11,7 @@ import asyncio
 import logging
 import os
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import ray
@@ -177,6 +178,23 @@ class ActorShell:
     def _spawn(self, coro: Any) -> None:
         """Run a background loop on the actor's event loop (resumes by itself after a restart)."""
         self._tasks.append(asyncio.get_event_loop().create_task(coro))
+
+    async def _every(
+        self, what: str, interval_s: Callable[[], float], body: Callable[[], Awaitable[bool | None]]
+    ) -> None:
+        """Run ``body`` every ``interval_s()`` seconds until it returns True. An exception is logged
+        and counted (``raytrader_loop_errors_total``) and the loop goes on: a periodic duty (exit
+        timers, fill polls, checkpoints) must not die with one bad turn."""
+        while True:
+            await asyncio.sleep(interval_s())
+            try:
+                if await body():
+                    return
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                self.metrics.inc("raytrader_loop_errors_total", {"kind": self.kind, "loop": what})
+                log.exception("%s: %s failed; trying again next interval", self.actor_id, what)
 
     def _shell_start(self) -> None:
         self._spawn(self._heartbeat_loop())

@@ -267,15 +267,18 @@ class PositionActor(ActorShell):
         return self.heartbeat_detail()
 
     async def _timer_loop(self) -> None:
-        while not self.closed:
-            await asyncio.sleep(self.settings.runtime.position_timer_s)
-            async with self.lock:
-                if self.closed:
-                    break
-                commands = self.core.on_timer(self._now())
-                if commands:
-                    await self._checkpoint()
-                    await self._execute(commands, None)
+        await self._every("exit timers", lambda: self.settings.runtime.position_timer_s, self._timer_turn)
+
+    async def _timer_turn(self) -> bool:
+        """Time-based exits (time exit, entry timeout); True once the position is closed."""
+        async with self.lock:
+            if self.closed:
+                return True
+            commands = self.core.on_timer(self._now())
+            if commands:
+                await self._checkpoint()
+                await self._execute(commands, None)
+            return self.closed
 
     # ------------------------------------------------------------------ commands
 

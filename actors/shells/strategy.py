@@ -103,10 +103,13 @@ class StrategyActor(ActorShell):
         )
 
     async def _checkpoint_loop(self) -> None:
-        while True:
-            await asyncio.sleep(self.settings.runtime.strategy_checkpoint_s)
-            try:
-                await self.checkpoint()
-            except Exception:
-                self._dirty = True
-                log.exception("strategy %s: checkpoint failed; will retry", self.name)
+        await self._every(
+            "checkpoint", lambda: self.settings.runtime.strategy_checkpoint_s, self._checkpoint_turn
+        )
+
+    async def _checkpoint_turn(self) -> None:
+        try:
+            await self.checkpoint()
+        except Exception:
+            self._dirty = True  # the next turn writes it again
+            raise

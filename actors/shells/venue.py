@@ -374,13 +374,14 @@ class VenueShell(ActorShell):
         return len(updates)
 
     async def _poll_loop(self) -> None:
-        while True:
-            await asyncio.sleep(self.settings.runtime.venue_poll_s)
-            try:
-                await self.poll_once()
-            except Exception as exc:
-                self._count_error(exc)
-                log.warning("venue %s: fill poll failed: %s", self.venue, exc)
+        await self._every("fill poll", lambda: self.settings.runtime.venue_poll_s, self._poll_turn)
+
+    async def _poll_turn(self) -> None:
+        try:
+            await self.poll_once()
+        except VenueError as exc:  # expected weather (429, 5xx, timeouts): counted, not a stack trace
+            self._count_error(exc)
+            log.warning("venue %s: fill poll failed: %s", self.venue, exc)
 
     async def poll_once(self) -> int:
         """New fills and venue-side status changes of the orders we track, pushed to their owners."""

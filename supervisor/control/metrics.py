@@ -44,6 +44,12 @@ SPECS: tuple[MetricSpec, ...] = (
         "Seconds since the actor's last heartbeat",
         ("kind", "actor"),
     ),
+    MetricSpec(
+        "counter",
+        "raytrader_loop_errors_total",
+        "Turns of an actor's periodic loop (exit timers, fill polls, checkpoints) that raised",
+        ("kind", "loop"),
+    ),
     MetricSpec("counter", "raytrader_events_total", "Market events ingested by a feed", ("feed", "type")),
     MetricSpec(
         "gauge",
