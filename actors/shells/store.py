@@ -15,17 +15,11 @@ from typing import Any
 import ray
 
 from actors.domain.messages import (
-    AppendTrade,
-    DeleteRecord,
-    PutRecord,
-    RecordAnswer,
-    RecordFill,
-    RecordIntent,
     StoreOp,
 )
 from actors.domain.model import Fill, Order, OrderStatus
 from actors.shells.base import ActorShell
-from actors.store.lmdb_store import StateStore, UnknownOrderError
+from actors.store.lmdb_store import StateStore
 from config.models import Settings
 
 log = logging.getLogger(__name__)
@@ -80,25 +74,7 @@ class StoreActor(ActorShell):
     async def batch(self, ops: Sequence[StoreOp]) -> list[Any]:
         """Several changes in one atomic, durable transaction; returns each op's result."""
         started = self._timed()
-        results: list[Any] = []
-        with self.db.batch() as tx:
-            for op in ops:
-                match op:
-                    case PutRecord(kind, key, data):
-                        tx.put(kind, key, data)
-                        results.append(None)
-                    case DeleteRecord(kind, key):
-                        results.append(tx.delete(kind, key))
-                    case RecordIntent(order):
-                        results.append(tx.record_intent(order))
-                    case RecordAnswer(order, ts_ms):
-                        results.append(self._answer(tx, order, ts_ms))
-                    case RecordFill(fill):
-                        results.append(tx.record_fill(fill))
-                    case AppendTrade(record):
-                        results.append(tx.append_trade(record))
-                    case _:
-                        raise TypeError(f"not a store operation: {op!r}")
+        results = self.db.apply(ops)
         self._observe(started)
         return results
 
@@ -118,20 +94,6 @@ class StoreActor(ActorShell):
             }
             for key, rec in self.db.items("position")
         ]
-
-    @staticmethod
-    def _answer(tx: Any, order: Order, ts_ms: int) -> dict[str, Any]:
-        """A venue's answer to an order; one we never intended (placed by hand, planted) is
-        recorded as the venue reports it, so the orphan hunt and the ledgers can see it."""
-        try:
-            answered: Order = tx.record_answer(
-                order.client_id, order.status, order.venue_order_id, order.filled_qty, updated_ms=ts_ms
-            )
-        except UnknownOrderError:
-            log.warning("venue reports order %s that has no recorded intent (foreign order)", order.client_id)
-            tx.put("order", order.client_id, order)
-            answered = order
-        return answered.model_dump(mode="json")
 
     async def mark_released(self, position_id: str) -> bool:
         """The portfolio has booked this closed position (the supervisor released it for a dead actor)."""

@@ -51,7 +51,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from decimal import Decimal
 from pathlib import Path
 from typing import IO, Any, ClassVar
@@ -59,6 +59,15 @@ from typing import IO, Any, ClassVar
 import lmdb
 from pydantic import BaseModel, SecretStr, ValidationError
 
+from actors.domain.messages import (
+    AppendTrade,
+    DeleteRecord,
+    PutRecord,
+    RecordAnswer,
+    RecordFill,
+    RecordIntent,
+    StoreOp,
+)
 from actors.domain.model import Fill, Order, OrderStatus
 from actors.store.batch import Batch
 from actors.store.export import parse_export, write_atomically
@@ -119,6 +128,9 @@ __all__ = [  # the store's public surface: the record layout's names are re-expo
 ]
 
 log = logging.getLogger(__name__)
+
+APPLY_ATTEMPTS = 8
+"""A batch larger than 2**7 times the map cannot be written: it is an error, not weather."""
 
 # --------------------------------------------------------------------------- store
 
@@ -315,6 +327,21 @@ class StateStore:
             raise StoreFullError(
                 f"{self._path}: the map is full; it has been grown, run the batch again"
             ) from full
+
+    def apply(self, ops: Sequence[StoreOp]) -> list[Any]:
+        """Several typed operations in one atomic, durable transaction; each op's result.
+
+        Run again while the map had to grow (a failed attempt wrote nothing; each growth
+        doubles the map), so a full map never drops a durable write.
+        """
+        for attempt in range(APPLY_ATTEMPTS):
+            try:
+                with self.batch() as tx:
+                    return [_apply_one(tx, op) for op in ops]
+            except StoreFullError:
+                if attempt == APPLY_ATTEMPTS - 1:
+                    raise
+        raise AssertionError("unreachable")
 
     # ------------------------------------------------------------------ write-ahead orders
     def record_intent(self, order: Order) -> bool:
@@ -823,3 +850,36 @@ class StateStore:
                     fh.write(json.dumps(line, ensure_ascii=False, separators=(",", ":")) + "\n")
                     n += 1
         return n
+
+
+def _apply_one(tx: Batch, op: StoreOp) -> Any:
+    match op:
+        case PutRecord(kind, key, data):
+            tx.put(kind, key, data)
+            return None
+        case DeleteRecord(kind, key):
+            return tx.delete(kind, key)
+        case RecordIntent(order):
+            return tx.record_intent(order)
+        case RecordAnswer(order, ts_ms):
+            return _record_answer(tx, order, ts_ms)
+        case RecordFill(fill):
+            return tx.record_fill(fill)
+        case AppendTrade(record):
+            return tx.append_trade(record)
+        case _:
+            raise TypeError(f"not a store operation: {op!r}")
+
+
+def _record_answer(tx: Batch, order: Order, ts_ms: int) -> dict[str, Any]:
+    """A venue's answer to an order; one we never intended (placed by hand, planted) is
+    recorded as the venue reports it, so the orphan hunt and the ledgers can see it."""
+    try:
+        answered: Order = tx.record_answer(
+            order.client_id, order.status, order.venue_order_id, order.filled_qty, updated_ms=ts_ms
+        )
+    except UnknownOrderError:
+        log.warning("venue reports order %s that has no recorded intent (foreign order)", order.client_id)
+        tx.put("order", order.client_id, order)
+        answered = order
+    return answered.model_dump(mode="json")
