@@ -204,6 +204,8 @@ class SupervisorActor:
         In live mode each venue is reconciled with the store before any feed starts: foreign
         open orders cancelled, intents refreshed, missing fills recorded.
         """
+        for record in self.actors.values():  # a new run: its actors' first beats are not restarts
+            record.incarnation = None
         feeds: list[tuple[str, str]] = []
         for name, kind in self._static_actors():
             self._expect(name, kind)

@@ -198,6 +198,7 @@ def test_stop_then_run_resumes_trading_with_no_frozen_position(tmp_path: Path) -
         snapshot = run_to_end(settings)
         assert not snapshot["kill_switch_latched"]
         assert snapshot["frozen_positions"] == []
+        assert snapshot["restarts"] == 0  # a new run's actors are new, not restarts of the old ones
         assert snapshot["portfolio"].get("halted") is None
         assert snapshot["portfolio"]["decisions"] > 0  # the strategies' signals were evaluated again
         venue = get_actor(settings, venue_name("binance"))
