@@ -175,6 +175,9 @@ class BinanceGateway:
         self._instruments: dict[str, Instrument] = {}
         self._client_ids: dict[tuple[str, str], str] = {}
         """(binance symbol, orderId) -> our client id, learnt from orders seen."""
+        self._trades: dict[str, dict[str, Fill]] = {}
+        """Our fills per Binance symbol, read once: each poll asks only for trades after the last."""
+        self._next_trade_id: dict[str, int] = {}
         self._pro: Any | None = None
 
     # ------------------------------------------------------------------ lifecycle
@@ -403,29 +406,30 @@ class BinanceGateway:
     # ------------------------------------------------------------------ fills and balances
 
     async def fills(self, market: str, since_ms: int | None = None) -> list[Fill]:
-        """Our trades in ``market`` (from ``since_ms``), paged by trade id; ids ``binance:<SYMBOL>:<id>``."""
+        """Our trades in ``market`` (from ``since_ms``); ids ``binance:<SYMBOL>:<id>``.
+
+        Read incrementally: the first call pages through the history once (``fromId`` 0), every
+        later one asks only for trades after the newest seen, so a poll's request weight and
+        payload stay flat however long the account trades (a full re-read on every poll grows
+        until Binance answers 429 and then bans with 418).
+        """
         await self._ensure_markets()
         symbol = self._symbol(market)
         binance_symbol = self._binance_id(symbol)
-        out: list[Fill] = []
-        params: dict[str, Any] = {} if since_ms is not None else {"fromId": 0}
-        since = since_ms
+        known = self._trades.setdefault(binance_symbol, {})
+        next_id = self._next_trade_id.get(binance_symbol, 0)
         while True:
             page: list[dict[str, Any]] = await self._call(
-                partial(self.exchange.fetch_my_trades, symbol, since, _MY_TRADES_PAGE, params)
+                partial(self.exchange.fetch_my_trades, symbol, None, _MY_TRADES_PAGE, {"fromId": next_id})
             )
             for trade in page:
                 fill = await self._to_fill(trade, symbol, binance_symbol)
-                if since_ms is None or fill.ts_ms >= since_ms:
-                    out.append(fill)
+                known.setdefault(fill.fill_id, fill)
+                next_id = max(next_id, int(trade["info"]["id"]) + 1)
+            self._next_trade_id[binance_symbol] = next_id
             if len(page) < _MY_TRADES_PAGE:
                 break
-            params = {"fromId": int(page[-1]["info"]["id"]) + 1}
-            since = None
-        unique: dict[str, Fill] = {}
-        for fill in out:
-            unique.setdefault(fill.fill_id, fill)
-        return list(unique.values())
+        return [f for f in known.values() if since_ms is None or f.ts_ms >= since_ms]
 
     async def _client_id(self, binance_symbol: str, symbol: str, order_id: str) -> str:
         key = (binance_symbol, order_id)

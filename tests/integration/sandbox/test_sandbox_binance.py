@@ -805,3 +805,29 @@ async def test_ground_truth_endpoints_list_every_order_and_fill(
     assert fills[0]["trade_id"] is not None
     assert Decimal(fills[0]["qty"]) == venue.fills()[0].qty
     assert state["bar_index"] == START_BAR + 3 == venue.bar_index
+
+
+async def test_fill_polls_read_only_new_trades_after_the_first(
+    venue: SandboxBinance, creds: Credentials, gateway: BinanceGateway
+) -> None:
+    """Issue 10: every fill poll re-read the account's whole trade history (``fromId`` 0), so its
+    weight and payload grew with history until the venue rate-limited and banned the key."""
+
+    async def buy(client_id: str) -> None:
+        order = Order(
+            client_id=client_id, market=MARKET, side=Side.BUY, type=OrderType.MARKET, qty=Decimal("0.001")
+        )
+        assert (await gateway.submit(order)).status is OrderStatus.FILLED
+        venue.advance(1)  # a fresh book level for the next one
+
+    for n in range(3):
+        await buy(f"poll-{n}")
+    first = await gateway.fills(MARKET)
+    assert [f.client_id for f in first] == ["poll-0", "poll-1", "poll-2"]
+    newest = max(int(f.fill_id.rsplit(":", 1)[1]) for f in first)
+    await gateway.fills(MARKET)
+    assert f"fromId={newest + 1}" in gateway.exchange.last_request_url  # only what came after
+    await buy("poll-3")
+    after = await gateway.fills(MARKET)
+    assert [f.client_id for f in after] == ["poll-0", "poll-1", "poll-2", "poll-3"]
+    assert [f.qty for f in after] == [f.qty for f in venue.fills(creds.account)]
