@@ -32,7 +32,7 @@ from actors.shells.store import store_path
 from config.loader import dump_settings, load_settings
 from config.models import Settings
 from supervisor.control import runtime
-from supervisor.control.invariants import InvariantResult, check_invariants
+from supervisor.control.invariants import InvariantResult, check_invariants, exits_at_venue
 
 log = logging.getLogger(__name__)
 
@@ -452,12 +452,48 @@ class ChaosRun:
 
     # ------------------------------------------------------------------ the verdict
 
+    def _running_checks(self, sandbox: SandboxThread) -> list[InvariantResult]:
+        """Checks that hold only while the system runs (a stop cancels the orders they look at),
+        each given one detection interval after the faults end to become true."""
+        from actors.store.lmdb_store import StateStore
+
+        def exits() -> InvariantResult:
+            orders, _fills = sandbox_ground_truth(sandbox.binance_url)
+            with StateStore(store_path(self.settings), readonly=True) as db:
+                positions = list(db.items("position"))
+            return exits_at_venue(positions, orders)
+
+        def unfrozen() -> InvariantResult:
+            snapshot = self._status() or {}
+            frozen = [] if snapshot.get("kill_switch_latched") else list(snapshot.get("frozen_positions", []))
+            return InvariantResult(
+                9,
+                "no position frozen unless the kill switch is latched",
+                not frozen,
+                [f"{name} is frozen" for name in frozen],
+                len(snapshot.get("positions", [])),
+            )
+
+        interval = (
+            self.settings.supervision.stuck_transient_s + 2 * self.settings.supervision.heartbeat_interval_s
+        )
+        results: list[InvariantResult] = []
+        for check in (exits, unfrozen):
+            deadline = time.monotonic() + interval
+            result = check()
+            while not result.ok and time.monotonic() < deadline:
+                time.sleep(0.25)
+                result = check()
+            results.append(result)
+        return results
+
     def _finish(self, sandbox: SandboxThread) -> None:
         from actors.store.lmdb_store import StateStore
 
         _http("DELETE", f"{sandbox.binance_url}/_sandbox/faults")
         snapshot = self._status() or {}
         self.report.restarts = int(snapshot.get("restarts", 0))
+        running_checks = self._running_checks(sandbox)
         runtime.stop_system(self.settings, cancel_orders=True, teardown=False)
         self._settle()
         orders, fills = sandbox_ground_truth(sandbox.binance_url)
@@ -471,6 +507,7 @@ class ChaosRun:
         self.report.invariants = check_invariants(
             self.settings, positions, trades, ours, our_fills, store_orders=store_orders
         )
+        self.report.invariants += running_checks
         unsent = sorted({o.client_id for o in ours} - {o.client_id for o in store_orders})
         self.report.invariants.append(
             InvariantResult(

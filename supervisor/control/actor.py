@@ -618,6 +618,10 @@ class SupervisorActor:
             reason = "kill switch" if self.frozen else STOPPED
             result = {"cancelled": await self._quiesce(reason, latched=self.frozen)}
         self.stopping = True
+        for record in self.actors.values():  # the next run's actors are new ones, not restarts
+            record.incarnation = None
+        self.started = False  # and the next run's supervisor waits for its start
+        await self._save()
         await self.notifier.close()
         return result
 

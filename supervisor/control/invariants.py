@@ -53,8 +53,13 @@ def check_invariants(
     *,
     store_orders: Iterable[Order] = (),
     settled: bool = True,
+    kill_switch_latched: bool = False,
 ) -> list[InvariantResult]:
-    """All seven invariants; ``settled`` means no order may be open without a live owner."""
+    """All seven invariants; ``settled`` means no order may be open without a live owner.
+
+    Invariant 5 also holds that no position is frozen unless the kill switch is latched: a
+    frozen position places no exit, so a freeze that outlives its latch strands the position.
+    """
     records = dict(positions)
     cores = {pid: _core(rec) for pid, rec in records.items()}
     orders = list(venue_orders)
@@ -65,10 +70,52 @@ def check_invariants(
         _no_orphans(orders, cores, settled),
         _fills_in_one_position(fills, cores),
         _one_position_per_market(cores),
-        _exits_armed(cores),
+        _exits_armed(cores, records, kill_switch_latched),
         _books_reconcile(settings, cores, fills, trade_list),
         _risk_limits(settings, cores, trade_list),
+        _trade_log_complete(records, trade_list),
     ]
+
+
+def exits_at_venue(
+    positions: Iterable[tuple[str, dict[str, Any]]], venue_orders: Iterable[Order]
+) -> InvariantResult:
+    """Every open position's exit orders rest at the venue, not just as intents in the store.
+
+    Checked while the system runs (a stop cancels them), against the venue's ground truth.
+    """
+    result = InvariantResult(5, "every open position has its exit orders at the venue", True)
+    open_at_venue = {o.client_id for o in venue_orders if o.is_open}
+    for pid, record in positions:
+        if not record.get("open"):
+            continue
+        core = _core(record)
+        if core.position.status not in (ExitStatus.OPEN, ExitStatus.HALF_CLOSED):
+            continue
+        result.checked += 1
+        if not core.exits_armed():
+            result.violations.append(f"position {pid} is not armed")
+        exits = [o.client_id for o in core.open_orders() if o.purpose != "entry"]
+        missing = [cid for cid in exits if cid not in open_at_venue]
+        result.violations += [f"position {pid}: exit {cid} is not open at the venue" for cid in missing]
+    result.ok = not result.violations
+    return result
+
+
+def _trade_log_complete(records: dict[str, dict[str, Any]], trades: list[dict[str, Any]]) -> InvariantResult:
+    """Every closed round trip is in the trade log exactly once (and nothing else is)."""
+    result = InvariantResult(8, "every closed round trip in the trade log exactly once", True)
+    logged = Counter(str(t.get("position_id")) for t in trades)
+    result.violations += [f"position {pid} logged {n} times" for pid, n in logged.items() if n > 1]
+    for pid, record in records.items():
+        close = record.get("close")
+        if record.get("open") or not close or close.get("unfilled"):
+            continue
+        result.checked += 1
+        if pid not in logged:
+            result.violations.append(f"position {pid} closed but has no trade")
+    result.ok = not result.violations
+    return result
 
 
 def _no_double_submit(orders: list[Order], store_orders: list[Order]) -> InvariantResult:
@@ -153,14 +200,22 @@ def _one_position_per_market(cores: dict[str, PositionCore]) -> InvariantResult:
     return result
 
 
-def _exits_armed(cores: dict[str, PositionCore]) -> InvariantResult:
-    result = InvariantResult(5, "every open position has its exits armed", True)
+def _exits_armed(
+    cores: dict[str, PositionCore], records: dict[str, dict[str, Any]], kill_switch_latched: bool
+) -> InvariantResult:
+    result = InvariantResult(5, "every open position has its exits armed (and is not frozen)", True)
     live = [c for c in cores.values() if c.position.status in (ExitStatus.OPEN, ExitStatus.HALF_CLOSED)]
     result.violations = [
         f"position {c.position.position_id} ({c.position.status.value}) is not armed"
         for c in live
         if not c.exits_armed()
     ]
+    if not kill_switch_latched:
+        result.violations += [
+            f"position {pid} is frozen but the kill switch is not latched"
+            for pid, rec in records.items()
+            if rec.get("open") and rec.get("frozen")
+        ]
     result.checked = len(live)
     result.ok = not result.violations
     return result

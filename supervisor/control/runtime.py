@@ -258,6 +258,7 @@ def verify_from_store(settings: Settings, *, settled: bool = True) -> list[Any]:
 
     with StateStore(store_path(settings), readonly=True) as db:
         positions = list(db.items("position"))
+        latched = bool((db.get("portfolio", "supervisor") or {}).get("frozen", False))
         trades = [record for _seq, record in db.trades()]
         store_orders = db.orders()
         venue_orders: list[Any] = []
@@ -267,5 +268,12 @@ def verify_from_store(settings: Settings, *, settled: bool = True) -> list[Any]:
             venue_orders += engine.orders()
             venue_fills += engine.fills()
     return check_invariants(
-        settings, positions, trades, venue_orders, venue_fills, store_orders=store_orders, settled=settled
+        settings,
+        positions,
+        trades,
+        venue_orders,
+        venue_fills,
+        store_orders=store_orders,
+        settled=settled,
+        kill_switch_latched=latched,
     )
