@@ -287,6 +287,11 @@ class PositionCore:
         cmds += self._reprice_stuck(now_ms)
         return cmds
 
+    def progress_marker(self) -> tuple[object, ...]:
+        """What a restart must not lose although no command followed it: the stop (a trailing
+        stop only rises), whether trailing is on, and when the price entered the time-exit band."""
+        return (self.position.stop_price, self._trailing, self._band_since_ms)
+
     def on_timer(self, now_ms: int) -> list[Command]:
         """Time passing without a price: the entry timeout, the time exit and stuck closing orders."""
         if self.position.status is ExitStatus.ENTERING:

@@ -124,6 +124,7 @@ class PositionActor(ActorShell):
             "frozen": self.frozen,
             "open_qty": str(pos.open_qty),
             "mark_value": str(pos.mark_value),
+            "stop_price": str(pos.stop_price),
             "realized_pnl": str(pos.realized_pnl),
             "unrealized_pnl": str(pos.unrealized_pnl),
             "oldest_exit_order_ms": oldest_exit,
@@ -219,6 +220,7 @@ class PositionActor(ActorShell):
             if self.closed:
                 return
             commands: list[Command] = []
+            marker = self.core.progress_marker()
             for event in events:
                 if isinstance(event, Candle):
                     now = event.ts_ms + event.interval_ms
@@ -234,7 +236,7 @@ class PositionActor(ActorShell):
                 else:
                     continue
                 self.progressed(now)
-            if commands:
+            if commands or self.core.progress_marker() != marker:  # a risen trailing stop is durable too
                 await self._checkpoint()
             await self._execute(commands, ingest_ns)
             await self._report()

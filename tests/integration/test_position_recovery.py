@@ -134,3 +134,52 @@ def test_live_venue_startup_with_an_unregistrable_order_still_serves(tmp_path: P
     finally:
         for handle in (venue, store):
             ray.kill(handle, no_restart=True)
+
+
+def _stops(settings: Settings) -> dict[str, tuple[Decimal, Decimal, Decimal]]:
+    """(live stop from the heartbeat, durable stop in the store, initial stop) of every open
+    position that reports a stop."""
+    from actors.shells.store import store_path
+    from actors.store.lmdb_store import StateStore
+
+    live = {
+        p["name"].split(":", 1)[1]: Decimal(p["detail"]["stop_price"])
+        for p in runtime.status(settings)["positions"]
+        if p["detail"].get("status") in ("open", "half_closed") and p["detail"].get("stop_price")
+    }
+    out: dict[str, tuple[Decimal, Decimal, Decimal]] = {}
+    with StateStore(store_path(settings), readonly=True) as db:
+        for pid, rec in db.items("position"):
+            if pid in live:
+                position = rec["core"]["position"]
+                initial = Decimal(position["entry_price"]) * (1 - Decimal(str(settings.exits.stop_pct)))
+                out[pid] = (live[pid], Decimal(position["stop_price"]), initial)
+    return out
+
+
+def test_risen_trailing_stop_is_durable_without_a_command(tmp_path: Path) -> None:
+    """Issue 10: trailing-stop progress was saved only when a command was emitted, so a restart
+    brought a position back with a lower stop than it had reached."""
+    tight_trailing = (
+        "exits.trailing_activate_pct=0.002",
+        "exits.trailing_lock_pct=0.001",
+        "exits.trailing_distance_pct=0.002",
+        "replay.speed=600",  # ten bars a second: positions live long enough to be looked at
+    )
+    settings = binance_settings(tmp_path, "t-trailing", extra=tight_trailing)
+    runtime.start_system(settings)
+    try:
+        wait_for(
+            "a position whose trailing stop rose",
+            lambda: any(live > initial for live, _durable, initial in _stops(settings).values()),
+            timeout_s=180,
+        )
+        ray.get(get_actor(settings, "feed:binance").pause.remote(True))
+        durable = wait_for(
+            "every open position's stop to be in the store",
+            lambda: (s := _stops(settings)) and all(live == kept for live, kept, _ in s.values()) and s,
+            timeout_s=30,
+        )
+        assert any(live > initial for live, _kept, initial in durable.values())
+    finally:
+        runtime.stop_system(settings, cancel_orders=True, teardown=True)

@@ -1,0 +1,62 @@
+"""What a position shell must checkpoint although the core emitted no command."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from actors.core.position import PositionCore
+from actors.domain.model import Fill, Instrument, PlaceOrder
+from config.models import ExitConfig
+
+SPOT = Instrument(venue="binance", symbol="BTC/USDT", tick_size=Decimal("0.01"), lot_size=Decimal("0.001"))
+TIGHT = ExitConfig(trailing_activate_pct=0.002, trailing_lock_pct=0.001, trailing_distance_pct=0.002)
+T0 = 1_700_000_000_000
+
+
+def _opened() -> PositionCore:
+    core, cmds = PositionCore.enter(
+        position_id="p1",
+        strategy="s",
+        instrument=SPOT,
+        qty=Decimal("1"),
+        limit_price=Decimal("100"),
+        signal_strength=1.0,
+        now_ms=T0,
+        config=TIGHT,
+    )
+    entry = next(c for c in cmds if isinstance(c, PlaceOrder)).order
+    core.on_fill(
+        Fill(
+            fill_id="f1",
+            client_id=entry.client_id,
+            market=entry.market,
+            side=entry.side,
+            price=Decimal("100"),
+            qty=Decimal("1"),
+            ts_ms=T0,
+        )
+    )
+    return core
+
+
+def test_risen_trailing_stop_without_command_changes_the_progress_marker() -> None:
+    """Issue 10: the shell saved trailing-stop progress only with a command, so a restart lost
+    a stop that had risen in silence. The core's progress marker is what the shell compares."""
+    core = _opened()
+    before_stop = core.position.stop_price
+    marker = core.progress_marker()
+    cmds = core.on_price(Decimal("100.50"), T0 + 60_000)  # above activation, below every target
+    assert cmds == []  # silent: nothing for the shell to carry out, yet the stop rose
+    assert core.position.stop_price > before_stop
+    assert core.progress_marker() != marker
+    restored = PositionCore.from_state(core.state(), SPOT, TIGHT)
+    assert restored.position.stop_price == core.position.stop_price
+    assert restored.progress_marker() == core.progress_marker()
+
+
+def test_a_price_that_changes_nothing_durable_keeps_the_marker() -> None:
+    core = _opened()
+    core.on_price(Decimal("100.50"), T0 + 60_000)
+    marker = core.progress_marker()
+    core.on_price(Decimal("100.40"), T0 + 120_000)  # below the high: the trailing stop holds
+    assert core.progress_marker() == marker
