@@ -279,6 +279,13 @@ class MetricsConfig(Strict):
     port: int = Field(default=9464, ge=0, le=65535)
 
 
+BINANCE_REST_URL = "https://api.binance.com"
+BINANCE_STREAM_URL = "wss://stream.binance.com:9443/ws"
+"""Binance's spot stream host (ccxt.pro's default): not the REST host with a ws scheme."""
+POLYMARKET_REST_URL = "https://clob.polymarket.com"
+POLYMARKET_MARKET_WS_URL = "wss://ws-subscriptions-clob.polymarket.com/ws/market"
+
+
 class VenueEndpoint(Strict):
     url: str
     ws_url: str | None = None
@@ -299,8 +306,9 @@ class LiveConfig(Strict):
     paper_state_dir: Path = Field(
         default=Path("state"), description="the paper runs' store whose trades count towards min_paper_trades"
     )
-    binance: VenueEndpoint = VenueEndpoint(url="https://api.binance.com")
-    polymarket: VenueEndpoint = VenueEndpoint(url="https://clob.polymarket.com")
+    binance: VenueEndpoint = VenueEndpoint(url=BINANCE_REST_URL)
+    """``ws_url`` unset: the streams of the configured host (ccxt's stream host for the real venue)."""
+    polymarket: VenueEndpoint = VenueEndpoint(url=POLYMARKET_REST_URL, ws_url=POLYMARKET_MARKET_WS_URL)
 
 
 class NotifyConfig(Strict):

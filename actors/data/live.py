@@ -11,7 +11,7 @@ import logging
 from collections.abc import AsyncIterator
 
 from actors.domain.model import MarketEvent
-from actors.venues.factory import make_gateway
+from actors.venues.factory import make_gateway, resolve_endpoints
 from config.models import Settings
 
 log = logging.getLogger(__name__)
@@ -44,9 +44,7 @@ async def polymarket_live(settings: Settings, since_ms: int | None) -> AsyncIter
     del since_ms  # books are snapshots: nothing to back-fill
     gateway = make_gateway(settings, "polymarket")
     await gateway.start()
-    ws_url = settings.live.polymarket.ws_url
-    if ws_url is None:
-        raise ValueError("live.polymarket.ws_url is needed for the market websocket")
+    ws_url = resolve_endpoints(settings, "polymarket").ws_url
     known: dict[str, object] = {}
     while True:
         instruments = await gateway.instruments()

@@ -1,20 +1,59 @@
-"""Which real-client gateway serves a venue, pointed at its configured endpoint (venue or sandbox)."""
+"""Which real-client gateway serves a venue, and where its endpoints are (venue or sandbox).
+
+Endpoints are resolved here and nowhere else, so what ``raytrader config check --live`` prints
+is what the gateways and live feeds connect to.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from actors.venues.gateway import VenueGateway
-from config.models import Settings
+from config.models import POLYMARKET_MARKET_WS_URL, POLYMARKET_REST_URL, Settings
+
+
+@dataclass(frozen=True)
+class Endpoints:
+    venue: str
+    rest_url: str
+    ws_url: str
+
+
+def resolve_endpoints(settings: Settings, venue: str) -> Endpoints:
+    """The REST and websocket URLs of one venue as configured.
+
+    An explicit ``ws_url`` wins; the real venues stream from their own stream hosts (Binance's
+    ``stream.binance.com``, Polymarket's ``ws-subscriptions-clob``), not from the REST host;
+    any other host (a sandbox) serves its streams beside its REST API.
+    """
+    live = settings.live
+    if venue == "binance":
+        from actors.venues.binance.gateway import stream_url_for
+
+        rest = live.binance.url.rstrip("/")
+        return Endpoints(venue, rest, live.binance.ws_url or stream_url_for(rest))
+    if venue == "polymarket":
+        rest = live.polymarket.url.rstrip("/")
+        if live.polymarket.ws_url:
+            ws = live.polymarket.ws_url
+        elif rest == POLYMARKET_REST_URL:
+            ws = POLYMARKET_MARKET_WS_URL  # the real CLOB streams from its own subscriptions host
+        else:
+            ws = rest.replace("https://", "wss://", 1).replace("http://", "ws://", 1) + "/ws/market"
+        return Endpoints(venue, rest, ws)
+    raise ValueError(f"no live endpoints for venue {venue!r}")
 
 
 def make_gateway(settings: Settings, venue: str) -> VenueGateway:
     """The real-client gateway of one venue, pointed at the configured endpoint (venue or sandbox)."""
-    live, secrets = settings.live, settings.secrets
+    secrets = settings.secrets
+    endpoints = resolve_endpoints(settings, venue)
     if venue == "binance":
         from actors.venues.binance.gateway import BinanceGateway
 
         return BinanceGateway(
-            rest_url=live.binance.url,
-            ws_url=live.binance.ws_url,
+            rest_url=endpoints.rest_url,
+            ws_url=endpoints.ws_url,
             api_key=secrets.binance_api_key,
             api_secret=secrets.binance_api_secret,
         )
@@ -24,5 +63,5 @@ def make_gateway(settings: Settings, venue: str) -> VenueGateway:
         key = secrets.polymarket_private_key
         if key is None:
             raise ValueError("live polymarket needs secrets.polymarket_private_key")
-        return PolymarketGateway(live.polymarket.url, key.get_secret_value())
+        return PolymarketGateway(endpoints.rest_url, key.get_secret_value())
     raise ValueError(f"no live gateway for venue {venue!r}")

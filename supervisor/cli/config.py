@@ -41,7 +41,38 @@ def config_show(config: ConfigOption = None, set_: SetOption = None) -> None:
 
 
 @config_app.command("check")
-def config_check(config: ConfigOption = None, set_: SetOption = None) -> None:
-    """Validate a config; exit 2 with every problem listed if it is wrong."""
-    settings_or_exit(config, set_)
-    typer.echo("config ok")
+def config_check(
+    config: ConfigOption = None,
+    set_: SetOption = None,
+    live: Annotated[
+        bool,
+        typer.Option("--live", help="Resolve and print every live endpoint; name the secrets still missing."),
+    ] = False,
+) -> None:
+    """Validate a config; exit 2 with every problem listed if it is wrong.
+
+    With ``--live``: the venues' REST and websocket endpoints as the gateways will use them,
+    and the secrets live trading still lacks (exit 1 while any is missing).
+    """
+    if not live:
+        settings_or_exit(config, set_)
+        typer.echo("config ok")
+        return
+    from actors.venues.factory import resolve_endpoints
+
+    # Secrets are checked here, by name, rather than refused by the loader as a live run would.
+    settings = settings_or_exit(config, [*(set_ or []), 'mode="paper"'])
+    venues = sorted({s.market.split(":", 1)[0] for s in settings.strategies if s.enabled})
+    for venue in venues:
+        ends = resolve_endpoints(settings, venue)
+        typer.echo(f"{venue:11} rest {ends.rest_url}")
+        typer.echo(f"{'':11} ws   {ends.ws_url}")
+    missing = settings.missing_live_secrets()
+    typer.echo(f"live.confirm {str(settings.live.confirm).lower()}")
+    if not missing:
+        typer.echo("secrets: all present")
+        return
+    for name in missing:
+        var = "RAYTRADER_" + name.upper().replace(".", "__")
+        typer.echo(f"missing {name}: set {var} or {var}_FILE")
+    raise typer.Exit(1)

@@ -59,6 +59,7 @@ from actors.domain.model import (
 )
 from actors.venues.binance.ccxt_client import make_exchange
 from actors.venues.gateway import VenueError, VenueErrorKind
+from config.models import BINANCE_REST_URL, BINANCE_STREAM_URL
 
 try:  # ccxt.pro is part of the ccxt package since 1.95; keep the gateway usable without it
     import ccxt.pro as ccxt_pro
@@ -132,6 +133,15 @@ def _pro_class() -> Any:
     return _ProBinance
 
 
+def stream_url_for(rest_url: str) -> str:
+    """Where a REST host's streams are: the real venue streams from its own stream host (not the
+    REST host with a ws scheme); any other host (a sandbox) at ``<host>/ws``."""
+    rest = rest_url.rstrip("/")
+    if rest == BINANCE_REST_URL:
+        return BINANCE_STREAM_URL
+    return rest.replace("https://", "wss://", 1).replace("http://", "ws://", 1) + "/ws"
+
+
 class BinanceGateway:
     """``VenueGateway`` over ccxt's async Binance client (REST) and ccxt.pro (streams)."""
 
@@ -162,9 +172,7 @@ class BinanceGateway:
         self.exchange.options.setdefault("fetchOpenOrders", {})["warnWithoutSymbol"] = False
         self.exchange.options["warnOnFetchOpenOrdersWithoutSymbol"] = False
         if ws_url is None and rest_url is not None:
-            ws_url = (
-                rest_url.rstrip("/").replace("https://", "wss://", 1).replace("http://", "ws://", 1) + "/ws"
-            )
+            ws_url = stream_url_for(rest_url)
         self.ws_url = ws_url
         self.use_websockets = use_websockets and ws_supported()
         self.poll_interval_s = poll_interval_s
