@@ -24,7 +24,7 @@ import json
 import logging
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -60,10 +60,30 @@ from supervisor.control.notifier import (
     restart_budget_alert,
     stuck_alert,
 )
+from supervisor.control.reconcile import (
+    Action,
+    ActorView,
+    CancelOrphan,
+    Desired,
+    Expect,
+    ForgetUnowned,
+    Observed,
+    Policy,
+    PositionEntry,
+    Probe,
+    Reap,
+    Recreate,
+    Redrive,
+    Release,
+    RestartStale,
+    SpendBudget,
+    VenueOrderView,
+    WatchUnowned,
+    after_probe,
+    reconcile,
+)
 
 log = logging.getLogger(__name__)
-
-ESCALATE_AFTER_REDRIVES = 3
 
 
 @dataclass
@@ -282,28 +302,34 @@ class SupervisorActor:
                 self._handles.clear()
 
     async def tick(self) -> dict[str, Any]:
-        """One reconciliation of desired and actual state; returns what it did."""
+        """One reconciliation of desired and observed state; returns what it did.
+
+        The decisions are :func:`supervisor.control.reconcile.reconcile` (pure); this method
+        gathers the observation and carries the actions out.
+        """
         self.ticks += 1
         done: dict[str, Any] = {"recreated": [], "orphans": [], "stuck": [], "reaped": []}
         index = await self._store().position_index.remote()
-        open_ids = {p["position_id"] for p in index if p["open"]}
-        for p in index:
-            name = position_name(p["position_id"])
-            if p["open"]:
-                self._expect(name, "position")
-            elif not p["released"] and p["close"] is not None:
-                await self._release(p, name)
-            elif name in self.actors:
-                done["reaped"] += await self._reap(name)
-        for name, kind in self._static_actors():
-            self._expect(name, kind)
-        for record in list(self.actors.values()):
-            if record.kind == "position" and record.name.split(":", 1)[1] not in open_ids:
-                continue
-            done["recreated"] += await self._check_alive(record)
-            self._check_budget(record)
-        done["stuck"] = await self._check_stuck(open_ids)
-        done["orphans"] = await self._check_orphans()
+        observed = Observed(
+            actors={name: self._view(record) for name, record in self.actors.items()},
+            positions=[
+                PositionEntry(
+                    position_id=p["position_id"],
+                    open=bool(p["open"]),
+                    released=bool(p["released"]),
+                    close=p["close"],
+                    status_since_ms=p.get("status_since_ms"),
+                )
+                for p in index
+            ],
+            venue_orders=await self._venue_open_orders(),
+            unowned_since=dict(self.unowned_since),
+            started_wall=self.started_wall,
+        )
+        desired = Desired(static_actors=tuple(self._static_actors()))
+        policy = Policy.of(self.settings.supervision)
+        for action in reconcile(desired, observed, time.time(), wall_ms(), policy):
+            await self._carry_out(action, policy, done)
         self._export_health()
         silent = self.silence.check()
         if silent is not None:
@@ -311,66 +337,113 @@ class SupervisorActor:
         await self._save()
         return done
 
-    async def _check_alive(self, record: ActorRecord) -> list[str]:
-        s = self.settings.supervision
-        suspect_after = s.heartbeat_interval_s * s.suspect_after_beats
-        age = None if record.last_beat_wall is None else time.time() - record.last_beat_wall
-        grace = max(suspect_after, 20.0)  # a new actor needs time to start before its first beat
-        if age is not None and age <= suspect_after:
+    def _view(self, record: ActorRecord) -> ActorView:
+        beat = record.heartbeat
+        return ActorView(
+            name=record.name,
+            kind=record.kind,
+            created_wall=record.created_wall,
+            last_beat_wall=record.last_beat_wall,
+            detail=dict(beat.detail) if beat is not None else {},
+            owned_orders=tuple(beat.owned_orders) if beat is not None else (),
+            has_heartbeat=beat is not None,
+            restarts=tuple(record.restarts),
+            budget_spent=record.budget_spent,
+            redrives=record.redrives,
+            last_redrive_wall=record.last_redrive_wall,
+            escalated=record.escalated,
+        )
+
+    async def _venue_open_orders(self) -> list[VenueOrderView]:
+        """Every venue's open orders; a venue that does not answer is skipped this tick."""
+        orders: list[VenueOrderView] = []
+        for venue in trading_venues(self.settings):
+            handle = self._handle(venue_name(venue))
+            if handle is None:
+                continue
+            try:
+                found = await handle.open_orders.remote()
+            except Exception:
+                continue
+            orders += [VenueOrderView(o.client_id, o.market, o.position_id) for o in found]
+        return orders
+
+    async def _carry_out(self, action: Action, policy: Policy, done: dict[str, Any]) -> None:
+        """Carry out one decision of the reconciler."""
+        match action:
+            case Expect(name, kind):
+                self._expect(name, kind)
+            case Release(position_id, close):
+                await self._release(position_id, close)
+            case Reap(name):
+                done["reaped"] += await self._reap(name)
+            case Probe(name):
+                done["recreated"] += await self._probe(name, policy)
+            case SpendBudget(name, kind, restarts):
+                self._spend_budget(name, kind, restarts, policy)
+            case Redrive(name, status, held_ms, escalate):
+                self._redrive(name, status, held_ms, escalate)
+                done["stuck"].append(name)
+            case WatchUnowned(client_id):
+                self.unowned_since.setdefault(client_id, time.time())
+            case ForgetUnowned(client_id):
+                self.unowned_since.pop(client_id, None)
+            case CancelOrphan(client_id, market, owner):
+                if await self._cancel_orphan(client_id, market, owner):
+                    done["orphans"].append(client_id)
+            case _:
+                raise TypeError(f"unknown supervisor action {action!r}")
+
+    async def _probe(self, name: str, policy: Policy) -> list[str]:
+        """Ping a suspect; carry out what :func:`after_probe` decides."""
+        record = self.actors.get(name)
+        if record is None:
             return []
-        if age is None and time.time() - max(self.started_wall, record.created_wall) < grace:
-            return []
-        handle = self._handle(record.name)
+        handle = self._handle(name)
         alive = False
         if handle is not None:
             try:
-                await asyncio.wait_for(handle.ping.remote(), timeout=max(2.0, suspect_after))
+                await asyncio.wait_for(handle.ping.remote(), timeout=max(2.0, policy.suspect_after_s))
                 alive = True
             except Exception:
                 alive = False
-        if alive:
-            if (
-                handle is not None
-                and record.kind == "position"
-                and age is not None
-                and age > 3 * suspect_after
-            ):
+        for decision in after_probe(self._view(record), alive, time.time(), policy):
+            if isinstance(decision, RestartStale) and handle is not None:
                 self._stuck(record, "stale_heartbeat", {})
                 ray.kill(handle, no_restart=False)  # Ray restarts it; its constructor reconciles
-            return []
-        if handle is not None:
-            with contextlib.suppress(Exception):
-                ray.kill(handle, no_restart=True)
-        self._handles.pop(record.name, None)
-        log.error("%s is gone (last heartbeat %s s ago): re-creating it from the store", record.name, age)
-        self._handles[record.name] = self._create(record.name, record.kind)
-        record.recreated += 1
-        record.restarts_total += 1
-        record.restarts.append(time.time())
-        record.last_beat_wall = time.time()  # give the new actor a full grace period
-        self.registry.inc("raytrader_actor_restarts_total", {"kind": record.kind, "actor": record.name})
-        return [record.name]
+            elif isinstance(decision, Recreate):
+                if handle is not None:
+                    with contextlib.suppress(Exception):
+                        ray.kill(handle, no_restart=True)
+                self._handles.pop(name, None)
+                age = None if record.last_beat_wall is None else time.time() - record.last_beat_wall
+                log.error("%s is gone (last heartbeat %s s ago): re-creating it from the store", name, age)
+                self._handles[name] = self._create(name, record.kind)
+                record.recreated += 1
+                record.restarts_total += 1
+                record.restarts.append(time.time())
+                record.last_beat_wall = time.time()  # give the new actor a full grace period
+                self.registry.inc("raytrader_actor_restarts_total", {"kind": record.kind, "actor": name})
+                return [name]
+        return []
 
-    def _check_budget(self, record: ActorRecord) -> None:
-        s = self.settings.supervision
-        cutoff = time.time() - s.restart_window_s
+    def _spend_budget(self, name: str, kind: str, restarts: int, policy: Policy) -> None:
+        record = self.actors[name]
+        cutoff = time.time() - policy.restart_window_s
         while record.restarts and record.restarts[0] < cutoff:
             record.restarts.popleft()
-        if len(record.restarts) > s.restart_budget and not record.budget_spent:
-            record.budget_spent = True
-            self.registry.inc("raytrader_restart_budget_spent_total", {"kind": record.kind})
-            log.error(
-                "%s spent its restart budget (%d in %.0fs): halting entries",
-                record.name,
-                len(record.restarts),
-                s.restart_window_s,
-            )
-            self.notifier.notify_soon(
-                restart_budget_alert(record.name, record.kind, len(record.restarts), s.restart_window_s)
-            )
-            portfolio = self._handle(PORTFOLIO)
-            if portfolio is not None:
-                portfolio.halt.remote(f"restart budget spent by {record.name}")
+        record.budget_spent = True
+        self.registry.inc("raytrader_restart_budget_spent_total", {"kind": kind})
+        log.error(
+            "%s spent its restart budget (%d in %.0fs): halting entries",
+            name,
+            restarts,
+            policy.restart_window_s,
+        )
+        self.notifier.notify_soon(restart_budget_alert(name, kind, restarts, policy.restart_window_s))
+        portfolio = self._handle(PORTFOLIO)
+        if portfolio is not None:
+            portfolio.halt.remote(f"restart budget spent by {name}")
 
     def _stuck(self, record: ActorRecord, cause: str, detail: dict[str, Any]) -> None:
         entry = {"position": record.name, "cause": cause, "at_ms": wall_ms(), **detail}
@@ -379,113 +452,46 @@ class SupervisorActor:
         self.notifier.notify_soon(stuck_alert(record.name, cause, **detail))
         log.warning("stuck position %s (%s): re-driving %s", record.name, cause, detail)
 
-    async def _check_stuck(self, open_ids: set[str]) -> list[str]:
-        """Positions held in a transient state past the timeout are re-driven, then escalated."""
-        timeout_ms = self.settings.supervision.stuck_transient_s * 1000
-        found: list[str] = []
-        now = wall_ms()
-        for record in self.actors.values():
-            if record.kind != "position" or record.heartbeat is None:
-                continue
-            if record.name.split(":", 1)[1] not in open_ids:
-                continue
-            detail = record.heartbeat.detail
-            status = detail.get("status")
-            since = int(detail.get("status_since_ms") or now)
-            if status not in ("entering", "closing") or now - since < timeout_ms:
-                continue
-            if time.time() - record.last_redrive_wall < self.settings.supervision.stuck_transient_s:
-                continue
-            record.last_redrive_wall = time.time()
-            record.redrives += 1
-            self._stuck(record, "transient_timeout", {"status": status, "held_ms": now - since})
-            found.append(record.name)
-            if record.redrives > ESCALATE_AFTER_REDRIVES and not record.escalated:
-                record.escalated = True
-                self.registry.inc("raytrader_stuck_positions_total", {"cause": "escalated"})
-                self.notifier.notify_soon(
-                    stuck_alert(
-                        record.name,
-                        "transient_timeout",
-                        escalated=True,
-                        status=status,
-                        redrives=record.redrives,
-                    )
+    def _redrive(self, name: str, status: str, held_ms: int, escalate: bool) -> None:
+        """Re-drive a position held in a transient state; escalate after repeated re-drives."""
+        record = self.actors[name]
+        record.last_redrive_wall = time.time()
+        record.redrives += 1
+        self._stuck(record, "transient_timeout", {"status": status, "held_ms": held_ms})
+        if escalate:
+            record.escalated = True
+            self.registry.inc("raytrader_stuck_positions_total", {"cause": "escalated"})
+            self.notifier.notify_soon(
+                stuck_alert(
+                    name, "transient_timeout", escalated=True, status=status, redrives=record.redrives
                 )
-                log.error(
-                    "position %s still %s after %d re-drives: escalated", record.name, status, record.redrives
-                )
-            handle = self._handle(record.name)
-            if handle is not None:
-                handle.redrive.remote()
-        return found
+            )
+            log.error("position %s still %s after %d re-drives: escalated", name, status, record.redrives)
+        handle = self._handle(name)
+        if handle is not None:
+            handle.redrive.remote()
 
-    async def _check_orphans(self) -> list[str]:
-        """Open venue orders owned by no live position are cancelled after the grace period."""
-        owned: set[str] = set()
-        fresh = self.settings.supervision.heartbeat_interval_s * self.settings.supervision.suspect_after_beats
-        for record in self.actors.values():
-            if (
-                record.kind == "position"
-                and record.heartbeat is not None
-                and record.last_beat_wall is not None
-            ) and time.time() - record.last_beat_wall <= 3 * fresh:
-                owned.update(record.heartbeat.owned_orders)
-        cancelled: list[str] = []
-        seen: set[str] = set()
-        for venue in trading_venues(self.settings):
-            handle = self._handle(venue_name(venue))
-            if handle is None:
-                continue
-            try:
-                orders = await handle.open_orders.remote()
-            except Exception:
-                continue
-            for order in orders:
-                cid = order.client_id
-                owner = position_name(order.position_id) if order.position_id else None
-                owner_live = owner is not None and (cid in owned or self._owner_starting(owner))
-                if owner_live:
-                    continue
-                seen.add(cid)
-                first = self.unowned_since.setdefault(cid, time.time())
-                if time.time() - first < self.settings.supervision.orphan_grace_s:
-                    continue
-                await handle.cancel.remote(cid)
-                self.unowned_since.pop(cid, None)
-                self.orphans.append(
-                    {"client_id": cid, "market": order.market, "owner": owner, "at_ms": wall_ms()}
-                )
-                self.registry.inc("raytrader_orphan_orders_total")
-                self.notifier.notify_soon(orphan_alert(cid, order.market, owner))
-                log.warning("orphaned order %s on %s (owner %s) cancelled", cid, order.market, owner)
-                cancelled.append(cid)
-        for cid in list(self.unowned_since):
-            if cid not in seen:
-                del self.unowned_since[cid]
-        return cancelled
-
-    def _owner_starting(self, owner: str) -> bool:
-        """A position that exists but has not reported yet still owns its orders."""
-        record = self.actors.get(owner)
-        if record is None:
+    async def _cancel_orphan(self, client_id: str, market: str, owner: str | None) -> bool:
+        venue = market.split(":", 1)[0]
+        handle = self._handle(venue_name(venue))
+        if handle is None:
             return False
-        return record.heartbeat is None or not record.heartbeat.detail.get("ready", True)
+        await handle.cancel.remote(client_id)
+        self.unowned_since.pop(client_id, None)
+        self.orphans.append({"client_id": client_id, "market": market, "owner": owner, "at_ms": wall_ms()})
+        self.registry.inc("raytrader_orphan_orders_total")
+        self.notifier.notify_soon(orphan_alert(client_id, market, owner))
+        log.warning("orphaned order %s on %s (owner %s) cancelled", client_id, market, owner)
+        return True
 
-    async def _release(self, position: dict[str, Any], name: str) -> None:
+    async def _release(self, position_id: str, close: Mapping[str, Any]) -> None:
         """A closed position whose actor did not live to tell the portfolio: tell it, once."""
-        del name
-        if wall_ms() - int(position.get("status_since_ms") or 0) < 10_000:
-            return  # closed just now: its actor is probably telling the portfolio itself
         portfolio = self._handle(PORTFOLIO)
         if portfolio is None:
             return
-        report = PositionReleased.from_record(position["position_id"], position["close"])
-        await portfolio.on_position_report.remote(report)
-        await self._store().mark_released.remote(position["position_id"])
-        log.warning(
-            "released closed position %s to the portfolio on its actor's behalf", position["position_id"]
-        )
+        await portfolio.on_position_report.remote(PositionReleased.from_record(position_id, dict(close)))
+        await self._store().mark_released.remote(position_id)
+        log.warning("released closed position %s to the portfolio on its actor's behalf", position_id)
 
     async def _reap(self, name: str) -> list[str]:
         record = self.actors.pop(name, None)
