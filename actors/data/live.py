@@ -11,6 +11,7 @@ import logging
 from collections.abc import AsyncIterator
 
 from actors.domain.model import MarketEvent
+from actors.domain.names import market_symbol
 from actors.venues.factory import make_gateway, resolve_endpoints
 from config.models import Settings
 
@@ -52,7 +53,7 @@ async def polymarket_live(settings: Settings, since_ms: int | None) -> AsyncIter
         for instrument in fresh:
             known[instrument.market_id] = instrument
             yield instrument
-        tokens = [m.split(":", 1)[1] for m in known]
+        tokens = [market_symbol(m) for m in known]
         deadline = asyncio.get_event_loop().time() + settings.runtime.listing_refresh_s
         stream = polymarket_market_stream(ws_url, tokens)
         try:

@@ -16,30 +16,11 @@ from typing import Any
 
 import ray
 
+from actors.domain.names import STORE, SUPERVISOR
 from actors.domain.telemetry import Heartbeat, MetricsBuffer, state_digest
 from config.models import Settings
 
 log = logging.getLogger(__name__)
-
-STORE = "store"
-SUPERVISOR = "supervisor"
-PORTFOLIO = "portfolio"
-
-
-def venue_name(venue: str) -> str:
-    return f"venue:{venue}"
-
-
-def feed_name(feed_id: str) -> str:
-    return f"feed:{feed_id}"
-
-
-def strategy_name(name: str) -> str:
-    return f"strategy:{name}"
-
-
-def position_name(position_id: str) -> str:
-    return f"position:{position_id}"
 
 
 def wall_ms() -> int:

@@ -23,19 +23,14 @@ from actors.core.strategies import watches
 from actors.data.candles import load_table
 from actors.data.replay import BINANCE_BTCUSDT, candle_events, event_time, polymarket_events
 from actors.domain.model import Candle, Instrument, MarketEvent, OrderBook, Settlement
-from actors.shells.base import PORTFOLIO, ActorShell, strategy_name, try_actor, venue_name
+from actors.domain.names import PORTFOLIO, market_venue, strategy_name, venue_name
+from actors.shells.base import ActorShell, try_actor
 from config.models import Mode, Settings
 
 log = logging.getLogger(__name__)
 
 BINANCE_FEED = "binance"
 POLYMARKET_FEED = "polymarket"
-
-
-def feeds_for(settings: Settings) -> list[str]:
-    """The replay feeds a config needs: one per venue its enabled strategies trade."""
-    venues = {s.market.split(":", 1)[0] for s in settings.strategies if s.enabled}
-    return [f for f in (BINANCE_FEED, POLYMARKET_FEED) if f in venues]
 
 
 def replay_source(settings: Settings, feed_id: str) -> tuple[list[Instrument], Iterator[MarketEvent]]:
@@ -251,7 +246,7 @@ class FeedActor(ActorShell):
         self.progressed(event_time(batch[-1]))
         venue_events: dict[str, list[MarketEvent]] = {}
         for event in batch:
-            venue = _market_of(event).split(":", 1)[0]
+            venue = market_venue(_market_of(event))
             venue_events.setdefault(venue, []).append(event)
         venue_calls = []
         for venue, events in venue_events.items():

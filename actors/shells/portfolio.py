@@ -21,7 +21,8 @@ from actors.core.portfolio import Decision, DecisionKind, PortfolioCore
 from actors.core.position_runner import open_position
 from actors.domain.messages import PositionMarked, PositionReport, PutRecord
 from actors.domain.model import ZERO, Instrument, MarketEvent, OrderBook, Signal
-from actors.shells.base import ActorShell, actor_options, position_name, remote
+from actors.domain.names import position_name
+from actors.shells.base import ActorShell, actor_options, remote
 from actors.shells.position import PositionActor, position_record
 from config.models import Settings
 

@@ -42,12 +42,12 @@ from actors.domain.model import (
     Settlement,
     to_decimal,
 )
-from actors.shells.base import PORTFOLIO, ActorShell, feed_name, position_name, venue_name, wall_ms
+from actors.domain.names import PORTFOLIO, feed_name, position_name, venue_name
+from actors.domain.topology import feed_of_market
+from actors.shells.base import ActorShell, wall_ms
 from config.models import ExitConfig, Settings
 
 log = logging.getLogger(__name__)
-
-FEED_OF_VENUE = {"binance": "binance", "polymarket": "polymarket"}
 
 
 def position_record(core: PositionCore, exits: ExitConfig, *, origin_ns: int | None = None) -> dict[str, Any]:
@@ -157,7 +157,7 @@ class PositionActor(ActorShell):
 
     async def _startup(self) -> None:
         try:
-            feed = self.handle(feed_name(FEED_OF_VENUE.get(self.instrument.venue, self.instrument.venue)))
+            feed = self.handle(feed_name(feed_of_market(self.instrument.market_id)))
             if feed is not None and not self.closed:
                 await feed.subscribe.remote(self.actor_id, self.instrument.market_id)
             async with self.lock:
@@ -390,7 +390,7 @@ class PositionActor(ActorShell):
         await self.call_with_retry(PORTFOLIO, "on_position_report", self.close_info)
         self.released = True
         await self._checkpoint()
-        feed = self.handle(feed_name(FEED_OF_VENUE.get(self.instrument.venue, self.instrument.venue)))
+        feed = self.handle(feed_name(feed_of_market(self.instrument.market_id)))
         if feed is not None:
             await feed.unsubscribe.remote(self.actor_id)
         await self.beat()  # the supervisor reaps a released position's actor: desired state says it is gone

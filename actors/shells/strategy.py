@@ -17,8 +17,9 @@ import ray
 from actors.core.strategies import build_strategy
 from actors.data.replay import event_time
 from actors.domain.model import Candle, Instrument, MarketEvent, OrderBook, Signal
-from actors.shells.base import PORTFOLIO, ActorShell, feed_name
-from actors.shells.feed import feeds_for
+from actors.domain.names import PORTFOLIO, feed_name
+from actors.domain.topology import topology
+from actors.shells.base import ActorShell
 from config.models import Settings
 
 log = logging.getLogger(__name__)
@@ -54,7 +55,7 @@ class StrategyActor(ActorShell):
 
     async def _catch_up(self, since_ms: int) -> None:
         """Ask every feed for what this strategy missed while it was down."""
-        for feed in feeds_for(self.settings):
+        for feed in topology(self.settings).feeds:
             handle = self.handle(feed_name(feed))
             if handle is not None:
                 try:

@@ -26,7 +26,8 @@ import ray
 from actors.core.fees import FeeModel
 from actors.domain.messages import OrderUpdate, PutRecord, RecordAnswer, RecordFill, StoreOp, UpdateKind
 from actors.domain.model import Fill, Instrument, MarketEvent, Order, OrderStatus
-from actors.shells.base import ActorShell, position_name, try_actor, wall_ms
+from actors.domain.names import market_venue, position_name
+from actors.shells.base import ActorShell, try_actor, wall_ms
 from actors.venues.factory import make_gateway
 from actors.venues.gateway import VenueError, VenueErrorKind, VenueGateway
 from actors.venues.paper import PaperGateway
@@ -107,7 +108,7 @@ class VenueShell(ActorShell):
         self.start_error = None
         try:
             for order in await self.store_call("orders"):
-                if order.market.split(":", 1)[0] == self.venue:
+                if market_venue(order.market) == self.venue:
                     self.intents[order.client_id] = order
             for fill in await self.store_call("fills"):
                 self._account(fill)

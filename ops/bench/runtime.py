@@ -115,7 +115,8 @@ import ray  # noqa: E402
 from actors.core.position import PositionCore  # noqa: E402
 from actors.data.replay import BINANCE_BTCUSDT  # noqa: E402
 from actors.domain.model import Candle  # noqa: E402
-from actors.shells.base import SUPERVISOR, get_actor, position_name, try_actor, venue_name  # noqa: E402
+from actors.domain.names import SUPERVISOR, position_name, venue_name  # noqa: E402
+from actors.shells.base import get_actor, try_actor  # noqa: E402
 from actors.shells.position import position_record  # noqa: E402
 from actors.shells.store import store_path  # noqa: E402
 from actors.store.lmdb_store import StateStore  # noqa: E402

@@ -58,11 +58,12 @@ def config_check(
         settings_or_exit(config, set_)
         typer.echo("config ok")
         return
+    from actors.domain.topology import topology
     from actors.venues.factory import resolve_endpoints
 
     # Secrets are checked here, by name, rather than refused by the loader as a live run would.
     settings = settings_or_exit(config, [*(set_ or []), 'mode="paper"'])
-    venues = sorted({s.market.split(":", 1)[0] for s in settings.strategies if s.enabled})
+    venues = list(topology(settings).venues)
     for venue in venues:
         ends = resolve_endpoints(settings, venue)
         typer.echo(f"{venue:11} rest {ends.rest_url}")

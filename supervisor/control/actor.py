@@ -32,20 +32,11 @@ import ray
 
 from actors.domain.messages import PositionReleased
 from actors.domain.model import Instrument
+from actors.domain.names import PORTFOLIO, STORE, actor_key, market_venue, position_name, venue_name
 from actors.domain.telemetry import Heartbeat
-from actors.shells.base import (
-    PORTFOLIO,
-    STORE,
-    actor_options,
-    feed_name,
-    position_name,
-    remote,
-    strategy_name,
-    try_actor,
-    venue_name,
-    wall_ms,
-)
-from actors.shells.feed import FeedActor, feeds_for
+from actors.domain.topology import topology
+from actors.shells.base import actor_options, remote, try_actor, wall_ms
+from actors.shells.feed import FeedActor
 from actors.shells.portfolio import STOPPED, PortfolioActor
 from actors.shells.position import PositionActor
 from actors.shells.strategy import StrategyActor
@@ -104,10 +95,6 @@ class ActorRecord:
     redrives: int = 0
     escalated: bool = False
     last_redrive_wall: float = 0.0
-
-
-def trading_venues(settings: Settings) -> list[str]:
-    return sorted({s.market.split(":", 1)[0] for s in settings.strategies if s.enabled})
 
 
 @ray.remote
@@ -193,29 +180,24 @@ class SupervisorActor:
     # ------------------------------------------------------------------ desired state
 
     def _static_actors(self) -> list[tuple[str, str]]:
-        s = self.settings
-        names = [(venue_name(v), "venue") for v in trading_venues(s)]
-        names.append((PORTFOLIO, "portfolio"))
-        names += [(strategy_name(c.name), "strategy") for c in s.strategies if c.enabled]
-        names += [(feed_name(f), "feed") for f in feeds_for(s)]
-        return names
+        return topology(self.settings).static_actors()
 
     def _create(self, name: str, kind: str) -> Any:
         """Create one actor by its name; each class restores its own state from the store."""
         s = self.settings
         options = actor_options(s, name)
         if kind == "venue":
-            venue = name.split(":", 1)[1]
+            venue = actor_key(name)
             mine = [i for i in self.instruments if i.venue == venue]
             return remote(VenueActor).options(**options).remote(s, venue, mine)
         if kind == "portfolio":
             return remote(PortfolioActor).options(**options).remote(s, self.instruments)
         if kind == "strategy":
-            return remote(StrategyActor).options(**options).remote(s, name.split(":", 1)[1])
+            return remote(StrategyActor).options(**options).remote(s, actor_key(name))
         if kind == "feed":
-            return remote(FeedActor).options(**options).remote(s, name.split(":", 1)[1])
+            return remote(FeedActor).options(**options).remote(s, actor_key(name))
         if kind == "position":
-            return remote(PositionActor).options(**options).remote(s, name.split(":", 1)[1])
+            return remote(PositionActor).options(**options).remote(s, actor_key(name))
         raise ValueError(f"unknown actor kind {kind!r}")
 
     async def start(self, clear_kill_switch: bool = False) -> dict[str, Any]:
@@ -234,7 +216,7 @@ class SupervisorActor:
             elif self._handle(name) is None:
                 self._handles[name] = self._create(name, kind)
         if self.settings.mode is Mode.LIVE:
-            for venue in trading_venues(self.settings):
+            for venue in topology(self.settings).venues:
                 handle = self._handle(venue_name(venue))
                 if handle is not None:
                     self.reconciliation[venue] = await handle.reconcile_startup.remote()
@@ -357,7 +339,7 @@ class SupervisorActor:
     async def _venue_open_orders(self) -> list[VenueOrderView]:
         """Every venue's open orders; a venue that does not answer is skipped this tick."""
         orders: list[VenueOrderView] = []
-        for venue in trading_venues(self.settings):
+        for venue in topology(self.settings).venues:
             handle = self._handle(venue_name(venue))
             if handle is None:
                 continue
@@ -472,7 +454,7 @@ class SupervisorActor:
             handle.redrive.remote()
 
     async def _cancel_orphan(self, client_id: str, market: str, owner: str | None) -> bool:
-        venue = market.split(":", 1)[0]
+        venue = market_venue(market)
         handle = self._handle(venue_name(venue))
         if handle is None:
             return False
@@ -580,7 +562,7 @@ class SupervisorActor:
                     calls.append(handle.freeze.remote(True, latched))
         await asyncio.gather(*calls, return_exceptions=True)
         cancelled = 0
-        for venue in trading_venues(self.settings):
+        for venue in topology(self.settings).venues:
             handle = self._handle(venue_name(venue))
             if handle is not None:
                 cancelled += len(await handle.cancel_all.remote())

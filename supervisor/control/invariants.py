@@ -14,6 +14,7 @@ from typing import Any
 
 from actors.core.position import PositionCore
 from actors.domain.model import ZERO, ExitStatus, Fill, Instrument, Order, Side
+from actors.domain.names import market_venue
 from config.models import ExitConfig, Settings
 
 RISK_TOLERANCE = Decimal("1.05")
@@ -121,7 +122,7 @@ def _trade_log_complete(records: dict[str, dict[str, Any]], trades: list[dict[st
 def _no_double_submit(orders: list[Order], store_orders: list[Order]) -> InvariantResult:
     result = InvariantResult(1, "no order submitted twice (one venue order per client id)", True)
     counts = Counter(o.client_id for o in orders)
-    venue_ids = Counter((o.market.split(":", 1)[0], o.venue_order_id) for o in orders if o.venue_order_id)
+    venue_ids = Counter((market_venue(o.market), o.venue_order_id) for o in orders if o.venue_order_id)
     result.violations += [f"client id {cid} has {n} venue orders" for cid, n in counts.items() if n > 1]
     result.violations += [f"{v} order id {vid} used {n} times" for (v, vid), n in venue_ids.items() if n > 1]
     by_client = {o.client_id: o for o in orders}

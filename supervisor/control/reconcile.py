@@ -23,7 +23,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from actors.shells.base import position_name
+from actors.domain.names import actor_key, position_name
 from config.models import SupervisionConfig
 
 TRANSIENT = ("entering", "closing")
@@ -218,7 +218,7 @@ def reconcile(
             actions.append(Reap(name))
     actions += [Expect(name, kind) for name, kind in desired.static_actors if name not in observed.actors]
     for view in observed.actors.values():
-        if view.kind == "position" and view.name.split(":", 1)[1] not in open_ids:
+        if view.kind == "position" and actor_key(view.name) not in open_ids:
             continue
         liveness = _liveness(view, observed.started_wall, now_wall, policy)
         probed.update(a.name for a in liveness)
@@ -271,7 +271,7 @@ def _stuck(
     for view in views:
         if view.kind != "position" or not view.has_heartbeat:
             continue
-        if view.name.split(":", 1)[1] not in open_ids:
+        if actor_key(view.name) not in open_ids:
             continue
         status = view.detail.get("status")
         since = int(view.detail.get("status_since_ms") or now_ms)

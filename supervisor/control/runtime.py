@@ -18,8 +18,10 @@ from typing import Any
 import ray
 
 from actors.domain.model import Instrument, RoundTrip
-from actors.shells.base import STORE, SUPERVISOR, actor_options, remote, try_actor
-from actors.shells.feed import feeds_for, replay_source
+from actors.domain.names import STORE, SUPERVISOR
+from actors.domain.topology import topology
+from actors.shells.base import actor_options, remote, try_actor
+from actors.shells.feed import replay_source
 from actors.shells.store import StoreActor, store_path
 from config.models import Settings
 
@@ -48,7 +50,7 @@ def connect(address: str | None, settings: Settings) -> None:
 def startup_instruments(settings: Settings) -> list[Instrument]:
     """Every market the configured feeds will trade, known before their listing events."""
     instruments: list[Instrument] = []
-    for feed in feeds_for(settings):
+    for feed in topology(settings).feeds:
         known, _events = replay_source(settings, feed)
         instruments += known
     return instruments

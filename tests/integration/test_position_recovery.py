@@ -16,7 +16,8 @@ import ray
 
 from actors.domain.messages import OrderUpdate
 from actors.domain.model import Order
-from actors.shells.base import actor_options, get_actor, remote, venue_name
+from actors.domain.names import venue_name
+from actors.shells.base import actor_options, get_actor, remote
 from actors.shells.venue import VenueShell
 from config.models import Settings
 from supervisor.control import runtime
@@ -89,7 +90,7 @@ def test_live_venue_startup_with_an_unregistrable_order_still_serves(tmp_path: P
     error handling; one venue error (here a market the venue no longer knows) and ``ready`` was
     never set, so every call, stop-losses included, waited forever."""
     from actors.domain.model import OrderStatus, Side
-    from actors.shells.base import STORE
+    from actors.domain.names import STORE
     from actors.shells.store import StoreActor, store_path
     from actors.shells.venue import VenueActor
     from actors.store.lmdb_store import StateStore

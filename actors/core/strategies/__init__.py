@@ -6,6 +6,7 @@ import importlib
 from typing import Any
 
 from actors.core.strategies.base import StrategyCore
+from actors.domain.names import market_venue
 
 # kind -> "module:Class"; imported lazily so a light strategy never pays for scikit-learn.
 _REGISTRY: dict[str, str] = {
@@ -49,7 +50,7 @@ def watches(config: Any, market: str) -> bool:
     for watched in watched_markets(config):
         if watched == market:
             return True
-        venue = watched.split(":", 1)[0]
+        venue = market_venue(watched)
         if venue in SERIES_VENUES and market.startswith(f"{venue}:"):
             return True
     return False

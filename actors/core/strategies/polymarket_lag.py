@@ -50,6 +50,7 @@ from actors.core.indicators import ZScore
 from actors.core.pricing import fair_value
 from actors.core.strategies.base import StrategyCore
 from actors.domain.model import Candle, Instrument, MarketKind, OrderBook, Side, Signal
+from actors.domain.names import market_venue
 from config.models import PolymarketLagConfig
 
 MIN_VOL_RETURNS = 10
@@ -69,7 +70,7 @@ class PolymarketLag(StrategyCore[PolymarketLagConfig]):
 
     def __init__(self, config: PolymarketLagConfig) -> None:
         super().__init__(config)
-        self._venue = config.market.split(":", 1)[0]
+        self._venue = market_venue(config.market)
         self._keep_ms = max(config.vol_window_s, STRIKE_HISTORY_S) * 1000
         self._ref_ts: deque[int] = deque()
         self._ref_px: deque[float] = deque()
