@@ -80,6 +80,7 @@ class Gate(StrEnum):
     """Gate names, in evaluation order: the first failing one is ``Decision.rejected_by``."""
 
     STRATEGY = "strategy"
+    REPLAYED = "replayed"
     DAILY_LOSS = "daily_loss"
     ONE_PER_MARKET = "one_per_market"
     MAX_CONCURRENT = "max_concurrent"
@@ -235,6 +236,10 @@ class PortfolioCore:
         self._marks_stale = False
         self._recent_entries: deque[int] = deque()
         self._open_orders: dict[str, int] = {}
+        self._acted_until: dict[str, int] = {}
+        """``strategy|market`` -> time of the newest entry signal acted on. A strategy's signals of
+        one market arrive in time order, so one number per pair spends every signal up to it:
+        a signal replayed after a restart can never reopen the position it already opened."""
 
     # ------------------------------------------------------------------ books
 
@@ -358,6 +363,7 @@ class PortfolioCore:
         sizing = self._size(signal, instrument, book, config)
         gates = (
             self._gate_strategy(signal.strategy, config),
+            self._gate_replayed(signal),
             self._gate_daily_loss(),
             self._gate_one_per_market(signal.market, position_id),
             self._gate_max_concurrent(),
@@ -404,6 +410,7 @@ class PortfolioCore:
             pending=True,
         )
         self._recent_entries.append(now_ms)
+        self._acted_until[_signal_key(signal)] = signal.ts_ms
         decision = Decision(signal=signal, approved=True, gates=gates, plan=plan, limits=limits)
         self._log_limits(decision)
         return decision
@@ -415,14 +422,21 @@ class PortfolioCore:
         market: str,
         notional: Decimal,
         correlation_group: str,
+        *,
+        entry_working: bool = False,
     ) -> None:
         """An entry filled (wholly or in part): record its actual cost; idempotent upsert.
 
         Call again with the grown notional on further fills. Also how a restarted shell
-        re-registers positions it knows from its ledger but this core does not.
+        re-registers positions it knows from its ledger but this core does not. While the
+        entry still works (``entry_working``) the planned notional stays reserved: the rest
+        may still fill, so it must not be lent to another entry.
         """
         if notional < 0:
             raise ValueError(f"notional must be >= 0, got {notional}")
+        existing = self._holdings.get(position_id)
+        if entry_working and existing is not None:
+            notional = max(notional, existing.notional)
         self._holdings[position_id] = Holding(
             position_id=position_id,
             strategy=strategy,
@@ -542,6 +556,7 @@ class PortfolioCore:
             "halted_day": self._halted_day,
             "marks_stale": self._marks_stale,
             "recent_entries_ms": list(self._recent_entries),
+            "acted_until_ms": dict(self._acted_until),
         }
 
     @classmethod
@@ -567,6 +582,7 @@ class PortfolioCore:
         core._halted_day = state.get("halted_day")
         core._marks_stale = bool(state.get("marks_stale", False))
         core._recent_entries = deque(int(t) for t in state.get("recent_entries_ms", ()))
+        core._acted_until = {str(k): int(v) for k, v in state.get("acted_until_ms", {}).items()}
         return core
 
     # ------------------------------------------------------------------ gates
@@ -651,6 +667,16 @@ class PortfolioCore:
                     signal.market,
                     detail,
                 )
+
+    def _gate_replayed(self, signal: Signal) -> GateResult:
+        acted = self._acted_until.get(_signal_key(signal))
+        if acted is not None and signal.ts_ms <= acted:
+            return GateResult(
+                gate=Gate.REPLAYED,
+                passed=False,
+                detail=f"signal of {signal.ts_ms} already spent (acted on entries up to {acted})",
+            )
+        return GateResult(gate=Gate.REPLAYED, passed=True, detail="a new signal")
 
     def _gate_one_per_market(self, market: str, position_id: str) -> GateResult:
         if position_id in self._holdings:
@@ -873,3 +899,7 @@ class PortfolioCore:
         if fits < instrument.round_qty(base):
             return GateResult(gate=gate, passed=True, detail=f"{room}: sized down to {_fmt(fits)}")
         return GateResult(gate=gate, passed=True, detail=f"{room}: fits")
+
+
+def _signal_key(signal: Signal) -> str:
+    return f"{signal.strategy}|{signal.market}"

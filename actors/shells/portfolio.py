@@ -214,7 +214,12 @@ class PortfolioActor(ActorShell):
                 instrument = self.instruments.get(holding.market)
                 group = instrument.correlation_group if instrument is not None else holding.correlation_group
                 self.core.on_position_opened(
-                    position_id, holding.strategy, holding.market, report.notional, group
+                    position_id,
+                    holding.strategy,
+                    holding.market,
+                    report.notional,
+                    group,
+                    entry_working=report.status == "entering",
                 )
             self.marks[position_id] = {
                 "realized_pnl": report.realized_pnl,

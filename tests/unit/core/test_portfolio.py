@@ -411,7 +411,8 @@ def test_replayed_signal_rejected_as_duplicate() -> None:
     core = make_core()
     first = plan_of(core.evaluate(sig(), inst(), None, NOON))
     again = core.evaluate(sig(), inst(), None, NOON)
-    assert again.rejected_by is Gate.ONE_PER_MARKET
+    assert again.rejected_by is Gate.REPLAYED
+    assert "already spent" in again.gate(Gate.REPLAYED).detail
     assert f"duplicate signal: position {first.position_id}" in again.gate(Gate.ONE_PER_MARKET).detail
 
 
@@ -948,3 +949,38 @@ def test_any_signal_stream_respects_order_rate_and_notional_limits(
             assert decision.rejected_by in (Gate.ORDER_RATE, Gate.ORDER_NOTIONAL)
     for end in approved:
         assert sum(1 for a in approved if end - 1000 < a <= end) <= rate
+
+
+# --------------------------------------------------------------------------- replays, partial entries
+
+
+def test_signal_replayed_after_its_position_closed_is_refused() -> None:
+    """Issue 10, defect 4: a signal replayed after a strategy restart reopened a closed position
+    under the same id and client ids (the one-per-market gate only sees live holdings)."""
+    core = make_core()
+    plan = plan_of(core.evaluate(sig(), inst(), None, NOON))
+    core.on_position_opened(plan.position_id, "mb", MARKET, plan.notional, MARKET)
+    core.on_position_closed(plan.position_id, Decimal(5))
+    replayed = core.evaluate(sig(), inst(), None, NOON + 120_000)
+    assert not replayed.approved
+    assert replayed.rejected_by is Gate.REPLAYED
+    restored = PortfolioCore.from_state(PortfolioConfig(), ExitConfig(), [strat()], core.state())
+    assert restored.evaluate(sig(), inst(), None, NOON + 180_000).rejected_by is Gate.REPLAYED
+    newer = restored.evaluate(sig(ts=NOON + 60_000), inst(), None, NOON + 180_000)
+    assert plan_of(newer).position_id != plan.position_id  # a new signal still trades
+
+
+def test_partial_entry_fill_keeps_the_rest_reserved_until_the_entry_ends() -> None:
+    """Issue 10, defect 5: a partial entry fill released the rest of the entry's reservation
+    while the entry still worked, so allocations and the cash reserve could be exceeded."""
+    core = make_core(max_position_fraction=0.2)  # allocation 20% of 10,000 = 2,000 = one full entry
+    plan = plan_of(core.evaluate(sig(), inst(), None, NOON))
+    assert plan.notional == Decimal(2000)
+    core.on_position_opened(plan.position_id, "mb", MARKET, Decimal(500), MARKET, entry_working=True)
+    assert core.committed("mb") == Decimal(2000)
+    eth = sig(market="binance:ETH/USDT", ts=NOON + 60_000)
+    assert core.evaluate(eth, inst("ETH/USDT"), None, NOON + 60_000).rejected_by is Gate.ALLOCATION
+    core.on_position_opened(plan.position_id, "mb", MARKET, Decimal(500), MARKET)  # the entry ended
+    assert core.committed("mb") == Decimal(500)
+    eth_later = sig(market="binance:ETH/USDT", ts=NOON + 120_000)
+    assert plan_of(core.evaluate(eth_later, inst("ETH/USDT"), None, NOON + 120_000)).notional == Decimal(1500)
