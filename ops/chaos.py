@@ -28,6 +28,7 @@ from typing import Any
 import ray
 
 from actors.domain.model import Fill, Order
+from actors.domain.names import STORE, SUPERVISOR
 from actors.shells.store import store_path
 from config.loader import dump_settings, load_settings
 from config.models import Settings
@@ -332,10 +333,8 @@ class ChaosRun:
         raise TimeoutError(f"chaos: {what} not within {timeout_s}s")
 
     def _actor(self, kind: str) -> str | None:
-        if kind == "store":
-            return "store"
-        if kind == "supervisor":
-            return "supervisor"
+        if kind in (STORE, SUPERVISOR):
+            return kind  # a singleton's name is its kind
         snapshot = self._status()
         names = sorted(a["name"] for a in (snapshot or {}).get("actors", []) if a["kind"] == kind)
         return self.rng.choice(names) if names else None

@@ -12,6 +12,14 @@ STORE = "store"
 SUPERVISOR = "supervisor"
 PORTFOLIO = "portfolio"
 SINGLETONS = (STORE, SUPERVISOR, PORTFOLIO)
+"""The actors there is one of: each one's name is its kind."""
+
+VENUE = "venue"
+FEED = "feed"
+STRATEGY = "strategy"
+POSITION = "position"
+"""The kinds with one actor per key: ``venue:<venue>``, ``feed:<feed id>``, ``strategy:<name>``,
+``position:<position id>``."""
 
 
 @dataclass(frozen=True)
@@ -26,19 +34,19 @@ class ActorName:
 
 
 def venue_name(venue: str) -> str:
-    return f"venue:{venue}"
+    return str(ActorName(VENUE, venue))
 
 
 def feed_name(feed_id: str) -> str:
-    return f"feed:{feed_id}"
+    return str(ActorName(FEED, feed_id))
 
 
 def strategy_name(name: str) -> str:
-    return f"strategy:{name}"
+    return str(ActorName(STRATEGY, name))
 
 
 def position_name(position_id: str) -> str:
-    return f"position:{position_id}"
+    return str(ActorName(POSITION, position_id))
 
 
 def parse_actor_name(name: str) -> ActorName:

@@ -23,7 +23,7 @@ from actors.core.strategies import watches
 from actors.data.candles import load_table
 from actors.data.replay import BINANCE_BTCUSDT, candle_events, event_time, polymarket_events
 from actors.domain.model import Candle, Instrument, MarketEvent, OrderBook, Settlement
-from actors.domain.names import PORTFOLIO, market_venue, strategy_name, venue_name
+from actors.domain.names import PORTFOLIO, feed_name, market_venue, strategy_name, venue_name
 from actors.shells.base import ActorShell, try_actor
 from config.models import Mode, Settings
 
@@ -59,7 +59,7 @@ class FeedActor(ActorShell):
     kind = "feed"
 
     def __init__(self, settings: Settings, feed_id: str) -> None:
-        self._shell_init(f"feed:{feed_id}", settings)
+        self._shell_init(feed_name(feed_id), settings)
         self.feed_id = feed_id
         self.live = settings.mode is Mode.LIVE
         self.instruments: list[Instrument] = []
@@ -161,7 +161,7 @@ class FeedActor(ActorShell):
         if len(self.pending) > self.settings.runtime.feed_buffer:
             self.pending.popleft()
             self.dropped += 1
-            self.metrics.inc("raytrader_bad_messages_total", {"source": f"feed:{self.feed_id}:overflow"})
+            self.metrics.inc("raytrader_bad_messages_total", {"source": f"{self.actor_id}:overflow"})
         self._arrived.set()
 
     async def _read_live(self) -> None:
@@ -227,7 +227,7 @@ class FeedActor(ActorShell):
             except Exception:
                 log.exception("feed %s: delivery failed; retrying the batch", self.feed_id)
                 self._handles.clear()  # a consumer may have been re-created: look every name up again
-                self.metrics.inc("raytrader_bad_messages_total", {"source": f"feed:{self.feed_id}"})
+                self.metrics.inc("raytrader_bad_messages_total", {"source": self.actor_id})
                 await asyncio.sleep(0.2)
                 self._source = _prepend(batch, self._source)
                 continue

@@ -21,7 +21,7 @@ from actors.core.portfolio import Decision, DecisionKind, PortfolioCore
 from actors.core.position_runner import open_position
 from actors.domain.messages import PositionMarked, PositionReport, PutRecord
 from actors.domain.model import ZERO, Instrument, MarketEvent, OrderBook, Signal
-from actors.domain.names import position_name
+from actors.domain.names import PORTFOLIO, position_name
 from actors.shells.base import ActorShell, actor_options, remote
 from actors.shells.position import PositionActor, position_record
 from config.models import Settings
@@ -37,7 +37,7 @@ class PortfolioActor(ActorShell):
     kind = "portfolio"
 
     def __init__(self, settings: Settings, instruments: Sequence[Instrument]) -> None:
-        self._shell_init("portfolio", settings)
+        self._shell_init(PORTFOLIO, settings)
         saved = ray.get(self.store.get.remote("portfolio", "main"))
         if saved is not None:
             self.core = PortfolioCore.from_state(

@@ -18,6 +18,7 @@ from actors.domain.messages import (
     StoreOp,
 )
 from actors.domain.model import Fill, Order, OrderStatus
+from actors.domain.names import STORE
 from actors.shells.base import ActorShell
 from actors.store.lmdb_store import StateStore
 from config.models import Settings
@@ -34,7 +35,7 @@ class StoreActor(ActorShell):
     kind = "store"
 
     def __init__(self, settings: Settings) -> None:
-        self._shell_init("store", settings)
+        self._shell_init(STORE, settings)
         secrets = settings.secrets
         StateStore.register_secret_values(
             [secrets.binance_api_key, secrets.binance_api_secret, secrets.polymarket_private_key]

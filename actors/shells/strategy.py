@@ -17,7 +17,7 @@ import ray
 from actors.core.strategies import build_strategy
 from actors.data.replay import event_time
 from actors.domain.model import Candle, Instrument, MarketEvent, OrderBook, Signal
-from actors.domain.names import PORTFOLIO, feed_name
+from actors.domain.names import PORTFOLIO, feed_name, strategy_name
 from actors.domain.topology import topology
 from actors.shells.base import ActorShell
 from config.models import Settings
@@ -30,7 +30,7 @@ class StrategyActor(ActorShell):
     kind = "strategy"
 
     def __init__(self, settings: Settings, name: str) -> None:
-        self._shell_init(f"strategy:{name}", settings)
+        self._shell_init(strategy_name(name), settings)
         self.name = name
         self.core = build_strategy(settings.strategy(name))
         self.signals = 0
@@ -59,7 +59,7 @@ class StrategyActor(ActorShell):
             handle = self.handle(feed_name(feed))
             if handle is not None:
                 try:
-                    await handle.replay_since.remote(f"strategy:{self.name}", since_ms)
+                    await handle.replay_since.remote(self.actor_id, since_ms)
                 except Exception as exc:
                     log.warning("strategy %s: catch-up from %s failed: %s", self.name, feed, exc)
         self._caught_up.set()
@@ -83,7 +83,7 @@ class StrategyActor(ActorShell):
                     signals += self.core.on_instrument(event)
             except Exception:  # one bad event must not take the strategy down
                 log.exception("strategy %s: event rejected: %r", self.name, event)
-                self.metrics.inc("raytrader_bad_messages_total", {"source": f"strategy:{self.name}"})
+                self.metrics.inc("raytrader_bad_messages_total", {"source": self.actor_id})
         if events:
             self.progressed(event_time(events[-1]))
             self._dirty = True

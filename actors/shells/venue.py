@@ -26,7 +26,7 @@ import ray
 from actors.core.fees import FeeModel
 from actors.domain.messages import OrderUpdate, PutRecord, RecordAnswer, RecordFill, StoreOp, UpdateKind
 from actors.domain.model import Fill, Instrument, MarketEvent, Order, OrderStatus
-from actors.domain.names import market_venue, position_name
+from actors.domain.names import market_venue, position_name, venue_name
 from actors.shells.base import ActorShell, try_actor, wall_ms
 from actors.venues.factory import make_gateway
 from actors.venues.gateway import VenueError, VenueErrorKind, VenueGateway
@@ -44,7 +44,7 @@ class VenueShell(ActorShell):
     kind = "venue"
 
     def __init__(self, settings: Settings, venue: str, instruments: Sequence[Instrument]) -> None:
-        self._shell_init(f"venue:{venue}", settings)
+        self._shell_init(venue_name(venue), settings)
         self.venue = venue
         self.paper: PaperGateway | None = None
         self.gateway: VenueGateway

@@ -115,7 +115,16 @@ import ray  # noqa: E402
 from actors.core.position import PositionCore  # noqa: E402
 from actors.data.replay import BINANCE_BTCUSDT  # noqa: E402
 from actors.domain.model import Candle  # noqa: E402
-from actors.domain.names import SUPERVISOR, position_name, venue_name  # noqa: E402
+from actors.domain.names import (  # noqa: E402
+    PORTFOLIO,
+    STORE,
+    SUPERVISOR,
+    feed_name,
+    parse_actor_name,
+    position_name,
+    strategy_name,
+    venue_name,
+)
 from actors.shells.base import get_actor, try_actor  # noqa: E402
 from actors.shells.position import position_record  # noqa: E402
 from actors.shells.store import store_path  # noqa: E402
@@ -537,14 +546,14 @@ class System:
         return sum(
             1
             for p in self.status()["positions"]
-            if str(p["name"]).startswith("position:hold") and p["detail"].get("ready")
+            if str(p["name"]).startswith(position_name("hold")) and p["detail"].get("ready")
         )
 
     def open_holds(self) -> int:
         return sum(
             1
             for p in self.status()["positions"]
-            if str(p["name"]).startswith("position:hold") and p["detail"].get("status") == "open"
+            if str(p["name"]).startswith(position_name("hold")) and p["detail"].get("status") == "open"
         )
 
     def metrics_text(self) -> str:
@@ -680,7 +689,7 @@ def section_latency(
             holds = sum(
                 1
                 for p in snapshot["positions"]
-                if str(p["name"]).startswith("position:hold") and p["detail"].get("status") == "open"
+                if str(p["name"]).startswith(position_name("hold")) and p["detail"].get("status") == "open"
             )
             min_open = min(min_open, holds)
             if snapshot.get("feeds_done") or time.monotonic() - started > timeout_s:
@@ -958,10 +967,11 @@ def section_memory(system: System, extra: int) -> dict[str, Any]:
         mem = proc_memory(pid)
         if mem is None:
             continue
-        kind = name.split(":", 1)[0] if ":" in name else name
-        if name.startswith("position:hold"):
+        actor = parse_actor_name(name)
+        kind = actor.kind
+        if actor.kind == "position" and actor.key.startswith("hold"):
             kind = "position (held)"
-        elif name.startswith("strategy:"):
+        elif actor.kind == "strategy":
             kind = name
         per_kind[kind].append(mem)
     ray_procs: dict[str, dict[str, int]] = {}
@@ -995,7 +1005,7 @@ def section_memory(system: System, extra: int) -> dict[str, Any]:
         (p["name"], p["detail"].get("status"), p["detail"].get("redrives"))
         for p in system.status()["positions"]
         if p["detail"].get("status") in ("entering", "closing")
-        and not str(p["name"]).startswith("position:mem")
+        and not str(p["name"]).startswith(position_name("mem"))
     ]
     scaling: dict[str, Any] = {"added_positions": 0}
     if extra:
@@ -1249,8 +1259,8 @@ def profile_actors(system: System, seconds: float) -> dict[str, Any]:
     if shutil.which("py-spy") is None:
         return {"error": "py-spy not found"}
     pids = actor_pids(system)
-    wanted = ["feed:binance", "venue:binance", "store", "portfolio", SUPERVISOR] + [
-        f"strategy:{s}" for s in STRATEGIES
+    wanted = [feed_name("binance"), venue_name("binance"), STORE, PORTFOLIO, SUPERVISOR] + [
+        strategy_name(s) for s in STRATEGIES
     ]
     rate = 100
     out_dir = system.root / "pyspy"

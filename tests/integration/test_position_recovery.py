@@ -16,7 +16,7 @@ import ray
 
 from actors.domain.messages import OrderUpdate
 from actors.domain.model import Order
-from actors.domain.names import venue_name
+from actors.domain.names import actor_key, venue_name
 from actors.shells.base import actor_options, get_actor, remote
 from actors.shells.venue import VenueShell
 from config.models import Settings
@@ -144,7 +144,7 @@ def _stops(settings: Settings) -> dict[str, tuple[Decimal, Decimal, Decimal]]:
     from actors.store.lmdb_store import StateStore
 
     live = {
-        p["name"].split(":", 1)[1]: Decimal(p["detail"]["stop_price"])
+        actor_key(p["name"]): Decimal(p["detail"]["stop_price"])
         for p in runtime.status(settings)["positions"]
         if p["detail"].get("status") in ("open", "half_closed") and p["detail"].get("stop_price")
     }

@@ -7,6 +7,7 @@ import pytest
 from actors.domain.names import (
     PORTFOLIO,
     STORE,
+    SUPERVISOR,
     ActorName,
     actor_key,
     feed_name,
@@ -37,6 +38,15 @@ def test_actor_name_round_trips_through_parse(name: str, kind: str, key: str) ->
     assert parsed == ActorName(kind, key)
     assert str(parsed) == name
     assert actor_key(name) == key
+
+
+def test_actor_names_keep_their_persisted_format() -> None:
+    """Ray actor names and store keys: the strings must not change across versions."""
+    assert venue_name("binance") == "venue:binance"
+    assert feed_name("binance") == "feed:binance"
+    assert strategy_name("mean_reversion") == "strategy:mean_reversion"
+    assert position_name("pos-1a2b") == "position:pos-1a2b"
+    assert (STORE, SUPERVISOR, PORTFOLIO) == ("store", "supervisor", "portfolio")
 
 
 def test_malformed_actor_name_is_refused() -> None:
