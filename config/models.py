@@ -198,6 +198,17 @@ class ExitConfig(Strict):
     exit_slippage_pct: Fraction = Field(
         default=0.01, description="a closing sell is a limit this far below the trigger price"
     )
+    max_close_slippage_pct: PositiveFraction = Field(
+        default=0.10,
+        description="a closing sell is never priced further below the mark (or entry) than this, "
+        "however often it is re-priced",
+    )
+    max_close_rejections: int = Field(
+        default=5, ge=1, description="a close the venue rejected this many times in a row waits for a person"
+    )
+    close_retry_backoff_s: float = Field(
+        default=5.0, gt=0, description="wait after a rejected close, doubled per rejection (capped at 5 min)"
+    )
 
     @model_validator(mode="after")
     def _ordered(self) -> ExitConfig:

@@ -82,6 +82,7 @@ from actors.domain.model import (
     PositionClosed,
     Side,
     TimeInForce,
+    ceil_to,
     deterministic_id,
     floor_to,
     to_decimal,
@@ -103,6 +104,10 @@ _ORDER_RANK = {
     OrderStatus.REJECTED: 3,
 }
 _STATE_VERSION = 1
+
+
+CLOSE_BACKOFF_CAP_S = 300.0
+"""The longest wait between two attempts at a close the venue keeps rejecting."""
 
 
 class PositionCore:
@@ -130,6 +135,10 @@ class PositionCore:
         self._pending_exit: ExitReason | None = None
         self._trailing = False
         self._last_sale_reason: ExitReason | None = None
+        self._close_rejections = 0
+        """Closing sells the venue rejected in a row (insufficient balance, min notional, tick)."""
+        self._close_retry_ms: int | None = None
+        """No new closing sell before this data time (back-off after a rejection)."""
 
     # ------------------------------------------------------------------ construction
 
@@ -245,6 +254,18 @@ class PositionCore:
             dropped = status in (OrderStatus.CANCELLED, OrderStatus.REJECTED)
             if dropped and client_id not in self._cancel_requested:
                 self._note(f"order {client_id} ({order.purpose}) {status.value} by the venue")
+            if (
+                status is OrderStatus.REJECTED
+                and self._trigger is not None
+                and order.purpose == self._trigger.value
+            ):
+                self._close_rejected(now_ms)
+            elif (
+                status is OrderStatus.OPEN
+                and self._trigger is not None
+                and order.purpose == self._trigger.value
+            ):
+                self._close_rejections = 0  # the venue takes our closes again
         if self.position.status is ExitStatus.CLOSED:
             return []
         return self._advance(now_ms)
@@ -302,6 +323,8 @@ class PositionCore:
         if self._trigger is None and self.config.managed:
             cmds += self._check_time_exit(now_ms)
         cmds += self._reprice_stuck(now_ms)
+        if self._trigger is not None and self._close_retry_ms is not None and now_ms >= self._close_retry_ms:
+            cmds += self._sell_free(now_ms)  # the back-off after a rejected close is over
         return cmds
 
     def on_exit_signal(self, now_ms: int) -> list[Command]:
@@ -435,6 +458,8 @@ class PositionCore:
             "pending_exit": None if self._pending_exit is None else self._pending_exit.value,
             "trailing": self._trailing,
             "last_sale_reason": None if self._last_sale_reason is None else self._last_sale_reason.value,
+            "close_rejections": self._close_rejections,
+            "close_retry_ms": self._close_retry_ms,
         }
 
     @classmethod
@@ -465,6 +490,8 @@ class PositionCore:
         core._trailing = bool(state["trailing"])
         sale = state["last_sale_reason"]
         core._last_sale_reason = None if sale is None else ExitReason(sale)
+        core._close_rejections = int(state.get("close_rejections", 0))
+        core._close_retry_ms = state.get("close_retry_ms")
         return core
 
     # ------------------------------------------------------------------ the machine
@@ -600,17 +627,50 @@ class PositionCore:
             if self._reserved_total() == 0:
                 self._note(f"remaining {free} is below the venue's lot/minimum size: cannot close")
             return []
+        if self._close_rejections >= self.config.max_close_rejections:
+            return []  # waits for a re-drive: the supervisor escalates a position stuck closing
+        if self._close_retry_ms is not None and now_ms < self._close_retry_ms:
+            return []  # backing off after a rejection: on_timer tries again
         purpose = self._trigger.value
         order = self._new_order(purpose, Side.SELL, self._close_price(purpose), free, now_ms)
         return [PlaceOrder(order=order.model_copy())]
 
     def _close_price(self, purpose: str) -> Decimal:
-        """Mark less a slippage allowance that widens with every re-price of this close."""
+        """Mark less a slippage allowance that widens with every re-price of this close, never
+        past ``max_close_slippage_pct`` (a venue that keeps refusing must not walk it to a tick)."""
         pos, tick = self.position, self.instrument.tick_size
         base = pos.mark_price if pos.mark_price is not None else pos.entry_price
         steps = Decimal(self._attempts.get(purpose, 0) + 1)
-        slip = min(ONE, to_decimal(self.config.exit_slippage_pct) * steps)
-        return max(tick, floor_to(base * (ONE - slip), tick))
+        cap = to_decimal(self.config.max_close_slippage_pct)
+        slip = min(cap, to_decimal(self.config.exit_slippage_pct) * steps)
+        return max(tick, ceil_to(base * (ONE - cap), tick), floor_to(base * (ONE - slip), tick))
+
+    def _close_rejected(self, now_ms: int) -> None:
+        """Back off after a rejected close (doubling, capped); stop retrying after the limit."""
+        self._close_rejections += 1
+        backoff_s = min(
+            CLOSE_BACKOFF_CAP_S, self.config.close_retry_backoff_s * 2 ** (self._close_rejections - 1)
+        )
+        self._close_retry_ms = now_ms + int(backoff_s * 1000)
+        if self._close_rejections >= self.config.max_close_rejections:
+            self._note(
+                f"close rejected {self._close_rejections} times in a row: no more retries until re-driven"
+            )
+
+    @property
+    def close_blocked(self) -> str | None:
+        """Why this position cannot close by itself now (for heartbeats and the supervisor)."""
+        if self._close_rejections >= self.config.max_close_rejections:
+            return f"close rejected {self._close_rejections} times in a row"
+        return None
+
+    def retry_close(self, now_ms: int) -> list[Command]:
+        """An operator or the supervisor asks for one more attempt after the limit was reached."""
+        if self._trigger is None:
+            return []
+        self._close_rejections = min(self._close_rejections, self.config.max_close_rejections - 1)
+        self._close_retry_ms = None
+        return self._sell_free(now_ms)
 
     def _reprice_stuck(self, now_ms: int) -> list[Command]:
         """Cancel a closing order working longer than the timeout; its confirm re-places it lower."""

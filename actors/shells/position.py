@@ -125,6 +125,7 @@ class PositionActor(ActorShell):
             "open_qty": str(pos.open_qty),
             "mark_value": str(pos.mark_value),
             "stop_price": str(pos.stop_price),
+            "close_blocked": self.core.close_blocked,
             "realized_pnl": str(pos.realized_pnl),
             "unrealized_pnl": str(pos.unrealized_pnl),
             "oldest_exit_order_ms": oldest_exit,
@@ -264,6 +265,8 @@ class PositionActor(ActorShell):
         async with self.lock:
             await self._reconcile()
             commands = self.core.on_timer(self._now())
+            if self.core.close_blocked is not None:  # one more attempt per re-drive, never a burst
+                commands += self.core.retry_close(self._now())
             await self._checkpoint()
             await self._execute(commands, None)
         return self.heartbeat_detail()

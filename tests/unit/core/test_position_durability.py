@@ -5,7 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 from actors.core.position import PositionCore
-from actors.domain.model import Fill, Instrument, PlaceOrder
+from actors.domain.model import Fill, Instrument, OrderStatus, PlaceOrder
 from config.models import ExitConfig
 
 SPOT = Instrument(venue="binance", symbol="BTC/USDT", tick_size=Decimal("0.01"), lot_size=Decimal("0.001"))
@@ -60,3 +60,40 @@ def test_a_price_that_changes_nothing_durable_keeps_the_marker() -> None:
     marker = core.progress_marker()
     core.on_price(Decimal("100.40"), T0 + 120_000)  # below the high: the trailing stop holds
     assert core.progress_marker() == marker
+
+
+def _closing_after_stop(core: PositionCore) -> tuple[list[PlaceOrder], int]:
+    """Trigger the stop; the closing sells it places (targets are cancelled first)."""
+    now = T0 + 120_000
+    cmds = core.on_price(Decimal("96"), now)  # below the 3% stop
+    for cancel in [c for c in cmds if not isinstance(c, PlaceOrder)]:
+        client_id = getattr(cancel, "client_id", None)
+        if client_id is not None:
+            cmds += core.on_order_update(client_id, OrderStatus.CANCELLED, Decimal(0), now)
+    return [c for c in cmds if isinstance(c, PlaceOrder) and c.order.purpose == "stop"], now
+
+
+def test_rejected_close_backs_off_stops_after_the_limit_and_keeps_its_price() -> None:
+    """Issue 10, defect 2: a rejected closing sell was re-sent at once, forever, one durable
+    commit and one order per turn, its limit walking down to one tick."""
+    core = _opened()
+    working, now = _closing_after_stop(core)
+    assert working
+    sent = [c.order for c in working]
+    turns = 0
+    while working and turns < 40:  # a venue that refuses every close (e.g. insufficient balance)
+        turns += 1
+        for close in working:
+            again = core.on_order_update(close.order.client_id, OrderStatus.REJECTED, Decimal(0), now)
+            assert [c for c in again if isinstance(c, PlaceOrder)] == []  # never re-sent at once
+        now += 10 * 60_000  # the shell's timer, ten minutes later: past any back-off
+        working = [c for c in core.on_timer(now) if isinstance(c, PlaceOrder)]
+        sent += [c.order for c in working]
+    assert turns <= TIGHT.max_close_rejections  # bounded: then it waits for a re-drive
+    assert len(sent) <= TIGHT.max_close_rejections + 1
+    assert core.close_blocked is not None
+    floor = Decimal("96") * (1 - Decimal(str(TIGHT.max_close_slippage_pct)))
+    assert min(o.price for o in sent if o.price is not None) >= floor
+    restored = PositionCore.from_state(core.state(), SPOT, TIGHT)
+    assert restored.close_blocked == core.close_blocked
+    assert [c for c in restored.on_timer(now + 3_600_000) if isinstance(c, PlaceOrder)] == []
