@@ -32,6 +32,11 @@ class ActorName:
     def __str__(self) -> str:
         return self.kind if self.kind in SINGLETONS else f"{self.kind}:{self.key}"
 
+    @property
+    def name(self) -> str:
+        """The Ray actor name (and the supervisor's key): ``<kind>:<key>``, or the bare kind."""
+        return str(self)
+
 
 def venue_name(venue: str) -> str:
     return str(ActorName(VENUE, venue))

@@ -1,34 +1,125 @@
-"""Which actors a config needs: decided here and nowhere else.
+"""Which actors a config needs, and who consumes which market: decided here and nowhere else.
 
-The supervisor spawns exactly these (besides one actor per open position), strategies
-subscribe to these feeds, and positions find the feed of their market here. Feeds are one per
-venue today; a feed per market changes only this module.
+The runtime starts the store, the supervisor spawns the rest of :meth:`Topology.actors`
+(besides one actor per open position), strategies catch up from these feeds, feeds route a
+market's events to the strategies that watch it, and positions find the feed of their market
+here.
+
+Feeds are one per venue today: a feed's id is its venue's name. A feed per market changes
+:func:`feed_of_market`, :func:`venue_of_feed` and how :func:`topology` lists the feeds, and
+nothing outside this module.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from actors.domain.names import PORTFOLIO, feed_name, market_venue, strategy_name, venue_name
-from config.models import Settings
+from actors.domain.names import (
+    FEED,
+    PORTFOLIO,
+    STORE,
+    STRATEGY,
+    VENUE,
+    ActorName,
+    market_venue,
+)
+from config.models import Settings, StrategyBase
 
-FEEDS = ("binance", "polymarket")
-"""The replay feeds this version has, in start-up order."""
+FEED_VENUES = ("binance", "polymarket")
+"""The venues this version has a market-data feed for, in start-up order."""
+
+SERIES_VENUES = ("polymarket",)
+"""Venues whose strategy ``market`` names a series of short-lived markets, not one market."""
+
+
+# ---------------------------------------------------------------------- markets and feeds
+
+
+def feed_of_venue(venue: str) -> str:
+    """The feed that carries a venue's markets (one feed per venue)."""
+    return venue
+
+
+def feed_of_market(market_id: str) -> str:
+    """The feed that carries a market's prices and settlements."""
+    return feed_of_venue(market_venue(market_id))
+
+
+def venue_of_feed(feed_id: str) -> str:
+    """The venue whose data a feed reads (its source: replay files or the venue's stream)."""
+    return feed_id
+
+
+# ---------------------------------------------------------------------- strategies and markets
+
+
+def watched_markets(config: StrategyBase) -> tuple[str, ...]:
+    """The market ids (or series) a strategy consumes: its market and any reference market."""
+    markets = [str(config.market)]
+    reference = getattr(config, "reference_market", None)
+    if reference:
+        markets.append(str(reference))
+    return tuple(markets)
+
+
+def _covers(watched: str, market: str) -> bool:
+    if watched == market:
+        return True
+    venue = market_venue(watched)
+    return venue in SERIES_VENUES and market.startswith(f"{venue}:")
+
+
+def watches(config: StrategyBase, market: str) -> bool:
+    """Does this strategy consume events of ``market``? A series watches every market of its venue."""
+    return any(_covers(watched, market) for watched in watched_markets(config))
+
+
+# ---------------------------------------------------------------------- the topology
 
 
 @dataclass(frozen=True)
 class Topology:
-    venues: tuple[str, ...]
-    feeds: tuple[str, ...]
-    strategies: tuple[str, ...]
+    """The actors a config needs (besides the supervisor and one per open position)."""
 
-    def static_actors(self) -> list[tuple[str, str]]:
-        """(name, kind) of every actor besides positions, consumers before the feeds."""
-        names = [(venue_name(v), "venue") for v in self.venues]
-        names.append((PORTFOLIO, "portfolio"))
-        names += [(strategy_name(s), "strategy") for s in self.strategies]
-        names += [(feed_name(f), "feed") for f in self.feeds]
-        return names
+    venues: tuple[str, ...]
+    """Venue actors: one per venue an enabled strategy trades, sorted."""
+    feeds: tuple[str, ...]
+    """Feed ids, in start-up order."""
+    strategies: tuple[str, ...]
+    """Enabled strategies, in config order."""
+    watching: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    """(strategy, the markets or series it watches), in config order."""
+
+    @property
+    def store(self) -> ActorName:
+        return ActorName(STORE, STORE)
+
+    @property
+    def portfolio(self) -> ActorName:
+        return ActorName(PORTFOLIO, PORTFOLIO)
+
+    def actors(self) -> tuple[ActorName, ...]:
+        """Every one of them: the store, then consumers before the feeds (a feed's first batch
+        finds everyone it delivers to)."""
+        return (self.store, *self.supervised())
+
+    def supervised(self) -> tuple[ActorName, ...]:
+        """The ones the supervisor spawns and keeps alive (the runtime starts the store)."""
+        return (
+            *(ActorName(VENUE, v) for v in self.venues),
+            self.portfolio,
+            *(ActorName(STRATEGY, s) for s in self.strategies),
+            *(ActorName(FEED, f) for f in self.feeds),
+        )
+
+    def watches(self, strategy: str, market: str) -> bool:
+        """Does ``strategy`` consume events of ``market``?"""
+        markets = next((m for name, m in self.watching if name == strategy), ())
+        return any(_covers(watched, market) for watched in markets)
+
+    def strategies_watching(self, market: str) -> tuple[str, ...]:
+        """The strategies that consume ``market``'s events, in config order."""
+        return tuple(s for s in self.strategies if self.watches(s, market))
 
 
 def topology(settings: Settings) -> Topology:
@@ -36,11 +127,7 @@ def topology(settings: Settings) -> Topology:
     venues = sorted({market_venue(s.market) for s in enabled})
     return Topology(
         venues=tuple(venues),
-        feeds=tuple(f for f in FEEDS if f in venues),
+        feeds=tuple(feed_of_venue(v) for v in FEED_VENUES if v in venues),
         strategies=tuple(s.name for s in enabled),
+        watching=tuple((s.name, watched_markets(s)) for s in enabled),
     )
-
-
-def feed_of_market(market_id: str) -> str:
-    """The feed that carries a market's prices and settlements (its venue's feed)."""
-    return market_venue(market_id)

@@ -19,33 +19,35 @@ from typing import Any
 
 import ray
 
-from actors.core.strategies import watches
 from actors.data.candles import load_table
 from actors.data.replay import BINANCE_BTCUSDT, candle_events, event_time, polymarket_events
 from actors.domain.model import Candle, Instrument, MarketEvent, OrderBook, Settlement
 from actors.domain.names import PORTFOLIO, feed_name, market_venue, strategy_name, venue_name
+from actors.domain.topology import topology, venue_of_feed
 from actors.shells.base import ActorShell, try_actor
 from config.models import Mode, Settings
 
 log = logging.getLogger(__name__)
 
-BINANCE_FEED = "binance"
-POLYMARKET_FEED = "polymarket"
+BINANCE = "binance"
+POLYMARKET = "polymarket"
+"""The venues whose data a feed can read (see actors.domain.topology.FEED_VENUES)."""
 
 
 def replay_source(settings: Settings, feed_id: str) -> tuple[list[Instrument], Iterator[MarketEvent]]:
     """The bundled data of one feed as (instruments known up front, time-ordered events)."""
     replay = settings.replay
-    if feed_id == BINANCE_FEED:
+    venue = venue_of_feed(feed_id)
+    if venue == BINANCE:
         table = load_table(Path(replay.binance_candles))
         return [BINANCE_BTCUSDT], iter(candle_events(table, BINANCE_BTCUSDT.market_id))
-    if feed_id == POLYMARKET_FEED:
+    if venue == POLYMARKET:
         return polymarket_events(
             Path(replay.polymarket_markets),
             Path(replay.chainlink_ticks),
             book_interval_ms=settings.runtime.book_interval_ms,
         )
-    raise ValueError(f"unknown feed {feed_id!r}; known: {BINANCE_FEED}, {POLYMARKET_FEED}")
+    raise ValueError(f"no replay data for feed {feed_id!r} (venue {venue!r}); known: {BINANCE}, {POLYMARKET}")
 
 
 def _market_of(event: MarketEvent) -> str:
@@ -79,7 +81,7 @@ class FeedActor(ActorShell):
             for _ in range(self.position):  # fast-forward to where the last incarnation stopped
                 if next(self._source, None) is None:
                     break
-        self._strategies = [s for s in settings.strategies if s.enabled]
+        self.topology = topology(settings)
         self.pending: deque[MarketEvent] = deque()
         self.conflated = 0
         self.dropped = 0
@@ -168,7 +170,7 @@ class FeedActor(ActorShell):
         """Read the venue's stream forever; a broken stream is reopened with backoff."""
         from actors.data.live import binance_live, polymarket_live
 
-        source = {BINANCE_FEED: binance_live, POLYMARKET_FEED: polymarket_live}[self.feed_id]
+        source = {BINANCE: binance_live, POLYMARKET: polymarket_live}[venue_of_feed(self.feed_id)]
         delay = 0.5
         while True:
             try:
@@ -256,9 +258,9 @@ class FeedActor(ActorShell):
         await asyncio.gather(*venue_calls)
         await self._to_positions(batch, ingest_ns)
         calls = []
-        for cfg in self._strategies:
-            mine = [e for e in batch if watches(cfg, _market_of(e))]
-            strategy = self.handle(strategy_name(cfg.name))
+        for name in self.topology.strategies:
+            mine = [e for e in batch if self.topology.watches(name, _market_of(e))]
+            strategy = self.handle(strategy_name(name))
             if mine and strategy is not None:
                 calls.append(strategy.on_events.remote(mine, ingest_ns))
         portfolio_events = [e for e in batch if isinstance(e, (Instrument, OrderBook))]

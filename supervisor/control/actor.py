@@ -180,7 +180,7 @@ class SupervisorActor:
     # ------------------------------------------------------------------ desired state
 
     def _static_actors(self) -> list[tuple[str, str]]:
-        return topology(self.settings).static_actors()
+        return [(a.name, a.kind) for a in topology(self.settings).supervised()]
 
     def _create(self, name: str, kind: str) -> Any:
         """Create one actor by its name; each class restores its own state from the store."""

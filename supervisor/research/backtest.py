@@ -50,10 +50,10 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 
-from actors.core.strategies import watches
 from actors.data.candles import CandleTable, clean_table, load_table
 from actors.data.replay import BINANCE_BTCUSDT, CHAINLINK_MARKET, candle_events, polymarket_events
 from actors.domain.model import Candle, Instrument, MarketEvent, MarketKind, RoundTrip
+from actors.domain.topology import watches
 from config.models import Settings, StrategyConfig
 from supervisor.research.driver import Driver
 from supervisor.research.fast_backtest import Bars, FastDriver, SignalPass, sample_curve, signal_pass

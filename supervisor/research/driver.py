@@ -20,7 +20,7 @@ from actors.core.matching import MatchingEngine
 from actors.core.portfolio import Decision, DecisionKind, PortfolioCore
 from actors.core.position import PositionCore
 from actors.core.position_runner import apply_update, open_position, round_trip, trade_record
-from actors.core.strategies import StrategyCore, build_strategy, watches
+from actors.core.strategies import StrategyCore, build_strategy
 from actors.data.replay import event_time
 from actors.domain.messages import OrderUpdate, UpdateKind
 from actors.domain.model import (
@@ -41,6 +41,7 @@ from actors.domain.model import (
     Signal,
     to_decimal,
 )
+from actors.domain.topology import watches
 from actors.store.lmdb_store import StateStore
 from config.models import Settings
 

@@ -48,9 +48,10 @@ import numpy.typing as npt
 from numpy.lib.stride_tricks import sliding_window_view
 
 from actors.core.indicators import NAN
-from actors.core.strategies import StrategyCore, build_strategy, watches
+from actors.core.strategies import StrategyCore, build_strategy
 from actors.data.candles import CandleTable
 from actors.domain.model import ZERO, Candle, Instrument, RoundTrip, Side, Signal
+from actors.domain.topology import watches
 from config.models import MeanReversionConfig, MomentumBreakoutConfig, Settings, StrategyConfig
 from supervisor.research.driver import Driver, EquityPoint
 

@@ -6,7 +6,6 @@ import importlib
 from typing import Any
 
 from actors.core.strategies.base import StrategyCore
-from actors.domain.names import market_venue
 
 # kind -> "module:Class"; imported lazily so a light strategy never pays for scikit-learn.
 _REGISTRY: dict[str, str] = {
@@ -32,28 +31,4 @@ def build_strategy(config: Any) -> StrategyCore[Any]:
     return strategy_class(config.kind)(config)
 
 
-SERIES_VENUES = ("polymarket",)
-"""Venues whose strategy ``market`` names a series of short-lived markets, not one market."""
-
-
-def watched_markets(config: Any) -> tuple[str, ...]:
-    """The market ids (or series) a strategy consumes: its market and any reference market."""
-    markets = [str(config.market)]
-    reference = getattr(config, "reference_market", None)
-    if reference:
-        markets.append(str(reference))
-    return tuple(markets)
-
-
-def watches(config: Any, market: str) -> bool:
-    """Does this strategy consume events of ``market``? A series watches every market of its venue."""
-    for watched in watched_markets(config):
-        if watched == market:
-            return True
-        venue = market_venue(watched)
-        if venue in SERIES_VENUES and market.startswith(f"{venue}:"):
-            return True
-    return False
-
-
-__all__ = ["StrategyCore", "build_strategy", "strategy_class", "watched_markets", "watches"]
+__all__ = ["StrategyCore", "build_strategy", "strategy_class"]

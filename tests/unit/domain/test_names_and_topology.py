@@ -18,7 +18,7 @@ from actors.domain.names import (
     strategy_name,
     venue_name,
 )
-from actors.domain.topology import feed_of_market, topology
+from actors.domain.topology import feed_of_market, feed_of_venue, topology, venue_of_feed, watches
 from config.loader import load_settings
 
 
@@ -60,28 +60,57 @@ def test_market_id_splits_into_venue_and_symbol() -> None:
     assert (market_venue(token), market_symbol(token)) == ("polymarket", "1234:5678")
 
 
-def test_default_config_needs_both_venues_feeds_and_four_strategies() -> None:
+def test_default_config_needs_store_both_venues_and_feeds_portfolio_and_four_strategies() -> None:
     tp = topology(load_settings(None, env={}))
     assert tp.venues == ("binance", "polymarket")
     assert tp.feeds == ("binance", "polymarket")
     assert set(tp.strategies) == {"mean_reversion", "ml_momentum", "momentum_breakout", "polymarket_lag"}
-    names = tp.static_actors()
-    assert names[:3] == [
+    names = [(a.name, a.kind) for a in tp.actors()]
+    assert names[:4] == [
+        ("store", "store"),
         ("venue:binance", "venue"),
         ("venue:polymarket", "venue"),
         ("portfolio", "portfolio"),
     ]
     assert names[-2:] == [("feed:binance", "feed"), ("feed:polymarket", "feed")]  # consumers first
+    assert {n for n, kind in names if kind == "strategy"} == {f"strategy:{s}" for s in tp.strategies}
+    assert len(names) == 1 + 2 + 1 + 4 + 2
 
 
-def test_disabled_strategies_leave_their_venue_out() -> None:
+def test_supervised_actors_are_all_but_the_store() -> None:
+    tp = topology(load_settings(None, env={}))
+    assert tp.supervised() == tp.actors()[1:]
+    assert tp.store not in tp.supervised()
+
+
+def test_disabled_strategy_leaves_its_venue_and_feed_out() -> None:
     settings = load_settings(None, env={}, overrides=["strategies.polymarket_lag.enabled=false"])
     tp = topology(settings)
     assert tp.venues == ("binance",)
     assert tp.feeds == ("binance",)
     assert "polymarket_lag" not in tp.strategies
+    assert "feed:polymarket" not in {a.name for a in tp.actors()}
 
 
-def test_a_market_is_carried_by_its_venues_feed() -> None:
-    assert feed_of_market("binance:ETH/USDT") == "binance"
-    assert feed_of_market("polymarket:987") == "polymarket"
+def test_market_is_carried_by_its_venues_feed() -> None:
+    assert feed_of_market("binance:ETH/USDT") == feed_of_venue("binance") == "binance"
+    assert feed_of_market("polymarket:987") == feed_of_venue("polymarket") == "polymarket"
+    assert venue_of_feed("polymarket") == "polymarket"
+
+
+def test_feed_routes_a_market_to_the_strategies_watching_it() -> None:
+    tp = topology(load_settings(None, env={}))
+    on_binance = tp.strategies_watching("binance:BTC/USDT")
+    assert set(on_binance) == {"mean_reversion", "ml_momentum", "momentum_breakout"}
+    # polymarket_lag watches a series (every market of its venue) and its reference market
+    assert tp.strategies_watching("polymarket:any-token-id") == ("polymarket_lag",)
+    assert tp.strategies_watching("chainlink:BTC/USD") == ("polymarket_lag",)
+    assert tp.strategies_watching("binance:ETH/USDT") == ()
+
+
+def test_module_watches_agrees_with_the_topology() -> None:
+    settings = load_settings(None, env={})
+    tp = topology(settings)
+    for market in ("binance:BTC/USDT", "polymarket:1", "chainlink:BTC/USD", "binance:ETH/USDT"):
+        for cfg in settings.strategies:
+            assert watches(cfg, market) == tp.watches(cfg.name, market), (cfg.name, market)
