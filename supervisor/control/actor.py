@@ -13,7 +13,9 @@ orders and stuck positions are cases of that one loop, not three mechanisms:
   and escalated after repeated re-drives;
 - a closed position's actor is reaped.
 
-It also serves the one Prometheus endpoint, built from the heartbeats' metric deltas.
+The decisions are :func:`supervisor.control.reconcile.reconcile`, a pure function; this actor
+gathers the observation, pings the suspects, and carries the actions out. It also serves the
+one Prometheus endpoint, built from the heartbeats' metric deltas.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import ray
@@ -55,23 +57,25 @@ from supervisor.control.reconcile import (
     Action,
     ActorView,
     CancelOrphan,
+    CountRestart,
     Desired,
-    Expect,
-    ForgetUnowned,
+    EscalateStuck,
+    ExpectActor,
+    ForgetOrder,
+    HaltBudgetSpent,
+    NoteIncarnation,
     Observed,
     Policy,
     PositionEntry,
-    Probe,
-    Reap,
-    Recreate,
-    Redrive,
-    Release,
-    RestartStale,
-    SpendBudget,
+    ReapPosition,
+    RecreateActor,
+    RedrivePosition,
+    ReleasePosition,
+    RestartActor,
     VenueOrderView,
-    WatchUnowned,
-    after_probe,
+    WatchOrder,
     reconcile,
+    suspects,
 )
 
 log = logging.getLogger(__name__)
@@ -86,6 +90,7 @@ class ActorRecord:
     last_beat_wall: float | None = None
     heartbeat: Heartbeat | None = None
     incarnation: str | None = None
+    """The incarnation acknowledged by the control loop (the latest beat may carry a newer one)."""
     restarts: deque[float] = field(default_factory=deque)
     restarts_total: int = 0
     recreated: int = 0
@@ -254,17 +259,9 @@ class SupervisorActor:
     # ------------------------------------------------------------------ heartbeats
 
     async def heartbeat(self, beat: Heartbeat) -> None:
+        """Record the beat; what it means (a restart, a stuck position) is decided each tick."""
         record = self._expect(beat.actor_id, beat.kind)
-        now = time.time()
-        if record.incarnation is not None and beat.incarnation != record.incarnation:
-            record.restarts_total += 1
-            record.restarts.append(now)
-            self.registry.inc("raytrader_actor_restarts_total", {"kind": beat.kind, "actor": beat.actor_id})
-            log.warning(
-                "%s restarted (incarnation %s -> %s)", beat.actor_id, record.incarnation, beat.incarnation
-            )
-        record.incarnation = beat.incarnation
-        record.last_beat_wall = now
+        record.last_beat_wall = time.time()
         self.silence.beat()
         record.heartbeat = beat
         self.registry.apply(beat.metrics)
@@ -287,14 +284,15 @@ class SupervisorActor:
         """One reconciliation of desired and observed state; returns what it did.
 
         The decisions are :func:`supervisor.control.reconcile.reconcile` (pure); this method
-        gathers the observation and carries the actions out.
+        gathers the observation, pings the suspects, and carries the actions out.
         """
         self.ticks += 1
         done: dict[str, Any] = {"recreated": [], "orphans": [], "stuck": [], "reaped": []}
+        policy = Policy.of(self.settings.supervision)
         index = await self._store().position_index.remote()
-        observed = Observed(
-            actors={name: self._view(record) for name, record in self.actors.items()},
-            positions=[
+        desired = Desired(
+            actors=topology(self.settings).supervised(),
+            positions=tuple(
                 PositionEntry(
                     position_id=p["position_id"],
                     open=bool(p["open"]),
@@ -303,15 +301,21 @@ class SupervisorActor:
                     status_since_ms=p.get("status_since_ms"),
                 )
                 for p in index
-            ],
-            venue_orders=await self._venue_open_orders(),
-            unowned_since=dict(self.unowned_since),
-            started_wall=self.started_wall,
+            ),
         )
-        desired = Desired(static_actors=tuple(self._static_actors()))
-        policy = Policy.of(self.settings.supervision)
-        for action in reconcile(desired, observed, time.time(), wall_ms(), policy):
-            await self._carry_out(action, policy, done)
+        answered = {
+            name: await self._ping(name, policy)
+            for name in suspects(desired, self._observe_actors(), time.time(), policy)
+        }
+        observed = replace(
+            self._observe_actors(),
+            venue_orders=await self._venue_open_orders(),
+            answered=answered,
+        )
+        now = time.time()
+        for action in reconcile(desired, observed, now, policy):
+            await self._carry_out(action, now, policy, done)
+        self._forget_old_restarts(now, policy)
         self._export_health()
         silent = self.silence.check()
         if silent is not None:
@@ -319,16 +323,28 @@ class SupervisorActor:
         await self._save()
         return done
 
+    def _observe_actors(self) -> Observed:
+        return Observed(
+            actors={name: self._view(record) for name, record in self.actors.items()},
+            unowned_since=dict(self.unowned_since),
+            started_wall=self.started_wall,
+        )
+
     def _view(self, record: ActorRecord) -> ActorView:
         beat = record.heartbeat
+        detail = beat.detail if beat is not None else {}
+        since = detail.get("status_since_ms")
         return ActorView(
             name=record.name,
             kind=record.kind,
             created_wall=record.created_wall,
             last_beat_wall=record.last_beat_wall,
-            detail=dict(beat.detail) if beat is not None else {},
+            incarnation=record.incarnation,
+            beat_incarnation=beat.incarnation if beat is not None else None,
+            status=detail.get("status"),
+            status_since_ms=int(since) if since else None,
+            ready=bool(detail.get("ready", True)),
             owned_orders=tuple(beat.owned_orders) if beat is not None else (),
-            has_heartbeat=beat is not None,
             restarts=tuple(record.restarts),
             budget_spent=record.budget_spent,
             redrives=record.redrives,
@@ -350,25 +366,57 @@ class SupervisorActor:
             orders += [VenueOrderView(o.client_id, o.market, o.position_id) for o in found]
         return orders
 
-    async def _carry_out(self, action: Action, policy: Policy, done: dict[str, Any]) -> None:
+    async def _ping(self, name: str, policy: Policy) -> bool:
+        """Does a suspect answer? No handle, an error or a timeout: it does not."""
+        handle = self._handle(name)
+        if handle is None:
+            return False
+        try:
+            await asyncio.wait_for(handle.ping.remote(), timeout=max(2.0, policy.suspect_after_s))
+        except Exception:
+            return False
+        return True
+
+    def _forget_old_restarts(self, now: float, policy: Policy) -> None:
+        """Restarts older than the budget window no longer count (bookkeeping, not a decision)."""
+        cutoff = now - policy.restart_window_s
+        for record in self.actors.values():
+            while record.restarts and record.restarts[0] < cutoff:
+                record.restarts.popleft()
+
+    async def _carry_out(self, action: Action, now: float, policy: Policy, done: dict[str, Any]) -> None:
         """Carry out one decision of the reconciler."""
         match action:
-            case Expect(name, kind):
+            case ExpectActor(name, kind):
                 self._expect(name, kind)
-            case Release(position_id, close):
+            case ReleasePosition(position_id, close):
                 await self._release(position_id, close)
-            case Reap(name):
+            case ReapPosition(name):
                 done["reaped"] += await self._reap(name)
-            case Probe(name):
-                done["recreated"] += await self._probe(name, policy)
-            case SpendBudget(name, kind, restarts):
-                self._spend_budget(name, kind, restarts, policy)
-            case Redrive(name, status, held_ms, escalate):
-                self._redrive(name, status, held_ms, escalate)
+            case NoteIncarnation(name, incarnation):
+                self.actors[name].incarnation = incarnation
+            case CountRestart(name, kind, previous, incarnation):
+                self._count_restart(name, kind, now)
+                self.actors[name].incarnation = incarnation
+                log.warning("%s restarted (incarnation %s -> %s)", name, previous, incarnation)
+            case RecreateActor(name, kind):
+                self._recreate(name, kind, now)
+                done["recreated"].append(name)
+            case RestartActor(name):
+                handle = self._handle(name)
+                if handle is not None:
+                    self._stuck(self.actors[name], "stale_heartbeat", {})
+                    ray.kill(handle, no_restart=False)  # Ray restarts it; its constructor reconciles
+            case HaltBudgetSpent(name, kind, restarts):
+                self._halt_budget_spent(name, kind, restarts, policy)
+            case RedrivePosition(name, status, held_ms):
+                self._redrive(name, status, held_ms, now)
                 done["stuck"].append(name)
-            case WatchUnowned(client_id):
-                self.unowned_since.setdefault(client_id, time.time())
-            case ForgetUnowned(client_id):
+            case EscalateStuck(name, status, redrives):
+                self._escalate(name, status, redrives)
+            case WatchOrder(client_id):
+                self.unowned_since.setdefault(client_id, now)
+            case ForgetOrder(client_id):
                 self.unowned_since.pop(client_id, None)
             case CancelOrphan(client_id, market, owner):
                 if await self._cancel_orphan(client_id, market, owner):
@@ -376,45 +424,32 @@ class SupervisorActor:
             case _:
                 raise TypeError(f"unknown supervisor action {action!r}")
 
-    async def _probe(self, name: str, policy: Policy) -> list[str]:
-        """Ping a suspect; carry out what :func:`after_probe` decides."""
-        record = self.actors.get(name)
-        if record is None:
-            return []
-        handle = self._handle(name)
-        alive = False
-        if handle is not None:
-            try:
-                await asyncio.wait_for(handle.ping.remote(), timeout=max(2.0, policy.suspect_after_s))
-                alive = True
-            except Exception:
-                alive = False
-        for decision in after_probe(self._view(record), alive, time.time(), policy):
-            if isinstance(decision, RestartStale) and handle is not None:
-                self._stuck(record, "stale_heartbeat", {})
-                ray.kill(handle, no_restart=False)  # Ray restarts it; its constructor reconciles
-            elif isinstance(decision, Recreate):
-                if handle is not None:
-                    with contextlib.suppress(Exception):
-                        ray.kill(handle, no_restart=True)
-                self._handles.pop(name, None)
-                age = None if record.last_beat_wall is None else time.time() - record.last_beat_wall
-                log.error("%s is gone (last heartbeat %s s ago): re-creating it from the store", name, age)
-                self._handles[name] = self._create(name, record.kind)
-                record.recreated += 1
-                record.restarts_total += 1
-                record.restarts.append(time.time())
-                record.last_beat_wall = time.time()  # give the new actor a full grace period
-                self.registry.inc("raytrader_actor_restarts_total", {"kind": record.kind, "actor": name})
-                return [name]
-        return []
-
-    def _spend_budget(self, name: str, kind: str, restarts: int, policy: Policy) -> None:
+    def _count_restart(self, name: str, kind: str, now: float) -> None:
         record = self.actors[name]
-        cutoff = time.time() - policy.restart_window_s
-        while record.restarts and record.restarts[0] < cutoff:
-            record.restarts.popleft()
-        record.budget_spent = True
+        record.restarts_total += 1
+        record.restarts.append(now)
+        self.registry.inc("raytrader_actor_restarts_total", {"kind": kind, "actor": name})
+
+    def _recreate(self, name: str, kind: str, now: float) -> None:
+        """Kill what is left of a gone actor and create it again; it restores from the store."""
+        record = self.actors[name]
+        handle = self._handle(name)
+        self._handles.pop(name, None)
+        if handle is not None:
+            with contextlib.suppress(Exception):
+                ray.kill(handle, no_restart=True)
+        log.error(
+            "%s is gone (last heartbeat %s s ago): re-creating it from the store",
+            name,
+            None if record.last_beat_wall is None else now - record.last_beat_wall,
+        )
+        self._handles[name] = self._create(name, kind)
+        record.recreated += 1
+        self._count_restart(name, kind, now)
+        record.last_beat_wall = time.time()  # give the new actor a full grace period
+
+    def _halt_budget_spent(self, name: str, kind: str, restarts: int, policy: Policy) -> None:
+        self.actors[name].budget_spent = True
         self.registry.inc("raytrader_restart_budget_spent_total", {"kind": kind})
         log.error(
             "%s spent its restart budget (%d in %.0fs): halting entries",
@@ -434,24 +469,23 @@ class SupervisorActor:
         self.notifier.notify_soon(stuck_alert(record.name, cause, **detail))
         log.warning("stuck position %s (%s): re-driving %s", record.name, cause, detail)
 
-    def _redrive(self, name: str, status: str, held_ms: int, escalate: bool) -> None:
-        """Re-drive a position held in a transient state; escalate after repeated re-drives."""
+    def _redrive(self, name: str, status: str, held_ms: int, now: float) -> None:
+        """Ask a position held in a transient state to reconcile with the venue again."""
         record = self.actors[name]
-        record.last_redrive_wall = time.time()
+        record.last_redrive_wall = now
         record.redrives += 1
         self._stuck(record, "transient_timeout", {"status": status, "held_ms": held_ms})
-        if escalate:
-            record.escalated = True
-            self.registry.inc("raytrader_stuck_positions_total", {"cause": "escalated"})
-            self.notifier.notify_soon(
-                stuck_alert(
-                    name, "transient_timeout", escalated=True, status=status, redrives=record.redrives
-                )
-            )
-            log.error("position %s still %s after %d re-drives: escalated", name, status, record.redrives)
         handle = self._handle(name)
         if handle is not None:
             handle.redrive.remote()
+
+    def _escalate(self, name: str, status: str, redrives: int) -> None:
+        self.actors[name].escalated = True
+        self.registry.inc("raytrader_stuck_positions_total", {"cause": "escalated"})
+        self.notifier.notify_soon(
+            stuck_alert(name, "transient_timeout", escalated=True, status=status, redrives=redrives)
+        )
+        log.error("position %s still %s after %d re-drives: escalated", name, status, redrives)
 
     async def _cancel_orphan(self, client_id: str, market: str, owner: str | None) -> bool:
         venue = market_venue(market)

@@ -1,20 +1,34 @@
-"""The supervisor's decisions as pure functions: (desired, observed, now) -> actions.
+"""The supervisor's decisions as one pure function: (desired, observed, now, policy) -> actions.
 
 The supervisor actor gathers what it observes (heartbeats, the store's position index, the
-venues' open orders), calls :func:`reconcile`, and only carries the actions out (Ray calls,
-kills, creations, cancels, alerts). Every case the control loop handles is decided here, with
-no clock, no Ray and no I/O, so each is unit-tested on its own:
+venues' open orders, the answers to this tick's pings), calls :func:`reconcile`, and only
+carries the actions out (Ray kills and creations, venue cancels, alerts, metrics). No clock, no
+Ray, no I/O here: every memory a decision needs (restart times, re-drive counts, when an order
+was first seen unowned) comes in with the observation, so each case is unit-tested on its own.
 
-- an expected actor with no fresh heartbeat is probed (``Probe``); what a probe finds is
-  decided by :func:`after_probe` (gone: re-create; a live position with a stale heartbeat:
-  restart it and report it stuck);
-- restarts beyond the budget within its window halt entries, once (``SpendBudget``);
-- a position held in a transient state past its timeout is re-driven, and escalated after
-  ``escalate_after`` re-drives (``Redrive``);
-- an open venue order with no live owner is cancelled after the grace period
-  (``CancelOrphan``; ``WatchUnowned``/``ForgetUnowned`` keep the grace clock);
-- a closed position whose actor did not tell the portfolio is released on its behalf
-  (``Release``), and a closed position's actor is reaped (``Reap``).
+One tick, in the order its actions are carried out:
+
+- positions: an open one with no actor record is expected (:class:`ExpectActor`); a closed
+  one whose actor never told the portfolio is released on its behalf (:class:`ReleasePosition`),
+  and a closed one's actor is reaped (:class:`ReapPosition`);
+- the topology's actors not yet known are expected (:class:`ExpectActor`); creation is the
+  runtime's start, or the liveness case below once the start grace has passed;
+- restarts: a heartbeat with a new incarnation is a restart Ray made (:class:`CountRestart`;
+  the first incarnation of a run is only noted, :class:`NoteIncarnation`);
+- liveness: an actor with no fresh heartbeat is a suspect (:func:`suspects`), which the actor
+  pings before it calls :func:`reconcile`; a suspect that does not answer is re-created from
+  the store (:class:`RecreateActor`, a restart too); a position that answers but has been
+  silent for ``stale_factor`` suspect periods is restarted (:class:`RestartActor`);
+- budget: more restarts than the budget within its window halts entries, once per actor
+  (:class:`HaltBudgetSpent`); restarts go on after it (positions must keep their exits);
+- stuck: a position held in a transient state (entering, closing) past its timeout is
+  re-driven, at most once per timeout (:class:`RedrivePosition`), and escalated once after
+  ``escalate_after`` re-drives (:class:`EscalateStuck`);
+- orphans: an open venue order that no live position vouches for is watched
+  (:class:`WatchOrder` starts its grace clock) and cancelled once the grace has passed
+  (:class:`CancelOrphan`); an order that is owned again, or gone, is forgotten
+  (:class:`ForgetOrder`). A position still starting, or being probed this tick (it may be
+  re-created right now), keeps its orders.
 """
 
 from __future__ import annotations
@@ -23,18 +37,17 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from actors.domain.names import actor_key, position_name
+from actors.domain.names import POSITION, ActorName, actor_key, position_name
 from config.models import SupervisionConfig
 
 TRANSIENT = ("entering", "closing")
-START_GRACE_S = 20.0
-"""A new actor's first heartbeat may take this long (a Ray worker starts, imports, recovers)."""
-RELEASE_AFTER_MS = 10_000
-"""A position closed less than this ago is probably telling the portfolio itself."""
+"""Position states that must not last: an entry or an exit in flight."""
 
 
 @dataclass(frozen=True)
 class Policy:
+    """The thresholds, from ``supervision`` in the config and the defaults below."""
+
     heartbeat_interval_s: float
     suspect_after_beats: int
     stuck_transient_s: float
@@ -42,6 +55,14 @@ class Policy:
     restart_budget: int
     restart_window_s: float
     escalate_after: int = 3
+    """Re-drives of one position before it is escalated to an operator."""
+    start_grace_s: float = 20.0
+    """A new actor's first heartbeat may take this long (a Ray worker starts, imports, recovers)."""
+    release_after_s: float = 10.0
+    """A position closed less than this ago is probably telling the portfolio itself."""
+    stale_factor: int = 3
+    """Suspect periods of silence after which a live position is restarted, and after which its
+    heartbeat no longer vouches for its orders."""
 
     @classmethod
     def of(cls, supervision: SupervisionConfig) -> Policy:
@@ -58,23 +79,12 @@ class Policy:
     def suspect_after_s(self) -> float:
         return self.heartbeat_interval_s * self.suspect_after_beats
 
+    @property
+    def stale_after_s(self) -> float:
+        return self.stale_factor * self.suspect_after_s
 
-@dataclass(frozen=True)
-class ActorView:
-    """What the supervisor knows of one actor it expects."""
 
-    name: str
-    kind: str
-    created_wall: float
-    last_beat_wall: float | None = None
-    detail: Mapping[str, Any] = field(default_factory=dict)
-    owned_orders: tuple[str, ...] = ()
-    has_heartbeat: bool = False
-    restarts: tuple[float, ...] = ()
-    budget_spent: bool = False
-    redrives: int = 0
-    last_redrive_wall: float = 0.0
-    escalated: bool = False
+# ---------------------------------------------------------------------- desired state
 
 
 @dataclass(frozen=True)
@@ -87,79 +97,158 @@ class PositionEntry:
     close: Mapping[str, Any] | None = None
     status_since_ms: int | None = None
 
+    @property
+    def actor(self) -> str:
+        return position_name(self.position_id)
+
+
+@dataclass(frozen=True)
+class Desired:
+    """What must exist: the topology's actors, and one actor per open position of the store.
+    (The orders a position owns are the venue orders whose intent names it: see
+    :class:`VenueOrderView`.)"""
+
+    actors: tuple[ActorName, ...]
+    positions: tuple[PositionEntry, ...] = ()
+
+
+# ---------------------------------------------------------------------- observed state
+
+
+@dataclass(frozen=True)
+class ActorView:
+    """What the supervisor knows of one actor it expects, and what it remembers of it."""
+
+    name: str
+    kind: str
+    created_wall: float
+    """When the supervisor first expected it: the start grace counts from here."""
+    last_beat_wall: float | None = None
+    incarnation: str | None = None
+    """The incarnation the supervisor has acknowledged (None: its next one is a first)."""
+    beat_incarnation: str | None = None
+    """The incarnation in its latest heartbeat (None: no heartbeat yet)."""
+    status: str | None = None
+    """A position's state (open, entering, closing, ...) from its heartbeat."""
+    status_since_ms: int | None = None
+    ready: bool = True
+    """False while a position is still recovering: it owns its orders all the same."""
+    owned_orders: tuple[str, ...] = ()
+    restarts: tuple[float, ...] = ()
+    """Wall times of its counted restarts (at least those within the budget window)."""
+    budget_spent: bool = False
+    redrives: int = 0
+    last_redrive_wall: float = 0.0
+    escalated: bool = False
+
+    @property
+    def has_heartbeat(self) -> bool:
+        return self.beat_incarnation is not None
+
+    def beat_age(self, now: float) -> float | None:
+        return None if self.last_beat_wall is None else now - self.last_beat_wall
+
 
 @dataclass(frozen=True)
 class VenueOrderView:
+    """An open order at a venue; ``position_id`` is its owner, from the order's intent."""
+
     client_id: str
     market: str
     position_id: str | None
 
 
 @dataclass(frozen=True)
-class Desired:
-    """Actors the config needs (name, kind), besides one per open position."""
-
-    static_actors: tuple[tuple[str, str], ...]
-
-
-@dataclass(frozen=True)
 class Observed:
     actors: Mapping[str, ActorView]
-    positions: Sequence[PositionEntry]
-    venue_orders: Sequence[VenueOrderView]
-    unowned_since: Mapping[str, float]
-    started_wall: float
+    venue_orders: Sequence[VenueOrderView] = ()
+    unowned_since: Mapping[str, float] = field(default_factory=dict)
+    """Client id -> when the order was first seen with no live owner (its grace clock)."""
+    started_wall: float = 0.0
+    """When the supervisor started: no actor is suspect within the start grace of it."""
+    answered: Mapping[str, bool] = field(default_factory=dict)
+    """This tick's suspects (see :func:`suspects`) -> whether each answered a ping."""
 
 
 # ---------------------------------------------------------------------- actions
 
 
 @dataclass(frozen=True)
-class Expect:
+class ExpectActor:
+    """Start watching an actor the desired state needs (its record, its start grace)."""
+
     name: str
     kind: str
 
 
 @dataclass(frozen=True)
-class Probe:
+class NoteIncarnation:
+    """The first incarnation seen in this run: not a restart."""
+
     name: str
+    incarnation: str
 
 
 @dataclass(frozen=True)
-class Recreate:
+class CountRestart:
+    """A heartbeat with a new incarnation: Ray restarted the actor."""
+
+    name: str
+    kind: str
+    previous: str
+    incarnation: str
+
+
+@dataclass(frozen=True)
+class RecreateActor:
+    """Probed and gone: kill what is left and create it again (it restores from the store)."""
+
     name: str
     kind: str
 
 
 @dataclass(frozen=True)
-class RestartStale:
-    """Alive to Ray but silent: restart it (its constructor reconciles) and report it stuck."""
+class RestartActor:
+    """A position alive to Ray but silent: kill it for Ray to restart (its constructor
+    reconciles), and report it stuck."""
 
     name: str
 
 
 @dataclass(frozen=True)
-class SpendBudget:
+class HaltBudgetSpent:
+    """More restarts than the budget in its window: halt entries and alert."""
+
     name: str
     kind: str
     restarts: int
 
 
 @dataclass(frozen=True)
-class Redrive:
+class RedrivePosition:
     name: str
     status: str
     held_ms: int
-    escalate: bool
 
 
 @dataclass(frozen=True)
-class WatchUnowned:
+class EscalateStuck:
+    name: str
+    status: str
+    redrives: int
+
+
+@dataclass(frozen=True)
+class WatchOrder:
+    """An open venue order without a live owner: its grace clock starts now."""
+
     client_id: str
 
 
 @dataclass(frozen=True)
-class ForgetUnowned:
+class ForgetOrder:
+    """A watched order that is owned again, or no longer open."""
+
     client_id: str
 
 
@@ -171,155 +260,188 @@ class CancelOrphan:
 
 
 @dataclass(frozen=True)
-class Release:
+class ReleasePosition:
+    """Tell the portfolio a position closed, on behalf of an actor that did not live to."""
+
     position_id: str
     close: Mapping[str, Any]
 
 
 @dataclass(frozen=True)
-class Reap:
+class ReapPosition:
     name: str
 
 
 Action = (
-    Expect
-    | Probe
-    | Recreate
-    | RestartStale
-    | SpendBudget
-    | Redrive
-    | WatchUnowned
-    | ForgetUnowned
+    ExpectActor
+    | NoteIncarnation
+    | CountRestart
+    | RecreateActor
+    | RestartActor
+    | HaltBudgetSpent
+    | RedrivePosition
+    | EscalateStuck
+    | WatchOrder
+    | ForgetOrder
     | CancelOrphan
-    | Release
-    | Reap
+    | ReleasePosition
+    | ReapPosition
 )
 
 
 # ---------------------------------------------------------------------- decisions
 
 
-def reconcile(
-    desired: Desired, observed: Observed, now_wall: float, now_ms: int, policy: Policy
-) -> list[Action]:
+def _watched(desired: Desired, observed: Observed) -> list[ActorView]:
+    """The actors whose liveness and budget matter: all but the actors of closed positions."""
+    open_ids = {p.position_id for p in desired.positions if p.open}
+    return [v for v in observed.actors.values() if v.kind != POSITION or actor_key(v.name) in open_ids]
+
+
+def _suspect(view: ActorView, started_wall: float, now: float, policy: Policy) -> bool:
+    """No heartbeat within ``suspect_after``, or none at all once the start grace has passed."""
+    age = view.beat_age(now)
+    if age is not None:
+        return age > policy.suspect_after_s
+    grace = max(policy.suspect_after_s, policy.start_grace_s)
+    return now - max(started_wall, view.created_wall) >= grace
+
+
+def suspects(desired: Desired, observed: Observed, now: float, policy: Policy) -> tuple[str, ...]:
+    """The actors to ping this tick; their answers go into ``Observed.answered``."""
+    return tuple(
+        v.name for v in _watched(desired, observed) if _suspect(v, observed.started_wall, now, policy)
+    )
+
+
+def reconcile(desired: Desired, observed: Observed, now: float, policy: Policy) -> list[Action]:
     """Every action one control-loop tick takes, in the order they are carried out."""
-    actions: list[Action] = []
-    open_ids = {p.position_id for p in observed.positions if p.open}
-    probed: set[str] = set()
-    for p in observed.positions:
-        name = position_name(p.position_id)
-        if p.open:
-            if name not in observed.actors:
-                actions.append(Expect(name, "position"))
-        elif not p.released and p.close is not None:
-            if now_ms - (p.status_since_ms or 0) >= RELEASE_AFTER_MS:
-                actions.append(Release(p.position_id, p.close))
-        elif name in observed.actors:
-            actions.append(Reap(name))
-    actions += [Expect(name, kind) for name, kind in desired.static_actors if name not in observed.actors]
-    for view in observed.actors.values():
-        if view.kind == "position" and actor_key(view.name) not in open_ids:
-            continue
-        liveness = _liveness(view, observed.started_wall, now_wall, policy)
-        probed.update(a.name for a in liveness)
-        actions += liveness
-        actions += _budget(view, now_wall, policy)
-    actions += _stuck(observed.actors.values(), open_ids, now_wall, now_ms, policy)
-    actions += _orphans(observed, probed, now_wall, policy)
+    actions: list[Action] = _positions(desired, observed, now, policy)
+    actions += [ExpectActor(a.name, a.kind) for a in desired.actors if a.name not in observed.actors]
+    reaped = {a.name for a in actions if isinstance(a, ReapPosition)}
+    actions += _incarnations(v for v in observed.actors.values() if v.name not in reaped)
+    watched = _watched(desired, observed)
+    for view in watched:
+        actions += _liveness(view, observed.answered, now, policy)
+        restarted = sum(1 for a in actions if _restarts(a, view.name))
+        actions += _budget(view, restarted, now, policy)
+    actions += _stuck(watched, now, policy)
+    actions += _orphans(observed, now, policy)
     return actions
 
 
-def _liveness(view: ActorView, started_wall: float, now_wall: float, policy: Policy) -> list[Probe]:
-    """Probe an actor whose heartbeat is older than ``suspect_after`` (after a start-up grace)."""
-    suspect_after = policy.suspect_after_s
-    age = None if view.last_beat_wall is None else now_wall - view.last_beat_wall
-    if age is not None and age <= suspect_after:
-        return []
-    grace = max(suspect_after, START_GRACE_S)
-    if age is None and now_wall - max(started_wall, view.created_wall) < grace:
-        return []
-    return [Probe(view.name)]
+def _positions(desired: Desired, observed: Observed, now: float, policy: Policy) -> list[Action]:
+    actions: list[Action] = []
+    now_ms = now * 1000
+    for p in desired.positions:
+        if p.open:
+            if p.actor not in observed.actors:
+                actions.append(ExpectActor(p.actor, POSITION))
+        elif not p.released and p.close is not None:
+            if now_ms - (p.status_since_ms or 0) >= policy.release_after_s * 1000:
+                actions.append(ReleasePosition(p.position_id, p.close))
+        elif p.actor in observed.actors:
+            actions.append(ReapPosition(p.actor))
+    return actions
 
 
-def after_probe(view: ActorView, alive: bool, now_wall: float, policy: Policy) -> list[Action]:
-    """A gone actor is re-created; a live position silent for three suspect periods is restarted."""
-    if not alive:
-        return [Recreate(view.name, view.kind)]
-    age = None if view.last_beat_wall is None else now_wall - view.last_beat_wall
-    if view.kind == "position" and age is not None and age > 3 * policy.suspect_after_s:
-        return [RestartStale(view.name)]
+def _incarnations(views: Iterable[ActorView]) -> list[Action]:
+    actions: list[Action] = []
+    for v in views:
+        if v.beat_incarnation is None or v.beat_incarnation == v.incarnation:
+            continue
+        if v.incarnation is None:
+            actions.append(NoteIncarnation(v.name, v.beat_incarnation))
+        else:
+            actions.append(CountRestart(v.name, v.kind, v.incarnation, v.beat_incarnation))
+    return actions
+
+
+def _liveness(view: ActorView, answered: Mapping[str, bool], now: float, policy: Policy) -> list[Action]:
+    """A probed suspect that did not answer is re-created; a live but long-silent position restarted."""
+    if view.name not in answered:
+        return []
+    if not answered[view.name]:
+        return [RecreateActor(view.name, view.kind)]
+    age = view.beat_age(now)
+    if view.kind == POSITION and age is not None and age > policy.stale_after_s:
+        return [RestartActor(view.name)]
     return []
 
 
-def restarts_in_window(restarts: Iterable[float], now_wall: float, policy: Policy) -> int:
-    cutoff = now_wall - policy.restart_window_s
+def _restarts(action: Action, name: str) -> bool:
+    """Does this action count a restart of ``name``?"""
+    return isinstance(action, CountRestart | RecreateActor) and action.name == name
+
+
+def restarts_in_window(restarts: Iterable[float], now: float, policy: Policy) -> int:
+    cutoff = now - policy.restart_window_s
     return sum(1 for t in restarts if t >= cutoff)
 
 
-def _budget(view: ActorView, now_wall: float, policy: Policy) -> list[Action]:
-    count = restarts_in_window(view.restarts, now_wall, policy)
+def _budget(view: ActorView, restarted_now: int, now: float, policy: Policy) -> list[Action]:
+    """Restarts counted before, plus those this tick counts, against the budget."""
+    count = restarts_in_window(view.restarts, now, policy) + restarted_now
     if count > policy.restart_budget and not view.budget_spent:
-        return [SpendBudget(view.name, view.kind, count)]
+        return [HaltBudgetSpent(view.name, view.kind, count)]
     return []
 
 
-def _stuck(
-    views: Iterable[ActorView], open_ids: set[str], now_wall: float, now_ms: int, policy: Policy
-) -> list[Action]:
+def _stuck(views: Iterable[ActorView], now: float, policy: Policy) -> list[Action]:
+    now_ms = int(now * 1000)
     timeout_ms = policy.stuck_transient_s * 1000
     actions: list[Action] = []
     for view in views:
-        if view.kind != "position" or not view.has_heartbeat:
+        if view.kind != POSITION or not view.has_heartbeat or view.status not in TRANSIENT:
             continue
-        if actor_key(view.name) not in open_ids:
+        since = view.status_since_ms or now_ms
+        if now_ms - since < timeout_ms or now - view.last_redrive_wall < policy.stuck_transient_s:
             continue
-        status = view.detail.get("status")
-        since = int(view.detail.get("status_since_ms") or now_ms)
-        if status not in TRANSIENT or now_ms - since < timeout_ms:
-            continue
-        if now_wall - view.last_redrive_wall < policy.stuck_transient_s:
-            continue
-        escalate = view.redrives + 1 > policy.escalate_after and not view.escalated
-        actions.append(Redrive(view.name, str(status), now_ms - since, escalate))
+        status = str(view.status)
+        actions.append(RedrivePosition(view.name, status, now_ms - since))
+        redrives = view.redrives + 1
+        if redrives > policy.escalate_after and not view.escalated:
+            actions.append(EscalateStuck(view.name, status, redrives))
     return actions
 
 
-def owned_orders(views: Iterable[ActorView], now_wall: float, policy: Policy) -> set[str]:
+def owned_orders(views: Iterable[ActorView], now: float, policy: Policy) -> set[str]:
     """Orders of positions whose heartbeat is fresh enough to vouch for them."""
     owned: set[str] = set()
     for view in views:
-        if view.kind != "position" or not view.has_heartbeat or view.last_beat_wall is None:
+        if view.kind != POSITION or not view.has_heartbeat:
             continue
-        if now_wall - view.last_beat_wall <= 3 * policy.suspect_after_s:
+        age = view.beat_age(now)
+        if age is not None and age <= policy.stale_after_s:
             owned.update(view.owned_orders)
     return owned
 
 
 def _owner_starting(observed: Observed, owner: str) -> bool:
-    """A position that exists but has not reported yet still owns its orders."""
+    """A position that exists but has not reported yet, or is still recovering, owns its orders."""
     view = observed.actors.get(owner)
     if view is None:
         return False
-    return not view.has_heartbeat or not view.detail.get("ready", True)
+    return not view.has_heartbeat or not view.ready
 
 
-def _orphans(observed: Observed, probed: set[str], now_wall: float, policy: Policy) -> list[Action]:
-    """Open venue orders no live position vouches for, cancelled after the grace period. An
-    owner probed this tick (it may be re-created right now) still owns its orders."""
-    owned = owned_orders(observed.actors.values(), now_wall, policy)
+def _orphans(observed: Observed, now: float, policy: Policy) -> list[Action]:
+    owned = owned_orders(observed.actors.values(), now, policy)
     actions: list[Action] = []
     seen: set[str] = set()
     for order in observed.venue_orders:
         cid = order.client_id
         owner = position_name(order.position_id) if order.position_id else None
-        if owner is not None and (cid in owned or owner in probed or _owner_starting(observed, owner)):
+        if owner is not None and (
+            cid in owned or owner in observed.answered or _owner_starting(observed, owner)
+        ):
             continue
         seen.add(cid)
         first = observed.unowned_since.get(cid)
         if first is None:
-            actions.append(WatchUnowned(cid))
-            first = now_wall
-        if now_wall - first >= policy.orphan_grace_s:
+            actions.append(WatchOrder(cid))
+            first = now
+        if now - first >= policy.orphan_grace_s:
             actions.append(CancelOrphan(cid, order.market, owner))
-    actions += [ForgetUnowned(cid) for cid in observed.unowned_since if cid not in seen]
+    actions += [ForgetOrder(cid) for cid in observed.unowned_since if cid not in seen]
     return actions

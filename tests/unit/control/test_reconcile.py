@@ -4,32 +4,35 @@ from __future__ import annotations
 
 from typing import Any
 
+from actors.domain.names import ActorName
+from config.loader import load_settings
 from supervisor.control.reconcile import (
-    RELEASE_AFTER_MS,
     ActorView,
     CancelOrphan,
+    CountRestart,
     Desired,
-    Expect,
-    ForgetUnowned,
+    EscalateStuck,
+    ExpectActor,
+    ForgetOrder,
+    HaltBudgetSpent,
+    NoteIncarnation,
     Observed,
     Policy,
     PositionEntry,
-    Probe,
-    Reap,
-    Recreate,
-    Redrive,
-    Release,
-    RestartStale,
-    SpendBudget,
+    ReapPosition,
+    RecreateActor,
+    RedrivePosition,
+    ReleasePosition,
+    RestartActor,
     VenueOrderView,
-    WatchUnowned,
-    after_probe,
+    WatchOrder,
     reconcile,
+    suspects,
 )
 
 POLICY = Policy(
     heartbeat_interval_s=1.0,
-    suspect_after_beats=3,
+    suspect_after_beats=3,  # suspect after 3 s, a silent live position restarted after 9 s
     stuck_transient_s=30.0,
     orphan_grace_s=5.0,
     restart_budget=2,
@@ -37,174 +40,344 @@ POLICY = Policy(
 )
 NOW = 100_000.0
 NOW_MS = int(NOW * 1000)
-STATIC = Desired(static_actors=(("venue:binance", "venue"), ("portfolio", "portfolio")))
+STATIC = (ActorName("venue", "binance"), ActorName("portfolio", "portfolio"))
+MARKET = "binance:BTC/USDT"
+CLOSE = {"realized_pnl": "1.5", "fees": "0.1", "unfilled": False}
 
 
 def healthy(name: str, kind: str, **over: Any) -> ActorView:
+    """An actor that beat half a second ago, in the incarnation the supervisor knows."""
     base: dict[str, Any] = {
         "name": name,
         "kind": kind,
         "created_wall": NOW - 600,
         "last_beat_wall": NOW - 0.5,
-        "has_heartbeat": True,
+        "incarnation": "i1",
+        "beat_incarnation": "i1",
     }
     return ActorView(**{**base, **over})
-
-
-def observed(*views: ActorView, positions: tuple[PositionEntry, ...] = (), **over: Any) -> Observed:
-    base: dict[str, Any] = {
-        "actors": {v.name: v for v in views},
-        "positions": positions,
-        "venue_orders": (),
-        "unowned_since": {},
-        "started_wall": NOW - 600,
-    }
-    return Observed(**{**base, **over})
 
 
 STATIC_VIEWS = (healthy("venue:binance", "venue"), healthy("portfolio", "portfolio"))
 
 
-def decide(obs: Observed) -> list[Any]:
-    return reconcile(STATIC, obs, NOW, NOW_MS, POLICY)
+def desired(*positions: PositionEntry) -> Desired:
+    return Desired(actors=STATIC, positions=positions)
 
 
-def test_healthy_system_needs_no_action() -> None:
-    position = healthy("position:p1", "position", detail={"status": "open"}, owned_orders=("rt-1",))
-    obs = observed(
-        *STATIC_VIEWS,
-        position,
-        positions=(PositionEntry("p1", open=True),),
-        venue_orders=(VenueOrderView("rt-1", "binance:BTC/USDT", "p1"),),
+def observed(*views: ActorView, **over: Any) -> Observed:
+    """The static actors (healthy unless replaced by a view of the same name) plus ``views``."""
+    actors = {v.name: v for v in (*STATIC_VIEWS, *views)}
+    base: dict[str, Any] = {"actors": actors, "started_wall": NOW - 600}
+    return Observed(**{**base, **over})
+
+
+def decide(obs: Observed, *positions: PositionEntry) -> list[Any]:
+    return reconcile(desired(*positions), obs, NOW, POLICY)
+
+
+OPEN_P1 = PositionEntry("p1", open=True)
+
+
+# ---------------------------------------------------------------------- healthy
+
+
+def test_healthy_system_no_actions() -> None:
+    position = healthy("position:p1", "position", status="open", owned_orders=("rt-1",))
+    obs = observed(position, venue_orders=(VenueOrderView("rt-1", MARKET, "p1"),))
+    assert suspects(desired(OPEN_P1), obs, NOW, POLICY) == ()
+    assert decide(obs, OPEN_P1) == []
+
+
+# ---------------------------------------------------------------------- missing actors
+
+
+def test_missing_static_actor_expected() -> None:
+    obs = Observed(actors={"venue:binance": healthy("venue:binance", "venue")}, started_wall=NOW - 600)
+    assert decide(obs) == [ExpectActor("portfolio", "portfolio")]
+
+
+def test_open_position_without_actor_expected() -> None:
+    assert decide(observed(), PositionEntry("p9", open=True)) == [ExpectActor("position:p9", "position")]
+
+
+def test_new_actor_within_start_grace_not_suspect() -> None:
+    starting = healthy(
+        "portfolio", "portfolio", last_beat_wall=None, beat_incarnation=None, created_wall=NOW - 5
     )
+    obs = observed(starting)
+    assert suspects(desired(), obs, NOW, POLICY) == ()
     assert decide(obs) == []
 
 
-def test_missing_actor_is_expected_then_created() -> None:
-    obs = observed(healthy("venue:binance", "venue"), positions=(PositionEntry("p9", open=True),))
-    assert decide(obs) == [Expect("position:p9", "position"), Expect("portfolio", "portfolio")]
+def test_supervisor_just_started_no_suspects() -> None:
+    never_beat = healthy("portfolio", "portfolio", last_beat_wall=None, beat_incarnation=None)
+    obs = observed(never_beat, started_wall=NOW - 5)
+    assert suspects(desired(), obs, NOW, POLICY) == ()
 
 
-def test_new_actor_without_heartbeat_gets_a_start_grace() -> None:
-    starting = healthy(
-        "portfolio", "portfolio", last_beat_wall=None, has_heartbeat=False, created_wall=NOW - 5
+def test_missing_actor_past_start_grace_and_not_answering_created() -> None:
+    """Expected, never seen: once the start grace has passed it is a suspect, and a suspect
+    that does not answer (no such actor) is created from the store."""
+    never_beat = healthy(
+        "position:p9", "position", last_beat_wall=None, beat_incarnation=None, created_wall=NOW - 25
     )
-    assert decide(observed(healthy("venue:binance", "venue"), starting)) == []
+    p9 = PositionEntry("p9", open=True)
+    obs = observed(never_beat)
+    assert suspects(desired(p9), obs, NOW, POLICY) == ("position:p9",)
+    answered = observed(never_beat, answered={"position:p9": False})
+    assert decide(answered, p9) == [RecreateActor("position:p9", "position")]
 
 
-def test_stale_heartbeat_is_probed() -> None:
+# ---------------------------------------------------------------------- liveness
+
+
+def test_stale_heartbeat_suspect() -> None:
     stale = healthy("portfolio", "portfolio", last_beat_wall=NOW - 10)
-    assert decide(observed(healthy("venue:binance", "venue"), stale)) == [Probe("portfolio")]
+    obs = observed(stale)
+    assert suspects(desired(), obs, NOW, POLICY) == ("portfolio",)
+    assert decide(obs) == []  # nothing until the ping has been answered (or not)
 
 
-def test_probe_finds_actor_gone_recreates_it() -> None:
+def test_stale_heartbeat_no_answer_recreated() -> None:
     stale = healthy("portfolio", "portfolio", last_beat_wall=NOW - 10)
-    assert after_probe(stale, alive=False, now_wall=NOW, policy=POLICY) == [
-        Recreate("portfolio", "portfolio")
-    ]
+    obs = observed(stale, answered={"portfolio": False})
+    assert decide(obs) == [RecreateActor("portfolio", "portfolio")]
 
 
-def test_probe_finds_silent_live_position_restarts_it() -> None:
+def test_stale_position_that_answers_restarted() -> None:
     silent = healthy("position:p1", "position", last_beat_wall=NOW - 10)
-    assert after_probe(silent, alive=True, now_wall=NOW, policy=POLICY) == [RestartStale("position:p1")]
-    briefly_late = healthy("position:p1", "position", last_beat_wall=NOW - 4)
-    assert after_probe(briefly_late, alive=True, now_wall=NOW, policy=POLICY) == []
+    obs = observed(silent, answered={"position:p1": True})
+    assert decide(obs, OPEN_P1) == [RestartActor("position:p1")]
 
 
-def test_restarts_beyond_budget_halt_once() -> None:
+def test_briefly_late_position_that_answers_left_alone() -> None:
+    late = healthy("position:p1", "position", last_beat_wall=NOW - 4)
+    obs = observed(late, answered={"position:p1": True})
+    assert decide(obs, OPEN_P1) == []
+
+
+def test_silent_non_position_that_answers_left_alone() -> None:
+    silent = healthy("portfolio", "portfolio", last_beat_wall=NOW - 60)
+    assert decide(observed(silent, answered={"portfolio": True})) == []
+
+
+# ---------------------------------------------------------------------- restarts and budget
+
+
+def test_incarnation_change_restart_counted() -> None:
+    restarted = healthy("venue:binance", "venue", beat_incarnation="i2")
+    assert decide(observed(restarted)) == [CountRestart("venue:binance", "venue", "i1", "i2")]
+
+
+def test_first_incarnation_of_a_run_noted_not_counted() -> None:
+    fresh = healthy("venue:binance", "venue", incarnation=None, beat_incarnation="i7")
+    assert decide(observed(fresh)) == [NoteIncarnation("venue:binance", "i7")]
+
+
+def test_restarts_beyond_budget_halt() -> None:
     flapping = healthy("portfolio", "portfolio", restarts=(NOW - 30, NOW - 20, NOW - 10))
-    assert decide(observed(healthy("venue:binance", "venue"), flapping)) == [
-        SpendBudget("portfolio", "portfolio", 3)
+    assert decide(observed(flapping)) == [HaltBudgetSpent("portfolio", "portfolio", 3)]
+
+
+def test_restart_counted_this_tick_that_spends_budget_halts_at_once() -> None:
+    flapping = healthy("portfolio", "portfolio", restarts=(NOW - 30, NOW - 20), beat_incarnation="i2")
+    assert decide(observed(flapping)) == [
+        CountRestart("portfolio", "portfolio", "i1", "i2"),
+        HaltBudgetSpent("portfolio", "portfolio", 3),
     ]
-    spent = healthy("portfolio", "portfolio", restarts=(NOW - 30, NOW - 20, NOW - 10), budget_spent=True)
-    assert decide(observed(healthy("venue:binance", "venue"), spent)) == []
 
 
-def test_restarts_outside_the_window_do_not_count() -> None:
-    old = healthy("portfolio", "portfolio", restarts=(NOW - 7200, NOW - 7100, NOW - 7000, NOW - 10))
-    assert decide(observed(healthy("venue:binance", "venue"), old)) == []
+def test_recreate_that_spends_budget_halts_at_once() -> None:
+    gone = healthy("portfolio", "portfolio", restarts=(NOW - 30, NOW - 20), last_beat_wall=NOW - 10)
+    assert decide(observed(gone, answered={"portfolio": False})) == [
+        RecreateActor("portfolio", "portfolio"),
+        HaltBudgetSpent("portfolio", "portfolio", 3),
+    ]
 
 
-def test_position_stuck_in_transient_state_is_redriven() -> None:
-    held_ms = 40_000
-    stuck = healthy(
-        "position:p1", "position", detail={"status": "closing", "status_since_ms": NOW_MS - held_ms}
+def test_budget_spent_no_second_halt() -> None:
+    """The halt is once per actor; a dead actor is still re-created after it (a position must keep
+    managing its exits), but no further halt is raised."""
+    spent = healthy(
+        "portfolio",
+        "portfolio",
+        restarts=(NOW - 30, NOW - 20, NOW - 10),
+        budget_spent=True,
+        last_beat_wall=NOW - 10,
     )
-    obs = observed(*STATIC_VIEWS, stuck, positions=(PositionEntry("p1", open=True),))
-    assert decide(obs) == [Redrive("position:p1", "closing", held_ms, escalate=False)]
+    assert decide(observed(spent)) == []
+    assert decide(observed(spent, answered={"portfolio": False})) == [RecreateActor("portfolio", "portfolio")]
+
+
+def test_restarts_outside_the_window_not_counted() -> None:
+    old = healthy("portfolio", "portfolio", restarts=(NOW - 7200, NOW - 7100, NOW - 7000, NOW - 10))
+    assert decide(observed(old)) == []
+
+
+# ---------------------------------------------------------------------- stuck positions
+
+
+def test_position_entering_past_timeout_redriven() -> None:
+    stuck = healthy("position:p1", "position", status="entering", status_since_ms=NOW_MS - 40_000)
+    assert decide(observed(stuck), OPEN_P1) == [RedrivePosition("position:p1", "entering", 40_000)]
+
+
+def test_position_closing_past_timeout_redriven() -> None:
+    stuck = healthy("position:p1", "position", status="closing", status_since_ms=NOW_MS - 31_000)
+    assert decide(observed(stuck), OPEN_P1) == [RedrivePosition("position:p1", "closing", 31_000)]
+
+
+def test_position_closing_within_timeout_nothing() -> None:
+    busy = healthy("position:p1", "position", status="closing", status_since_ms=NOW_MS - 29_000)
+    assert decide(observed(busy), OPEN_P1) == []
 
 
 def test_position_redriven_recently_waits() -> None:
     stuck = healthy(
         "position:p1",
         "position",
-        detail={"status": "entering", "status_since_ms": NOW_MS - 40_000},
+        status="entering",
+        status_since_ms=NOW_MS - 40_000,
+        redrives=1,
         last_redrive_wall=NOW - 5,
     )
-    assert decide(observed(*STATIC_VIEWS, stuck, positions=(PositionEntry("p1", open=True),))) == []
+    assert decide(observed(stuck), OPEN_P1) == []
 
 
-def test_position_stuck_after_repeated_redrives_is_escalated_once() -> None:
-    detail = {"status": "closing", "status_since_ms": NOW_MS - 200_000}
-    stuck = healthy("position:p1", "position", detail=detail, redrives=3)
-    obs = observed(*STATIC_VIEWS, stuck, positions=(PositionEntry("p1", open=True),))
-    assert decide(obs) == [Redrive("position:p1", "closing", 200_000, escalate=True)]
-    already = healthy("position:p1", "position", detail=detail, redrives=4, escalated=True)
-    obs = observed(*STATIC_VIEWS, already, positions=(PositionEntry("p1", open=True),))
-    assert decide(obs) == [Redrive("position:p1", "closing", 200_000, escalate=False)]
-
-
-def test_open_position_is_not_stuck() -> None:
-    calm = healthy("position:p1", "position", detail={"status": "open", "status_since_ms": NOW_MS - 10**7})
-    assert decide(observed(*STATIC_VIEWS, calm, positions=(PositionEntry("p1", open=True),))) == []
-
-
-def test_unowned_order_is_watched_within_grace() -> None:
-    order = VenueOrderView("rt-x", "binance:BTC/USDT", None)
-    assert decide(observed(*STATIC_VIEWS, venue_orders=(order,))) == [WatchUnowned("rt-x")]
-    watched = observed(*STATIC_VIEWS, venue_orders=(order,), unowned_since={"rt-x": NOW - 2})
-    assert decide(watched) == []
-
-
-def test_unowned_order_past_grace_is_cancelled() -> None:
-    order = VenueOrderView("rt-x", "binance:BTC/USDT", "gone")
-    obs = observed(*STATIC_VIEWS, venue_orders=(order,), unowned_since={"rt-x": NOW - 6})
-    assert decide(obs) == [CancelOrphan("rt-x", "binance:BTC/USDT", "position:gone")]
-
-
-def test_orphan_of_a_starting_owner_is_not_cancelled() -> None:
-    starting = healthy("position:p1", "position", detail={"ready": False})
-    order = VenueOrderView("rt-1", "binance:BTC/USDT", "p1")
-    obs = observed(
-        *STATIC_VIEWS,
-        starting,
-        positions=(PositionEntry("p1", open=True),),
-        venue_orders=(order,),
-        unowned_since={"rt-1": NOW - 60},
+def test_position_stuck_after_repeated_redrives_escalated_once() -> None:
+    stuck = healthy("position:p1", "position", status="closing", status_since_ms=NOW_MS - 200_000, redrives=3)
+    assert decide(observed(stuck), OPEN_P1) == [
+        RedrivePosition("position:p1", "closing", 200_000),
+        EscalateStuck("position:p1", "closing", 4),
+    ]
+    already = healthy(
+        "position:p1",
+        "position",
+        status="closing",
+        status_since_ms=NOW_MS - 200_000,
+        redrives=4,
+        escalated=True,
     )
-    assert decide(obs) == [ForgetUnowned("rt-1")]
+    assert decide(observed(already), OPEN_P1) == [RedrivePosition("position:p1", "closing", 200_000)]
 
 
-def test_orders_of_an_owner_being_probed_are_not_cancelled() -> None:
-    """A slow-recovering owner (silent, probed this tick) still owns its orders."""
+def test_open_position_held_long_not_stuck() -> None:
+    calm = healthy("position:p1", "position", status="open", status_since_ms=NOW_MS - 10**7)
+    assert decide(observed(calm), OPEN_P1) == []
+
+
+# ---------------------------------------------------------------------- orphaned orders
+
+
+def test_unowned_order_first_seen_watched() -> None:
+    order = VenueOrderView("rt-x", MARKET, None)
+    assert decide(observed(venue_orders=(order,))) == [WatchOrder("rt-x")]
+
+
+def test_unowned_order_within_grace_nothing() -> None:
+    order = VenueOrderView("rt-x", MARKET, None)
+    assert decide(observed(venue_orders=(order,), unowned_since={"rt-x": NOW - 2})) == []
+
+
+def test_unowned_order_past_grace_cancelled() -> None:
+    order = VenueOrderView("rt-x", MARKET, "gone")
+    obs = observed(venue_orders=(order,), unowned_since={"rt-x": NOW - 6})
+    assert decide(obs) == [CancelOrphan("rt-x", MARKET, "position:gone")]
+
+
+def test_order_in_a_long_stale_heartbeat_cancelled_past_grace() -> None:
+    """A heartbeat older than three suspect periods no longer vouches for the orders in it (here
+    a closed position's actor, which is not probed: a probed owner keeps its orders, below)."""
+    silent = healthy("position:p1", "position", last_beat_wall=NOW - 10, owned_orders=("rt-1",))
+    just_closed = PositionEntry("p1", open=False, close=CLOSE, status_since_ms=NOW_MS - 1_000)
+    order = VenueOrderView("rt-1", MARKET, "p1")
+    obs = observed(silent, venue_orders=(order,), unowned_since={"rt-1": NOW - 6})
+    assert decide(obs, just_closed) == [CancelOrphan("rt-1", MARKET, "position:p1")]
+    fresh = healthy("position:p1", "position", last_beat_wall=NOW - 8, owned_orders=("rt-1",))
+    assert decide(observed(fresh, venue_orders=(order,)), just_closed) == []
+
+
+def test_orphan_of_a_starting_owner_not_cancelled() -> None:
+    starting = healthy(
+        "position:p1", "position", last_beat_wall=None, beat_incarnation=None, created_wall=NOW - 5
+    )
+    order = VenueOrderView("rt-1", MARKET, "p1")
+    obs = observed(starting, venue_orders=(order,), unowned_since={"rt-1": NOW - 60})
+    assert decide(obs, OPEN_P1) == [ForgetOrder("rt-1")]
+
+
+def test_orphan_of_a_recovering_owner_not_cancelled() -> None:
+    recovering = healthy("position:p1", "position", ready=False)
+    order = VenueOrderView("rt-1", MARKET, "p1")
+    obs = observed(recovering, venue_orders=(order,), unowned_since={"rt-1": NOW - 60})
+    assert decide(obs, OPEN_P1) == [ForgetOrder("rt-1")]
+
+
+def test_orders_of_an_owner_being_probed_not_cancelled() -> None:
+    """A slow-recovering owner (silent, probed this tick, maybe re-created now) keeps its orders."""
     slow = healthy("position:p1", "position", last_beat_wall=NOW - 30, owned_orders=("rt-1",))
-    order = VenueOrderView("rt-1", "binance:BTC/USDT", "p1")
+    order = VenueOrderView("rt-1", MARKET, "p1")
     obs = observed(
-        *STATIC_VIEWS,
         slow,
-        positions=(PositionEntry("p1", open=True),),
         venue_orders=(order,),
         unowned_since={"rt-1": NOW - 60},
+        answered={"position:p1": False},
     )
-    assert decide(obs) == [Probe("position:p1"), ForgetUnowned("rt-1")]
+    assert decide(obs, OPEN_P1) == [RecreateActor("position:p1", "position"), ForgetOrder("rt-1")]
 
 
-def test_closed_position_is_released_on_its_actors_behalf_then_reaped() -> None:
-    close = {"realized_pnl": "1.5", "fees": "0.1", "unfilled": False}
-    just_closed = PositionEntry("p1", open=False, close=close, status_since_ms=NOW_MS - 1_000)
-    assert decide(observed(*STATIC_VIEWS, positions=(just_closed,))) == []
-    closed_a_while = PositionEntry("p1", open=False, close=close, status_since_ms=NOW_MS - RELEASE_AFTER_MS)
-    assert decide(observed(*STATIC_VIEWS, positions=(closed_a_while,))) == [Release("p1", close)]
-    released = PositionEntry("p1", open=False, released=True, close=close)
+def test_watched_order_no_longer_open_forgotten() -> None:
+    assert decide(observed(unowned_since={"rt-gone": NOW - 3})) == [ForgetOrder("rt-gone")]
+
+
+# ---------------------------------------------------------------------- closed positions
+
+
+def test_position_closed_just_now_left_to_its_actor() -> None:
+    just_closed = PositionEntry("p1", open=False, close=CLOSE, status_since_ms=NOW_MS - 1_000)
+    assert decide(observed(healthy("position:p1", "position")), just_closed) == []
+
+
+def test_closed_position_never_released_released_on_its_actors_behalf() -> None:
+    closed = PositionEntry("p1", open=False, close=CLOSE, status_since_ms=NOW_MS - 10_000)
+    assert decide(observed(), closed) == [ReleasePosition("p1", CLOSE)]
+
+
+def test_closed_position_reaped() -> None:
+    released = PositionEntry("p1", open=False, released=True, close=CLOSE)
     actor = healthy("position:p1", "position")
-    assert decide(observed(*STATIC_VIEWS, actor, positions=(released,))) == [Reap("position:p1")]
+    assert decide(observed(actor), released) == [ReapPosition("position:p1")]
+
+
+def test_closed_position_without_actor_nothing() -> None:
+    released = PositionEntry("p1", open=False, released=True, close=CLOSE)
+    assert decide(observed(), released) == []
+
+
+def test_closed_positions_actor_neither_suspect_nor_stuck() -> None:
+    """Once closed, a position's actor is only waiting to be reaped: no ping, no re-drive, and a
+    new incarnation of a reaped one is not counted."""
+    lingering = healthy(
+        "position:p1",
+        "position",
+        last_beat_wall=NOW - 60,
+        beat_incarnation="i2",
+        status="closing",
+        status_since_ms=NOW_MS - 10**6,
+    )
+    released = PositionEntry("p1", open=False, released=True, close=CLOSE)
+    obs = observed(lingering)
+    assert suspects(desired(released), obs, NOW, POLICY) == ()
+    assert decide(obs, released) == [ReapPosition("position:p1")]
+
+
+# ---------------------------------------------------------------------- policy
+
+
+def test_policy_from_default_config_keeps_the_thresholds() -> None:
+    policy = Policy.of(load_settings(None, env={}).supervision)
+    assert (policy.suspect_after_s, policy.stale_after_s) == (3.0, 9.0)
+    assert (policy.orphan_grace_s, policy.stuck_transient_s) == (5.0, 30.0)
+    assert (policy.restart_budget, policy.restart_window_s) == (10, 3600.0)
+    assert (policy.escalate_after, policy.start_grace_s, policy.release_after_s) == (3, 20.0, 10.0)
