@@ -94,6 +94,8 @@ class PositionActor(ActorShell):
         self.frozen = bool(record.get("frozen", False))
         """No new orders leave while frozen; they stay intents in the core until unfrozen."""
         self.frozen_latched = self.frozen
+        self.unarmed_since_ms: int | None = None
+        """Since when (wall ms) this open position's exits are not all at the venue."""
         """Only the kill switch's freeze is persisted: a stop's freeze ends with the run."""
         close = record.get("close")
         self.close_info: PositionReleased | None = (
@@ -113,6 +115,11 @@ class PositionActor(ActorShell):
 
     def heartbeat_detail(self) -> dict[str, Any]:
         pos = self.core.position
+        armed = self.core.exits_armed() and not self._unsent_exits()
+        if armed or self.frozen or pos.status not in (ExitStatus.OPEN, ExitStatus.HALF_CLOSED):
+            self.unarmed_since_ms = None
+        elif self.unarmed_since_ms is None:
+            self.unarmed_since_ms = wall_ms()
         working = [o for o in self.core.open_orders() if o.purpose != "entry"]
         oldest_exit = min((o.created_ms for o in working), default=None)
         return {
@@ -120,7 +127,8 @@ class PositionActor(ActorShell):
             "status_since_ms": self.status_since_ms,
             "market": pos.market,
             "strategy": pos.strategy,
-            "armed": self.core.exits_armed() and not self._unsent_exits(),
+            "armed": armed,
+            "unarmed_since_ms": self.unarmed_since_ms,
             "frozen": self.frozen,
             "open_qty": str(pos.open_qty),
             "mark_value": str(pos.mark_value),

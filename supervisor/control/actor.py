@@ -343,6 +343,7 @@ class SupervisorActor:
             beat_incarnation=beat.incarnation if beat is not None else None,
             status=detail.get("status"),
             status_since_ms=int(since) if since else None,
+            unarmed_since_ms=detail.get("unarmed_since_ms"),
             ready=bool(detail.get("ready", True)),
             owned_orders=tuple(beat.owned_orders) if beat is not None else (),
             restarts=tuple(record.restarts),

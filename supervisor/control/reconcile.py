@@ -41,6 +41,8 @@ from actors.domain.names import POSITION, ActorName, actor_key, position_name
 from config.models import SupervisionConfig
 
 TRANSIENT = ("entering", "closing")
+HOLDING = ("open", "half_closed")
+"""Holding states: a position in one whose exits are not at the venue is re-driven like a stuck one."""
 """Position states that must not last: an entry or an exit in flight."""
 
 
@@ -131,6 +133,8 @@ class ActorView:
     status: str | None = None
     """A position's state (open, entering, closing, ...) from its heartbeat."""
     status_since_ms: int | None = None
+    unarmed_since_ms: int | None = None
+    """Since when an open position has reported exits not at the venue (None: armed, or frozen)."""
     ready: bool = True
     """False while a position is still recovering: it owns its orders all the same."""
     owned_orders: tuple[str, ...] = ()
@@ -392,9 +396,14 @@ def _stuck(views: Iterable[ActorView], now: float, policy: Policy) -> list[Actio
     timeout_ms = policy.stuck_transient_s * 1000
     actions: list[Action] = []
     for view in views:
-        if view.kind != POSITION or not view.has_heartbeat or view.status not in TRANSIENT:
+        if view.kind != POSITION or not view.has_heartbeat:
             continue
-        since = view.status_since_ms or now_ms
+        if view.status in HOLDING and view.unarmed_since_ms is not None:
+            since = view.unarmed_since_ms  # open with no exit orders at the venue: as stuck
+        elif view.status in TRANSIENT:
+            since = view.status_since_ms or now_ms
+        else:
+            continue
         if now_ms - since < timeout_ms or now - view.last_redrive_wall < policy.stuck_transient_s:
             continue
         status = str(view.status)

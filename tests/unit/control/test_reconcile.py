@@ -267,6 +267,21 @@ def test_open_position_held_long_not_stuck() -> None:
     assert decide(observed(calm), OPEN_P1) == []
 
 
+def test_open_position_without_exits_at_the_venue_past_timeout_redriven() -> None:
+    """Issue 10, defect 6: only entering/closing positions were checked for being stuck, so an
+    open position whose exit orders never reached the venue was never re-driven."""
+    bare = healthy(
+        "position:p1",
+        "position",
+        status="open",
+        status_since_ms=NOW_MS - 10**7,
+        unarmed_since_ms=NOW_MS - 31_000,
+    )
+    assert decide(observed(bare), OPEN_P1) == [RedrivePosition("position:p1", "open", 31_000)]
+    briefly = healthy("position:p1", "position", status="half_closed", unarmed_since_ms=NOW_MS - 2_000)
+    assert decide(observed(briefly), OPEN_P1) == []
+
+
 # ---------------------------------------------------------------------- orphaned orders
 
 
