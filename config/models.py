@@ -162,6 +162,12 @@ class PortfolioConfig(Strict):
     max_open_orders_per_market: int = Field(
         default=4, ge=1, description="pre-trade limit: no entry into a market holding this many open orders"
     )
+    signal_replay_horizon_h: float = Field(
+        default=24.0,
+        gt=0,
+        description="a market a strategy entered is remembered (so a replayed signal is refused) until its "
+        "signal is this much older than the strategy's newest entry; a signal that old is refused outright",
+    )
 
     @field_validator("peak_hours_utc")
     @classmethod

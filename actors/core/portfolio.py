@@ -16,6 +16,12 @@ Decisions worth knowing (each is also documented where it is made):
 * Fractional Kelly can only shrink a trade: the risk fraction is the smaller of
   ``risk_per_trade`` and ``kelly_fraction * f*``; a non-positive Kelly edge rejects.
 * An unknown listing time (``instrument.created_ms is None``) passes the market-age gate.
+* A signal is acted on once (gate ``replayed``): per strategy and market the newest entry
+  signal time acted on is checkpointed, and any signal at or before it is refused, so a signal
+  replayed after a strategy restart cannot reopen a closed position under the same id. The
+  memory is bounded by ``signal_replay_horizon_h``: a pair older than that behind the
+  strategy's newest entry is forgotten and its time becomes the strategy's floor, below which
+  every signal is refused (a strategy's signals arrive in time order, so only a replay is that old).
 * Exit signals (``Side.SELL``) are never gated or sized here: a risk rule must never keep a
   position from being closed. They come back as ``DecisionKind.EXIT`` naming the position.
 
@@ -239,7 +245,13 @@ class PortfolioCore:
         self._acted_until: dict[str, int] = {}
         """``strategy|market`` -> time of the newest entry signal acted on. A strategy's signals of
         one market arrive in time order, so one number per pair spends every signal up to it:
-        a signal replayed after a restart can never reopen the position it already opened."""
+        a signal replayed after a restart can never reopen the position it already opened.
+        Bounded: a pair is forgotten once its time is ``signal_replay_horizon_h`` older than the
+        strategy's newest entry, and ``_acted_floor`` then spends everything up to it."""
+        self._acted_floor: dict[str, int] = {}
+        """strategy -> newest signal time among its forgotten pairs: any entry signal of the
+        strategy at or before it is refused (it is a horizon older than an entry already made, so
+        only a replay can bring it)."""
 
     # ------------------------------------------------------------------ books
 
@@ -410,7 +422,7 @@ class PortfolioCore:
             pending=True,
         )
         self._recent_entries.append(now_ms)
-        self._acted_until[_signal_key(signal)] = signal.ts_ms
+        self._spend(signal)
         decision = Decision(signal=signal, approved=True, gates=gates, plan=plan, limits=limits)
         self._log_limits(decision)
         return decision
@@ -557,6 +569,7 @@ class PortfolioCore:
             "marks_stale": self._marks_stale,
             "recent_entries_ms": list(self._recent_entries),
             "acted_until_ms": dict(self._acted_until),
+            "acted_floor_ms": dict(self._acted_floor),
         }
 
     @classmethod
@@ -583,6 +596,7 @@ class PortfolioCore:
         core._marks_stale = bool(state.get("marks_stale", False))
         core._recent_entries = deque(int(t) for t in state.get("recent_entries_ms", ()))
         core._acted_until = {str(k): int(v) for k, v in state.get("acted_until_ms", {}).items()}
+        core._acted_floor = {str(k): int(v) for k, v in state.get("acted_floor_ms", {}).items()}
         return core
 
     # ------------------------------------------------------------------ gates
@@ -676,7 +690,27 @@ class PortfolioCore:
                 passed=False,
                 detail=f"signal of {signal.ts_ms} already spent (acted on entries up to {acted})",
             )
+        floor = self._acted_floor.get(signal.strategy)
+        if floor is not None and signal.ts_ms <= floor:
+            return GateResult(
+                gate=Gate.REPLAYED,
+                passed=False,
+                detail=f"signal of {signal.ts_ms} already spent (older than the replay horizon: "
+                f"{signal.strategy}'s signals up to {floor} are spent)",
+            )
         return GateResult(gate=Gate.REPLAYED, passed=True, detail="a new signal")
+
+    def _spend(self, signal: Signal) -> None:
+        """Mark an approved entry signal spent, and forget the strategy's pairs older than the
+        replay horizon (their times raise the strategy's floor, so they stay spent)."""
+        self._acted_until[_signal_key(signal)] = signal.ts_ms
+        prefix = f"{signal.strategy}|"
+        mine = {k: t for k, t in self._acted_until.items() if k.startswith(prefix)}
+        cutoff = max(mine.values()) - int(self.portfolio.signal_replay_horizon_h * HOUR_MS)
+        for key, ts_ms in mine.items():
+            if ts_ms < cutoff:
+                del self._acted_until[key]
+                self._acted_floor[signal.strategy] = max(self._acted_floor.get(signal.strategy, ts_ms), ts_ms)
 
     def _gate_one_per_market(self, market: str, position_id: str) -> GateResult:
         if position_id in self._holdings:

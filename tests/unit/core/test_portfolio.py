@@ -984,3 +984,32 @@ def test_partial_entry_fill_keeps_the_rest_reserved_until_the_entry_ends() -> No
     assert core.committed("mb") == Decimal(500)
     eth_later = sig(market="binance:ETH/USDT", ts=NOON + 120_000)
     assert plan_of(core.evaluate(eth_later, inst("ETH/USDT"), None, NOON + 120_000)).notional == Decimal(1500)
+
+
+def test_spent_signals_over_weeks_of_new_markets_stay_bounded_and_refused() -> None:
+    """Issue 10, defect 4 (bounded): every market a strategy ever entered was remembered in the
+    checkpoint forever, so weeks of new markets (a Polymarket window every five minutes) grew it
+    without end. Markets acted on longer than the replay horizon ago are forgotten, and a signal
+    that old is refused outright: a replay stays refused, before and after a restart."""
+    core = make_core(max_daily_loss_fraction=None)
+    step = 15 * 60_000  # a new market every 15 minutes, for four weeks
+    spent: list[Signal] = []
+    for i in range(4 * 7 * 24 * 4):
+        signal = sig(market=f"binance:M{i}/USDT", ts=NOON + i * step)
+        plan = plan_of(core.evaluate(signal, inst(f"M{i}/USDT"), None, signal.ts_ms))
+        core.on_position_opened(plan.position_id, "mb", signal.market, plan.notional, signal.market)
+        core.on_position_closed(plan.position_id, Decimal(0))
+        spent.append(signal)
+    horizon_ms = int(PortfolioConfig().signal_replay_horizon_h * HOUR_MS)
+    assert len(core.state()["acted_until_ms"]) <= horizon_ms // step + 1
+    now = spent[-1].ts_ms + step
+    restored = PortfolioCore.from_state(
+        PortfolioConfig(), ExitConfig(), [strat()], json.loads(json.dumps(core.state()))
+    )
+    for replayed in (spent[0], spent[len(spent) // 2], spent[-2], spent[-1]):
+        instrument = inst(replayed.market.removeprefix("binance:"))
+        for book_keeper in (core, restored):
+            decision = book_keeper.evaluate(replayed, instrument, None, now)
+            assert decision.rejected_by is Gate.REPLAYED, decision.failed
+    fresh = sig(market=spent[0].market, ts=now)  # a new signal still trades, in an old market too
+    assert plan_of(restored.evaluate(fresh, inst("M0/USDT"), None, now)).signal_ts_ms == now
