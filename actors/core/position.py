@@ -29,8 +29,14 @@ The plan (Polymarket bot design, every number from :class:`ExitConfig`):
   pending cancel still reserves is sold only once the venue confirms the cancel, so the sum
   of sold quantity and open sell remainders never exceeds ``entry_qty``. The closing order
   is a GTC limit at ``floor_to(mark * (1 - exit_slippage_pct * (1 + attempt)), tick)``
-  (never below one tick): marketable against the book at the trigger, and each re-price of
-  a closing order stuck for ``exit_order_timeout_s`` widens the allowance by one step.
+  (never below one tick, nor below ``ceil_to(mark * (1 - max_close_slippage_pct), tick)``):
+  marketable against the book at the trigger, and each re-price of a closing order stuck for
+  ``exit_order_timeout_s`` widens the allowance by one step, up to that cap. A close the venue
+  rejects is not re-sent at once: the next try waits ``close_retry_backoff_s``, doubled per
+  rejection in a row (at most ``CLOSE_BACKOFF_CAP_S``), and after ``max_close_rejections`` in a
+  row the position stops trying (:attr:`PositionCore.close_blocked`, in the heartbeat) until a
+  re-drive asks for one more attempt (:meth:`PositionCore.retry_close`). Any close the venue
+  takes (acked, or filled without an ack) ends the streak.
 * **Settlement** (binary markets): cancel everything, each held share pays ``payout``; the
   payout is booked like a sale (``sold_qty`` and ``sale_proceeds``) so P&L has one formula.
 
@@ -216,6 +222,8 @@ class PositionCore:
             pos.sold_qty += fill.qty
             pos.sale_proceeds += fill.notional
             self._last_sale_reason = ExitReason(order.purpose)
+            if self._is_close(order):
+                self._close_rejections = 0  # the venue took this close (maybe with no ack first)
             if order.purpose in self._leg_sold:
                 self._leg_sold[order.purpose] += fill.qty
                 self._stamp_leg(order.purpose, fill.ts_ms)
@@ -254,18 +262,11 @@ class PositionCore:
             dropped = status in (OrderStatus.CANCELLED, OrderStatus.REJECTED)
             if dropped and client_id not in self._cancel_requested:
                 self._note(f"order {client_id} ({order.purpose}) {status.value} by the venue")
-            if (
-                status is OrderStatus.REJECTED
-                and self._trigger is not None
-                and order.purpose == self._trigger.value
-            ):
-                self._close_rejected(now_ms)
-            elif (
-                status is OrderStatus.OPEN
-                and self._trigger is not None
-                and order.purpose == self._trigger.value
-            ):
-                self._close_rejections = 0  # the venue takes our closes again
+            if self._is_close(order):
+                if status is OrderStatus.REJECTED:
+                    self._close_rejected(now_ms)
+                elif status is not OrderStatus.CANCELLED:
+                    self._close_rejections = 0  # the venue takes our closes again
         if self.position.status is ExitStatus.CLOSED:
             return []
         return self._advance(now_ms)
@@ -644,6 +645,10 @@ class PositionCore:
         cap = to_decimal(self.config.max_close_slippage_pct)
         slip = min(cap, to_decimal(self.config.exit_slippage_pct) * steps)
         return max(tick, ceil_to(base * (ONE - cap), tick), floor_to(base * (ONE - slip), tick))
+
+    def _is_close(self, order: Order) -> bool:
+        """A closing sell of the exit that fired (not a target leg, not the entry)."""
+        return self._trigger is not None and order.purpose == self._trigger.value
 
     def _close_rejected(self, now_ms: int) -> None:
         """Back off after a rejected close (doubling, capped); stop retrying after the limit."""

@@ -13,7 +13,7 @@ TIGHT = ExitConfig(trailing_activate_pct=0.002, trailing_lock_pct=0.001, trailin
 T0 = 1_700_000_000_000
 
 
-def _opened() -> PositionCore:
+def _opened(config: ExitConfig = TIGHT) -> PositionCore:
     core, cmds = PositionCore.enter(
         position_id="p1",
         strategy="s",
@@ -22,7 +22,7 @@ def _opened() -> PositionCore:
         limit_price=Decimal("100"),
         signal_strength=1.0,
         now_ms=T0,
-        config=TIGHT,
+        config=config,
     )
     entry = next(c for c in cmds if isinstance(c, PlaceOrder)).order
     core.on_fill(
@@ -97,3 +97,31 @@ def test_rejected_close_backs_off_stops_after_the_limit_and_keeps_its_price() ->
     restored = PositionCore.from_state(core.state(), SPOT, TIGHT)
     assert restored.close_blocked == core.close_blocked
     assert [c for c in restored.on_timer(now + 3_600_000) if isinstance(c, PlaceOrder)] == []
+
+
+def test_close_accepted_and_filled_without_an_ack_breaks_the_rejection_streak() -> None:
+    """Issue 10, defect 2 (the bound counts rejections *in a row*): a close the venue took and
+    filled in part, reported without a separate ``OPEN`` ack, left the earlier rejection
+    counted, so one later rejection blocked the position although the venue takes its closes."""
+    core = _opened(TIGHT.model_copy(update={"max_close_rejections": 2}))
+    (refused, taken), now = _closing_after_stop(core)  # one close per cancelled target half
+    core.on_order_update(refused.order.client_id, OrderStatus.REJECTED, Decimal(0), now)
+    taken_order = taken.order
+    core.on_fill(  # the venue took the other close: filled in part at once, no separate ack
+        Fill(
+            fill_id="f2",
+            client_id=taken_order.client_id,
+            market=taken_order.market,
+            side=taken_order.side,
+            price=taken_order.price or Decimal(0),
+            qty=Decimal("0.2"),
+            ts_ms=now,
+        )
+    )
+    core.on_order_update(taken_order.client_id, OrderStatus.PARTIALLY_FILLED, Decimal("0.2"), now)
+    now += 10 * 60_000  # past the back-off: the refused half is tried again
+    again = next(c.order for c in core.on_timer(now) if isinstance(c, PlaceOrder))
+    core.on_order_update(again.client_id, OrderStatus.REJECTED, Decimal(0), now)
+    assert core.close_blocked is None  # one rejection since the venue last took a close
+    retried = [c for c in core.on_timer(now + 10 * 60_000) if isinstance(c, PlaceOrder)]
+    assert [c.order.qty for c in retried] == [Decimal("0.5")]
