@@ -62,7 +62,7 @@ POLY_KEY_TEXT = "raytrader gateway benchmark wallet"
 
 def _serve_binance(conn: Any) -> None:
     """Child process: the Binance sandbox with one funded account; reports its URL and keys."""
-    from ops.sandbox.binance import SandboxBinance
+    from ops.sandbox.binance.venue import SandboxBinance
 
     async def main() -> None:
         venue = SandboxBinance(start_bar=100, weight_limit=BENCH_WEIGHT_LIMIT)

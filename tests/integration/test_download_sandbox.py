@@ -8,7 +8,7 @@ import numpy as np
 
 from actors.data.candles import read_csv, read_parquet
 from actors.venues.binance.ccxt_client import make_exchange
-from ops.sandbox.binance import SandboxBinance
+from ops.sandbox.binance.venue import SandboxBinance
 from supervisor.research.download import download_ohlcv
 from tests.paths import BTC_1M
 

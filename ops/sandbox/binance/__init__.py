@@ -1,0 +1,42 @@
+"""A local Binance spot venue on loopback: real ccxt talks to it as it would to api.binance.com.
+
+Why: the Binance gateway, retries and reconciliation must be exercised against the real wire
+protocol (signatures, error codes, rate limits, lost answers) without the internet.
+
+Deviations from Binance, on purpose: a client order id is unique forever (Binance only
+refuses one that is *open*), so a re-sent order never becomes a second order; a re-sent
+client id of a rejected order gets the original rejection again. Rejected orders are not
+visible (-2013), as on Binance. Commissions are always in USDT (``actors.core.fees``: every fee in
+the quote asset; Binance takes a buy's fee in BTC). No user-data stream, no order-count
+limits, no IP bans.
+
+The modules, one concern each (every one says what it models and why):
+
+* ``protocol``: the symbol, filter limits, Binance's error shape, parameter parsing.
+* ``auth``: API keys and the HMAC signature, timestamp and ``recvWindow`` checks.
+* ``streams``: websocket streams (raw, combined, ``SUBSCRIBE``), the lowest layer.
+* ``exchange``: the replayed market, the modelled book, engine, accounts, order views.
+* ``rest``: request plumbing: weights and 429s, error JSON, parameters, signed requests.
+* ``market_data`` / ``trading``: the public and the signed endpoints.
+* ``ground_truth``: what the engine really holds, and the ``/_sandbox`` admin endpoints.
+* ``venue``: ``SandboxBinance``, all of the above in one object, and ``binance_app``.
+* ``__main__``: ``python -m ops.sandbox.binance``.
+"""
+
+from ops.sandbox.binance.auth import Credentials
+from ops.sandbox.binance.exchange import DATA_CSV, BookModel
+from ops.sandbox.binance.protocol import BASE, QUOTE, SYMBOL, BinanceError, fmt
+from ops.sandbox.binance.venue import SandboxBinance, binance_app
+
+__all__ = [
+    "BASE",
+    "DATA_CSV",
+    "QUOTE",
+    "SYMBOL",
+    "BinanceError",
+    "BookModel",
+    "Credentials",
+    "SandboxBinance",
+    "binance_app",
+    "fmt",
+]

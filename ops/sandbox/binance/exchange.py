@@ -1,0 +1,503 @@
+"""The sandbox venue's state and market model: the replayed bars, the modelled outside book,
+the matching engine, accounts and balances, and the Binance view of orders.
+
+**Market.** The bundled BTCUSDT 1m klines are replayed; the venue's market clock stands at
+the close of the *current* bar and moves only when ``advance(n_bars)`` is called (or the
+background clock started by ``start_clock(speed)`` calls it). Nothing after the current bar
+is ever served (klines, trades, depth): no look-ahead. Market time is the data's own time
+(March 2024); ``/api/v3/time`` and the ``timestamp``/``recvWindow`` check use the wall clock,
+as on Binance, so ccxt's signed requests work unmodified. Order, trade and event times are
+market time.
+
+**Other participants' liquidity (modelled, book mode).** Each bar is played as four book
+snapshots along the path open -> low -> high -> close (the adverse path for a long-only
+book, as ``actors.core.matching`` assumes for candles), at ``ts + 0 / 20 / 40 / 59.999 s``. A
+snapshot around reference price ``p``: best bid = ``floor(p - spread/2)``, best ask = best bid
++ spread (``BookModel.spread_ticks``, default 2 ticks, so a resting buy fills only when the
+bar traded at least one tick *through* it), ``levels`` levels a side ``step_ticks`` apart,
+each showing ``level_qty`` (or ``volume_fraction`` of the bar's volume, at least
+``min_level_qty``). Every snapshot goes to ``MatchingEngine.on_book`` (``balances=True``):
+resting orders crossed by it fill as makers at their price up to the displayed size
+(partial fills when the book is thin); orders arriving between bars meet the last snapshot
+(the bar's close) and take it as takers. Our resting orders are NOT shown in the public
+book (the engine never matches our orders with each other, so showing them would display
+liquidity nobody can take). Public trades: one modelled trade per path point (a quarter of
+the bar's volume), plus every fill of ours. Depth updates carry Binance's ``U``/``u`` ids
+and stay consistent with ``/api/v3/depth``'s ``lastUpdateId``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+from pydantic import BaseModel, ConfigDict, Field
+
+from actors.core.fees import FeeModel
+from actors.core.matching import MatchingEngine, OrderUpdate, Reason, UpdateKind
+from actors.data.candles import CandleTable, read_csv
+from actors.data.replay import BINANCE_BTCUSDT
+from actors.domain.model import (
+    ZERO,
+    BookLevel,
+    Instrument,
+    Liquidity,
+    Order,
+    OrderBook,
+    OrderStatus,
+    OrderType,
+    Side,
+    floor_to,
+    to_decimal,
+)
+from ops.sandbox.binance.auth import _KEY_RE, Credentials
+from ops.sandbox.binance.protocol import (
+    BAR_MS,
+    MAX_NOTIONAL,
+    MAX_PRICE,
+    MAX_QTY,
+    MIN_NOTIONAL,
+    MIN_PRICE,
+    SYMBOL,
+    BinanceError,
+    fmt,
+)
+from ops.sandbox.binance.streams import BinanceStreams
+from ops.sandbox.faults import FaultInjector
+
+DATA_CSV = Path(__file__).resolve().parents[2] / "data/binance/BTCUSDT-1m-2024-03-01_2024-03-22.csv"
+PATH_OFFSETS_MS = (0, 20_000, 40_000, 59_999)
+"""When, within a bar, the open / low / high / close snapshots happen."""
+PUBLIC_TRADES_KEPT = 5000
+
+
+class BookModel(BaseModel):
+    """The modelled outside book around a reference price; see the module docstring."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    spread_ticks: int = Field(default=2, ge=1)
+    step_ticks: int = Field(default=100, ge=1, description="distance between levels")
+    levels: int = Field(default=20, ge=1, le=5000)
+    level_qty: Decimal | None = Field(default=None, gt=0, description="fixed size of every level")
+    volume_fraction: float = Field(default=0.02, gt=0, le=1, description="level size = this x bar volume")
+    min_level_qty: Decimal = Field(default=Decimal("0.001"), gt=0)
+
+
+@dataclass(slots=True)
+class _Wire:
+    """What the client sent for an order, beyond what ``Order`` keeps."""
+
+    type: str
+    tif: str
+    symbol: str
+    orig_quote_qty: Decimal = ZERO
+
+
+@dataclass(slots=True)
+class _Trade:
+    id: int
+    price: Decimal
+    qty: Decimal
+    ts_ms: int
+    buyer_maker: bool
+
+
+class BinanceExchange(BinanceStreams):
+    """The venue's state and market: engine, accounts, replayed bars, the Binance view of orders.
+
+    Every piece of state is created here, so the request, stream and ground-truth layers
+    built on this class all see it.
+    """
+
+    def __init__(
+        self,
+        *,
+        data: Path | CandleTable = DATA_CSV,
+        start_bar: int = 0,
+        book: BookModel | None = None,
+        fees: FeeModel | None = None,
+        instrument: Instrument = BINANCE_BTCUSDT,
+        weight_limit: int = 6000,
+        weight_window_s: float = 60.0,
+        clock: Callable[[], float] = time.time,
+        faults: FaultInjector | None = None,
+    ) -> None:
+        self.table = data if isinstance(data, CandleTable) else read_csv(data)
+        if not 0 <= start_bar < len(self.table):
+            raise ValueError(f"start_bar {start_bar} outside the data (0..{len(self.table) - 1})")
+        self.instrument = instrument
+        self.market = instrument.market_id
+        self.book_model = book if book is not None else BookModel()
+        self.engine = MatchingEngine(fees, [instrument], balances=True)
+        self.weight_limit = weight_limit
+        self.weight_window_s = weight_window_s
+        self.clock = clock
+        super().__init__(faults)  # faults, websocket subscribers, the change signal
+        self.updates: list[OrderUpdate] = []
+        """Every engine event, in order (the venue's own log)."""
+
+        self._accounts: dict[str, Credentials] = {}
+        self._by_name: dict[str, Credentials] = {}
+        self._wire: dict[str, _Wire] = {}
+        self._by_order_id: dict[int, str] = {}
+        self._quote_filled: dict[str, Decimal] = {}
+        self._expired: set[str] = set()
+        self._rejections: dict[str, BinanceError] = {}
+        self._fill_trade: dict[str, int] = {}
+        self._trades: deque[_Trade] = deque(maxlen=PUBLIC_TRADES_KEPT)
+        self._trade_seq = 0
+        self._update_id = 0
+        self._published: tuple[dict[Decimal, Decimal], dict[Decimal, Decimal]] = ({}, {})
+        self._weights: dict[str, tuple[int, int]] = {}
+        self._clock_task: asyncio.Task[None] | None = None
+        self._runner: web.AppRunner | None = None
+        self._url: str | None = None
+
+        t = self.table
+        self._ts: list[int] = [int(x) for x in t.timestamp.tolist()]
+        self._ohlcv = (t.open, t.high, t.low, t.close, t.volume)
+        self._bar = start_bar
+        self._now_ms = self._ts[start_bar]
+        self._play_bar(start_bar)
+
+    # ------------------------------------------------------------------ accounts
+
+    def create_account(
+        self,
+        balances: Mapping[str, Decimal | str | int] | None = None,
+        *,
+        api_key: str | None = None,
+        api_secret: str | None = None,
+        name: str | None = None,
+    ) -> Credentials:
+        """A new account with its key pair (generated unless given) and opening balances."""
+        amounts = {asset.upper(): Decimal(str(amount)) for asset, amount in (balances or {}).items()}
+        if any(not a.is_finite() or a < 0 for a in amounts.values()):
+            raise ValueError("opening balances must be finite and >= 0")
+        key = api_key if api_key is not None else secrets.token_hex(32)
+        if not _KEY_RE.fullmatch(key):
+            raise ValueError("an API key is 1-100 characters of [A-Za-z0-9]")
+        if key in self._accounts:
+            raise ValueError("API key already in use")
+        account = name if name is not None else f"acct-{len(self._accounts) + 1}"
+        if account in self._by_name:
+            raise ValueError(f"account {account!r} exists")
+        secret = api_secret if api_secret is not None else secrets.token_hex(32)
+        creds = Credentials(api_key=key, api_secret=secret, account=account)
+        self._accounts[key] = creds
+        self._by_name[account] = creds
+        for asset, amount in amounts.items():
+            if amount > 0:
+                self.deposit(account, asset, amount)
+        return creds
+
+    def deposit(self, account: str, asset: str, amount: Decimal | str | int) -> None:
+        self.engine.deposit(account, asset.upper(), Decimal(str(amount)))
+
+    def balances(self, account: str) -> dict[str, tuple[Decimal, Decimal]]:
+        """(free, locked) per asset."""
+        return {a: (b.free, b.locked) for a, b in self.engine.balances(account).items()}
+
+    # ------------------------------------------------------------------ market clock
+
+    @property
+    def now_ms(self) -> int:
+        """Market time: the close of the current bar."""
+        return self._now_ms
+
+    @property
+    def bar_index(self) -> int:
+        return self._bar
+
+    @property
+    def exhausted(self) -> bool:
+        return self._bar + 1 >= len(self._ts)
+
+    def bar(self, index: int | None = None) -> tuple[int, Decimal, Decimal, Decimal, Decimal, Decimal]:
+        """(open time, open, high, low, close, volume) of a bar, the current one by default."""
+        i = self._bar if index is None else index
+        o, h, lo, c, v = self._ohlcv
+        return (
+            self._ts[i],
+            to_decimal(float(o[i])),
+            to_decimal(float(h[i])),
+            to_decimal(float(lo[i])),
+            to_decimal(float(c[i])),
+            to_decimal(float(v[i])),
+        )
+
+    def book(self) -> OrderBook:
+        """The public book now: the last snapshot less what our orders took from it."""
+        book = self.engine.book(self.market)
+        assert book is not None  # the first bar is played in __init__
+        return book
+
+    def advance(self, n_bars: int = 1) -> list[OrderUpdate]:
+        """Play the next ``n_bars`` bars (fewer at the end of the data); returns the engine events."""
+        if n_bars < 0:
+            raise ValueError("cannot go back in time")
+        out: list[OrderUpdate] = []
+        for _ in range(n_bars):
+            if self.exhausted:
+                break
+            self._bar += 1
+            out += self._play_bar(self._bar)
+        self._notify()
+        return out
+
+    def start_clock(self, speed: float = 60.0) -> None:
+        """Advance one bar every ``60 / speed`` wall seconds in a background task."""
+        if speed <= 0:
+            raise ValueError("speed must be positive")
+        self.stop_clock()
+        self._clock_task = asyncio.get_running_loop().create_task(self._run_clock(BAR_MS / 1000 / speed))
+
+    def stop_clock(self) -> None:
+        if self._clock_task is not None:
+            self._clock_task.cancel()
+            self._clock_task = None
+
+    async def _run_clock(self, interval_s: float) -> None:
+        while not self.exhausted:
+            await asyncio.sleep(interval_s)
+            self.advance(1)
+
+    # ------------------------------------------------------------------ the market model
+
+    def _level_qty(self, volume: Decimal) -> Decimal:
+        model = self.book_model
+        if model.level_qty is not None:
+            return model.level_qty
+        lot = self.instrument.lot_size
+        return max(model.min_level_qty, floor_to(volume * to_decimal(model.volume_fraction), lot))
+
+    def model_book(self, ref: Decimal, volume: Decimal, ts_ms: int) -> OrderBook:
+        """The outside book around ``ref``: spread, levels and sizes from ``book_model``."""
+        model, tick = self.book_model, self.instrument.tick_size
+        spread = model.spread_ticks * tick
+        bid = max(tick, floor_to(ref - spread / 2, tick))
+        ask = bid + spread
+        step = model.step_ticks * tick
+        size = self._level_qty(volume)
+        bids = [BookLevel(price=bid - i * step, size=size) for i in range(model.levels) if bid - i * step > 0]
+        asks = [BookLevel(price=ask + i * step, size=size) for i in range(model.levels)]
+        return OrderBook(market=self.market, ts_ms=ts_ms, bids=tuple(bids), asks=tuple(asks))
+
+    def _play_bar(self, i: int) -> list[OrderUpdate]:
+        ts, o, h, lo, c, v = self.bar(i)
+        lot = self.instrument.lot_size
+        trade_qty = max(lot, floor_to(v / 4, lot))
+        events: list[OrderUpdate] = []
+        prev = to_decimal(float(self._ohlcv[3][i - 1])) if i > 0 else o
+        high = low = o
+        for k, (offset, ref) in enumerate(zip(PATH_OFFSETS_MS, (o, lo, h, c), strict=True)):
+            t = ts + offset
+            self._now_ms = max(self._now_ms, t)
+            high, low = max(high, ref), min(low, ref)
+            self._record_trade(ref, trade_qty, buyer_maker=ref < prev, ts_ms=t)
+            prev = ref
+            updates = self.engine.on_book(self.model_book(ref, v, t), t)
+            self._absorb(updates)
+            events += updates
+            self._publish_depth(t)
+            self._broadcast_kline(ts, o, high, low, ref, v * (k + 1) / 4, closed=k == 3, event_ms=t)
+        self._now_ms = ts + BAR_MS
+        return events
+
+    def _record_trade(self, price: Decimal, qty: Decimal, *, buyer_maker: bool, ts_ms: int) -> int:
+        self._trade_seq += 1
+        trade = _Trade(self._trade_seq, price, qty, ts_ms, buyer_maker)
+        self._trades.append(trade)
+        lower = SYMBOL.lower()
+        payload = {
+            "e": "trade",
+            "E": ts_ms,
+            "s": SYMBOL,
+            "t": trade.id,
+            "p": fmt(price),
+            "q": fmt(qty),
+            "T": ts_ms,
+            "m": buyer_maker,
+            "M": True,
+        }
+        self._broadcast(f"{lower}@trade", payload)
+        agg = {
+            "e": "aggTrade",
+            "E": ts_ms,
+            "s": SYMBOL,
+            "a": trade.id,
+            "p": fmt(price),
+            "q": fmt(qty),
+            "f": trade.id,
+            "l": trade.id,
+            "T": ts_ms,
+            "m": buyer_maker,
+            "M": True,
+        }
+        self._broadcast(f"{lower}@aggTrade", agg)
+        return trade.id
+
+    def _absorb(self, updates: Iterable[OrderUpdate]) -> None:
+        """Book-keeping of engine events: trades for fills, expiries, cumulative quote."""
+        for update in updates:
+            self.updates.append(update)
+            cid = update.order.client_id
+            if update.kind is UpdateKind.FILL and update.fill is not None:
+                fill = update.fill
+                self._quote_filled[cid] = self._quote_filled.get(cid, ZERO) + fill.price * fill.qty
+                ours_buy = fill.side is Side.BUY
+                maker = fill.liquidity is Liquidity.MAKER
+                buyer_maker = ours_buy == maker
+                self._fill_trade[fill.fill_id] = self._record_trade(
+                    fill.price, fill.qty, buyer_maker=buyer_maker, ts_ms=fill.ts_ms
+                )
+            elif update.kind is UpdateKind.CANCELLED and update.reason is not Reason.REQUESTED:
+                self._expired.add(cid)
+
+    # ------------------------------------------------------------------ order views
+
+    def _status(self, order: Order) -> str:
+        status = order.status
+        if status is OrderStatus.CANCELLED:
+            return "EXPIRED" if order.client_id in self._expired else "CANCELED"
+        return {
+            OrderStatus.PENDING: "NEW",
+            OrderStatus.OPEN: "NEW",
+            OrderStatus.PARTIALLY_FILLED: "PARTIALLY_FILLED",
+            OrderStatus.FILLED: "FILLED",
+            OrderStatus.REJECTED: "REJECTED",
+        }[status]
+
+    def _order_core(self, order: Order) -> dict[str, Any]:
+        wire = self._wire.get(order.client_id) or _Wire(
+            type="MARKET" if order.type is OrderType.MARKET else "LIMIT", tif="GTC", symbol=SYMBOL
+        )
+        return {
+            "symbol": wire.symbol,
+            "orderId": int(order.venue_order_id or 0),
+            "orderListId": -1,
+            "clientOrderId": order.client_id,
+            "price": fmt(order.price or ZERO),
+            "origQty": fmt(order.qty),
+            "executedQty": fmt(order.filled_qty),
+            "cummulativeQuoteQty": fmt(self._quote_filled.get(order.client_id, ZERO)),
+            "status": self._status(order),
+            "timeInForce": wire.tif,
+            "type": wire.type,
+            "side": order.side.value.upper(),
+        }
+
+    def order_json(self, order: Order) -> dict[str, Any]:
+        """``GET /api/v3/order`` shape."""
+        return {
+            **self._order_core(order),
+            "stopPrice": fmt(ZERO),
+            "icebergQty": fmt(ZERO),
+            "time": order.created_ms,
+            "updateTime": order.updated_ms,
+            "isWorking": True,
+            "workingTime": order.created_ms,
+            "origQuoteOrderQty": fmt(self._wire[order.client_id].orig_quote_qty)
+            if order.client_id in self._wire
+            else fmt(ZERO),
+            "selfTradePreventionMode": "NONE",
+        }
+
+    def _cancel_json(self, order: Order, cancel_id: str) -> dict[str, Any]:
+        core = self._order_core(order)
+        core["origClientOrderId"] = order.client_id
+        core["clientOrderId"] = cancel_id
+        return {
+            "symbol": core.pop("symbol"),
+            "origClientOrderId": core.pop("origClientOrderId"),
+            "orderId": core.pop("orderId"),
+            "orderListId": core.pop("orderListId"),
+            "clientOrderId": core.pop("clientOrderId"),
+            "transactTime": self._now_ms,
+            **core,
+            "origQuoteOrderQty": fmt(ZERO),
+            "selfTradePreventionMode": "NONE",
+        }
+
+    # ------------------------------------------------------------------ filters (price, lot size, notional)
+
+    def _check_filters(self, order_type: OrderType, price: Decimal | None, qty: Decimal) -> None:
+        inst = self.instrument
+        if price is not None and (
+            price < MIN_PRICE or price > MAX_PRICE or (price - MIN_PRICE) % inst.tick_size != 0
+        ):
+            raise BinanceError(-1013, "Filter failure: PRICE_FILTER")
+        min_qty = inst.min_size or inst.lot_size
+        if qty <= 0 or qty < min_qty or qty > MAX_QTY or (qty - min_qty) % inst.lot_size != 0:
+            raise BinanceError(-1013, "Filter failure: LOT_SIZE")
+        ref = price if price is not None else self.bar()[4]
+        notional = ref * qty
+        if notional < MIN_NOTIONAL or (order_type is OrderType.LIMIT and notional > MAX_NOTIONAL):
+            raise BinanceError(-1013, "Filter failure: NOTIONAL")
+
+    def _visible(
+        self, account: str, client_id: str | None = None, order_id: int | None = None
+    ) -> Order | None:
+        """An order of ``account`` Binance would show (rejected orders are not stored there)."""
+        cid = client_id if client_id is not None else self._by_order_id.get(order_id or -1)
+        if cid is None:
+            return None
+        order = self.engine.order(cid)
+        if order is None or order.status is OrderStatus.REJECTED or self.engine.account_of(cid) != account:
+            return None
+        return order
+
+    def _publish_depth(self, ts_ms: int) -> None:
+        """Send the changes of the public book as one ``depthUpdate`` (one update id)."""
+        book = self.book()
+        bids = {lv.price: lv.size for lv in book.bids}
+        asks = {lv.price: lv.size for lv in book.asks}
+        old_bids, old_asks = self._published
+        db = _diff(old_bids, bids)
+        da = _diff(old_asks, asks)
+        if not db and not da:
+            return
+        self._update_id += 1
+        self._published = (bids, asks)
+        if not self._conns:
+            return
+        lower = SYMBOL.lower()
+        diff = {
+            "e": "depthUpdate",
+            "E": ts_ms,
+            "s": SYMBOL,
+            "U": self._update_id,
+            "u": self._update_id,
+            "b": [[fmt(p), fmt(q)] for p, q in db],
+            "a": [[fmt(p), fmt(q)] for p, q in da],
+        }
+        for name in (f"{lower}@depth", f"{lower}@depth@100ms", f"{lower}@depth@1000ms"):
+            self._broadcast(name, diff)
+        for levels in (5, 10, 20):
+            snap = self._depth_json(levels)
+            for suffix in ("", "@100ms", "@1000ms"):
+                self._broadcast(f"{lower}@depth{levels}{suffix}", snap)
+
+    def _depth_json(self, limit: int) -> dict[str, Any]:
+        book = self.book()
+        return {
+            "lastUpdateId": self._update_id,
+            "bids": [[fmt(lv.price), fmt(lv.size)] for lv in book.bids[:limit]],
+            "asks": [[fmt(lv.price), fmt(lv.size)] for lv in book.asks[:limit]],
+        }
+
+
+def _diff(old: Mapping[Decimal, Decimal], new: Mapping[Decimal, Decimal]) -> list[tuple[Decimal, Decimal]]:
+    """Changed levels as Binance sends them: (price, new size), size 0 = level removed."""
+    out = [(p, q) for p, q in new.items() if old.get(p) != q]
+    out += [(p, ZERO) for p in old if p not in new]
+    return sorted(out)

@@ -1,0 +1,255 @@
+"""Public market-data endpoints (no key): server time, exchange info with its filters, klines,
+depth, trades and aggregated trades, all up to the current bar and never beyond it.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import numpy as np
+from aiohttp import web
+
+from actors.domain.model import to_decimal
+from ops.sandbox.binance.protocol import (
+    BASE,
+    MAX_NOTIONAL,
+    MAX_PRICE,
+    MAX_QTY,
+    MIN_NOTIONAL,
+    MIN_PRICE,
+    QUOTE,
+    SYMBOL,
+    BinanceError,
+    _illegal,
+    _int,
+    _mandatory,
+    fmt,
+)
+from ops.sandbox.binance.rest import BinanceRest
+
+INTERVALS_MS = {
+    "1m": 60_000,
+    "3m": 180_000,
+    "5m": 300_000,
+    "15m": 900_000,
+    "30m": 1_800_000,
+    "1h": 3_600_000,
+    "2h": 7_200_000,
+    "4h": 14_400_000,
+    "6h": 21_600_000,
+    "8h": 28_800_000,
+    "12h": 43_200_000,
+    "1d": 86_400_000,
+}
+
+
+class MarketDataEndpoints(BinanceRest):
+    """``GET /api/v3/ping``, ``time``, ``exchangeInfo``, ``klines``, ``depth``, ``trades``, ``aggTrades``."""
+
+    async def ping(self, _request: web.Request) -> web.Response:
+        return web.json_response({})
+
+    async def server_time(self, _request: web.Request) -> web.Response:
+        return web.json_response({"serverTime": int(self.clock() * 1000)})
+
+    def exchange_info_json(self) -> dict[str, Any]:
+        inst = self.instrument
+        fee_precision = 8
+        return {
+            "timezone": "UTC",
+            "serverTime": int(self.clock() * 1000),
+            "rateLimits": [
+                {
+                    "rateLimitType": "REQUEST_WEIGHT",
+                    "interval": "MINUTE",
+                    "intervalNum": 1,
+                    "limit": self.weight_limit,
+                },
+                {"rateLimitType": "ORDERS", "interval": "SECOND", "intervalNum": 10, "limit": 100},
+                {"rateLimitType": "ORDERS", "interval": "DAY", "intervalNum": 1, "limit": 200000},
+                {"rateLimitType": "RAW_REQUESTS", "interval": "MINUTE", "intervalNum": 5, "limit": 61000},
+            ],
+            "exchangeFilters": [],
+            "symbols": [
+                {
+                    "symbol": SYMBOL,
+                    "status": "TRADING",
+                    "baseAsset": BASE,
+                    "baseAssetPrecision": 8,
+                    "quoteAsset": QUOTE,
+                    "quotePrecision": 8,
+                    "quoteAssetPrecision": 8,
+                    "baseCommissionPrecision": fee_precision,
+                    "quoteCommissionPrecision": fee_precision,
+                    "orderTypes": ["LIMIT", "LIMIT_MAKER", "MARKET"],
+                    "icebergAllowed": False,
+                    "ocoAllowed": False,
+                    "otoAllowed": False,
+                    "opoAllowed": False,
+                    "quoteOrderQtyMarketAllowed": True,
+                    "allowTrailingStop": False,
+                    "cancelReplaceAllowed": False,
+                    "amendAllowed": False,
+                    "pegInstructionsAllowed": False,
+                    "isSpotTradingAllowed": True,
+                    "isMarginTradingAllowed": False,
+                    "filters": [
+                        {
+                            "filterType": "PRICE_FILTER",
+                            "minPrice": fmt(MIN_PRICE),
+                            "maxPrice": fmt(MAX_PRICE),
+                            "tickSize": fmt(inst.tick_size),
+                        },
+                        {
+                            "filterType": "LOT_SIZE",
+                            "minQty": fmt(inst.min_size or inst.lot_size),
+                            "maxQty": fmt(MAX_QTY),
+                            "stepSize": fmt(inst.lot_size),
+                        },
+                        {
+                            "filterType": "NOTIONAL",
+                            "minNotional": fmt(MIN_NOTIONAL),
+                            "applyMinToMarket": True,
+                            "maxNotional": fmt(MAX_NOTIONAL),
+                            "applyMaxToMarket": False,
+                            "avgPriceMins": 5,
+                        },
+                    ],
+                    "permissions": [],
+                    "permissionSets": [["SPOT"]],
+                    "defaultSelfTradePreventionMode": "NONE",
+                    "allowedSelfTradePreventionModes": ["NONE"],
+                }
+            ],
+        }
+
+    async def exchange_info(self, request: web.Request) -> web.Response:
+        params = await self._params(request)
+        if "symbol" in params:
+            self._symbol(params)
+        if "symbols" in params:
+            try:
+                wanted = json.loads(params["symbols"])
+            except ValueError:
+                raise _illegal("symbols", '["SYMBOL",...]') from None
+            if not isinstance(wanted, list) or any(s != SYMBOL for s in wanted):
+                raise BinanceError(-1121, "Invalid symbol.")
+        return web.json_response(self.exchange_info_json())
+
+    async def klines(self, request: web.Request) -> web.Response:
+        params = await self._params(request)
+        self._symbol(params)
+        interval = params.get("interval")
+        if not interval:
+            raise _mandatory("interval")
+        step = INTERVALS_MS.get(interval)
+        if step is None:
+            raise BinanceError(-1120, "Invalid interval.")
+        limit = min(_int(params, "limit", default=500, lo=1), 1000)
+        start = _int(params, "startTime", default=-1)
+        end = _int(params, "endTime", default=-1)
+        rows = self.klines_rows(step, start if start >= 0 else None, end if end >= 0 else None, limit)
+        return web.json_response(rows)
+
+    def klines_rows(self, step: int, start: int | None, end: int | None, limit: int) -> list[list[Any]]:
+        """Bars of ``step`` ms built from the 1m data up to the current bar (the last may be partial).
+
+        As Binance: bars opening in [startTime, endTime]; the first ``limit`` of them from
+        ``startTime``, else the last ``limit``.
+        """
+        groups = self.table.timestamp[: self._bar + 1] // step
+        g_lo = -(-start // step) if start is not None else int(groups[0])
+        g_hi = end // step if end is not None else int(groups[-1])
+        lo = int(np.searchsorted(groups, g_lo, "left"))
+        hi = int(np.searchsorted(groups, g_hi, "right"))
+        sub = groups[lo:hi]
+        if len(sub) == 0:
+            return []
+        firsts = np.flatnonzero(np.r_[True, sub[1:] != sub[:-1]])
+        lasts = np.r_[firsts[1:], len(sub)]
+        if start is not None:
+            firsts, lasts = firsts[:limit], lasts[:limit]
+        else:
+            firsts, lasts = firsts[-limit:], lasts[-limit:]
+        o, h, low, c, v = self._ohlcv
+        rows: list[list[Any]] = []
+        for a, b in zip(firsts.tolist(), lasts.tolist(), strict=True):
+            i, j = lo + a, lo + b
+            open_ms = int(groups[i]) * step
+            volume = to_decimal(round(float(v[i:j].sum()), 8))
+            close = to_decimal(float(c[j - 1]))
+            rows.append(
+                [
+                    open_ms,
+                    fmt(to_decimal(float(o[i]))),
+                    fmt(to_decimal(float(h[i:j].max()))),
+                    fmt(to_decimal(float(low[i:j].min()))),
+                    fmt(close),
+                    fmt(volume),
+                    open_ms + step - 1,
+                    fmt(volume * close),
+                    4 * (j - i),
+                    "0.00000000",
+                    "0.00000000",
+                    "0",
+                ]
+            )
+        return rows
+
+    async def depth(self, request: web.Request) -> web.Response:
+        params = await self._params(request)
+        self._symbol(params)
+        limit = min(_int(params, "limit", default=100, lo=1), 5000)
+        return web.json_response(self._depth_json(limit))
+
+    async def trades(self, request: web.Request) -> web.Response:
+        params = await self._params(request)
+        self._symbol(params)
+        limit = min(_int(params, "limit", default=500, lo=1), 1000)
+        recent = list(self._trades)[-limit:]
+        return web.json_response(
+            [
+                {
+                    "id": t.id,
+                    "price": fmt(t.price),
+                    "qty": fmt(t.qty),
+                    "quoteQty": fmt(t.price * t.qty),
+                    "time": t.ts_ms,
+                    "isBuyerMaker": t.buyer_maker,
+                    "isBestMatch": True,
+                }
+                for t in recent
+            ]
+        )
+
+    async def agg_trades(self, request: web.Request) -> web.Response:
+        params = await self._params(request)
+        self._symbol(params)
+        limit = min(_int(params, "limit", default=500, lo=1), 1000)
+        from_id = _int(params, "fromId", default=-1)
+        start = _int(params, "startTime", default=-1)
+        end = _int(params, "endTime", default=-1)
+        picked = [
+            t
+            for t in self._trades
+            if (from_id < 0 or t.id >= from_id)
+            and (start < 0 or t.ts_ms >= start)
+            and (end < 0 or t.ts_ms <= end)
+        ]
+        picked = picked[:limit] if (from_id >= 0 or start >= 0) else picked[-limit:]
+        return web.json_response(
+            [
+                {
+                    "a": t.id,
+                    "p": fmt(t.price),
+                    "q": fmt(t.qty),
+                    "f": t.id,
+                    "l": t.id,
+                    "T": t.ts_ms,
+                    "m": t.buyer_maker,
+                    "M": True,
+                }
+                for t in picked
+            ]
+        )

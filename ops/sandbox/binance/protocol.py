@@ -1,0 +1,82 @@
+"""Binance's wire vocabulary, shared by every part of the sandbox: the symbol, the filter
+limits, the error shape and the parsing of request parameters (Binance's own error codes for
+each way a parameter can be wrong).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from decimal import ROUND_DOWN, Decimal
+
+from aiohttp import web
+
+SYMBOL = "BTCUSDT"
+BASE, QUOTE = "BTC", "USDT"
+BAR_MS = 60_000
+
+MIN_NOTIONAL = Decimal(5)
+MAX_NOTIONAL = Decimal(9_000_000)
+MIN_PRICE, MAX_PRICE = Decimal("0.01"), Decimal(1_000_000)
+MAX_QTY = Decimal(9000)
+
+_INT_RE = re.compile(r"-?[0-9]{1,20}")
+_DEC_RE = re.compile(r"[0-9]{1,20}(\.[0-9]{1,20})?")
+
+
+class BinanceError(Exception):
+    """An answer in Binance's error shape ``{"code": ..., "msg": ...}``."""
+
+    def __init__(self, code: int, msg: str, status: int = 400, headers: Mapping[str, str] | None = None):
+        super().__init__(f"{code}: {msg}")
+        self.code = code
+        self.msg = msg
+        self.status = status
+        self.headers = dict(headers or {})
+
+    def response(self) -> web.Response:
+        return web.json_response(
+            {"code": self.code, "msg": self.msg}, status=self.status, headers=self.headers
+        )
+
+
+def _mandatory(name: str) -> BinanceError:
+    return BinanceError(-1102, f"Mandatory parameter '{name}' was not sent, was empty/null, or malformed.")
+
+
+def _illegal(name: str, legal: str) -> BinanceError:
+    return BinanceError(-1100, f"Illegal characters found in parameter '{name}'; legal range is '{legal}'.")
+
+
+def _not_required(name: str) -> BinanceError:
+    return BinanceError(-1106, f"Parameter '{name}' sent when not required.")
+
+
+def fmt(value: Decimal) -> str:
+    """Binance's 8-decimal string form of an amount."""
+    return f"{value.quantize(Decimal('1e-8'), rounding=ROUND_DOWN):f}"
+
+
+def _int(
+    params: Mapping[str, str], name: str, *, default: int = 0, required: bool = False, lo: int | None = None
+) -> int:
+    raw = params.get(name)
+    if raw is None or raw == "":
+        if required:
+            raise _mandatory(name)
+        return default
+    if not _INT_RE.fullmatch(raw):
+        raise _illegal(name, "^[0-9]{1,20}$")
+    value = int(raw)
+    if lo is not None and value < lo:
+        raise _illegal(name, f"value >= {lo}")
+    return value
+
+
+def _decimal(params: Mapping[str, str], name: str) -> Decimal | None:
+    raw = params.get(name)
+    if raw is None:
+        return None
+    if not _DEC_RE.fullmatch(raw):
+        raise _illegal(name, r"^([0-9]{1,20})(\.[0-9]{1,20})?$")
+    return Decimal(raw)

@@ -1,0 +1,204 @@
+"""The sandbox's websocket streams, as Binance's spot streams and as ccxt.pro uses them.
+
+``/ws/<stream>`` (raw), ``/stream?streams=a/b`` (combined, ``{"stream", "data"}``) and
+``SUBSCRIBE``/``UNSUBSCRIBE``/``LIST_SUBSCRIPTIONS`` messages on either (how ccxt.pro
+subscribes): ``btcusdt@kline_1m`` (four updates a bar, ``x`` true on the last),
+``btcusdt@trade``, ``btcusdt@aggTrade``, ``btcusdt@depth[@100ms]`` (diffs) and
+``btcusdt@depth5|10|20`` (partial snapshots). ``venue.faults`` gates every websocket message
+(``ops.sandbox.faults``: drops, delays).
+
+This is the lowest layer of the venue: the market model above it publishes through
+``_broadcast``, and the venue's change signal (``wait_for``/``_notify``) lives here because
+websocket subscriptions change the venue's state as much as the market does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from aiohttp import WSMsgType, web
+
+from ops.sandbox.binance.protocol import BAR_MS, SYMBOL, fmt
+from ops.sandbox.faults import FaultInjector
+
+_DEPTH_STREAM_RE = re.compile(r"(?P<sym>[a-z0-9]+)@depth(?P<levels>5|10|20)?(@(100|1000)ms)?")
+
+
+@dataclass(eq=False)
+class _Conn:
+    ws: web.WebSocketResponse
+    path: str
+    combined: bool
+    streams: set[str] = field(default_factory=set)
+    queue: asyncio.Queue[str | None] = field(default_factory=asyncio.Queue)
+
+
+class BinanceStreams:
+    """Websocket subscribers of the venue and what is sent to them; the venue's change signal."""
+
+    def __init__(self, faults: FaultInjector | None) -> None:
+        self.faults = faults if faults is not None else FaultInjector()
+        self._conns: set[_Conn] = set()
+        self._changed = asyncio.Event()
+
+    async def wait_for(self, predicate: Callable[[], bool], timeout: float = 10.0) -> None:
+        """Wait until ``predicate()`` holds; re-checked on every change of the venue's state."""
+        async with asyncio.timeout(timeout):
+            while not predicate():
+                await self._changed.wait()
+
+    def _notify(self) -> None:
+        """Wake every ``wait_for``: set this generation's event, start a new one."""
+        changed, self._changed = self._changed, asyncio.Event()
+        changed.set()
+
+    def _broadcast(self, stream: str, payload: dict[str, Any]) -> None:
+        if not self._conns:
+            return
+        raw: str | None = None
+        wrapped: str | None = None
+        for conn in self._conns:
+            if stream not in conn.streams:
+                continue
+            if conn.combined:
+                wrapped = wrapped or json.dumps({"stream": stream, "data": payload})
+                conn.queue.put_nowait(wrapped)
+            else:
+                raw = raw or json.dumps(payload)
+                conn.queue.put_nowait(raw)
+
+    def _broadcast_kline(
+        self,
+        ts: int,
+        o: Decimal,
+        h: Decimal,
+        lo: Decimal,
+        c: Decimal,
+        volume: Decimal,
+        *,
+        closed: bool,
+        event_ms: int,
+    ) -> None:
+        if not self._conns:
+            return
+        payload = {
+            "e": "kline",
+            "E": event_ms,
+            "s": SYMBOL,
+            "k": {
+                "t": ts,
+                "T": ts + BAR_MS - 1,
+                "s": SYMBOL,
+                "i": "1m",
+                "f": -1,
+                "L": -1,
+                "o": fmt(o),
+                "c": fmt(c),
+                "h": fmt(h),
+                "l": fmt(lo),
+                "v": fmt(volume),
+                "n": 0,
+                "x": closed,
+                "q": fmt(volume * c),
+                "V": "0.00000000",
+                "Q": "0.00000000",
+                "B": "0",
+            },
+        }
+        self._broadcast(f"{SYMBOL.lower()}@kline_1m", payload)
+
+    async def _ws_handler(self, request: web.Request) -> web.StreamResponse:
+        ws = web.WebSocketResponse(autoping=True)
+        await ws.prepare(request)
+        combined = request.path.rstrip("/") == "/stream"
+        if combined:
+            names = request.query.get("streams", "").split("/")
+        else:
+            tail = request.match_info.get("streams", "")
+            names = tail.split("/") if tail else []
+        conn = _Conn(ws=ws, path=request.path, combined=combined)
+        conn.streams.update(n for n in names if _valid_stream(n))
+        self._conns.add(conn)
+        self._notify()
+        sender = asyncio.get_running_loop().create_task(self._ws_sender(conn))
+        with self.faults.track_ws(request.path, ws):
+            try:
+                async for msg in ws:
+                    if msg.type is WSMsgType.TEXT:
+                        conn.queue.put_nowait(json.dumps(self._ws_command(conn, msg.data)))
+                        self._notify()
+                    elif msg.type is WSMsgType.ERROR:
+                        break
+            finally:
+                self._conns.discard(conn)
+                self._notify()
+                conn.queue.put_nowait(None)
+                with contextlib.suppress(asyncio.CancelledError):
+                    await sender
+                await ws.close()
+        return ws
+
+    async def _ws_sender(self, conn: _Conn) -> None:
+        while True:
+            item = await conn.queue.get()
+            if item is None or conn.ws.closed:
+                return
+            if not await self.faults.ws_gate(conn.path):
+                await conn.ws.close(code=1001, message=b"sandbox: injected drop")
+                return
+            try:
+                await conn.ws.send_str(item)
+            except (ConnectionError, RuntimeError):
+                return
+
+    def _ws_command(self, conn: _Conn, text: str) -> dict[str, Any]:
+        try:
+            msg = json.loads(text)
+        except ValueError:
+            return _ws_error(3, "Invalid JSON: expected value at line 1 column 1", None)
+        if not isinstance(msg, dict):
+            return _ws_error(2, "Invalid request: request must be an object", None)
+        rid = msg.get("id")
+        method = msg.get("method")
+        params = msg.get("params", [])
+        if method == "LIST_SUBSCRIPTIONS":
+            return {"result": sorted(conn.streams), "id": rid}
+        if method not in ("SUBSCRIBE", "UNSUBSCRIBE"):
+            return _ws_error(2, f"Invalid request: unknown variant `{method}`", rid)
+        if not isinstance(params, list) or not all(isinstance(p, str) for p in params):
+            return _ws_error(2, "Invalid request: params must be a list of strings", rid)
+        bad = [p for p in params if not _valid_stream(p)]
+        if bad:
+            return _ws_error(2, f"Invalid request: invalid stream name {bad[0]!r}", rid)
+        if method == "SUBSCRIBE":
+            conn.streams.update(params)
+        else:
+            conn.streams.difference_update(params)
+        return {"result": None, "id": rid}
+
+    def subscriptions(self) -> list[set[str]]:
+        """The streams of every live websocket (tests wait on these instead of sleeping)."""
+        return [set(c.streams) for c in self._conns]
+
+    async def close_websockets(self) -> None:
+        for conn in list(self._conns):
+            await conn.ws.close(code=1001, message=b"sandbox shutting down")
+
+
+def _ws_error(code: int, msg: str, rid: Any) -> dict[str, Any]:
+    return {"error": {"code": code, "msg": msg}, "id": rid}
+
+
+def _valid_stream(name: str) -> bool:
+    lower = SYMBOL.lower()
+    if name in (f"{lower}@kline_1m", f"{lower}@trade", f"{lower}@aggTrade"):
+        return True
+    m = _DEPTH_STREAM_RE.fullmatch(name)
+    return m is not None and m.group("sym") == lower
