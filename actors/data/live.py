@@ -40,7 +40,7 @@ async def polymarket_live(settings: Settings, since_ms: int | None) -> AsyncIter
     The listing is refreshed every ``runtime.listing_refresh_s``; the websocket is re-opened
     with the new token ids when the set changes.
     """
-    from actors.venues.polymarket.gateway import BookMessage, ResolvedMessage, polymarket_market_stream
+    from actors.venues.polymarket.market_stream import BookMessage, ResolvedMessage, polymarket_market_stream
 
     del since_ms  # books are snapshots: nothing to back-fill
     gateway = make_gateway(settings, "polymarket")

@@ -46,7 +46,7 @@ from pydantic import ValidationError
 
 from actors.domain.model import BookLevel, Candle, Fill, Instrument, Order, OrderBook, Side, Signal
 from actors.venues.binance.gateway import BinanceGateway, _candle, _instrument, dec
-from actors.venues.polymarket.gateway import (
+from actors.venues.polymarket.market_stream import (
     BookMessage,
     LastTradeMessage,
     MarketStreamParser,
@@ -302,7 +302,7 @@ def test_resolved_without_market_refused_and_books_kept() -> None:
 def test_deeply_nested_frame_does_not_kill_the_process() -> None:
     """py_ecc raises the recursion limit at import; actors.domain.safety puts it back (was a SIGSEGV)."""
     code = (
-        "from actors.venues.polymarket.gateway import MarketStreamParser\n"
+        "from actors.venues.polymarket.market_stream import MarketStreamParser\n"
         "p = MarketStreamParser()\n"
         "assert p.feed('[' * 200_000) == []\n"
         "assert p.stats.malformed == 1\n"

@@ -1,4 +1,4 @@
-"""Polymarket over the REAL py-clob-client (0.34.6), and the market-channel websocket parser.
+"""Polymarket over the REAL py-clob-client (0.34.6).
 
 How py-clob-client is driven:
 
@@ -35,28 +35,22 @@ of ``maker_orders`` that is ours. Fill id ``polymarket:<trade id>:<order id>`` (
 hold several of our maker orders). Fees are ``actors.core.fees.FeeModel`` (what the venue's
 crypto fee schedule charges), not the ``fee_rate_bps`` field.
 
-``polymarket_market_stream`` is the feed actor's market-channel client (aiohttp websocket):
-it subscribes, keeps each asset's book from ``book`` snapshots and ``price_change`` diffs, and
-yields ``BookMessage`` (a domain ``OrderBook``), ``LastTradeMessage``, ``TickSizeMessage`` and
-``ResolvedMessage``. A malformed message is logged and counted (``MarketStreamStats``), never
-raised; a dropped connection is re-opened with backoff.
+The REST payloads are read into domain objects by ``actors.venues.polymarket.parse``; the
+market-channel websocket lives in ``actors.venues.polymarket.market_stream``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import importlib
 import json
 import logging
-from collections.abc import AsyncGenerator, Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from decimal import Decimal, InvalidOperation
-from typing import Any, Literal, TypeVar
+from decimal import Decimal
+from typing import Any, TypeVar
 
-import aiohttp
 from py_clob_client.client import ClobClient
 from py_clob_client.clob_types import (
     AssetType,
@@ -71,25 +65,30 @@ from py_clob_client.order_builder.builder import ROUNDING_CONFIG
 from pydantic import ValidationError
 
 from actors.core.fees import FeeModel
-from actors.data.polymarket import CORRELATION_GROUP, LOT_SIZE
+from actors.data.polymarket import LOT_SIZE
 from actors.domain.model import (
-    ZERO,
-    BookLevel,
     Fill,
-    Frozen,
     Instrument,
     Liquidity,
     MarketKind,
     Order,
     OrderBook,
-    OrderStatus,
     OrderType,
-    Settlement,
     Side,
     TimeInForce,
 )
 from actors.domain.safety import bound_recursion
 from actors.venues.gateway import VenueError, VenueErrorKind
+from actors.venues.polymarket.parse import (
+    VENUE,
+    book_from_summary,
+    decimal_of,
+    instruments_from_market,
+    market_of,
+    ms_of,
+    order_from_json,
+    token_of,
+)
 
 bound_recursion()  # py_ecc raised it at import; see actors.domain.safety
 log = logging.getLogger(__name__)
@@ -99,7 +98,6 @@ UtilsOrderBuilder: Any = importlib.import_module("py_order_utils.builders").Orde
 OrderData: Any = importlib.import_module("py_order_utils.model").OrderData
 UtilsSigner: Any = importlib.import_module("py_order_utils.signer").Signer
 
-VENUE = "polymarket"
 POLYGON = 137
 USDC = "USDC"
 TOKEN_UNIT = Decimal(10**6)
@@ -115,20 +113,6 @@ T = TypeVar("T")
 def salt_for(client_id: str) -> int:
     """The order salt of a client id: 48 bits of SHA-256, so one intent is always one order hash."""
     return int(hashlib.sha256(f"raytrader-salt|{client_id}".encode()).hexdigest()[:12], 16)
-
-
-def token_of(market: str) -> str:
-    """``polymarket:<token id>`` -> token id (a bare token id passes through)."""
-    venue, sep, token = market.partition(":")
-    if not sep:
-        return market
-    if venue != VENUE or not token:
-        raise VenueError(VENUE, VenueErrorKind.REJECTED, f"not a polymarket market: {market!r}")
-    return token
-
-
-def market_of(token: str) -> str:
-    return f"{VENUE}:{token}"
 
 
 class DeterministicOrderBuilder:
@@ -211,111 +195,6 @@ def map_error(exc: BaseException, what: str = "") -> VenueError:
 
 def _is_duplicate(exc: VenueError) -> bool:
     return exc.kind is VenueErrorKind.REJECTED and "duplicated" in exc.message.lower()
-
-
-# --------------------------------------------------------------------------- wire -> domain
-
-
-def _dec(value: Any, name: str) -> Decimal:
-    if isinstance(value, bool) or value is None:
-        raise ValueError(f"{name} is missing")
-    try:
-        result = Decimal(str(value))
-    except InvalidOperation:
-        raise ValueError(f"{name} is not a number: {value!r}") from None
-    if not result.is_finite():
-        raise ValueError(f"{name} is not finite: {value!r}")
-    return result
-
-
-def _ms(value: Any) -> int | None:
-    """Milliseconds of a unix time (seconds or ms, number or string) or an ISO-8601 text."""
-    if value is None or value == "":
-        return None
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        number = float(value)
-    else:
-        text = str(value)
-        try:
-            number = float(text)
-        except ValueError:
-            try:
-                dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
-            except ValueError:
-                return None
-            if dt.tzinfo is None:
-                dt = dt.replace(tzinfo=UTC)
-            return int(dt.timestamp() * 1000)
-    return int(number if number >= 1e11 else number * 1000)
-
-
-def order_from_json(raw: dict[str, Any], client_id: str | None = None) -> Order:
-    """A CLOB order object (``/data/order``, ``/data/orders``) as a domain ``Order``."""
-    size = _dec(raw.get("original_size"), "original_size")
-    matched = _dec(raw.get("size_matched") or 0, "size_matched")
-    status_text = str(raw.get("status", "")).upper()
-    if status_text == "MATCHED":
-        status = OrderStatus.FILLED if matched >= size else OrderStatus.CANCELLED
-    elif status_text.startswith("CANCEL") or status_text in ("INVALID", "EXPIRED"):
-        status = OrderStatus.CANCELLED
-    else:  # LIVE, DELAYED, UNMATCHED: still working
-        status = OrderStatus.PARTIALLY_FILLED if matched > 0 else OrderStatus.OPEN
-    order_type = str(raw.get("order_type", "GTC")).upper()
-    created = _ms(raw.get("created_at")) or 0
-    return Order(
-        client_id=client_id or str(raw["id"]),
-        market=market_of(str(raw["asset_id"])),
-        side=Side.BUY if str(raw.get("side", "")).upper() == "BUY" else Side.SELL,
-        type=OrderType.LIMIT,
-        tif=TimeInForce.IOC if order_type in ("FAK", "FOK") else TimeInForce.GTC,
-        price=_dec(raw.get("price"), "price"),
-        qty=size,
-        filled_qty=matched,
-        status=status,
-        venue_order_id=str(raw["id"]),
-        created_ms=created,
-        updated_ms=created,
-    )
-
-
-def book_from_summary(summary: Any, token: str) -> OrderBook:
-    """py-clob-client's ``OrderBookSummary`` (levels worst first) as a domain ``OrderBook``."""
-    bids = [BookLevel(price=_dec(s.price, "price"), size=_dec(s.size, "size")) for s in summary.bids or []]
-    asks = [BookLevel(price=_dec(s.price, "price"), size=_dec(s.size, "size")) for s in summary.asks or []]
-    return OrderBook(
-        market=market_of(token),
-        ts_ms=_ms(summary.timestamp) or 0,
-        bids=tuple(lv for lv in bids if lv.size > 0),
-        asks=tuple(lv for lv in asks if lv.size > 0),
-    )
-
-
-def instruments_from_market(raw: dict[str, Any]) -> list[Instrument]:
-    """The outcome tokens of one CLOB market object as binary instruments."""
-    tick = _dec(raw.get("minimum_tick_size"), "minimum_tick_size")
-    min_size = _dec(raw.get("minimum_order_size") or 0, "minimum_order_size")
-    condition = str(raw["condition_id"])
-    slug = str(raw.get("market_slug", ""))
-    group = CORRELATION_GROUP if slug.startswith("btc-updown-5m") else f"{VENUE}:{condition}"
-    found = []
-    for token in raw.get("tokens") or []:
-        found.append(
-            Instrument(
-                venue=VENUE,
-                symbol=str(token["token_id"]),
-                kind=MarketKind.BINARY,
-                tick_size=tick,
-                lot_size=LOT_SIZE,
-                min_size=min_size,
-                created_ms=_ms(raw.get("accepting_order_timestamp")),
-                end_ms=_ms(raw.get("end_date_iso")),
-                correlation_group=group,
-                condition_id=condition,
-                outcome=str(token.get("outcome")) if token.get("outcome") is not None else None,
-                start_ms=_ms(raw.get("game_start_time")),
-            )
-        )
-    return found
 
 
 @dataclass(frozen=True, slots=True)
@@ -603,7 +482,7 @@ class PolymarketGateway:
     def _fills_of(self, raw: dict[str, Any]) -> list[Fill]:
         """Our side(s) of one trade: the taker order, or each maker order of ours."""
         trade_id = str(raw["id"])
-        ts = _ms(raw.get("match_time")) or _ms(raw.get("last_update")) or 0
+        ts = ms_of(raw.get("match_time")) or ms_of(raw.get("last_update")) or 0
         token = str(raw["asset_id"])
         mine: list[tuple[str, Side, Decimal, Decimal, Liquidity]] = []
         if str(raw.get("trader_side", "TAKER")).upper() == "TAKER":
@@ -612,8 +491,8 @@ class PolymarketGateway:
                 (
                     str(raw["taker_order_id"]),
                     side,
-                    _dec(raw["price"], "price"),
-                    _dec(raw["size"], "size"),
+                    decimal_of(raw["price"], "price"),
+                    decimal_of(raw["size"], "size"),
                     Liquidity.TAKER,
                 )
             )
@@ -624,8 +503,8 @@ class PolymarketGateway:
                 if not ours and order_id not in self._client_ids:
                     continue
                 side = Side.BUY if str(maker.get("side", "")).upper() == "BUY" else Side.SELL
-                qty = _dec(maker["matched_amount"], "matched_amount")
-                mine.append((order_id, side, _dec(maker["price"], "price"), qty, Liquidity.MAKER))
+                qty = decimal_of(maker["matched_amount"], "matched_amount")
+                mine.append((order_id, side, decimal_of(maker["price"], "price"), qty, Liquidity.MAKER))
         instrument = self._instruments.get(token) or Instrument(
             venue=VENUE, symbol=token, kind=MarketKind.BINARY, tick_size=Decimal("0.01"), lot_size=LOT_SIZE
         )
@@ -655,365 +534,11 @@ class PolymarketGateway:
             self.client.get_balance_allowance,
             BalanceAllowanceParams(asset_type=AssetType.COLLATERAL),
         )
-        result = {USDC: _dec(collateral.get("balance", 0), "balance") / TOKEN_UNIT}
+        result = {USDC: decimal_of(collateral.get("balance", 0), "balance") / TOKEN_UNIT}
         for token in sorted(self._tokens):
             params = BalanceAllowanceParams(asset_type=AssetType.CONDITIONAL, token_id=token)
             raw = await self._call("balance", self.client.get_balance_allowance, params)
-            amount = _dec(raw.get("balance", 0), "balance") / TOKEN_UNIT
+            amount = decimal_of(raw.get("balance", 0), "balance") / TOKEN_UNIT
             if amount != 0:
                 result[token] = amount
         return result
-
-
-# --------------------------------------------------------------------------- market channel
-
-
-class BookMessage(Frozen):
-    """An asset's whole book after a ``book`` snapshot or a ``price_change``."""
-
-    kind: Literal["book", "price_change"]
-    asset_id: str
-    condition_id: str
-    book: OrderBook
-    hash: str = ""
-
-
-class LastTradeMessage(Frozen):
-    asset_id: str
-    condition_id: str
-    price: Decimal
-    size: Decimal
-    side: Side
-    fee_rate_bps: int = 0
-    ts_ms: int
-
-
-class TickSizeMessage(Frozen):
-    asset_id: str
-    condition_id: str
-    old_tick_size: Decimal | None
-    new_tick_size: Decimal
-    ts_ms: int
-
-
-class ResolvedMessage(Frozen):
-    condition_id: str
-    asset_ids: tuple[str, ...]
-    winning_asset_id: str
-    winning_outcome: str
-    ts_ms: int
-
-    def settlements(self) -> list[Settlement]:
-        """Each token's payout (1 for the winner, 0 for the rest) as domain ``Settlement``s."""
-        return [
-            Settlement(
-                market=market_of(a), payout=Decimal(1 if a == self.winning_asset_id else 0), ts_ms=self.ts_ms
-            )
-            for a in self.asset_ids
-        ]
-
-
-MarketMessage = BookMessage | LastTradeMessage | TickSizeMessage | ResolvedMessage
-
-
-@dataclass(slots=True)
-class MarketStreamStats:
-    """Counters of one stream: what arrived, what was used, what was refused."""
-
-    frames: int = 0
-    messages: int = 0
-    malformed: int = 0
-    ignored: int = 0
-    orphaned: int = 0
-    reconnects: int = 0
-
-
-@dataclass(slots=True)
-class _Side:
-    bids: dict[Decimal, Decimal]
-    asks: dict[Decimal, Decimal]
-    condition_id: str
-
-
-def _str(item: dict[str, Any], key: str) -> str:
-    value = item.get(key)
-    if not isinstance(value, str) or not value:
-        raise ValueError(f"{key} is missing")
-    return value
-
-
-def _price(value: Any) -> Decimal:
-    price = _dec(value, "price")
-    if not ZERO < price < 1:
-        raise ValueError(f"price {price} outside (0, 1)")
-    return price
-
-
-def _levels(raw: Any, name: str) -> dict[Decimal, Decimal]:
-    if not isinstance(raw, list):
-        raise ValueError(f"{name} must be a list")
-    levels: dict[Decimal, Decimal] = {}
-    for entry in raw:
-        if not isinstance(entry, dict):
-            raise ValueError(f"{name} entries must be objects")
-        size = _dec(entry.get("size"), "size")
-        if size < 0:
-            raise ValueError(f"negative size {size}")
-        if size > 0:
-            levels[_price(entry.get("price"))] = size
-    return levels
-
-
-class MarketStreamParser:
-    """Market-channel frames -> messages; keeps each asset's book. Never raises on bad input."""
-
-    def __init__(self, stats: MarketStreamStats | None = None) -> None:
-        self.stats = stats if stats is not None else MarketStreamStats()
-        self._books: dict[str, _Side] = {}
-
-    def reset(self) -> None:
-        """Forget every book (a new connection starts from fresh snapshots)."""
-        self._books.clear()
-
-    def feed(self, raw: str | bytes) -> list[MarketMessage]:
-        self.stats.frames += 1
-        try:
-            text = raw.decode() if isinstance(raw, bytes) else raw
-        except UnicodeDecodeError:
-            self._reject("not UTF-8", raw)
-            return []
-        if text.strip().upper() in ("PONG", "PING", ""):
-            return []
-        try:
-            data = json.loads(text)
-        except (ValueError, RecursionError):
-            self._reject("not JSON (or nested too deep)", text)
-            return []
-        out: list[MarketMessage] = []
-        for item in data if isinstance(data, list) else [data]:
-            try:
-                out.extend(self._one(item))
-            except (ValueError, TypeError, KeyError, ValidationError, ArithmeticError) as exc:
-                self._reject(str(exc), item)
-        self.stats.messages += len(out)
-        return out
-
-    def _reject(self, why: str, raw: Any) -> None:
-        self.stats.malformed += 1
-        log.error("polymarket market channel: malformed message (%s): %.200r", why, raw)
-
-    def _book(self, asset: str, ts_ms: int) -> OrderBook:
-        side = self._books[asset]
-        return OrderBook(
-            market=market_of(asset),
-            ts_ms=ts_ms,
-            bids=tuple(BookLevel(price=p, size=s) for p, s in side.bids.items()),
-            asks=tuple(BookLevel(price=p, size=s) for p, s in side.asks.items()),
-        )
-
-    def _one(self, item: Any) -> list[MarketMessage]:
-        if not isinstance(item, dict):
-            raise ValueError("a message must be a JSON object")
-        kind = item.get("event_type")
-        if kind is None:  # older frames carry no event_type: tell them by their fields
-            if "price_changes" in item:
-                kind = "price_change"
-            elif "bids" in item and "asks" in item:
-                kind = "book"
-            elif "new_tick_size" in item:
-                kind = "tick_size_change"
-            elif "price" in item and "side" in item:
-                kind = "last_trade_price"
-        if not isinstance(kind, str):
-            raise ValueError("no event_type")
-        if kind == "book":
-            asset, condition = _str(item, "asset_id"), _str(item, "market")
-            ts = _ms(item.get("timestamp"))
-            if ts is None:
-                raise ValueError("timestamp is missing")
-            bids, asks = _levels(item.get("bids"), "bids"), _levels(item.get("asks"), "asks")
-            self._books[asset] = _Side(bids, asks, condition)
-            return [
-                BookMessage(
-                    kind="book",
-                    asset_id=asset,
-                    condition_id=condition,
-                    book=self._book(asset, ts),
-                    hash=str(item.get("hash", "")),
-                )
-            ]
-        if kind == "price_change":
-            return self._price_change(item)
-        if kind == "last_trade_price":
-            ts = _ms(item.get("timestamp"))
-            if ts is None:
-                raise ValueError("timestamp is missing")
-            side = str(item.get("side", "")).upper()
-            if side not in ("BUY", "SELL"):
-                raise ValueError(f"side {side!r}")
-            size = _dec(item.get("size"), "size")
-            if size <= 0:
-                raise ValueError(f"size {size}")
-            return [
-                LastTradeMessage(
-                    asset_id=_str(item, "asset_id"),
-                    condition_id=_str(item, "market"),
-                    price=_price(item.get("price")),
-                    size=size,
-                    side=Side.BUY if side == "BUY" else Side.SELL,
-                    fee_rate_bps=int(_dec(item.get("fee_rate_bps") or 0, "fee_rate_bps")),
-                    ts_ms=ts,
-                )
-            ]
-        if kind == "tick_size_change":
-            ts = _ms(item.get("timestamp"))
-            if ts is None:
-                raise ValueError("timestamp is missing")
-            new = _dec(item.get("new_tick_size"), "new_tick_size")
-            if not ZERO < new < 1:
-                raise ValueError(f"tick {new}")
-            old_raw = item.get("old_tick_size")
-            return [
-                TickSizeMessage(
-                    asset_id=_str(item, "asset_id"),
-                    condition_id=_str(item, "market"),
-                    old_tick_size=_dec(old_raw, "old_tick_size") if old_raw not in (None, "") else None,
-                    new_tick_size=new,
-                    ts_ms=ts,
-                )
-            ]
-        if kind == "market_resolved":
-            ts = _ms(item.get("timestamp"))
-            assets = item.get("assets_ids")
-            if ts is None or not isinstance(assets, list) or not all(isinstance(a, str) for a in assets):
-                raise ValueError("timestamp or assets_ids missing")
-            winner = _str(item, "winning_asset_id")
-            if winner not in assets:
-                raise ValueError("winning_asset_id is not one of assets_ids")
-            condition = _str(item, "market")  # validated before any book is dropped
-            for asset in assets:
-                self._books.pop(asset, None)
-            return [
-                ResolvedMessage(
-                    condition_id=condition,
-                    asset_ids=tuple(assets),
-                    winning_asset_id=winner,
-                    winning_outcome=str(item.get("winning_outcome", "")),
-                    ts_ms=ts,
-                )
-            ]
-        self.stats.ignored += 1
-        return []
-
-    def _price_change(self, item: dict[str, Any]) -> list[MarketMessage]:
-        ts = _ms(item.get("timestamp"))
-        if ts is None:
-            raise ValueError("timestamp is missing")
-        condition = _str(item, "market")
-        raw_changes = item.get("price_changes")
-        if raw_changes is None and "changes" in item:  # the older per-asset form
-            asset = _str(item, "asset_id")
-            raw_changes = [{**c, "asset_id": asset} for c in item["changes"] if isinstance(c, dict)]
-        if not isinstance(raw_changes, list):
-            raise ValueError("price_changes must be a list")
-        if not raw_changes:  # well formed, but carries nothing
-            self.stats.ignored += 1
-            return []
-        changes: list[tuple[str, bool, Decimal, Decimal]] = []
-        for change in raw_changes:  # validate all before applying any
-            if not isinstance(change, dict):
-                raise ValueError("price_changes entries must be objects")
-            side = str(change.get("side", "")).upper()
-            if side not in ("BUY", "SELL"):
-                raise ValueError(f"side {side!r}")
-            size = _dec(change.get("size"), "size")
-            if size < 0:
-                raise ValueError(f"negative size {size}")
-            changes.append((_str(change, "asset_id"), side == "BUY", _price(change.get("price")), size))
-        touched: dict[str, str] = {}
-        for asset, is_bid, price, size in changes:
-            book = self._books.get(asset)
-            if book is None:
-                self.stats.orphaned += 1
-                continue
-            levels = book.bids if is_bid else book.asks
-            if size == 0:
-                levels.pop(price, None)
-            else:
-                levels[price] = size
-            touched[asset] = next(
-                (
-                    str(c.get("hash", ""))
-                    for c in raw_changes
-                    if isinstance(c, dict) and c.get("asset_id") == asset
-                ),
-                "",
-            )
-        return [
-            BookMessage(
-                kind="price_change", asset_id=a, condition_id=condition, book=self._book(a, ts), hash=h
-            )
-            for a, h in touched.items()
-        ]
-
-
-async def _pinger(ws: aiohttp.ClientWebSocketResponse, interval_s: float) -> None:
-    """Polymarket's market channel wants a text ``PING`` every 10 s."""
-    while not ws.closed:
-        await asyncio.sleep(interval_s)
-        with contextlib.suppress(ConnectionError, RuntimeError):
-            await ws.send_str("PING")
-
-
-async def polymarket_market_stream(
-    url: str,
-    asset_ids: Sequence[str],
-    *,
-    stats: MarketStreamStats | None = None,
-    session: aiohttp.ClientSession | None = None,
-    ping_interval_s: float = 10.0,
-    reconnect: bool = True,
-    backoff_s: float = 0.5,
-    max_backoff_s: float = 30.0,
-) -> AsyncGenerator[MarketMessage, None]:
-    """Subscribe to ``asset_ids`` on the market channel at ``url`` and yield parsed messages.
-
-    Malformed frames are logged and counted in ``stats`` (pass one in to read it); a closed or
-    failed connection is re-opened with exponential backoff (``reconnect=False``: the iterator
-    ends instead). Only cancellation escapes.
-    """
-    counters = stats if stats is not None else MarketStreamStats()
-    # custom_feature_enabled: the real channel sends market_resolved (and best_bid_ask) only then
-    subscription = {"assets_ids": list(asset_ids), "type": "market", "custom_feature_enabled": True}
-    parser = MarketStreamParser(counters)
-    http = session if session is not None else aiohttp.ClientSession()
-    delay = backoff_s
-    try:
-        while True:
-            try:
-                async with http.ws_connect(url) as ws:
-                    await ws.send_str(json.dumps(subscription))
-                    parser.reset()
-                    delay = backoff_s
-                    pinger = asyncio.create_task(_pinger(ws, ping_interval_s))
-                    try:
-                        async for frame in ws:
-                            if frame.type in (aiohttp.WSMsgType.TEXT, aiohttp.WSMsgType.BINARY):
-                                for message in parser.feed(frame.data):
-                                    yield message
-                            elif frame.type is aiohttp.WSMsgType.ERROR:
-                                break
-                    finally:
-                        pinger.cancel()
-                        with contextlib.suppress(asyncio.CancelledError):
-                            await pinger
-            except (aiohttp.ClientError, OSError, TimeoutError) as exc:
-                log.warning("polymarket market channel %s: %s", url, exc)
-            if not reconnect:
-                return
-            counters.reconnects += 1
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, max_backoff_s)
-    finally:
-        if session is None:
-            await http.close()

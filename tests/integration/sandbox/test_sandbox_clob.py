@@ -39,18 +39,16 @@ from py_clob_client.utilities import order_to_json
 
 from actors.domain.model import Liquidity, Order, OrderStatus, Side, TimeInForce
 from actors.venues.gateway import VenueError, VenueErrorKind, VenueGateway
-from actors.venues.polymarket.gateway import (
+from actors.venues.polymarket.gateway import PolymarketGateway, map_error, salt_for
+from actors.venues.polymarket.market_stream import (
     BookMessage,
     LastTradeMessage,
     MarketMessage,
     MarketStreamParser,
     MarketStreamStats,
-    PolymarketGateway,
     ResolvedMessage,
     TickSizeMessage,
-    map_error,
     polymarket_market_stream,
-    salt_for,
 )
 from ops.sandbox.clob import END_CURSOR, SandboxClob, clob_app, decode_cursor, encode_cursor
 from ops.sandbox.faults import FaultInjector
