@@ -44,13 +44,14 @@ def _install_venue_probe(self: Any) -> int:
     new = RecordingBuffer()
     new._counters, new._gauges, new._histograms = old._counters, old._gauges, old._histograms
     self.metrics = new
-    engine_submit = self.engine.submit
+    engine = self.paper.engine  # the paper gateway's matching engine
+    engine_submit = engine.submit
 
     def submit(order: Any, now_ms: int) -> Any:
         current.set((order.purpose, order.client_id))  # this call's task context
         return engine_submit(order, now_ms)
 
-    self.engine.submit = submit
+    engine.submit = submit
     self._bench_samples = samples
     return 0
 

@@ -250,6 +250,7 @@ class Driver:
                     pos.market,
                     pos.entry_price * pos.entry_qty,
                     instrument.correlation_group,
+                    entry_working=pos.status is ExitStatus.ENTERING,  # the rest stays reserved
                 )
             if was_entering and pos.status is not ExitStatus.ENTERING and pos.entry_qty == 0:
                 self.portfolio.on_entry_cancelled(pos.position_id)
