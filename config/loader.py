@@ -74,6 +74,7 @@ __all__ = [
     "ConfigError",
     "Problem",
     "dump_settings",
+    "env_var",
     "load_settings",
     "parse_value",
     "resolve_path",
@@ -662,8 +663,14 @@ class _Builder:
 # --------------------------------------------------------------------------- helpers
 
 
+def env_var(dotted: str) -> str:
+    """The environment variable of a setting: ``secrets.binance_api_key`` ->
+    ``RAYTRADER_SECRETS__BINANCE_API_KEY``."""
+    return f"{ENV_PREFIX}{dotted.replace('.', '__').upper()}"
+
+
 def _field_secret_env(path: tuple[str, str]) -> str:
-    return f"{ENV_PREFIX}{'__'.join(path).upper()}"
+    return env_var(".".join(path))
 
 
 def _field_secret_of(segs: tuple[str, ...]) -> tuple[tuple[str, str], bool] | None:

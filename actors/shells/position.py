@@ -35,6 +35,7 @@ from actors.domain.model import (
     ExitStatus,
     Instrument,
     MarketEvent,
+    Order,
     OrderBook,
     OrderStatus,
     PlaceOrder,
@@ -193,11 +194,7 @@ class PositionActor(ActorShell):
                         order.client_id, OrderStatus.CANCELLED, order.filled_qty, self._now()
                     )
                 continue
-            for fill in await venue.fills_for.remote(order.client_id):
-                commands += self.core.on_fill(fill)
-            commands += self.core.on_order_update(
-                order.client_id, seen.status, seen.filled_qty, self._now(), venue_order_id=seen.venue_order_id
-            )
+            commands += await self._adopt(seen)
         for client_id in self.core.unconfirmed_cancels():
             commands.append(
                 CancelOrder(client_id=client_id, market=self.instrument.market_id, reason="re-sent")
@@ -348,13 +345,15 @@ class PositionActor(ActorShell):
     async def _adopt_if_seen(self, client_id: str) -> list[Command] | None:
         """An order the venue already knows, adopted with its fills; ``None`` if it never saw it."""
         seen = await self.venue.order.remote(client_id)
-        if seen is None:
-            return None
+        return None if seen is None else await self._adopt(seen)
+
+    async def _adopt(self, seen: Order) -> list[Command]:
+        """The venue's view of one of our orders, with its fills, taken into the core."""
         commands: list[Command] = []
-        for fill in await self.venue.fills_for.remote(client_id):
+        for fill in await self.venue.fills_for.remote(seen.client_id):
             commands += self.core.on_fill(fill)
         commands += self.core.on_order_update(
-            client_id, seen.status, seen.filled_qty, self._now(), venue_order_id=seen.venue_order_id
+            seen.client_id, seen.status, seen.filled_qty, self._now(), venue_order_id=seen.venue_order_id
         )
         return commands
 

@@ -334,14 +334,7 @@ class StateStore:
         Run again while the map had to grow (a failed attempt wrote nothing; each growth
         doubles the map), so a full map never drops a durable write.
         """
-        for attempt in range(APPLY_ATTEMPTS):
-            try:
-                with self.batch() as tx:
-                    return [_apply_one(tx, op) for op in ops]
-            except StoreFullError:
-                if attempt == APPLY_ATTEMPTS - 1:
-                    raise
-        raise AssertionError("unreachable")
+        return self._run(lambda tx: [_apply_one(tx, op) for op in ops], attempts=APPLY_ATTEMPTS)
 
     # ------------------------------------------------------------------ write-ahead orders
     def record_intent(self, order: Order) -> bool:
@@ -672,14 +665,15 @@ class StateStore:
             txn.abort()
             self._release()
 
-    def _run(self, fn: Callable[[Batch], T]) -> T:
-        """One-operation write: a batch, retried once if the map had to grow."""
-        for attempt in range(2):
+    def _run(self, fn: Callable[[Batch], T], attempts: int = 2) -> T:
+        """A write in one batch, run again (up to ``attempts`` in all) while the map had to grow;
+        a failed attempt wrote nothing."""
+        for attempt in range(attempts):
             try:
                 with self.batch() as tx:
                     return fn(tx)
             except StoreFullError:
-                if attempt:
+                if attempt == attempts - 1:
                     raise
         raise AssertionError("unreachable")
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from actors.venues.gateway import VenueGateway
+from actors.venues.gateway import VenueGateway, stream_url
 from config.models import POLYMARKET_MARKET_WS_URL, POLYMARKET_REST_URL, Settings
 
 
@@ -34,12 +34,9 @@ def resolve_endpoints(settings: Settings, venue: str) -> Endpoints:
         return Endpoints(venue, rest, live.binance.ws_url or stream_url_for(rest))
     if venue == "polymarket":
         rest = live.polymarket.url.rstrip("/")
-        if live.polymarket.ws_url:
-            ws = live.polymarket.ws_url
-        elif rest == POLYMARKET_REST_URL:
-            ws = POLYMARKET_MARKET_WS_URL  # the real CLOB streams from its own subscriptions host
-        else:
-            ws = rest.replace("https://", "wss://", 1).replace("http://", "ws://", 1) + "/ws/market"
+        ws = live.polymarket.ws_url or stream_url(
+            rest, POLYMARKET_REST_URL, POLYMARKET_MARKET_WS_URL, "/ws/market"
+        )
         return Endpoints(venue, rest, ws)
     raise ValueError(f"no live endpoints for venue {venue!r}")
 

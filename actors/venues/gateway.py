@@ -46,6 +46,15 @@ class VenueError(Exception):
         return self.kind.retryable
 
 
+def stream_url(rest_url: str, official_rest: str, official_stream: str, path: str) -> str:
+    """Where a REST host's streams are: a real venue streams from its own stream host (not the
+    REST host with a ws scheme); any other host (a sandbox) at ``<host><path>``."""
+    rest = rest_url.rstrip("/")
+    if rest == official_rest:
+        return official_stream
+    return rest.replace("https://", "wss://", 1).replace("http://", "ws://", 1) + path
+
+
 @runtime_checkable
 class VenueGateway(Protocol):
     """Async access to one venue. Orders carry our deterministic client id end to end."""

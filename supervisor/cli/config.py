@@ -60,6 +60,7 @@ def config_check(
         return
     from actors.domain.topology import topology
     from actors.venues.factory import resolve_endpoints
+    from config.loader import env_var
 
     # Secrets are checked here, by name, rather than refused by the loader as a live run would.
     settings = settings_or_exit(config, [*(set_ or []), 'mode="paper"'])
@@ -74,6 +75,6 @@ def config_check(
         typer.echo("secrets: all present")
         return
     for name in missing:
-        var = "RAYTRADER_" + name.upper().replace(".", "__")
+        var = env_var(name)
         typer.echo(f"missing {name}: set {var} or {var}_FILE")
     raise typer.Exit(1)

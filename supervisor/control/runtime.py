@@ -23,6 +23,7 @@ from actors.domain.topology import topology
 from actors.shells.base import actor_options, remote, try_actor
 from actors.shells.feed import replay_source
 from actors.shells.store import StoreActor, store_path
+from config.loader import env_var
 from config.models import Settings
 
 log = logging.getLogger(__name__)
@@ -78,10 +79,7 @@ def live_problems(settings: Settings, *, confirmed: bool) -> list[str]:
     problems: list[str] = []
     if not (live.confirm or confirmed):
         problems.append("live trading is not confirmed: pass --confirm-live or set live.confirm = true")
-    problems += [
-        f"missing {name} (set RAYTRADER_{name.upper().replace('.', '__')})"
-        for name in settings.missing_live_secrets()
-    ]
+    problems += [f"missing {name} (set {env_var(name)})" for name in settings.missing_live_secrets()]
     if not live.override_paper_minimum:
         counts = paper_trade_counts(Path(live.paper_state_dir))
         for strategy in (s for s in settings.strategies if s.enabled):

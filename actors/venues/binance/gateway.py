@@ -58,7 +58,7 @@ from actors.domain.model import (
     to_decimal,
 )
 from actors.venues.binance.ccxt_client import make_exchange
-from actors.venues.gateway import VenueError, VenueErrorKind
+from actors.venues.gateway import VenueError, VenueErrorKind, stream_url
 from config.models import BINANCE_REST_URL, BINANCE_STREAM_URL
 
 try:  # ccxt.pro is part of the ccxt package since 1.95; keep the gateway usable without it
@@ -134,12 +134,8 @@ def _pro_class() -> Any:
 
 
 def stream_url_for(rest_url: str) -> str:
-    """Where a REST host's streams are: the real venue streams from its own stream host (not the
-    REST host with a ws scheme); any other host (a sandbox) at ``<host>/ws``."""
-    rest = rest_url.rstrip("/")
-    if rest == BINANCE_REST_URL:
-        return BINANCE_STREAM_URL
-    return rest.replace("https://", "wss://", 1).replace("http://", "ws://", 1) + "/ws"
+    """Binance's streams of a REST host: stream.binance.com for the real one, ``<host>/ws`` else."""
+    return stream_url(rest_url, BINANCE_REST_URL, BINANCE_STREAM_URL, "/ws")
 
 
 class BinanceGateway:
