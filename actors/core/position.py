@@ -70,6 +70,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
+from actors.core.position_state import STATE_FIELDS
 from actors.domain.model import (
     ONE,
     ZERO,
@@ -437,31 +438,15 @@ class PositionCore:
 
     def state(self) -> dict[str, Any]:
         """JSON-serialisable snapshot; :meth:`from_state` rebuilds the core exactly."""
-        last = None if self._last_price is None else [str(self._last_price[0]), self._last_price[1]]
-        return {
+        state: dict[str, Any] = {
             "version": _STATE_VERSION,
             "position": self.position.model_dump(mode="json"),
             "orders": [o.model_dump(mode="json") for o in self.orders.values()],
             "anomalies": list(self.anomalies),
-            "entry_id": self._entry_id,
-            "entry_cost": str(self._entry_cost),
-            "seen_fills": list(self._seen_fills),
-            "venue_filled": {k: str(v) for k, v in self._venue_filled.items()},
-            "cancel_requested": list(self._cancel_requested),
-            "attempts": dict(self._attempts),
-            "leg_plan": {k: str(v) for k, v in self._leg_plan.items()},
-            "leg_sold": {k: str(v) for k, v in self._leg_sold.items()},
-            "opened_ms": self._opened_ms,
-            "high": None if self._high is None else str(self._high),
-            "band_since_ms": self._band_since_ms,
-            "last_price": last,
-            "trigger": None if self._trigger is None else self._trigger.value,
-            "pending_exit": None if self._pending_exit is None else self._pending_exit.value,
-            "trailing": self._trailing,
-            "last_sale_reason": None if self._last_sale_reason is None else self._last_sale_reason.value,
-            "close_rejections": self._close_rejections,
-            "close_retry_ms": self._close_retry_ms,
         }
+        for name, (encode, _decode) in STATE_FIELDS.items():
+            state[name] = encode(getattr(self, f"_{name}"))
+        return state
 
     @classmethod
     def from_state(cls, state: dict[str, Any], instrument: Instrument, config: ExitConfig) -> PositionCore:
@@ -473,26 +458,9 @@ class PositionCore:
             order = Order.model_validate(raw)
             core.orders[order.client_id] = order
         core.anomalies = list(state["anomalies"])
-        core._entry_id = state["entry_id"]
-        core._entry_cost = Decimal(state["entry_cost"])
-        core._seen_fills = dict.fromkeys(state["seen_fills"])
-        core._venue_filled = {k: Decimal(v) for k, v in state["venue_filled"].items()}
-        core._cancel_requested = dict.fromkeys(state["cancel_requested"])
-        core._attempts = {k: int(v) for k, v in state["attempts"].items()}
-        core._leg_plan = {k: Decimal(v) for k, v in state["leg_plan"].items()}
-        core._leg_sold = {k: Decimal(v) for k, v in state["leg_sold"].items()}
-        core._opened_ms = state["opened_ms"]
-        core._high = None if state["high"] is None else Decimal(state["high"])
-        core._band_since_ms = state["band_since_ms"]
-        last = state["last_price"]
-        core._last_price = None if last is None else (Decimal(last[0]), int(last[1]))
-        core._trigger = None if state["trigger"] is None else ExitReason(state["trigger"])
-        core._pending_exit = None if state["pending_exit"] is None else ExitReason(state["pending_exit"])
-        core._trailing = bool(state["trailing"])
-        sale = state["last_sale_reason"]
-        core._last_sale_reason = None if sale is None else ExitReason(sale)
-        core._close_rejections = int(state.get("close_rejections", 0))
-        core._close_retry_ms = state.get("close_retry_ms")
+        for name, (_encode, decode) in STATE_FIELDS.items():
+            if name in state:  # fields added since version 1 keep their constructor default
+                setattr(core, f"_{name}", decode(state[name]))
         return core
 
     # ------------------------------------------------------------------ the machine
