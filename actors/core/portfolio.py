@@ -51,27 +51,32 @@ from __future__ import annotations
 
 import logging
 from collections import deque
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
-from decimal import ROUND_FLOOR, Decimal, localcontext
-from enum import StrEnum
-from typing import Any, NamedTuple
+from decimal import Decimal
+from typing import Any
 
-from pydantic import Field
-
+from actors.core.portfolio_decisions import (
+    PRE_TRADE_LIMITS,
+    Decision,
+    DecisionKind,
+    EntryPlan,
+    Gate,
+    GateResult,
+    Holding,
+    fmt,
+    pct,
+)
+from actors.core.sizing import RiskBook, floor_context, size_entry
 from actors.domain.model import (
     DAY_MS,
     HOUR_MS,
     ONE,
     ZERO,
-    Frozen,
     Instrument,
     OrderBook,
-    Side,
     Signal,
     deterministic_id,
-    floor_to,
     to_decimal,
 )
 from config.models import ExitConfig, PortfolioConfig, StrategyBase
@@ -80,131 +85,6 @@ log = logging.getLogger(__name__)
 
 STATE_VERSION = 1
 ORDER_RATE_WINDOW_MS = 1000
-
-
-class Gate(StrEnum):
-    """Gate names, in evaluation order: the first failing one is ``Decision.rejected_by``."""
-
-    STRATEGY = "strategy"
-    REPLAYED = "replayed"
-    DAILY_LOSS = "daily_loss"
-    ONE_PER_MARKET = "one_per_market"
-    MAX_CONCURRENT = "max_concurrent"
-    CORRELATION = "correlation"
-    OPEN_ORDERS = "open_orders"
-    ORDER_RATE = "order_rate"
-    MARKET_AGE = "market_age"
-    PEAK_HOURS = "peak_hours"
-    LIQUIDITY = "liquidity"
-    ALLOCATION = "allocation"
-    CASH_RESERVE = "cash_reserve"
-    ORDER_NOTIONAL = "order_notional"
-    SIZE = "size"
-
-
-PRE_TRADE_LIMITS = frozenset({Gate.DAILY_LOSS, Gate.OPEN_ORDERS, Gate.ORDER_RATE, Gate.ORDER_NOTIONAL})
-"""The gates that are pre-trade limits (``PortfolioConfig.max_*``); see the module docstring."""
-
-
-class DecisionKind(StrEnum):
-    ENTRY = "entry"
-    EXIT = "exit"
-
-
-class GateResult(Frozen):
-    """One gate's verdict; ``passed=None`` = skipped for missing data (e.g. no book in a candle backtest)."""
-
-    gate: Gate
-    passed: bool | None
-    detail: str
-
-
-class EntryPlan(Frozen):
-    """What the shell should place: a lot-aligned BUY limit, sized against ``stop_price``."""
-
-    position_id: str = Field(description="deterministic from strategy, market and signal ts")
-    strategy: str
-    market: str
-    correlation_group: str = Field(description="the group the position counts in (market id if none)")
-    qty: Decimal = Field(gt=0, description="multiple of the instrument's lot size")
-    limit_price: Decimal = Field(gt=0, description="tick-aligned (down) best ask, or signal price")
-    stop_price: Decimal = Field(ge=0, description="the stop the size was computed against")
-    notional: Decimal = Field(gt=0, description="qty * limit_price")
-    risk_amount: Decimal = Field(ge=0, description="qty * (limit_price - stop_price): lost at the stop")
-    strength: float = Field(ge=0.0, le=1.0)
-    signal_ts_ms: int
-    decided_ms: int
-
-
-class Decision(Frozen):
-    """The portfolio's answer to one signal: every gate's result, and a plan if approved.
-
-    ``approved`` is about entries only; an exit decision is never approved or rejected.
-    """
-
-    signal: Signal
-    kind: DecisionKind = DecisionKind.ENTRY
-    approved: bool
-    gates: tuple[GateResult, ...] = ()
-    plan: EntryPlan | None = None
-    rejected_by: Gate | None = None
-    exit_position_id: str | None = Field(default=None, description="exit signals: the position it closes")
-    limits: tuple[Gate, ...] = Field(
-        default=(), description="pre-trade limits that bit: failed (rejecting), or sized the entry down"
-    )
-
-    @property
-    def failed(self) -> tuple[GateResult, ...]:
-        return tuple(g for g in self.gates if g.passed is False)
-
-    def gate(self, name: Gate | str) -> GateResult:
-        for result in self.gates:
-            if result.gate == name:
-                return result
-        raise KeyError(name)
-
-
-class Holding(Frozen):
-    """A position (or a pending entry) as the risk book sees it: who, where, how much committed."""
-
-    position_id: str
-    strategy: str
-    market: str
-    notional: Decimal = Field(ge=0, description="cost committed: entry fills so far, or the planned notional")
-    correlation_group: str
-    pending: bool = Field(description="entry approved but not yet confirmed filled")
-
-
-class _Sizing(NamedTuple):
-    gates: tuple[GateResult, GateResult, GateResult, GateResult]
-    qty: Decimal
-    entry: Decimal
-    stop: Decimal
-    notional_bound: bool = False
-    """``max_order_notional`` is what sized the entry down."""
-
-
-@contextmanager
-def _floor_context() -> Iterator[None]:
-    """Every rounding in sizing goes down, so a cap computed here is never exceeded."""
-    with localcontext() as ctx:
-        ctx.rounding = ROUND_FLOOR
-        yield
-
-
-def _on_grid(value: Decimal, step: Decimal) -> Decimal:
-    """Give an already step-aligned value the step's exponent, so it prints as 100.00, not 1E+2."""
-    return value.quantize(step) if step.as_tuple().exponent != value.as_tuple().exponent else value
-
-
-def _fmt(value: Decimal) -> str:
-    """Short display form of a Decimal for gate details (the arithmetic stays exact)."""
-    text = f"{value:.8f}".rstrip("0").rstrip(".")
-    return "0" if text in ("", "-0") else text
-
-
-def _pct(value: Decimal) -> str:
-    return f"{_fmt(value * 100)}%"
 
 
 def _day_text(day: int) -> str:
@@ -347,7 +227,7 @@ class PortfolioCore:
         share = to_decimal(x.target_one_fraction)
         target = share * to_decimal(x.target_one_pct) + (ONE - share) * to_decimal(x.target_two_pct)
         win = to_decimal(p.kelly_win_rate)
-        with _floor_context():
+        with floor_context():
             b = target / to_decimal(x.stop_pct)
             f = (b * win - (ONE - win)) / b
             return to_decimal(p.kelly_fraction) * f
@@ -372,7 +252,21 @@ class PortfolioCore:
         config = self._strategies.get(signal.strategy)
         position_id = deterministic_id("pos", signal.strategy, signal.market, signal.ts_ms)
         group = instrument.correlation_group or instrument.market_id
-        sizing = self._size(signal, instrument, book, config)
+        sizing = size_entry(
+            signal,
+            instrument,
+            book,
+            config,
+            RiskBook(
+                portfolio=self.portfolio,
+                exits=self.exits_for(config),
+                equity=self.equity,
+                risk_fraction=self.risk_fraction,
+                committed_total=self.committed_total,
+                cash=self.cash,
+                committed_by_strategy=ZERO if config is None else self.committed(config.name),
+            ),
+        )
         gates = (
             self._gate_strategy(signal.strategy, config),
             self._gate_replayed(signal),
@@ -544,10 +438,10 @@ class PortfolioCore:
             "pre-trade limit daily_loss: day %s lost %s = %s of its starting equity %s (limit %s): "
             "entries halted until the next UTC day%s",
             _day_text(self._day),
-            _fmt(loss),
-            _pct(loss / start),
-            _fmt(start),
-            _pct(to_decimal(limit)),
+            fmt(loss),
+            pct(loss / start),
+            fmt(start),
+            pct(to_decimal(limit)),
             "" if now_ms is None else f" (at {now_ms} ms)",
         )
 
@@ -628,10 +522,8 @@ class PortfolioCore:
         if limit is None:
             return GateResult(gate=Gate.DAILY_LOSS, passed=True, detail="no daily loss limit")
         start, pnl = self._day_start_equity, self.day_pnl
-        share = f" = {_pct(pnl / start)}" if start > 0 else ""
-        text = (
-            f"day P&L {_fmt(pnl)}{share} of starting equity {_fmt(start)}, limit -{_pct(to_decimal(limit))}"
-        )
+        share = f" = {pct(pnl / start)}" if start > 0 else ""
+        text = f"day P&L {fmt(pnl)}{share} of starting equity {fmt(start)}, limit -{pct(to_decimal(limit))}"
         if self.daily_loss_halted:
             return GateResult(
                 gate=Gate.DAILY_LOSS, passed=False, detail=f"{text}: entries halted until the next UTC day"
@@ -765,7 +657,7 @@ class PortfolioCore:
         passed = age_ms >= minimum * HOUR_MS
         op = ">=" if passed else "<"
         return GateResult(
-            gate=Gate.MARKET_AGE, passed=passed, detail=f"market age {_fmt(age_h)}h {op} {_fmt(minimum)}h"
+            gate=Gate.MARKET_AGE, passed=passed, detail=f"market age {fmt(age_h)}h {op} {fmt(minimum)}h"
         )
 
     def _gate_peak_hours(self, config: StrategyBase | None, now_ms: int) -> GateResult:
@@ -788,151 +680,17 @@ class PortfolioCore:
         max_spread, levels = to_decimal(spread_limit), p.book_depth_levels
         depth = book.depth(levels)
         depth_ok = depth >= p.min_book_depth
-        depth_text = (
-            f"depth {_fmt(depth)} {'>=' if depth_ok else '<'} {_fmt(p.min_book_depth)} (top {levels})"
-        )
+        depth_text = f"depth {fmt(depth)} {'>=' if depth_ok else '<'} {fmt(p.min_book_depth)} (top {levels})"
         spread = book.spread_fraction
         if spread is None:
             return GateResult(
                 gate=Gate.LIQUIDITY, passed=False, detail=f"one-sided or empty book; {depth_text}"
             )
         spread_ok = spread <= max_spread
-        spread_text = f"spread {_pct(spread)} of mid {'<=' if spread_ok else '>'} {_pct(max_spread)}"
+        spread_text = f"spread {pct(spread)} of mid {'<=' if spread_ok else '>'} {pct(max_spread)}"
         return GateResult(
             gate=Gate.LIQUIDITY, passed=spread_ok and depth_ok, detail=f"{spread_text}; {depth_text}"
         )
-
-    # ------------------------------------------------------------------ sizing
-
-    def _size(
-        self, signal: Signal, instrument: Instrument, book: OrderBook | None, config: StrategyBase | None
-    ) -> _Sizing:
-        """Risk-based size, capped by notional, strength, allocation room and cash reserve; lot-aligned.
-
-        qty = min(equity * risk / (entry - stop), equity * max_position_fraction / entry)
-        * strength, then sized down to the allocation and reserve room, rounded down to a lot.
-        """
-        p = self.portfolio
-        ask = book.best_ask if book is not None else None
-        entry = _on_grid(
-            instrument.round_price(ask if ask is not None else to_decimal(signal.price), Side.BUY),
-            instrument.tick_size,
-        )
-        # Floored so the stop distance, and so the sized risk, is never understated. A plan
-        # without a stop (unmanaged exits) can lose the whole entry: its stop is 0.
-        exits = self.exits_for(config)
-        stop_pct = to_decimal(exits.stop_pct) if exits.managed else ONE
-        stop = _on_grid(
-            max(ZERO, floor_to(entry * (ONE - stop_pct), instrument.tick_size)),
-            instrument.tick_size,
-        )
-        equity, risk = self.equity, self.risk_fraction
-        strength = to_decimal(signal.strength) if p.scale_by_strength else ONE
-
-        def skipped(why: str) -> tuple[GateResult, GateResult, GateResult]:
-            return (
-                GateResult(gate=Gate.ALLOCATION, passed=None, detail=why),
-                GateResult(gate=Gate.CASH_RESERVE, passed=None, detail=why),
-                GateResult(gate=Gate.ORDER_NOTIONAL, passed=None, detail=why),
-            )
-
-        if entry <= 0:
-            why = f"price {_fmt(to_decimal(signal.price))} rounds to 0 at tick {instrument.tick_size}"
-            size = GateResult(gate=Gate.SIZE, passed=False, detail=why)
-            return _Sizing((*skipped("no entry price"), size), ZERO, entry, stop)
-        if equity <= 0:
-            size = GateResult(gate=Gate.SIZE, passed=False, detail=f"equity {_fmt(equity)} is not positive")
-            return _Sizing((*skipped("no equity"), size), ZERO, entry, stop)
-
-        with _floor_context():
-            risk_qty = equity * risk / (entry - stop) if risk > 0 else ZERO
-            cap_qty = equity * to_decimal(p.max_position_fraction) / entry
-            base = min(risk_qty, cap_qty) * strength
-            reserve_room = min(equity * (ONE - to_decimal(p.cash_reserve)) - self.committed_total, self.cash)
-            reserve_qty = max(ZERO, reserve_room) / entry
-            if config is None:
-                alloc_qty = None
-                allocation = GateResult(gate=Gate.ALLOCATION, passed=None, detail="no strategy config")
-            else:
-                limit = equity * to_decimal(config.allocation)
-                committed = self.committed(config.name)
-                alloc_qty = max(ZERO, limit - committed) / entry
-                allocation = self._room_gate(
-                    Gate.ALLOCATION,
-                    f"allocation {_pct(to_decimal(config.allocation))} = {_fmt(limit)}, "
-                    f"committed {_fmt(committed)}",
-                    room_qty=alloc_qty,
-                    base=base,
-                    entry=entry,
-                    instrument=instrument,
-                )
-            reserve = self._room_gate(
-                Gate.CASH_RESERVE,
-                f"cash {_fmt(self.cash)}, committed {_fmt(self.committed_total)}, "
-                f"reserve {_pct(to_decimal(p.cash_reserve))} of equity {_fmt(equity)}",
-                room_qty=reserve_qty,
-                base=base,
-                entry=entry,
-                instrument=instrument,
-            )
-            caps = [base, reserve_qty] if alloc_qty is None else [base, reserve_qty, alloc_qty]
-            if p.max_order_notional is None:
-                notional_qty = None
-                order_notional = GateResult(
-                    gate=Gate.ORDER_NOTIONAL, passed=True, detail="no max order notional"
-                )
-            else:
-                notional_qty = p.max_order_notional / entry
-                order_notional = self._room_gate(
-                    Gate.ORDER_NOTIONAL,
-                    f"max order notional {_fmt(p.max_order_notional)}",
-                    room_qty=notional_qty,
-                    base=min(caps),
-                    entry=entry,
-                    instrument=instrument,
-                )
-            unbound = instrument.round_qty(min(caps))
-            if notional_qty is not None:
-                caps.append(notional_qty)
-            qty = _on_grid(instrument.round_qty(min(caps)), instrument.lot_size)
-            notional_bound = qty < unbound
-
-        binding = "risk" if risk_qty <= cap_qty else "notional cap"
-        sized = (
-            f"risk {_pct(risk)} -> {_fmt(risk_qty)}, notional cap -> {_fmt(cap_qty)} ({binding} binds), "
-            f"x strength {_fmt(strength)} = {_fmt(base)}"
-        )
-        if risk <= 0:
-            size = GateResult(
-                gate=Gate.SIZE,
-                passed=False,
-                detail=f"fractional Kelly {_pct(risk)} <= 0: no edge at win rate {p.kelly_win_rate}",
-            )
-        elif qty <= 0 or qty < instrument.min_size:
-            smallest = max(instrument.min_size, instrument.lot_size)
-            size = GateResult(
-                gate=Gate.SIZE,
-                passed=False,
-                detail=f"{sized}; qty {_fmt(qty)} below min size {_fmt(smallest)}",
-            )
-        else:
-            size = GateResult(
-                gate=Gate.SIZE, passed=True, detail=f"{sized}; qty {_fmt(qty)} at {_fmt(entry)}"
-            )
-        return _Sizing((allocation, reserve, order_notional, size), qty, entry, stop, notional_bound)
-
-    @staticmethod
-    def _room_gate(
-        gate: Gate, context: str, *, room_qty: Decimal, base: Decimal, entry: Decimal, instrument: Instrument
-    ) -> GateResult:
-        """A cap that sizes down to its room, and rejects only when the room holds no tradable size."""
-        fits = instrument.round_qty(room_qty)
-        room = f"{context}: room {_fmt(room_qty * entry)}"
-        if fits <= 0 or fits < instrument.min_size:
-            return GateResult(gate=gate, passed=False, detail=f"{room} fits no tradable size")
-        if fits < instrument.round_qty(base):
-            return GateResult(gate=gate, passed=True, detail=f"{room}: sized down to {_fmt(fits)}")
-        return GateResult(gate=gate, passed=True, detail=f"{room}: fits")
 
 
 def _signal_key(signal: Signal) -> str:

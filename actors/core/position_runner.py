@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from actors.core.portfolio import EntryPlan
+from actors.core.portfolio_decisions import EntryPlan
 from actors.core.position import PositionCore
 from actors.domain.messages import OrderUpdate, UpdateKind
 from actors.domain.model import ZERO, Command, ExitReason, Instrument, PositionClosed, RoundTrip, Side

@@ -17,7 +17,8 @@ from typing import Any
 
 import ray
 
-from actors.core.portfolio import Decision, DecisionKind, PortfolioCore
+from actors.core.portfolio import PortfolioCore
+from actors.core.portfolio_decisions import Decision, DecisionKind
 from actors.core.position_runner import open_position
 from actors.domain.messages import PositionMarked, PositionReport, PutRecord
 from actors.domain.model import ZERO, Instrument, MarketEvent, OrderBook, Signal

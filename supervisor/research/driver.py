@@ -17,7 +17,8 @@ from typing import Any
 
 from actors.core.fees import FeeModel
 from actors.core.matching import MatchingEngine
-from actors.core.portfolio import Decision, DecisionKind, PortfolioCore
+from actors.core.portfolio import PortfolioCore
+from actors.core.portfolio_decisions import Decision, DecisionKind
 from actors.core.position import PositionCore
 from actors.core.position_runner import apply_update, open_position, round_trip, trade_record
 from actors.core.strategies import StrategyCore, build_strategy

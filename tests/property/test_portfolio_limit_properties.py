@@ -8,7 +8,7 @@ from decimal import Decimal
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from actors.core.portfolio import Gate
+from actors.core.portfolio_decisions import Gate
 from actors.domain.model import BookLevel, OrderBook
 from config.models import ExitConfig
 from tests.unit.core.portfolio_helpers import (

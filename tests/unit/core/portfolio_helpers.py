@@ -5,7 +5,8 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from actors.core.portfolio import EntryPlan, PortfolioCore
+from actors.core.portfolio import PortfolioCore
+from actors.core.portfolio_decisions import EntryPlan
 from actors.domain.model import DAY_MS, HOUR_MS, BookLevel, Instrument, OrderBook, Side, Signal
 from config.models import ExitConfig, MomentumBreakoutConfig, PortfolioConfig
 

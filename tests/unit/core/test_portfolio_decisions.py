@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from actors.core.portfolio import DecisionKind, Gate
+from actors.core.portfolio_decisions import DecisionKind, Gate
 from actors.domain.model import HOUR_MS, Side
 from tests.unit.core.portfolio_helpers import (
     DAY0,

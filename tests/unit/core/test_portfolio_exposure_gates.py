@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from actors.core.portfolio import Gate
+from actors.core.portfolio_decisions import Gate
 from config.models import MeanReversionConfig
 from tests.unit.core.portfolio_helpers import (
     MARKET,

@@ -7,7 +7,8 @@ from decimal import Decimal
 
 import pytest
 
-from actors.core.portfolio import DecisionKind, Gate, PortfolioCore
+from actors.core.portfolio import PortfolioCore
+from actors.core.portfolio_decisions import DecisionKind, Gate
 from actors.domain.model import DAY_MS, HOUR_MS, Side
 from config.models import ExitConfig, PortfolioConfig
 from tests.unit.core.portfolio_helpers import (

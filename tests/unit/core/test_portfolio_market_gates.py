@@ -6,7 +6,8 @@ from decimal import Decimal
 
 import pytest
 
-from actors.core.portfolio import Gate, GateResult, PortfolioCore
+from actors.core.portfolio import PortfolioCore
+from actors.core.portfolio_decisions import Gate, GateResult
 from actors.domain.model import HOUR_MS, BookLevel, Instrument, MarketKind, OrderBook, Side, Signal
 from config.models import ExitConfig, MeanReversionConfig, PortfolioConfig
 from tests.unit.core.portfolio_helpers import DAY0, MARKET, NOON, book, inst, make_core, sig, strat

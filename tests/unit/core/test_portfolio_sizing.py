@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from actors.core.portfolio import Gate, PortfolioCore
+from actors.core.portfolio import PortfolioCore
+from actors.core.portfolio_decisions import Gate
 from config.models import ExitConfig
 from tests.unit.core.portfolio_helpers import NOON, book, inst, make_core, open_position, plan_of, sig, strat
 

@@ -8,7 +8,8 @@ from decimal import Decimal
 
 import pytest
 
-from actors.core.portfolio import Gate, PortfolioCore
+from actors.core.portfolio import PortfolioCore
+from actors.core.portfolio_decisions import Gate
 from actors.domain.model import HOUR_MS, Signal
 from config.models import ExitConfig, MeanReversionConfig, PortfolioConfig
 from tests.unit.core.portfolio_helpers import (
