@@ -14,6 +14,15 @@ from typing import TYPE_CHECKING, Any
 import lmdb
 from pydantic import BaseModel
 
+from actors.domain.messages import (
+    AppendTrade,
+    DeleteRecord,
+    PutRecord,
+    RecordAnswer,
+    RecordFill,
+    RecordIntent,
+    StoreOp,
+)
 from actors.domain.model import Fill, Order, OrderStatus
 from actors.store.records import (
     FILL_IDENTITY,
@@ -258,3 +267,37 @@ class Batch:
         if kind == "order":
             self._txn.delete(bkey, db=self._db(IDX_OPEN_ORDER))
         return existed
+
+
+def apply_op(tx: Batch, op: StoreOp) -> Any:
+    """Carry out one typed store operation inside ``tx``; returns what its helper returns."""
+    match op:
+        case PutRecord(kind, key, data):
+            tx.put(kind, key, data)
+            return None
+        case DeleteRecord(kind, key):
+            return tx.delete(kind, key)
+        case RecordIntent(order):
+            return tx.record_intent(order)
+        case RecordAnswer(order, ts_ms):
+            return _record_answer(tx, order, ts_ms)
+        case RecordFill(fill):
+            return tx.record_fill(fill)
+        case AppendTrade(record):
+            return tx.append_trade(record)
+        case _:
+            raise TypeError(f"not a store operation: {op!r}")
+
+
+def _record_answer(tx: Batch, order: Order, ts_ms: int) -> dict[str, Any]:
+    """A venue's answer to an order; one we never intended (placed by hand, planted) is
+    recorded as the venue reports it, so the orphan hunt and the ledgers can see it."""
+    try:
+        answered: Order = tx.record_answer(
+            order.client_id, order.status, order.venue_order_id, order.filled_qty, updated_ms=ts_ms
+        )
+    except UnknownOrderError:
+        log.warning("venue reports order %s that has no recorded intent (foreign order)", order.client_id)
+        tx.put("order", order.client_id, order)
+        answered = order
+    return answered.model_dump(mode="json")

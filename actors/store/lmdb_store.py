@@ -4,21 +4,7 @@ Why LMDB: a commit is atomic and, with ``sync=True, metasync=True``, durable onc
 ``commit()`` returns; readers never block the writer nor each other (MVCC), and a writer
 killed mid-transaction leaves the last committed state intact (nothing to replay).
 
-On-disk layout (stable; other tools such as ``mdb_dump -s order <dir>`` can read it):
-
-- one environment directory (``data.mdb`` + ``lock.mdb``), LMDB data format v1 (0.9.x);
-- one named sub-database per kind, named after the kind (``position``, ``order``,
-  ``fill``, ``strategy``, ``feed``, ``portfolio``, ``venue``, ``trade``, ``meta``);
-  the key inside it is the id, UTF-8: so ``order/<client_id>`` is key ``<client_id>`` in
-  sub-database ``order``. ``trade`` keys are the sequence number zero-padded to 20 digits
-  so they sort numerically;
-- two internal index sub-databases (``_idx/open_order``: client id -> status of every
-  non-terminal order; ``_idx/trade_position``: position id -> trade seq), maintained in
-  the same transaction as the records they index and never exported;
-- every value is UTF-8 JSON in an envelope ``{"v": <schema>, "kind": <kind>, "data": {...}}``.
-  Decimals are JSON strings (``"0.10"`` keeps its exponent) and come back exactly through
-  ``Model.model_validate``; ``get`` returns plain JSON types, ``get_model`` typed models.
-  Python's ``json`` is used on purpose (NaN/Infinity floats round-trip, as Python reads them).
+On-disk layout: see :mod:`actors.store.records` (one sub-database per kind, JSON envelopes).
 
 Concurrency: LMDB admits one write transaction at a time, across processes. By design only
 the Store actor writes (``StateStore(path)``); any other process (``raytrader status``, a
@@ -60,16 +46,11 @@ import lmdb
 from pydantic import BaseModel, SecretStr, ValidationError
 
 from actors.domain.messages import (
-    AppendTrade,
-    DeleteRecord,
-    PutRecord,
-    RecordAnswer,
-    RecordFill,
-    RecordIntent,
     StoreOp,
 )
 from actors.domain.model import Fill, Order, OrderStatus
-from actors.store.batch import Batch
+from actors.store import secret_guard
+from actors.store.batch import Batch, apply_op
 from actors.store.export import parse_export, write_atomically
 from actors.store.records import (
     DATA_KINDS,
@@ -80,7 +61,6 @@ from actors.store.records import (
     KINDS,
     MAX_DBS,
     MIGRATIONS,
-    MIN_SECRET_LEN,
     READ_CHUNK,
     SCHEMA_KEY,
     SCHEMA_VERSION,
@@ -145,8 +125,6 @@ class StateStore:
 
     schema_version: ClassVar[int] = SCHEMA_VERSION
     migrations: ClassVar[Mapping[int, Migration]] = MIGRATIONS
-    _secrets: ClassVar[frozenset[str]] = frozenset()
-    _secrets_lock: ClassVar[threading.Lock] = threading.Lock()
 
     def __init__(
         self,
@@ -204,37 +182,16 @@ class StateStore:
     # ------------------------------------------------------------------ secrets
     @classmethod
     def register_secret_values(cls, values: Iterable[str | SecretStr | None]) -> None:
-        """Refuse, from now on and process-wide, any record containing one of these strings.
-
-        Accepts ``config.models.Secrets`` fields as they are (``SecretStr`` or None). Values
-        shorter than 6 characters are ignored (they would match ordinary data).
-        """
-        fresh = set()
-        for item in values:
-            value = item.get_secret_value() if isinstance(item, SecretStr) else item
-            if not value:
-                continue
-            if len(value) < MIN_SECRET_LEN:
-                log.warning("store: a secret shorter than %d characters is not checked", MIN_SECRET_LEN)
-                continue
-            fresh.add(value)
-            escaped = json.dumps(value, ensure_ascii=False)[1:-1]
-            fresh.add(escaped)
-        with cls._secrets_lock:
-            StateStore._secrets = StateStore._secrets | frozenset(fresh)
+        """Refuse, from now on and process-wide, any record containing one of these strings."""
+        secret_guard.register(values)
 
     @classmethod
     def clear_secret_values(cls) -> None:
         """Forget every registered secret (tests; a process that reloads its config)."""
-        with cls._secrets_lock:
-            StateStore._secrets = frozenset()
+        secret_guard.clear()
 
     def _check_secrets(self, kind: str, key: str, text: str) -> None:
-        for secret in StateStore._secrets:
-            if secret in text or secret in key:
-                raise SecretLeakError(
-                    f"{self._path}: refusing to store {kind}/{key}: it contains a registered secret value"
-                )
+        secret_guard.check(f"{self._path}: refusing to store {kind}/{key}", key, text)
 
     # ------------------------------------------------------------------ generic API
     def put(self, kind: str, key: str, data: Mapping[str, Any] | BaseModel) -> None:
@@ -334,7 +291,7 @@ class StateStore:
         Run again while the map had to grow (a failed attempt wrote nothing; each growth
         doubles the map), so a full map never drops a durable write.
         """
-        return self._run(lambda tx: [_apply_one(tx, op) for op in ops], attempts=APPLY_ATTEMPTS)
+        return self._run(lambda tx: [apply_op(tx, op) for op in ops], attempts=APPLY_ATTEMPTS)
 
     # ------------------------------------------------------------------ write-ahead orders
     def record_intent(self, order: Order) -> bool:
@@ -844,36 +801,3 @@ class StateStore:
                     fh.write(json.dumps(line, ensure_ascii=False, separators=(",", ":")) + "\n")
                     n += 1
         return n
-
-
-def _apply_one(tx: Batch, op: StoreOp) -> Any:
-    match op:
-        case PutRecord(kind, key, data):
-            tx.put(kind, key, data)
-            return None
-        case DeleteRecord(kind, key):
-            return tx.delete(kind, key)
-        case RecordIntent(order):
-            return tx.record_intent(order)
-        case RecordAnswer(order, ts_ms):
-            return _record_answer(tx, order, ts_ms)
-        case RecordFill(fill):
-            return tx.record_fill(fill)
-        case AppendTrade(record):
-            return tx.append_trade(record)
-        case _:
-            raise TypeError(f"not a store operation: {op!r}")
-
-
-def _record_answer(tx: Batch, order: Order, ts_ms: int) -> dict[str, Any]:
-    """A venue's answer to an order; one we never intended (placed by hand, planted) is
-    recorded as the venue reports it, so the orphan hunt and the ledgers can see it."""
-    try:
-        answered: Order = tx.record_answer(
-            order.client_id, order.status, order.venue_order_id, order.filled_qty, updated_ms=ts_ms
-        )
-    except UnknownOrderError:
-        log.warning("venue reports order %s that has no recorded intent (foreign order)", order.client_id)
-        tx.put("order", order.client_id, order)
-        answered = order
-    return answered.model_dump(mode="json")

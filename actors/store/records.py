@@ -1,6 +1,22 @@
 """The store's record layout: kinds, the JSON envelope, schema versions and migrations, errors.
 
-Shared by the store and its write batches; see ``actors.store.lmdb_store`` for the on-disk layout.
+Shared by the store and its write batches.
+
+On-disk layout (stable; other tools such as ``mdb_dump -s order <dir>`` can read it):
+
+- one environment directory (``data.mdb`` + ``lock.mdb``), LMDB data format v1 (0.9.x);
+- one named sub-database per kind, named after the kind (``position``, ``order``,
+  ``fill``, ``strategy``, ``feed``, ``portfolio``, ``venue``, ``trade``, ``meta``);
+  the key inside it is the id, UTF-8: so ``order/<client_id>`` is key ``<client_id>`` in
+  sub-database ``order``. ``trade`` keys are the sequence number zero-padded to 20 digits
+  so they sort numerically;
+- two internal index sub-databases (``_idx/open_order``: client id -> status of every
+  non-terminal order; ``_idx/trade_position``: position id -> trade seq), maintained in
+  the same transaction as the records they index and never exported;
+- every value is UTF-8 JSON in an envelope ``{"v": <schema>, "kind": <kind>, "data": {...}}``.
+  Decimals are JSON strings (``"0.10"`` keeps its exponent) and come back exactly through
+  ``Model.model_validate``; ``get`` returns plain JSON types, ``get_model`` typed models.
+  Python's ``json`` is used on purpose (NaN/Infinity floats round-trip, as Python reads them).
 """
 
 from __future__ import annotations
