@@ -30,7 +30,8 @@ import ray
 from actors.domain.model import Fill, Order
 from actors.domain.names import STORE, SUPERVISOR
 from actors.shells.store import store_path
-from config.loader import dump_settings, load_settings
+from config.dump import dump_settings
+from config.loader import load_settings
 from config.models import Settings
 from supervisor.control import runtime
 from supervisor.control.invariants import InvariantResult, check_invariants, exits_at_venue

@@ -35,7 +35,7 @@ def ev(
 @config_app.command("show")
 def config_show(config: ConfigOption = None, set_: SetOption = None) -> None:
     """Print the effective settings (file + environment + --set), secrets masked."""
-    from config.loader import dump_settings
+    from config.dump import dump_settings
 
     typer.echo(dump_settings(settings_or_exit(config, set_)))
 

@@ -13,12 +13,12 @@ from pathlib import Path
 
 import pytest
 
+from config.dump import dump_settings
 from config.loader import (
     CONFIG_DIR,
     DEFAULT_CONFIG,
     PROJECT_ROOT,
     ConfigError,
-    dump_settings,
     load_settings,
     parse_value,
     resolve_path,

@@ -31,7 +31,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from pydantic import SecretStr, ValidationError
 
-from config.loader import ConfigError, dump_settings, load_settings
+from config.dump import dump_settings
+from config.loader import ConfigError, load_settings
 from config.models import NotifyConfig
 from supervisor.control.notifier import (
     SMTP,
