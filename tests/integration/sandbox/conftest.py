@@ -1,6 +1,7 @@
 """Fixtures of the Binance sandbox tests: a sandbox per test on 127.0.0.1 port 0, an account, clients.
 
-The CLOB sandbox tests define their own fixtures in their module.
+The CLOB sandbox tests define their own fixtures in their module. Synchronisation is by awaiting
+the venue's state (``venue.wait_for``) or the client's answers, never by sleeping.
 """
 
 from __future__ import annotations

@@ -1,7 +1,4 @@
 """Market data from the Binance sandbox (ccxt.pro streams, REST fallback) and its ground-truth endpoints.
-
-Every test starts its own sandbox on 127.0.0.1 port 0. Synchronisation is by awaiting the
-venue's state (``venue.wait_for``) or the client's answers, never by sleeping.
 """
 
 from __future__ import annotations
