@@ -1,5 +1,4 @@
-"""Injected faults at the Binance sandbox (5xx, lost answers, timeouts, websocket stalls) and recovery.
-"""
+"""Injected faults at the Binance sandbox (5xx, lost answers, timeouts, websocket stalls) and recovery."""
 
 from __future__ import annotations
 

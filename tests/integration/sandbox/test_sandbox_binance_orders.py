@@ -1,5 +1,4 @@
-"""Orders through the Binance sandbox: lifecycles, partial fills, refusals and their error mapping.
-"""
+"""Orders through the Binance sandbox: lifecycles, partial fills, refusals and their error mapping."""
 
 from __future__ import annotations
 

@@ -1,5 +1,4 @@
-"""Market data from the Binance sandbox (ccxt.pro streams, REST fallback) and its ground-truth endpoints.
-"""
+"""Market data from the Binance sandbox (ccxt.pro streams, REST fallback) and its ground-truth endpoints."""
 
 from __future__ import annotations
 
