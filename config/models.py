@@ -289,6 +289,11 @@ class RuntimeConfig(Strict):
     )
     spread_actors: bool = Field(default=False, description="place actors across nodes (Ray SPREAD)")
     actor_cpus: float = Field(default=0.0, ge=0, description="CPUs per actor (0: pack onto any node)")
+    fault_injection: bool = Field(
+        default=False,
+        description="chaos runs only: the paper venue's and the store's fault hooks answer "
+        "(venue rejections, partial fills, venue errors, a full map); refused in live mode",
+    )
 
 
 class MetricsConfig(Strict):
@@ -396,6 +401,8 @@ class Settings(Strict):
             raise ValueError(
                 f"strategy allocations plus portfolio.cash_reserve must be <= 100%, got {total:.0%}"
             )
+        if self.mode is Mode.LIVE and self.runtime.fault_injection:
+            raise ValueError("runtime.fault_injection is for paper chaos runs: it cannot be on in live mode")
         if self.mode is Mode.LIVE:
             missing = self.missing_live_secrets()
             if missing:

@@ -1,10 +1,37 @@
-"""Chaos runs: a live-mode portfolio against the sandbox venue on a multi-node local Ray
-cluster, with faults injected on a seeded schedule, judged at the end by every invariant
-against the venue's ground truth.
+"""Chaos runs: the default portfolio under faults injected on a seeded schedule, judged at the
+end by every invariant against the paper venues' ground truth.
 
-The schedule is a pure function of (seed, duration, kinds, rate), so a failing seed is
-reproducible. The system is started by a child driver process (``raytrader run --address``),
-so killing the driver is one of the faults: actors are detached, a new driver re-attaches.
+What runs is what ``raytrader run`` runs (config/default.toml: four strategies, 40/30/10/10, the
+paper Binance venue and the Polymarket side on the bundled replay data, at full speed), with a
+tighter exit plan so that round trips complete within minutes and with the fault hooks on
+(``runtime.fault_injection``, refused in live mode). By default it runs on a multi-node local Ray
+cluster started by a child driver process (``raytrader run --address``), so killing the driver
+and losing a node are faults too; ``cluster=False`` runs in the caller's Ray instance instead,
+this process being the driver (the tests).
+
+The schedule is a pure function of (seed, duration, kinds, rate): exponential gaps, the kinds
+dealt from a seeded shuffled deck (every kind comes up once per round), so a failing seed is
+reproducible. The fault kinds:
+
+- actors: ``sigkill`` / ``ray_kill`` of a random actor of a random kind (store and supervisor too);
+- cluster: ``driver_kill`` (a new driver re-attaches), ``node_loss`` (a worker node removed);
+- the whole system: ``stop_resume`` (``raytrader stop``, then ``raytrader run`` on the same state)
+  and ``kill_switch_resume`` (``raytrader kill-switch``, stop, run: the latch must hold across the
+  restart, and the harness clears it as an operator would, ``raytrader resume``);
+- state: ``strategy_replay`` (a strategy killed after its checkpoint was rewound a few faults back,
+  so its restart re-emits signals already acted on: the portfolio's durable spent-signal gate must
+  refuse them) and ``store_full`` (the LMDB map made full: a write must grow it and run again);
+- the paper venue's edge (actors/venues/faults.py): windows of rejections (``reject_balance``,
+  ``reject_min_notional``, ``reject_tick_size``) and of ``partial_fills``; call errors
+  (``venue_5xx``, ``venue_429``, ``venue_timeout``, ``lost_answer``).
+
+Each fault's recovery is timed: an actor back (a new process), the system back with every actor
+beating, the store's full map grown and the write done, a venue fault's aftermath healed (every
+open position's exits at the venue again). The verdict: every invariant of
+:func:`supervisor.control.invariants.check_invariants` after a final stop, and the checks that
+hold only while the system runs (exits at the venue, nothing frozen without the latch), each
+given one detection interval; plus what was seen during the run (the latch held across each
+restart, exits back at the venue within one detection interval of each venue fault).
 """
 
 from __future__ import annotations
@@ -21,6 +48,8 @@ import sys
 import threading
 import time
 import urllib.request
+from collections import deque
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,10 +57,13 @@ from typing import Any
 import ray
 
 from actors.domain.model import Fill, Order
-from actors.domain.names import STORE, SUPERVISOR
+from actors.domain.names import STORE, SUPERVISOR, strategy_name, venue_name
+from actors.domain.topology import topology
+from actors.shells.base import try_actor
 from actors.shells.store import store_path
+from actors.venues.faults import CALL_FAULTS, REJECTION_FAULTS, VENUE_FAULTS, WINDOW_FAULTS
 from config.dump import dump_settings
-from config.loader import load_settings
+from config.loader import PROJECT_ROOT, load_settings
 from config.models import Settings
 from supervisor.control import runtime
 from supervisor.control.invariants import InvariantResult, check_invariants, exits_at_venue
@@ -40,39 +72,64 @@ log = logging.getLogger(__name__)
 
 ACTOR_FAULTS = ("sigkill", "ray_kill")
 CLUSTER_FAULTS = ("driver_kill", "node_loss")
-VENUE_FAULTS = ("venue_5xx", "venue_429", "venue_timeout", "lost_answer", "ws_drop")
-FAULT_KINDS = ACTOR_FAULTS + CLUSTER_FAULTS + VENUE_FAULTS
+SYSTEM_FAULTS = ("stop_resume", "kill_switch_resume")
+STATE_FAULTS = ("strategy_replay", "store_full")
+FAULT_KINDS = ACTOR_FAULTS + CLUSTER_FAULTS + SYSTEM_FAULTS + STATE_FAULTS + VENUE_FAULTS
+ISSUE_10_KINDS = (*SYSTEM_FAULTS, *STATE_FAULTS, *REJECTION_FAULTS, "partial_fills")
+"""The kinds added for issue 10: stop/resume with and without the kill switch, strategy replays,
+a full store, venue rejections and partial fills."""
 ACTOR_KINDS = ("store", "supervisor", "venue", "feed", "strategy", "portfolio", "position")
 WARMUP_S = 15.0
 COOLDOWN_S = 20.0
+WINDOW_S = (3.0, 8.0)
+"""A venue fault window lasts this many seconds (uniform, seeded)."""
+REPLAY_DEPTH = 4
+"""Strategy checkpoints kept, one per fault: a replay rewinds to the oldest."""
+POLL_S = 0.25
 
 
 @dataclass(frozen=True)
 class FaultEvent:
     at_s: float
     kind: str
-    target: str
+    target: str = ""
+    window_s: float = 0.0
 
 
 def schedule(
     seed: int, duration_s: float, kinds: tuple[str, ...] = FAULT_KINDS, per_minute: float = 12.0
 ) -> list[FaultEvent]:
-    """The fault schedule: exponential gaps, uniformly chosen kinds and targets; seeded, pure."""
+    """The fault schedule: exponential gaps, kinds dealt from a seeded shuffled deck, targets and
+    windows drawn; seeded, pure."""
     unknown = sorted(set(kinds) - set(FAULT_KINDS))
     if unknown:
         raise ValueError(f"unknown fault kinds {unknown}; known: {', '.join(FAULT_KINDS)}")
     rng = random.Random(seed)
     events: list[FaultEvent] = []
+    deck: list[str] = []
     t = WARMUP_S
     end = max(WARMUP_S, duration_s - COOLDOWN_S)
     while True:
         t += rng.expovariate(per_minute / 60.0)
         if t >= end:
             break
-        kind = rng.choice(kinds)
+        if not deck:
+            deck = list(kinds)
+            rng.shuffle(deck)
+        kind = deck.pop()
         target = rng.choice(ACTOR_KINDS) if kind in ACTOR_FAULTS else ""
-        events.append(FaultEvent(round(t, 3), kind, target))
+        window = round(rng.uniform(*WINDOW_S), 3) if kind in WINDOW_FAULTS else 0.0
+        events.append(FaultEvent(round(t, 3), kind, target, window))
     return events
+
+
+def _percentiles(times: Sequence[float]) -> dict[str, float | None]:
+    ordered = sorted(times)
+
+    def pct(q: float) -> float | None:
+        return None if not ordered else round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 3)
+
+    return {"p50": pct(0.5), "p99": pct(0.99), "max": round(ordered[-1], 3) if ordered else None}
 
 
 @dataclass
@@ -87,17 +144,21 @@ class ChaosReport:
     fills: int = 0
     trades: int = 0
     restarts: int = 0
+    struck: dict[str, int] = field(default_factory=dict)
+    """How often the venue and store faults acted (orders refused, events thinned, calls failed,
+    writes that found the map full)."""
+    replayed_signals_refused: int = 0
 
     @property
     def ok(self) -> bool:
         return bool(self.invariants) and all(r.ok for r in self.invariants)
 
     def as_dict(self) -> dict[str, Any]:
-        times = sorted(r["seconds"] for r in self.recoveries if r.get("seconds") is not None)
-
-        def pct(q: float) -> float | None:
-            return None if not times else round(times[min(len(times) - 1, int(q * len(times)))], 3)
-
+        times = [r["seconds"] for r in self.recoveries if r.get("seconds") is not None]
+        by_kind: dict[str, list[float]] = {}
+        for r in self.recoveries:
+            if r.get("seconds") is not None:
+                by_kind.setdefault(r["kind"], []).append(r["seconds"])
         return {
             "seed": self.seed,
             "duration_s": self.duration_s,
@@ -105,8 +166,11 @@ class ChaosReport:
             "faults_by_kind": dict(sorted(self.faults.items())),
             "fault_kinds": len(self.faults),
             "recoveries": len(times),
-            "recovery_s": {"p50": pct(0.5), "p99": pct(0.99), "max": times[-1] if times else None},
+            "recovery_s": _percentiles(times),
+            "recovery_s_by_kind": {k: {"n": len(v), **_percentiles(v)} for k, v in sorted(by_kind.items())},
             "skipped": self.skipped,
+            "struck": dict(sorted(self.struck.items())),
+            "replayed_signals_refused": self.replayed_signals_refused,
             "orders": self.orders,
             "fills": self.fills,
             "trades": self.trades,
@@ -114,6 +178,30 @@ class ChaosReport:
             "invariants": [r.as_dict() for r in self.invariants],
             "ok": self.ok,
         }
+
+    def summary(self) -> str:
+        """The figures a person reads: faults by kind, recovery p50/p99, the invariants."""
+        d = self.as_dict()
+        rec = d["recovery_s"]
+        lines = [
+            f"chaos seed {self.seed}, {self.duration_s:g} s: {d['faults_injected']} faults of "
+            f"{d['fault_kinds']} kinds, {len(self.skipped)} skipped; "
+            f"{self.orders} orders, {self.fills} fills, "
+            f"{self.trades} round trips; {self.replayed_signals_refused} replayed signals refused",
+            f"recovery p50 {rec['p50']} s, p99 {rec['p99']} s, max {rec['max']} s over {d['recoveries']}",
+            "faults by kind (n, recovery p50/p99 s):",
+        ]
+        for kind, n in d["faults_by_kind"].items():
+            r = d["recovery_s_by_kind"].get(kind)
+            timing = f"{r['p50']} / {r['p99']}" if r else "-"
+            lines.append(f"  {kind:20} {n:3}  {timing}")
+        lines.append("invariants:")
+        for inv in self.invariants:
+            mark = "ok  " if inv.ok else "FAIL"
+            lines.append(f"  {mark} {inv.number} {inv.name} ({inv.checked} checked)")
+            lines += [f"         {v}" for v in inv.violations[:5]]
+        lines.append("verdict: " + ("every invariant held" if self.ok else "VIOLATED"))
+        return "\n".join(lines)
 
 
 def _http(method: str, url: str, body: dict[str, Any] | None = None) -> Any:
@@ -140,7 +228,7 @@ def sandbox_ground_truth(base_url: str) -> tuple[list[Order], list[Fill]]:
 
 
 class SandboxThread:
-    """Both sandbox venues in a background thread with their own event loop."""
+    """Both sandbox venues in a background thread with their own event loop (live-mode tests)."""
 
     def __init__(self, speed: float) -> None:
         from ops.sandbox.serve import serve_sandbox
@@ -186,38 +274,26 @@ class SandboxThread:
         self.thread.join(timeout=10)
 
 
-def chaos_settings(
-    state_dir: Path, sandbox: SandboxThread, namespace: str
-) -> tuple[Settings, dict[str, str]]:
-    """A live portfolio of the Binance strategies against the sandbox, spread over the cluster."""
-    binance = sandbox.info["binance"]
-    env = {
-        "RAYTRADER_SECRETS__BINANCE_API_KEY": binance["api_key"],
-        "RAYTRADER_SECRETS__BINANCE_API_SECRET": binance["api_secret"],
-    }
+def chaos_settings(state_dir: Path, namespace: str, *, spread: bool = True) -> Settings:
+    """The default portfolio (what ``raytrader run`` runs) with the fault hooks on, a tighter exit
+    plan for the Binance strategies (round trips within minutes), and quick supervision."""
     overrides = [
-        'mode="live"',
-        "live.confirm=true",
-        "live.override_paper_minimum=true",
-        f'live.binance.url="{binance["rest_url"]}"',
-        f'live.binance.ws_url="{binance["ws_url"]}"',
-        f'state_dir="{state_dir}"',
-        f'runtime.namespace="{namespace}"',
-        "runtime.spread_actors=true",
-        "runtime.venue_poll_s=0.3",
+        f"state_dir={json.dumps(str(state_dir))}",
+        f"runtime.namespace={json.dumps(namespace)}",
+        f"runtime.spread_actors={'true' if spread else 'false'}",
+        "runtime.fault_injection=true",
         "metrics.port=0",
         "supervision.heartbeat_interval_s=0.5",
         "supervision.orphan_grace_s=2.0",
+        "supervision.stuck_transient_s=10.0",
         "supervision.restart_budget=1000",
-        "strategies.polymarket_lag.enabled=false",
-        "strategies.ml_momentum.enabled=false",
         "exits.target_one_pct=0.002",
         "exits.target_two_pct=0.004",
         "exits.stop_pct=0.003",
         "exits.trailing_activate_pct=0.01",
         "exits.trailing_lock_pct=0.003",
     ]
-    return load_settings(None, env=env, overrides=overrides), env
+    return load_settings(None, env={}, overrides=overrides)
 
 
 class ChaosRun:
@@ -231,20 +307,95 @@ class ChaosRun:
         work_dir: Path,
         workers: int = 2,
         per_minute: float = 12.0,
+        *,
+        events: Sequence[FaultEvent] | None = None,
+        cluster: bool = True,
     ) -> None:
         self.seed = seed
         self.duration_s = duration_s
         self.kinds = kinds
         self.work_dir = work_dir
         self.workers = workers
-        self.events = schedule(seed, duration_s, kinds, per_minute)
+        self.cluster = cluster
+        self.events = list(events) if events is not None else schedule(seed, duration_s, kinds, per_minute)
+        if not cluster and any(e.kind in CLUSTER_FAULTS for e in self.events):
+            raise ValueError(f"faults {', '.join(CLUSTER_FAULTS)} need the harness's own cluster")
         self.rng = random.Random(seed ^ 0x5EED)
         self.report = ChaosReport(seed=seed, duration_s=duration_s)
         self.driver: subprocess.Popen[bytes] | None = None
+        self.drivers = 0
+        self.settings: Settings | None = None
+        self.address = ""
+        self.nodes: list[Any] = []
+        self.cluster_handle: Any = None
+        self.checkpoints: dict[str, deque[dict[str, Any]]] = {}
+        self.during: dict[str, list[str]] = {"latch": [], "exits": []}
+        """What was seen wrong while the system ran, by check: the latch across each restart,
+        exits back at the venue within one detection interval of each venue fault."""
+        self.during_checked: dict[str, int] = {"latch": 0, "exits": 0}
+        self._refused_banked = 0
+        self._refused_seen = 0
+
+    @property
+    def cfg(self) -> Settings:
+        assert self.settings is not None, "the run has not started"
+        return self.settings
+
+    @property
+    def namespace(self) -> str:
+        return self.cfg.runtime.namespace
 
     # ------------------------------------------------------------------ setup
 
-    def _start_driver(self) -> None:
+    def run(self) -> ChaosReport:
+        self.work_dir.mkdir(parents=True, exist_ok=True)
+        if self.cluster:
+            self._start_cluster()
+        try:
+            self.settings = chaos_settings(
+                self.work_dir / "state", f"chaos-{self.seed}-{os.getpid()}", spread=self.cluster
+            )
+            self.config_path = self.work_dir / "chaos.toml"
+            self.config_path.write_text(dump_settings(self.settings))
+            self._start()
+            self._wait("the system to start", self._all_up, 180)
+            self._drive()
+            self._finish()
+        finally:
+            self._stop_driver()
+            if self.settings is not None:
+                with contextlib.suppress(Exception):
+                    runtime.stop_system(self.settings, cancel_orders=True, teardown=True)
+            if self.cluster:
+                ray.shutdown()
+                self.cluster_handle.shutdown()
+        return self.report
+
+    def _start_cluster(self) -> None:
+        from ray.cluster_utils import Cluster
+
+        cluster = Cluster(
+            initialize_head=True,
+            head_node_args={
+                "num_cpus": 1,
+                "resources": {runtime.STORE_RESOURCE: 1, runtime.HEAD_RESOURCE: 1},
+                "include_dashboard": False,
+                "object_store_memory": 100 * 2**20,
+            },
+        )
+        self.cluster_handle = cluster
+        self.nodes = [
+            cluster.add_node(num_cpus=1, object_store_memory=100 * 2**20) for _ in range(self.workers)
+        ]
+        self.address = cluster.address
+        ray.init(address=cluster.address, logging_level=logging.WARNING, log_to_driver=False)
+
+    def _start(self) -> None:
+        """``raytrader run``: a driver process attached to the cluster, or (in-process) this one."""
+        if not self.cluster:
+            runtime.start_system(self.cfg)
+            return
+        self.drivers += 1
         cmd = [
             sys.executable,
             "-m",
@@ -256,60 +407,29 @@ class ChaosRun:
             str(self.config_path),
             "--duration",
             "100000",
-            "--confirm-live",
         ]
-        env = {**os.environ, **self.env}
-        self.driver = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        with (self.work_dir / f"driver-{self.drivers}.log").open("wb") as out:
+            self.driver = subprocess.Popen(cmd, cwd=PROJECT_ROOT, stdout=out, stderr=subprocess.STDOUT)
 
-    def run(self) -> ChaosReport:
-        from ray.cluster_utils import Cluster
-
-        self.work_dir.mkdir(parents=True, exist_ok=True)
-        sandbox = SandboxThread(speed=1200.0)
-        cluster = Cluster(
-            initialize_head=True,
-            head_node_args={
-                "num_cpus": 1,
-                "resources": {runtime.STORE_RESOURCE: 1, runtime.HEAD_RESOURCE: 1},
-                "include_dashboard": False,
-                "object_store_memory": 100 * 2**20,
-            },
-        )
-        self.nodes = [
-            cluster.add_node(num_cpus=1, object_store_memory=100 * 2**20) for _ in range(self.workers)
-        ]
-        self.cluster = cluster
-        self.address = cluster.address
-        try:
-            ray.init(address=cluster.address, logging_level=logging.WARNING, log_to_driver=False)
-            self.settings, self.env = chaos_settings(self.work_dir / "state", sandbox, f"chaos-{self.seed}")
-            self.config_path = self.work_dir / "chaos.toml"
-            self.config_path.write_text(dump_settings(self.settings))
-            self._start_driver()
-            self._wait("the system to start", lambda: self._status() is not None, 120)
-            self._drive(sandbox)
-            self._finish(sandbox)
-        finally:
-            if self.driver is not None and self.driver.poll() is None:
-                self.driver.kill()
-            with contextlib.suppress(Exception):
-                runtime.stop_system(self.settings, cancel_orders=True, teardown=True)
-            ray.shutdown()
-            cluster.shutdown()  # type: ignore[no-untyped-call]
-            sandbox.stop()
-        return self.report
+    def _stop_driver(self) -> None:
+        if self.driver is not None and self.driver.poll() is None:
+            self.driver.kill()
+            self.driver.wait(timeout=10)
 
     # ------------------------------------------------------------------ the schedule
 
-    def _drive(self, sandbox: SandboxThread) -> None:
+    def _drive(self) -> None:
         started = time.monotonic()
         for event in self.events:
             wait = started + event.at_s - time.monotonic()
             if wait > 0:
-                time.sleep(wait)
+                time.sleep(wait)  # the schedule's clock: the fault is due then
+            self._bank_refusals()
+            self._remember_strategies()
             try:
-                self._inject(event, sandbox)
+                self._inject(event)
             except Exception as exc:  # a fault that could not be injected is reported, not fatal
+                log.warning("chaos: %s at %.1fs not injected: %r", event.kind, event.at_s, exc)
                 self.report.skipped.append({"at_s": event.at_s, "kind": event.kind, "why": repr(exc)})
         rest = started + self.duration_s - time.monotonic()
         if rest > 0:
@@ -318,13 +438,20 @@ class ChaosRun:
     def _count(self, kind: str) -> None:
         self.report.faults[kind] = self.report.faults.get(kind, 0) + 1
 
+    def _recovered(self, kind: str, actor: str, seconds: float, **detail: Any) -> None:
+        self.report.recoveries.append({"kind": kind, "actor": actor, "seconds": round(seconds, 3), **detail})
+
+    def _skip(self, kind: str, why: str) -> None:
+        self.report.skipped.append({"kind": kind, "why": why})
+
     def _status(self) -> dict[str, Any] | None:
         try:
-            return runtime.status(self.settings)
+            return runtime.status(self.cfg)
         except Exception:
             return None
 
-    def _wait(self, what: str, condition: Any, timeout_s: float) -> float:
+    def _wait(self, what: str, condition: Callable[[], Any], timeout_s: float) -> float:
+        """Poll ``condition`` (other processes' state has no event to await) until it holds."""
         begun = time.monotonic()
         while time.monotonic() - begun < timeout_s:
             with contextlib.suppress(Exception):
@@ -340,181 +467,356 @@ class ChaosRun:
         names = sorted(a["name"] for a in (snapshot or {}).get("actors", []) if a["kind"] == kind)
         return self.rng.choice(names) if names else None
 
-    def _inject(self, event: FaultEvent, sandbox: SandboxThread) -> None:
+    def _handle(self, name: str) -> Any:
+        return ray.get_actor(name, namespace=self.namespace)
+
+    def _pid(self, name: str) -> int:
+        return int(str(ray.get(self._handle(name).pid.remote(), timeout=5)))
+
+    def _inject(self, event: FaultEvent) -> None:
         kind = event.kind
         if kind in ACTOR_FAULTS:
-            name = self._actor(event.target)
-            if name is None:
-                self.report.skipped.append(
-                    {"at_s": event.at_s, "kind": kind, "why": f"no {event.target} actor"}
-                )
-                return
-            handle = ray.get_actor(name, namespace=self.settings.runtime.namespace)
-            pid = int(str(ray.get(handle.pid.remote(), timeout=10)))
-            if kind == "sigkill":
-                os.kill(pid, signal.SIGKILL)
-            else:
-                ray.kill(handle, no_restart=False)
-            self._count(kind)
-            seconds = self._wait(
-                f"{name} back",
-                lambda: (
-                    ray.get(
-                        ray.get_actor(name, namespace=self.settings.runtime.namespace).pid.remote(), timeout=5
-                    )
-                    != pid
-                ),
-                60,
-            )
-            self.report.recoveries.append({"kind": kind, "actor": name, "seconds": seconds})
+            self._kill_actor(kind, event.target)
         elif kind == "driver_kill":
-            assert self.driver is not None
-            self.driver.send_signal(signal.SIGKILL)
-            self.driver.wait(timeout=10)
-            self._count(kind)
-            began = time.monotonic()
-            self._start_driver()
-            self._wait("the system after a driver kill", lambda: self._status() is not None, 60)
-            self.report.recoveries.append(
-                {"kind": kind, "actor": "driver", "seconds": time.monotonic() - began}
-            )
+            self._kill_driver()
         elif kind == "node_loss":
-            node = self.nodes.pop(self.rng.randrange(len(self.nodes)))
-            began = time.monotonic()
-            self.cluster.remove_node(node, allow_graceful=False)
-            self._count(kind)
-            self.nodes.append(self.cluster.add_node(num_cpus=1, object_store_memory=100 * 2**20))
-            self._wait("every actor up after a node loss", self._all_up, 120)
-            self.report.recoveries.append(
-                {"kind": kind, "actor": "node", "seconds": time.monotonic() - began}
-            )
+            self._lose_node()
+        elif kind in SYSTEM_FAULTS:
+            self._stop_and_resume(kind, kill_switch=kind == "kill_switch_resume")
+        elif kind == "strategy_replay":
+            self._replay_strategy()
+        elif kind == "store_full":
+            self._fill_store()
+        elif kind in WINDOW_FAULTS:
+            self._venue_window(kind, event.window_s)
+        elif kind in CALL_FAULTS:
+            self._venue_calls(kind)
         else:
-            base = sandbox.binance_url
-            rules: dict[str, dict[str, Any]] = {
-                "venue_5xx": {
-                    "path": "/api/v3/*",
-                    "method": "*",
-                    "kind": "status",
-                    "status": 503,
-                    "when": {"first": 3},
-                },
-                "venue_429": {
-                    "path": "/api/v3/*",
-                    "method": "*",
-                    "kind": "status",
-                    "status": 429,
-                    "retry_after_s": 0.3,
-                    "when": {"first": 2},
-                },
-                "venue_timeout": {
-                    "path": "/api/v3/*",
-                    "method": "GET",
-                    "kind": "timeout",
-                    "duration_s": 12.0,
-                    "when": {"first": 1},
-                },
-                "lost_answer": {
-                    "path": "/api/v3/order",
-                    "method": "POST",
-                    "kind": "lose_answer",
-                    "lose_mode": "504",
-                    "when": {"first": 1},
-                },
-            }
-            if kind == "ws_drop":
-                _http("POST", f"{base}/_sandbox/faults/drop_ws", {"path": "*"})
-            else:
-                _http("POST", f"{base}/_sandbox/faults", rules[kind])
-            self._count(kind)
+            raise ValueError(f"unknown fault kind {kind!r}")
 
-    def _settle(self) -> None:
-        """Let every open position reconcile with the venue once more before the verdict."""
-        snapshot = self._status() or {}
-        namespace = self.settings.runtime.namespace
-        refs: list[Any] = []
-        for actor in snapshot.get("positions", []):
-            with contextlib.suppress(Exception):
-                refs.append(ray.get_actor(actor["name"], namespace=namespace).redrive.remote())
-        for ref in refs:
-            with contextlib.suppress(Exception):
-                ray.get(ref, timeout=60)
+    # ------------------------------------------------------------------ actors and the cluster
+
+    def _kill_actor(self, kind: str, target: str) -> None:
+        name = self._actor(target)
+        if name is None:
+            self._skip(kind, f"no {target} actor")
+            return
+        handle = self._handle(name)
+        pid = self._pid(name)
+        if kind == "sigkill":
+            os.kill(pid, signal.SIGKILL)
+        else:
+            ray.kill(handle, no_restart=False)
+        self._count(kind)
+        seconds = self._wait(f"{name} back", lambda: self._pid(name) != pid, 60)
+        self._recovered(kind, name, seconds)
+
+    def _kill_driver(self) -> None:
+        assert self.driver is not None
+        self.driver.send_signal(signal.SIGKILL)
+        self.driver.wait(timeout=10)
+        self._count("driver_kill")
+        began = time.monotonic()
+        self._start()
+        self._wait("the system after a driver kill", lambda: self._status() is not None, 60)
+        self._recovered("driver_kill", "driver", time.monotonic() - began)
+
+    def _lose_node(self) -> None:
+        node = self.nodes.pop(self.rng.randrange(len(self.nodes)))
+        began = time.monotonic()
+        self.cluster_handle.remove_node(node, allow_graceful=False)
+        self._count("node_loss")
+        self.nodes.append(self.cluster_handle.add_node(num_cpus=1, object_store_memory=100 * 2**20))
+        self._wait("every actor up after a node loss", self._all_up, 120)
+        self._recovered("node_loss", "node", time.monotonic() - began)
 
     def _all_up(self) -> bool:
         snapshot = self._status()
-        if snapshot is None:
+        if snapshot is None or not snapshot.get("started"):
             return False
-        fresh = (
-            3 * self.settings.supervision.heartbeat_interval_s * self.settings.supervision.suspect_after_beats
-        )
+        s = self.cfg.supervision
+        fresh = 3 * s.heartbeat_interval_s * s.suspect_after_beats
         return all(
             a["heartbeat_age_s"] is not None and a["heartbeat_age_s"] < fresh for a in snapshot["actors"]
         )
 
-    # ------------------------------------------------------------------ the verdict
+    # ------------------------------------------------------------------ the whole system
 
-    def _running_checks(self, sandbox: SandboxThread) -> list[InvariantResult]:
-        """Checks that hold only while the system runs (a stop cancels the orders they look at),
-        each given one detection interval after the faults end to become true."""
+    def _stop_and_resume(self, kind: str, *, kill_switch: bool) -> None:
+        """``raytrader stop`` then ``raytrader run`` on the same state; with ``kill_switch``, the
+        switch is thrown first, must still be latched after the restart, and is then cleared
+        (``raytrader resume``) as an operator would."""
+        began = time.monotonic()
+        if kill_switch:
+            ray.get(runtime.supervisor_handle(self.cfg).kill_switch.remote(), timeout=30)
+        self._bank_refusals()
+        self._stop_driver()
+        runtime.stop_system(self.cfg, cancel_orders=True, teardown=True)
+        self._count(kind)
+        self._wait("the stopped system's actors gone", self._gone, 60)
+        self._start()
+        self._wait("the system back after a stop", lambda: (self._status() or {}).get("started"), 120)
+        if kill_switch:
+            self.during_checked["latch"] += 1
+            snapshot = self._status() or {}
+            if not snapshot.get("kill_switch_latched"):
+                self.during["latch"].append(f"{kind}: the kill switch was not latched after the restart")
+            ray.get(runtime.supervisor_handle(self.cfg).resume.remote(), timeout=60)
+        self._wait("every actor up, nothing frozen", lambda: self._all_up() and not self._frozen(), 120)
+        self._recovered(kind, "system", time.monotonic() - began)
+
+    def _gone(self) -> bool:
+        return all(try_actor(self.cfg, name) is None for name in (STORE, SUPERVISOR))
+
+    def _frozen(self) -> list[str]:
+        snapshot = self._status() or {}
+        return list(snapshot.get("frozen_positions", []))
+
+    # ------------------------------------------------------------------ state
+
+    def _remember_strategies(self) -> None:
+        """Keep each strategy's last few checkpoints: a replay rewinds one to the oldest."""
+        store = self._handle(STORE)
+        for name in topology(self.cfg).strategies:
+            with contextlib.suppress(Exception):
+                saved = ray.get(store.get.remote("strategy", name), timeout=10)
+                history = self.checkpoints.setdefault(name, deque(maxlen=REPLAY_DEPTH))
+                if saved is not None and (
+                    not history or history[-1].get("last_event_ms") != saved.get("last_event_ms")
+                ):
+                    history.append(saved)
+
+    def _replay_candidates(self) -> list[str]:
+        """Strategies whose oldest kept checkpoint predates an entry acted on since: a replay
+        from there re-emits a signal the portfolio has spent (all with history if none has)."""
+        with_history = sorted(n for n, h in self.checkpoints.items() if h)
+        saved = ray.get(self._handle(STORE).get.remote("portfolio", "main"), timeout=10) or {}
+        acted: dict[str, int] = saved.get("core", {}).get("acted_until_ms", {})
+        spent = [
+            n
+            for n in with_history
+            if any(
+                k.startswith(f"{n}|") and t > int(self.checkpoints[n][0].get("last_event_ms") or 0)
+                for k, t in acted.items()
+            )
+        ]
+        return spent or with_history
+
+    def _replay_strategy(self) -> None:
+        candidates = self._replay_candidates()
+        if not candidates:
+            self._skip("strategy_replay", "no strategy checkpoint yet")
+            return
+        name = self.rng.choice(candidates)
+        rewound = self.checkpoints[name][0]
+        actor = strategy_name(name)
+        pid = self._pid(actor)
+        began = time.monotonic()
+        ray.kill(self._handle(actor), no_restart=True)  # gone for good: the supervisor re-creates it
+        ray.get(self._handle(STORE).put.remote("strategy", name, rewound), timeout=30)
+        self.checkpoints[name].clear()
+        self._count("strategy_replay")
+        self._wait(f"{actor} re-created", lambda: self._pid(actor) != pid, 90)
+        self._recovered(
+            "strategy_replay", actor, time.monotonic() - began, rewound_to_ms=rewound.get("last_event_ms")
+        )
+
+    def _fill_store(self) -> None:
+        store = self._handle(STORE)
+        before = ray.get(store.fill_map.remote(), timeout=30)
+        self._count("store_full")
+        began = time.monotonic()
+
+        def grown() -> bool:
+            status = ray.get(self._handle(STORE).map_status.remote(), timeout=5)
+            return not status["held_full"]
+
+        try:
+            self._wait("a write to find the map full", grown, 60)
+        except TimeoutError:
+            self._skip("store_full", "no write needed a new page within 60 s")
+            return
+        after = ray.get(self._handle(STORE).map_status.remote(), timeout=5)
+        if after["map_full"] > before["map_full"]:
+            self._strike("store_map_full")
+            sizes = [before["map_size"], after["map_size"]]
+            self._recovered("store_full", STORE, time.monotonic() - began, map_bytes=sizes)
+
+    def _strike(self, what: str, n: int = 1) -> None:
+        self.report.struck[what] = self.report.struck.get(what, 0) + n
+
+    # ------------------------------------------------------------------ the venues' edge
+
+    def _venues(self) -> list[Any]:
+        return [self._handle(venue_name(v)) for v in topology(self.cfg).venues]
+
+    def _venue_struck(self, kind: str) -> int:
+        total = 0
+        for venue in self._venues():
+            with contextlib.suppress(Exception):
+                total += int(ray.get(venue.fault_status.remote(), timeout=10)["struck"].get(kind, 0))
+        return total
+
+    def _venue_window(self, kind: str, seconds: float) -> None:
+        before = self._venue_struck(kind)
+        for venue in self._venues():
+            ray.get(venue.inject_fault.remote(kind, seconds), timeout=10)
+        self._count(kind)
+        ends = time.monotonic() + seconds
+        time.sleep(seconds)  # the window is the fault: it lasts this long
+        self._strike(kind, max(0, self._venue_struck(kind) - before))
+        self._await_exits(kind, ends)
+
+    def _venue_calls(self, kind: str) -> None:
+        before = self._venue_struck(kind)
+        venues = self._venues()
+        for venue in venues:
+            ray.get(venue.inject_fault.remote(kind), timeout=10)
+        self._count(kind)
+        began = time.monotonic()
+
+        def spent() -> bool:
+            return not any(ray.get(v.fault_status.remote(), timeout=10)["armed"] for v in venues)
+
+        with contextlib.suppress(TimeoutError):
+            self._wait(f"{kind} to be met", spent, 30)
+        self._strike(kind, max(0, self._venue_struck(kind) - before))
+        self._await_exits(kind, began)
+
+    def _detection_interval(self) -> float:
+        s = self.cfg.supervision
+        return s.stuck_transient_s + 2 * s.heartbeat_interval_s
+
+    def _await_exits(self, kind: str, since: float) -> None:
+        """After a venue fault: every open position's exits at the venue again, within one
+        detection interval (the supervisor re-drives an unarmed position after that long)."""
+        self.during_checked["exits"] += 1
+        deadline = time.monotonic() + self._detection_interval()
+        result = self._exits_check()
+        while not result.ok and time.monotonic() < deadline:
+            time.sleep(POLL_S)
+            result = self._exits_check()
+        if result.ok:
+            self._recovered(kind, "venue", time.monotonic() - since)
+        else:
+            self.during["exits"] += [f"after {kind}: {v}" for v in result.violations[:5]]
+
+    # ------------------------------------------------------------------ checks
+
+    def _paper_orders(self) -> list[Order]:
+        orders: list[Order] = []
+        for venue in self._venues():
+            orders += ray.get(venue.all_orders.remote(), timeout=30)
+        return orders
+
+    def _exits_check(self) -> InvariantResult:
         from actors.store.lmdb_store import StateStore
 
-        def exits() -> InvariantResult:
-            orders, _fills = sandbox_ground_truth(sandbox.binance_url)
-            with StateStore(store_path(self.settings), readonly=True) as db:
+        try:
+            orders = self._paper_orders()
+            with StateStore(store_path(self.cfg), readonly=True) as db:
                 positions = list(db.items("position"))
-            return exits_at_venue(positions, orders)
+        except Exception as exc:  # mid-restart: not yet checkable
+            return InvariantResult(5, "exit orders at the venue (not checkable now)", False, [repr(exc)])
+        return exits_at_venue(positions, orders)
 
-        def unfrozen() -> InvariantResult:
-            snapshot = self._status() or {}
-            frozen = [] if snapshot.get("kill_switch_latched") else list(snapshot.get("frozen_positions", []))
-            return InvariantResult(
-                9,
-                "no position frozen unless the kill switch is latched",
-                not frozen,
-                [f"{name} is frozen" for name in frozen],
-                len(snapshot.get("positions", [])),
-            )
-
-        interval = (
-            self.settings.supervision.stuck_transient_s + 2 * self.settings.supervision.heartbeat_interval_s
+    def _unfrozen_check(self) -> InvariantResult:
+        snapshot = self._status() or {}
+        frozen = [] if snapshot.get("kill_switch_latched") else list(snapshot.get("frozen_positions", []))
+        return InvariantResult(
+            9,
+            "no position frozen unless the kill switch is latched",
+            bool(snapshot) and not frozen,
+            [f"{name} is frozen" for name in frozen] or ([] if snapshot else ["no status"]),
+            len(snapshot.get("positions", [])),
         )
+
+    def _running_checks(self) -> list[InvariantResult]:
+        """Checks that hold only while the system runs (a stop cancels the orders they look at),
+        each given one detection interval after the faults end to become true."""
         results: list[InvariantResult] = []
-        for check in (exits, unfrozen):
-            deadline = time.monotonic() + interval
+        for check in (self._exits_check, self._unfrozen_check):
+            deadline = time.monotonic() + self._detection_interval()
             result = check()
             while not result.ok and time.monotonic() < deadline:
-                time.sleep(0.25)
+                time.sleep(POLL_S)
                 result = check()
             results.append(result)
         return results
 
-    def _finish(self, sandbox: SandboxThread) -> None:
+    def _during_checks(self) -> list[InvariantResult]:
+        return [
+            InvariantResult(
+                10,
+                "the kill switch stays latched across a stop and run until resumed",
+                not self.during["latch"],
+                self.during["latch"],
+                self.during_checked["latch"],
+            ),
+            InvariantResult(
+                11,
+                "exits at the venue again within one detection interval of each venue fault",
+                not self.during["exits"],
+                self.during["exits"],
+                self.during_checked["exits"],
+            ),
+        ]
+
+    def _refused_now(self) -> int:
+        text = str(ray.get(runtime.supervisor_handle(self.cfg).metrics_text.remote(), timeout=10))
+        total = 0.0
+        for line in text.splitlines():
+            if line.startswith("raytrader_gate_rejections_total{") and 'gate="replayed"' in line:
+                total += float(line.rsplit(" ", 1)[1])
+        return int(total)
+
+    def _bank_refusals(self) -> None:
+        """The supervisor's counters restart with it: bank what it counted before each fault."""
+        with contextlib.suppress(Exception):
+            now = self._refused_now()
+            if now < self._refused_seen:
+                self._refused_banked += self._refused_seen
+            self._refused_seen = now
+        self.report.replayed_signals_refused = self._refused_banked + self._refused_seen
+
+    def _settle(self) -> None:
+        """Let every open position reconcile with the venue once more before the verdict."""
+        snapshot = self._status() or {}
+        refs: list[Any] = []
+        for actor in snapshot.get("positions", []):
+            with contextlib.suppress(Exception):
+                refs.append(self._handle(actor["name"]).redrive.remote())
+        for ref in refs:
+            with contextlib.suppress(Exception):
+                ray.get(ref, timeout=60)
+
+    def _finish(self) -> None:
         from actors.store.lmdb_store import StateStore
 
-        _http("DELETE", f"{sandbox.binance_url}/_sandbox/faults")
         snapshot = self._status() or {}
         self.report.restarts = int(snapshot.get("restarts", 0))
-        running_checks = self._running_checks(sandbox)
-        runtime.stop_system(self.settings, cancel_orders=True, teardown=False)
+        running_checks = self._running_checks()
+        self._bank_refusals()
+        runtime.stop_system(self.cfg, cancel_orders=True, teardown=False)
         self._settle()
-        orders, fills = sandbox_ground_truth(sandbox.binance_url)
-        ours = [o for o in orders if o.client_id.startswith("rt-")]
-        our_fills = [f for f in fills if f.client_id.startswith("rt-")]
-        with StateStore(store_path(self.settings), readonly=True) as db:
+        with StateStore(store_path(self.cfg), readonly=True) as db:
             positions = list(db.items("position"))
             trades = [t for _seq, t in db.trades()]
             store_orders = db.orders()
-        self.report.orders, self.report.fills, self.report.trades = len(ours), len(our_fills), len(trades)
+            latched = bool((db.get("portfolio", "supervisor") or {}).get("frozen", False))
+            orders, fills = runtime.paper_ground_truth(self.cfg, db)
+        self.report.orders, self.report.fills, self.report.trades = len(orders), len(fills), len(trades)
         self.report.invariants = check_invariants(
-            self.settings, positions, trades, ours, our_fills, store_orders=store_orders
+            self.cfg, positions, trades, orders, fills, store_orders=store_orders, kill_switch_latched=latched
         )
-        self.report.invariants += running_checks
-        unsent = sorted({o.client_id for o in ours} - {o.client_id for o in store_orders})
+        self.report.invariants += running_checks + self._during_checks()
+        unsent = sorted({o.client_id for o in orders} - {o.client_id for o in store_orders})
         self.report.invariants.append(
             InvariantResult(
                 0,
                 "every venue order had a write-ahead intent",
                 not unsent,
                 [f"{c} reached the venue without an intent" for c in unsent],
-                len(ours),
+                len(orders),
             )
         )

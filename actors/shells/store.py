@@ -45,7 +45,7 @@ class StoreActor(ActorShell):
         self._shell_start()
 
     def heartbeat_detail(self) -> dict[str, Any]:
-        return {"writes": self.writes, "path": str(self.db.path)}
+        return {"writes": self.writes, "path": str(self.db.path), "map_full": self.db.map_full_events}
 
     def _timed(self) -> float:
         return time.perf_counter()
@@ -129,6 +129,22 @@ class StoreActor(ActorShell):
 
     async def inspect(self) -> dict[str, Any]:
         return self.db.inspect()
+
+    async def fill_map(self) -> dict[str, Any]:
+        """Chaos only: make the LMDB map full (:meth:`StateStore.fill_map`) so a write must grow it
+        and run again; refused unless ``runtime.fault_injection`` is on (never in live mode)."""
+        if not self.settings.runtime.fault_injection:
+            raise PermissionError("store: fault injection is off (runtime.fault_injection)")
+        size = self.db.fill_map()
+        return {"map_size": size, **await self.map_status()}
+
+    async def map_status(self) -> dict[str, Any]:
+        """The map's size, writes that found it full, and whether a filled map awaits its first."""
+        return {
+            "map_size": int(self.db.inspect()["env"]["map_size"]),
+            "map_full": self.db.map_full_events,
+            "held_full": self.db.map_held_full,
+        }
 
     async def sync_close(self) -> None:
         """Flush and close before the system stops (LMDB commits are already durable)."""

@@ -29,6 +29,7 @@ from actors.domain.model import Fill, Instrument, MarketEvent, Order, OrderStatu
 from actors.domain.names import market_venue, position_name, venue_name
 from actors.shells.base import ActorShell, try_actor, wall_ms
 from actors.venues.factory import make_gateway
+from actors.venues.faults import VenueFaults
 from actors.venues.gateway import VenueError, VenueErrorKind, VenueGateway
 from actors.venues.paper import PaperGateway
 from config.models import Mode, Settings
@@ -51,7 +52,8 @@ class VenueShell(ActorShell):
         if settings.mode is Mode.LIVE:
             self.gateway = make_gateway(settings, venue)
         else:
-            self.paper = PaperGateway(venue, FeeModel(settings.costs))
+            faults = VenueFaults(venue) if settings.runtime.fault_injection else None
+            self.paper = PaperGateway(venue, FeeModel(settings.costs), faults=faults)
             self.gateway = self.paper
         self.intents: dict[str, Order] = {}
         self.views: dict[str, Order] = {}
@@ -359,6 +361,23 @@ class VenueShell(ActorShell):
     async def freeze(self, market: str, frozen: bool = True) -> None:
         """Stop matching one market (tests and drills: an exit order that never fills)."""
         self._simulated().freeze(market, frozen)
+
+    def _faults(self) -> VenueFaults:
+        faults = self._simulated().faults
+        if faults is None:
+            raise PermissionError(f"venue {self.venue}: fault injection is off (runtime.fault_injection)")
+        return faults
+
+    async def inject_fault(self, kind: str, seconds: float = 0.0) -> dict[str, Any]:
+        """Chaos only: inject a venue fault at this paper venue's edge (see actors.venues.faults);
+        refused unless ``runtime.fault_injection`` is on, which live mode never allows."""
+        faults = self._faults()
+        faults.inject(kind, seconds)
+        log.warning("venue %s: injecting %s (%ss)", self.venue, kind, seconds)
+        return faults.status()
+
+    async def fault_status(self) -> dict[str, Any]:
+        return self._faults().status()
 
     # ------------------------------------------------------------------ market data and fills
 

@@ -142,6 +142,10 @@ class StateStore:
         self._dbs: dict[str, Any] = {}
         self._decode_errors: dict[str, int] = {}
         self._closed = False
+        self._hold_growth = False
+        """Set by :meth:`fill_map` (chaos): no growth ahead of a write until one finds the map full."""
+        self.map_full_events = 0
+        """Writes that found the map full (each grew it and ran again)."""
         self._env = self._open_env(map_size, create=create)
         try:
             if readonly:
@@ -280,6 +284,8 @@ class StateStore:
             self._local.in_batch = False
             self._release()
         if full is not None:
+            self.map_full_events += 1
+            self._hold_growth = False
             self._grow()
             raise StoreFullError(
                 f"{self._path}: the map is full; it has been grown, run the batch again"
@@ -634,7 +640,30 @@ class StateStore:
                     raise
         raise AssertionError("unreachable")
 
+    def fill_map(self) -> int:
+        """Chaos only: make the map full, as an exhausted disk-backed map is. The map shrinks to
+        the pages in use (LMDB will not go below them) and the growth ahead of each write holds
+        off, so the next write that needs a page beyond them meets a real ``MDB_MAP_FULL``: the
+        store must grow the map and run that write again. Returns the new map size in bytes."""
+        self._check_writable()
+        with self._lock:
+            if self._active:
+                raise StoreError(f"{self._path}: cannot resize the map while transactions are active")
+            info = self._env.info()
+            self._env.set_mapsize((info["last_pgno"] + 1) * self._env.stat()["psize"])
+            self._hold_growth = True
+            size = int(self._env.info()["map_size"])
+        log.warning("store %s: map filled to %d bytes (injected)", self._path, size)
+        return size
+
+    @property
+    def map_held_full(self) -> bool:
+        """A filled map no write has found full yet."""
+        return self._hold_growth
+
     def _maybe_grow_locked(self) -> None:
+        if self._hold_growth:
+            return
         info = self._env.info()
         used = (info["last_pgno"] + 1) * self._env.stat()["psize"]
         if used > info["map_size"] * GROW_AT:

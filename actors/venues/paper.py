@@ -5,10 +5,15 @@ hands over the exact updates the engine produced (``take_updates``): fills of re
 caused by market data, and the engine's own reasons for a rejection. The venue shell pushes
 those to their owners, as a real venue's user stream would. Its whole state is checkpointed
 by the shell, because nothing outside the process remembers a simulated venue's orders.
+
+For chaos runs only, a gateway may carry :class:`~actors.venues.faults.VenueFaults` (rejections,
+partial fills, call errors injected at this edge, never inside the engine); without them
+(the default, and always in live mode, which has no paper gateway) it behaves exactly as before.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any
@@ -17,6 +22,7 @@ from actors.core.fees import FeeModel
 from actors.core.matching import MatchingEngine
 from actors.domain.messages import OrderUpdate, UpdateKind
 from actors.domain.model import Candle, Fill, Instrument, MarketEvent, Order, OrderBook, Settlement
+from actors.venues.faults import PARTICIPATION, TIMEOUT_S, VenueFaults
 from actors.venues.gateway import VenueError, VenueErrorKind
 
 
@@ -25,10 +31,17 @@ class PaperGateway:
 
     simulated = True
 
-    def __init__(self, venue: str, fees: FeeModel, instruments: Sequence[Instrument] = ()) -> None:
+    def __init__(
+        self,
+        venue: str,
+        fees: FeeModel,
+        instruments: Sequence[Instrument] = (),
+        faults: VenueFaults | None = None,
+    ) -> None:
         self.venue = venue
         self.fees = fees
-        self.engine = MatchingEngine(fees)
+        self.faults = faults
+        self.engine = MatchingEngine(fees, participation=None if faults is None else PARTICIPATION)
         self.frozen: set[str] = set()
         self._outbox: list[OrderUpdate] = []
         for instrument in instruments:
@@ -38,6 +51,8 @@ class PaperGateway:
 
     def restore(self, state: dict[str, Any]) -> None:
         """Rebuild the engine from a checkpoint (orders, fills, books, balances)."""
+        if self.faults is not None and state.get("participation") is None:
+            state = {**state, "participation": PARTICIPATION}  # thinned candles must be able to bind
         self.engine = MatchingEngine.from_state(state, self.fees)
 
     def checkpoint(self) -> dict[str, Any]:
@@ -64,7 +79,12 @@ class PaperGateway:
 
     def on_market(self, events: Sequence[MarketEvent]) -> None:
         """Market data: new instruments, resting orders matched against candles and books."""
-        for event in events:
+        for raw in events:
+            event = raw
+            if self.faults is not None and isinstance(raw, (Candle, OrderBook)):
+                event = self.faults.thin(
+                    raw, self.engine.open_orders(raw.market), self.engine.instrument(raw.market)
+                )
             if isinstance(event, Instrument):
                 self.add_instrument(event)
             elif isinstance(event, Candle):
@@ -93,13 +113,32 @@ class PaperGateway:
     async def instruments(self) -> list[Instrument]:
         return self.engine.instruments()
 
+    async def _weather(self, call: str) -> None:
+        """An injected call fault (chaos only): a 5xx or 429 now, or a lookup that times out."""
+        if self.faults is None:
+            return
+        error = self.faults.call_error(call)
+        if error is not None:
+            raise error
+        if self.faults.times_out(call):
+            await asyncio.sleep(TIMEOUT_S)
+            raise self.faults.timeout_error(call)
+
     async def submit(self, order: Order) -> Order:
         """Accept (or reject, with the engine's reason in the updates) at the order's own time."""
+        await self._weather("submit")
+        if self.faults is not None:
+            refused = self.faults.rejection(order, self.engine.instrument(order.market))
+            if refused is not None:
+                raise refused  # refused at the edge, as a real venue's filters do: the engine never saw it
         updates = self.engine.submit(order, order.created_ms)
         self._outbox += updates
+        if self.faults is not None and self.faults.loses_answer():
+            raise self.faults.lost_answer_error(order.client_id)  # taken, then the answer is lost
         return updates[-1].order
 
     async def cancel(self, client_id: str, market: str) -> Order:  # noqa: ARG002
+        await self._weather("cancel")
         updates = self.engine.cancel(client_id, self.engine.last_ms)
         if not updates:
             raise VenueError(self.venue, VenueErrorKind.NOT_FOUND, f"no order {client_id}")
@@ -112,12 +151,15 @@ class PaperGateway:
         return [u.order for u in updates if u.kind is UpdateKind.CANCELLED]
 
     async def order(self, client_id: str, market: str) -> Order | None:  # noqa: ARG002
+        await self._weather("order")
         return self.engine.order(client_id)
 
     async def open_orders(self, market: str | None = None) -> list[Order]:
+        await self._weather("open_orders")
         return self.engine.open_orders(market)
 
     async def fills(self, market: str, since_ms: int | None = None) -> list[Fill]:
+        await self._weather("fills")
         return self.engine.fills(since_ms=since_ms, market=market)
 
     async def balances(self) -> dict[str, Decimal]:

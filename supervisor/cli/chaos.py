@@ -1,4 +1,4 @@
-"""`raytrader chaos`: inject seeded faults into a live portfolio on the sandbox and judge the invariants."""
+"""`raytrader chaos`: inject seeded faults into the default portfolio and judge the invariants."""
 
 from __future__ import annotations
 
@@ -25,7 +25,8 @@ def chaos(
         bool, typer.Option("--schedule-only", help="Print the schedule and exit.")
     ] = False,
 ) -> None:
-    """Run a live-mode portfolio against the sandbox under seeded faults; exit 1 on any violation."""
+    """Run the default paper portfolio (four strategies, Binance and Polymarket on the bundled data)
+    under seeded faults; print the report and a summary; exit 1 on any violation."""
     from ops.chaos import FAULT_KINDS, ChaosRun, schedule
 
     kinds = tuple(k.strip() for k in faults.split(",")) if faults else FAULT_KINDS
@@ -42,5 +43,6 @@ def chaos(
     typer.echo(json.dumps(result, indent=2))
     if json_out is not None:
         write_json(json_out, result)
+    typer.echo(report.summary())
     if not report.ok:
         raise typer.Exit(1)

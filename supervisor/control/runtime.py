@@ -17,7 +17,7 @@ from typing import Any
 
 import ray
 
-from actors.domain.model import Instrument, RoundTrip
+from actors.domain.model import Fill, Instrument, Order, RoundTrip
 from actors.domain.names import STORE, SUPERVISOR
 from actors.domain.topology import topology
 from actors.shells.base import actor_options, remote, try_actor
@@ -249,10 +249,22 @@ def summary(
     }
 
 
-def verify_from_store(settings: Settings, *, settled: bool = True) -> list[Any]:
-    """Check every invariant from the store alone (the paper venues' ground truth is in it too)."""
+def paper_ground_truth(settings: Settings, db: Any) -> tuple[list[Order], list[Fill]]:
+    """Every order and fill the paper venues hold, from their checkpoints in the store ``db``."""
     from actors.core.fees import FeeModel
     from actors.core.matching import MatchingEngine
+
+    orders: list[Order] = []
+    fills: list[Fill] = []
+    for _key, saved in db.items("venue"):
+        engine = MatchingEngine.from_state(saved["engine"], FeeModel(settings.costs))
+        orders += engine.orders()
+        fills += engine.fills()
+    return orders, fills
+
+
+def verify_from_store(settings: Settings, *, settled: bool = True) -> list[Any]:
+    """Check every invariant from the store alone (the paper venues' ground truth is in it too)."""
     from actors.store.lmdb_store import StateStore
     from supervisor.control.invariants import check_invariants
 
@@ -261,12 +273,7 @@ def verify_from_store(settings: Settings, *, settled: bool = True) -> list[Any]:
         latched = bool((db.get("portfolio", "supervisor") or {}).get("frozen", False))
         trades = [record for _seq, record in db.trades()]
         store_orders = db.orders()
-        venue_orders: list[Any] = []
-        venue_fills: list[Any] = []
-        for _key, saved in db.items("venue"):
-            engine = MatchingEngine.from_state(saved["engine"], FeeModel(settings.costs))
-            venue_orders += engine.orders()
-            venue_fills += engine.fills()
+        venue_orders, venue_fills = paper_ground_truth(settings, db)
     return check_invariants(
         settings,
         positions,

@@ -1,4 +1,5 @@
-"""Chaos: the seeded schedule is reproducible, and a short seeded run keeps every invariant."""
+"""Chaos: the seeded schedule is reproducible and deals every kind, and a short seeded run of the
+default portfolio on a multi-node cluster keeps every invariant."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from ops.chaos import FAULT_KINDS, ChaosRun, schedule
+from actors.venues.faults import WINDOW_FAULTS
+from ops.chaos import FAULT_KINDS, WINDOW_S, ChaosRun, schedule
 
 
 def test_same_seed_gives_the_same_schedule() -> None:
@@ -16,6 +18,13 @@ def test_same_seed_gives_the_same_schedule() -> None:
     assert first != schedule(8, 300.0)
     assert {e.kind for e in first} == set(FAULT_KINDS)
     assert all(15.0 <= e.at_s < 280.0 for e in first)
+    assert all(WINDOW_S[0] <= e.window_s <= WINDOW_S[1] for e in first if e.kind in WINDOW_FAULTS)
+
+
+def test_every_kind_comes_up_once_per_round_of_the_deck() -> None:
+    events = schedule(3, 600.0, per_minute=30.0)
+    first_round = [e.kind for e in events[: len(FAULT_KINDS)]]
+    assert sorted(first_round) == sorted(FAULT_KINDS)
 
 
 def test_unknown_fault_kind_is_refused_with_the_known_ones() -> None:
