@@ -15,7 +15,8 @@ The plan (Polymarket bot design, every number from :class:`ExitConfig`):
   half would be below the venue's lot or minimum size, the whole position rests at target
   one (the likelier win); when even the whole is below it, no order can be placed at all
   (an anomaly: the position is "dust", exits are reported as not armed, and a binary market
-  then simply waits for settlement).
+  then simply waits for settlement). A leg the venue cancels or rejects on its own is placed
+  again, :data:`MAX_TARGET_ATTEMPTS` placements in all, then once per re-drive.
 * **Stop** at ``entry*(1-stop_pct)``; **trailing**: once the high since open reaches
   ``entry*(1+trailing_activate_pct)`` the stop becomes
   ``max(stop, entry*(1+trailing_lock_pct), high*(1-trailing_distance_pct))`` and only rises.
@@ -99,7 +100,8 @@ from config.models import ExitConfig
 ENTRY = "entry"
 TARGET_LEGS = (ExitReason.TARGET_ONE.value, ExitReason.TARGET_TWO.value)
 MAX_TARGET_ATTEMPTS = 3
-"""A target the venue cancels or rejects on its own is re-placed at most this many times in all."""
+"""A target the venue cancels or rejects on its own is placed at most this many times in all; after
+that only a re-drive places it again, once per re-drive (:meth:`PositionCore.retry_targets`)."""
 MAX_ANOMALIES = 200
 
 _ORDER_RANK = {
@@ -555,8 +557,9 @@ class PositionCore:
         pos = self.position
         return pos.target_one_price if leg == TARGET_LEGS[0] else pos.target_two_price
 
-    def _rearm_targets(self, now_ms: int) -> list[Command]:
-        """Re-place a target leg the venue cancelled or rejected on its own (bounded attempts)."""
+    def _rearm_targets(self, now_ms: int, *, retry: bool = False) -> list[Command]:
+        """Re-place a target leg the venue cancelled or rejected on its own (bounded attempts;
+        ``retry``: a re-drive's one attempt beyond the bound)."""
         cmds: list[Command] = []
         for leg, plan in self._leg_plan.items():
             legs = [o for o in self.orders.values() if o.purpose == leg]
@@ -565,7 +568,7 @@ class PositionCore:
             remaining = plan - self._leg_sold[leg]
             if remaining <= 0:
                 continue
-            if self._attempts.get(leg, 0) >= MAX_TARGET_ATTEMPTS:
+            if self._attempts.get(leg, 0) >= MAX_TARGET_ATTEMPTS and not retry:
                 self._note(f"{leg} dropped {MAX_TARGET_ATTEMPTS} times: not re-placed, exits not armed")
                 continue
             qty = self.instrument.round_qty(min(remaining, self._free()))
@@ -644,6 +647,14 @@ class PositionCore:
         self._close_rejections = min(self._close_rejections, self.config.max_close_rejections - 1)
         self._close_retry_ms = None
         return self._sell_free(now_ms)
+
+    def retry_targets(self, now_ms: int) -> list[Command]:
+        """A re-drive asks for one more attempt at each target leg the venue dropped until its
+        attempts ran out (a rejection window; stops and resumes, whose cancels drop targets too):
+        without it such a position stays open with quantity no exit order covers."""
+        if self._trigger is not None or self.position.status not in (ExitStatus.OPEN, ExitStatus.HALF_CLOSED):
+            return []
+        return self._rearm_targets(now_ms, retry=True)
 
     def _reprice_stuck(self, now_ms: int) -> list[Command]:
         """Cancel a closing order working longer than the timeout; its confirm re-places it lower."""

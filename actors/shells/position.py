@@ -272,6 +272,7 @@ class PositionActor(ActorShell):
             commands = self.core.on_timer(self._now())
             if self.core.close_blocked is not None:  # one more attempt per re-drive, never a burst
                 commands += self.core.retry_close(self._now())
+            commands += self.core.retry_targets(self._now())  # a leg dropped until its attempts ran out
             await self._checkpoint()
             await self._execute(commands, None)
         return self.heartbeat_detail()
