@@ -498,8 +498,25 @@ class PortfolioCore:
     def _exit_decision(self, signal: Signal) -> Decision:
         """Exits pass straight through, naming the strategy's position (open or pending) in the market.
 
-        A pending one is named too: the shell then cancels the entry rather than sells.
+        A pending one is named too: the shell then cancels the entry rather than sells. An exit
+        older than the newest entry the strategy acted on in that market is a replay (a strategy
+        restarted from an older checkpoint): the position it meant is gone and the one there now
+        was opened after it, so it names none (refused by the ``replayed`` gate).
         """
+        acted = self._acted_until.get(_signal_key(signal))
+        if acted is not None and signal.ts_ms < acted:
+            stale = GateResult(
+                gate=Gate.REPLAYED,
+                passed=False,
+                detail=f"exit signal of {signal.ts_ms} predates the entry acted on at {acted}",
+            )
+            return Decision(
+                signal=signal,
+                kind=DecisionKind.EXIT,
+                approved=False,
+                gates=(stale,),
+                rejected_by=Gate.REPLAYED,
+            )
         position_id = next(
             (
                 h.position_id

@@ -71,7 +71,8 @@ class EntryPlan(Frozen):
 class Decision(Frozen):
     """The portfolio's answer to one signal: every gate's result, and a plan if approved.
 
-    ``approved`` is about entries only; an exit decision is never approved or rejected.
+    ``approved`` is about entries only; an exit decision is never approved, and is refused
+    (``rejected_by`` ``replayed``, naming no position) only when it predates the strategy's entry.
     """
 
     signal: Signal

@@ -150,6 +150,11 @@ class PortfolioActor(ActorShell):
             self.decisions += 1
             self.progressed(signal.ts_ms)
             if decision.kind is DecisionKind.EXIT:
+                if decision.rejected_by is not None:  # a replayed exit older than the entry since
+                    self.metrics.inc(
+                        "raytrader_gate_rejections_total",
+                        {"strategy": signal.strategy, "gate": str(decision.rejected_by)},
+                    )
                 await self._exit(decision, ingest_ns)
             elif decision.approved and decision.plan is not None:
                 await self._open(decision, instrument, ingest_ns)
