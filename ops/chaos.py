@@ -2,9 +2,11 @@
 end by every invariant against the paper venues' ground truth.
 
 What runs is what ``raytrader run`` runs (config/default.toml: four strategies, 40/30/10/10, the
-paper Binance venue and the Polymarket side on the bundled replay data, at full speed), with a
-tighter exit plan so that round trips complete within minutes and with the fault hooks on
-(``runtime.fault_injection``, refused in live mode). By default it runs on a multi-node local Ray
+paper Binance venue and the Polymarket side on the bundled replay data), with a tighter exit plan
+so that round trips complete within minutes, the fault hooks on (``runtime.fault_injection``,
+refused in live mode), and the replay paced so that the shortest feed's market data (the
+Polymarket day) lasts the run: at full speed it would end within minutes and leave the faults an
+idle system. By default it runs on a multi-node local Ray
 cluster started by a child driver process (``raytrader run --address``), so killing the driver
 and losing a node are faults too; ``cluster=False`` runs in the caller's Ray instance instead,
 this process being the driver (the tests).
@@ -56,10 +58,12 @@ from typing import Any
 
 import ray
 
-from actors.domain.model import Fill, Order
+from actors.data.replay import event_time
+from actors.domain.model import Fill, Instrument, Order
 from actors.domain.names import STORE, SUPERVISOR, strategy_name, venue_name
 from actors.domain.topology import topology
 from actors.shells.base import try_actor
+from actors.shells.feed import replay_source
 from actors.shells.store import store_path
 from actors.venues.faults import CALL_FAULTS, REJECTION_FAULTS, VENUE_FAULTS, WINDOW_FAULTS
 from config.dump import dump_settings
@@ -274,10 +278,30 @@ class SandboxThread:
         self.thread.join(timeout=10)
 
 
-def chaos_settings(state_dir: Path, namespace: str, *, spread: bool = True) -> Settings:
+def trading_span_s(settings: Settings) -> float:
+    """The shortest feed's span of market data (listings aside), in seconds of data time."""
+    spans: list[float] = []
+    for feed in topology(settings).feeds:
+        _known, events = replay_source(settings, feed)
+        first: int | None = None
+        last = 0
+        for event in events:
+            if not isinstance(event, Instrument):
+                last = event_time(event)
+                first = last if first is None else first
+        if first is not None:
+            spans.append((last - first) / 1000.0)
+    return min(spans, default=0.0)
+
+
+def chaos_settings(
+    state_dir: Path, namespace: str, *, spread: bool = True, speed: float | str = "max"
+) -> Settings:
     """The default portfolio (what ``raytrader run`` runs) with the fault hooks on, a tighter exit
-    plan for the Binance strategies (round trips within minutes), and quick supervision."""
+    plan for the Binance strategies (round trips within minutes), quick supervision, and the
+    replay at ``speed``."""
     overrides = [
+        f"replay.speed={json.dumps(speed)}",
         f"state_dir={json.dumps(str(state_dir))}",
         f"runtime.namespace={json.dumps(namespace)}",
         f"runtime.spread_actors={'true' if spread else 'false'}",
@@ -310,6 +334,7 @@ class ChaosRun:
         *,
         events: Sequence[FaultEvent] | None = None,
         cluster: bool = True,
+        speed: float | str | None = None,
     ) -> None:
         self.seed = seed
         self.duration_s = duration_s
@@ -317,6 +342,10 @@ class ChaosRun:
         self.work_dir = work_dir
         self.workers = workers
         self.cluster = cluster
+        self.speed = speed
+        """The replay's speed; ``None``: paced so that the shortest feed's market data lasts the
+        run (at full speed the bundled data would end long before it, and faults would hit an
+        idle system)."""
         self.events = list(events) if events is not None else schedule(seed, duration_s, kinds, per_minute)
         if not cluster and any(e.kind in CLUSTER_FAULTS for e in self.events):
             raise ValueError(f"faults {', '.join(CLUSTER_FAULTS)} need the harness's own cluster")
@@ -352,9 +381,13 @@ class ChaosRun:
         if self.cluster:
             self._start_cluster()
         try:
-            self.settings = chaos_settings(
-                self.work_dir / "state", f"chaos-{self.seed}-{os.getpid()}", spread=self.cluster
-            )
+            namespace = f"chaos-{self.seed}-{os.getpid()}"
+            state = self.work_dir / "state"
+            speed = self.speed
+            if speed is None:
+                span = trading_span_s(chaos_settings(state, namespace))
+                speed = round(max(1.0, span / max(1.0, self.duration_s)), 1)
+            self.settings = chaos_settings(state, namespace, spread=self.cluster, speed=speed)
             self.config_path = self.work_dir / "chaos.toml"
             self.config_path.write_text(dump_settings(self.settings))
             self._start()
@@ -508,8 +541,16 @@ class ChaosRun:
         else:
             ray.kill(handle, no_restart=False)
         self._count(kind)
-        seconds = self._wait(f"{name} back", lambda: self._pid(name) != pid, 60)
+
+        def back() -> bool:  # a position that closed meanwhile is reaped, not brought back
+            return (target == "position" and self._reaped(name)) or self._pid(name) != pid
+
+        seconds = self._wait(f"{name} back", back, 60)
         self._recovered(kind, name, seconds)
+
+    def _reaped(self, name: str) -> bool:
+        snapshot = self._status()
+        return snapshot is not None and name not in {a["name"] for a in snapshot["actors"]}
 
     def _kill_driver(self) -> None:
         assert self.driver is not None
@@ -634,7 +675,7 @@ class ChaosRun:
         try:
             self._wait("a write to find the map full", grown, 60)
         except TimeoutError:
-            self._skip("store_full", "no write needed a new page within 60 s")
+            self._skip("store_full", "no write within 60 s")
             return
         after = ray.get(self._handle(STORE).map_status.remote(), timeout=5)
         if after["map_full"] > before["map_full"]:
@@ -668,20 +709,26 @@ class ChaosRun:
         self._await_exits(kind, ends)
 
     def _venue_calls(self, kind: str) -> None:
+        """Arm a call fault at every venue; once one venue's calls have met all of it, disarm the
+        rest (a venue that trades little would keep it armed for long)."""
         before = self._venue_struck(kind)
         venues = self._venues()
         for venue in venues:
             ray.get(venue.inject_fault.remote(kind), timeout=10)
         self._count(kind)
-        began = time.monotonic()
 
-        def spent() -> bool:
-            return not any(ray.get(v.fault_status.remote(), timeout=10)["armed"] for v in venues)
+        def met() -> bool:
+            return any(kind not in ray.get(v.fault_status.remote(), timeout=10)["armed"] for v in venues)
 
-        with contextlib.suppress(TimeoutError):
-            self._wait(f"{kind} to be met", spent, 30)
+        try:
+            self._wait(f"{kind} to be met", met, 30)
+        except TimeoutError:
+            self._skip(kind, "no venue call met it within 30 s")
+        finally:
+            for venue in venues:
+                ray.get(venue.clear_faults.remote(), timeout=10)
         self._strike(kind, max(0, self._venue_struck(kind) - before))
-        self._await_exits(kind, began)
+        self._await_exits(kind, time.monotonic())
 
     def _detection_interval(self) -> float:
         s = self.cfg.supervision

@@ -50,6 +50,16 @@ def replay_source(settings: Settings, feed_id: str) -> tuple[list[Instrument], I
     raise ValueError(f"no replay data for feed {feed_id!r} (venue {venue!r}); known: {BINANCE}, {POLYMARKET}")
 
 
+def paced_time(batch: Sequence[MarketEvent]) -> int | None:
+    """The data time a paced replay waits for before delivering ``batch``: its last market event's
+    (candle, book, settlement). Listings are not market data: a batch of them goes at once, so a
+    day of markets listed ahead of their trading (the Polymarket day) takes no wall time."""
+    for event in reversed(batch):
+        if not isinstance(event, Instrument):
+            return event_time(event)
+    return None
+
+
 def _market_of(event: MarketEvent) -> str:
     if isinstance(event, Instrument):
         return event.market_id
@@ -217,8 +227,8 @@ class FeedActor(ActorShell):
                 await self._checkpoint()
                 log.info("feed %s finished after %d events", self.feed_id, self.position)
                 break
-            if speed != "max" and not self.live:
-                t = event_time(batch[-1])
+            t = None if speed == "max" or self.live else paced_time(batch)
+            if t is not None:
                 if wall0 is None or data0 is None:
                     wall0, data0 = time.monotonic(), t
                 wait = wall0 + (t - data0) / 1000.0 / float(speed) - time.monotonic()

@@ -379,6 +379,12 @@ class VenueShell(ActorShell):
     async def fault_status(self) -> dict[str, Any]:
         return self._faults().status()
 
+    async def clear_faults(self) -> dict[str, Any]:
+        """End every window and disarm every call fault."""
+        faults = self._faults()
+        faults.clear()
+        return faults.status()
+
     # ------------------------------------------------------------------ market data and fills
 
     async def on_market(self, events: Sequence[MarketEvent]) -> int:

@@ -143,7 +143,7 @@ class StateStore:
         self._decode_errors: dict[str, int] = {}
         self._closed = False
         self._hold_growth = False
-        """Set by :meth:`fill_map` (chaos): no growth ahead of a write until one finds the map full."""
+        """Set by :meth:`fill_map` (chaos): the next write finds the map full, none grows it before."""
         self.map_full_events = 0
         """Writes that found the map full (each grew it and ran again)."""
         self._env = self._open_env(map_size, create=create)
@@ -272,6 +272,8 @@ class StateStore:
                 raise
             else:
                 try:
+                    if self._hold_growth:  # a filled map (fill_map): this write finds it full
+                        raise lmdb.MapFullError("MDB_MAP_FULL: the map was filled (fill_map)")
                     txn.commit()
                 except lmdb.MapFullError as exc:
                     full = exc
@@ -642,9 +644,10 @@ class StateStore:
 
     def fill_map(self) -> int:
         """Chaos only: make the map full, as an exhausted disk-backed map is. The map shrinks to
-        the pages in use (LMDB will not go below them) and the growth ahead of each write holds
-        off, so the next write that needs a page beyond them meets a real ``MDB_MAP_FULL``: the
-        store must grow the map and run that write again. Returns the new map size in bytes."""
+        the pages in use (LMDB will not go below them), the growth ahead of each write holds off,
+        and the next write finds the map full: LMDB's own ``MDB_MAP_FULL`` if it needs a page
+        beyond them, else at its commit (as if the free pages inside were used up too). That write
+        is not done: the store must grow the map and run it again. Returns the new map size."""
         self._check_writable()
         with self._lock:
             if self._active:
