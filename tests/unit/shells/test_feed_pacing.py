@@ -6,17 +6,11 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from actors.domain.model import Candle, Instrument, MarketKind, Settlement
+from actors.domain.model import Candle, Settlement
 from actors.shells.feed import paced_time
+from tests.unit.core.position_helpers import BINARY
 
-LISTED = Instrument(
-    venue="polymarket",
-    symbol="tok-up",
-    kind=MarketKind.BINARY,
-    tick_size=Decimal("0.01"),
-    lot_size=Decimal("1"),
-    created_ms=1_000,
-)
+LISTED = BINARY.model_copy(update={"created_ms": 1_000})
 
 
 def test_a_batch_of_listings_alone_is_not_paced() -> None:
