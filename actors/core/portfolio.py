@@ -33,9 +33,13 @@ Pre-trade limits (``PortfolioConfig.max_*``), each a gate; when one bites it is 
   counted twice). When the loss reaches ``max_daily_loss_fraction`` of the day's starting equity,
   entries are rejected until the next UTC day (``now_ms // DAY_MS``); exits never are. The day
   rolls over on any event carrying ``now_ms`` (``evaluate``, and ``on_equity`` /
-  ``on_position_closed`` when given one). The limit is checked only on fresh marks: right after
-  a close (which clears unrealised P&L) with other positions still open, the check waits for the
-  shell's next :meth:`PortfolioCore.on_equity`.
+  ``on_position_closed`` when given one). Each clock keeps its own day (the clock of a signal is
+  its market's venue): live, every venue runs on the wall clock and there is one day book, but a
+  paper replay of Binance candles of 2024 beside a Polymarket day of 2026 runs on two clocks,
+  and one day shared between them would never roll over for the earlier one. A loss counts on
+  every clock's day (equity is one); a halt ends with the day of the clock it is on. The limit
+  is checked only on fresh marks: right after a close (which clears unrealised P&L) with other
+  positions still open, the check waits for the shell's next :meth:`PortfolioCore.on_equity`.
 * ``order_rate``: at most ``max_orders_per_s`` entries approved in any rolling second of data
   time (``(now_ms - 1000, now_ms]``); further entry signals in that second are rejected.
 * ``open_orders``: the core does not see venue orders, so the shell reports them
@@ -52,6 +56,7 @@ from __future__ import annotations
 import logging
 from collections import deque
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -79,9 +84,23 @@ from actors.domain.model import (
     deterministic_id,
     to_decimal,
 )
+from actors.domain.names import market_venue
 from config.models import ExitConfig, PortfolioConfig, StrategyBase
 
 log = logging.getLogger(__name__)
+
+LEGACY_CLOCK = "*"
+"""The day book of a snapshot taken before clocks were kept apart: each clock starts from it."""
+
+
+@dataclass
+class _DayBook:
+    """One clock's UTC day and the equity it started with; ``halted`` by the daily-loss limit."""
+
+    day: int
+    start_equity: Decimal
+    halted: bool = False
+
 
 STATE_VERSION = 1
 ORDER_RATE_WINDOW_MS = 1000
@@ -115,10 +134,11 @@ class PortfolioCore:
         self._holdings: dict[str, Holding] = {}
         self._realized = ZERO
         self._unrealized = ZERO
-        self._day: int | None = None
-        """UTC day (``now_ms // DAY_MS``) of the latest event; the daily-loss book is for it."""
-        self._day_start_equity = ZERO
-        self._halted_day: int | None = None
+        self._days: dict[str, _DayBook] = {}
+        """Per clock (a market's venue), the UTC day (``now_ms // DAY_MS``) of its latest event and
+        that day's daily-loss book."""
+        self._clock = ""
+        """The clock of the latest timed event: :attr:`day_pnl` and the status show its book."""
         self._marks_stale = False
         self._recent_entries: deque[int] = deque()
         self._open_orders: dict[str, int] = {}
@@ -178,21 +198,24 @@ class PortfolioCore:
     @property
     def day_pnl(self) -> Decimal:
         """Equity now minus equity at the current UTC day's first event (0 before any timed event)."""
-        return ZERO if self._day is None else self.equity - self._day_start_equity
+        book = self._days.get(self._clock)
+        return ZERO if book is None else self.equity - book.start_equity
 
     @property
     def daily_loss_halted(self) -> bool:
         """Entries are halted for the rest of this UTC day by ``max_daily_loss_fraction``."""
-        return self._halted_day is not None and self._halted_day == self._day
+        book = self._days.get(self._clock)
+        return book is not None and book.halted
 
     def daily_loss_status(self) -> dict[str, Any]:
         """The daily-loss book for heartbeats and alerts (money as strings, exact)."""
-        day = None if self._day is None else datetime.fromtimestamp(self._day * DAY_MS / 1000, tz=UTC)
+        book = self._days.get(self._clock)
+        day = None if book is None else datetime.fromtimestamp(book.day * DAY_MS / 1000, tz=UTC)
         limit = self.portfolio.max_daily_loss_fraction
         return {
             "day": None if day is None else day.date().isoformat(),
             "day_pnl": str(self.day_pnl),
-            "day_start_equity": str(self._day_start_equity),
+            "day_start_equity": str(ZERO if book is None else book.start_equity),
             "limit_fraction": limit,
             "halted": self.daily_loss_halted,
         }
@@ -244,7 +267,8 @@ class PortfolioCore:
             )
         if book is not None and book.market != instrument.market_id:
             raise ValueError(f"book of {book.market} evaluated for {instrument.market_id}")
-        self._roll_day(now_ms)
+        clock = market_venue(signal.market)
+        self._roll_day(now_ms, clock)
         if not signal.is_entry:
             return self._exit_decision(signal)
         self._check_daily_loss(now_ms)
@@ -270,7 +294,7 @@ class PortfolioCore:
         gates = (
             self._gate_strategy(signal.strategy, config),
             self._gate_replayed(signal),
-            self._gate_daily_loss(),
+            self._gate_daily_loss(clock),
             self._gate_one_per_market(signal.market, position_id),
             self._gate_max_concurrent(),
             self._gate_correlation(group),
@@ -372,7 +396,8 @@ class PortfolioCore:
         the daily-loss book roll over to a new UTC day first.
         """
         if now_ms is not None:
-            self._roll_day(now_ms)
+            holding = self._holdings.get(position_id)
+            self._roll_day(now_ms, self._clock if holding is None else market_venue(holding.market))
         if self._holdings.pop(position_id, None) is None:
             return False
         self._realized += realized_pnl
@@ -390,7 +415,7 @@ class PortfolioCore:
         checked against this mark.
         """
         if now_ms is not None:
-            self._roll_day(now_ms)
+            self._roll_day(now_ms, self._clock)
         self._unrealized = equity - (self.initial_capital + self._realized)
         self._marks_stale = False
         self._check_daily_loss(now_ms)
@@ -415,35 +440,42 @@ class PortfolioCore:
 
     # ------------------------------------------------------------------ daily loss
 
-    def _roll_day(self, now_ms: int) -> None:
-        """Start a new UTC day's book at the first event of the day (time never moves it back)."""
+    def _roll_day(self, now_ms: int, clock: str) -> None:
+        """Start a new UTC day's book on ``clock`` at its first event of the day (its time never
+        moves it back; another clock's time never moves it at all)."""
         day = now_ms // DAY_MS
-        if self._day is not None and day <= self._day:
+        self._clock = clock
+        book = self._days.get(clock)
+        if book is None and LEGACY_CLOCK in self._days:
+            book = self._days[clock] = replace(self._days[LEGACY_CLOCK])
+        if book is not None and day <= book.day:
             return
-        if self.daily_loss_halted:
-            log.warning("daily loss halt lifted: a new UTC day began (%s)", _day_text(day))
-        self._day = day
-        self._day_start_equity = self.equity
+        if book is not None and book.halted:
+            log.warning("daily loss halt lifted: a new UTC day began (%s, %s clock)", _day_text(day), clock)
+        self._days[clock] = _DayBook(day=day, start_equity=self.equity)
 
     def _check_daily_loss(self, now_ms: int | None) -> None:
+        """A loss counts on every clock's day: equity is one, whichever venue lost it."""
         limit = self.portfolio.max_daily_loss_fraction
-        if limit is None or self._day is None or self._marks_stale or self.daily_loss_halted:
+        if limit is None or self._marks_stale:
             return
-        start = self._day_start_equity
-        loss = -self.day_pnl
-        if start <= 0 or loss <= 0 or loss < start * to_decimal(limit):
-            return
-        self._halted_day = self._day
-        log.warning(
-            "pre-trade limit daily_loss: day %s lost %s = %s of its starting equity %s (limit %s): "
-            "entries halted until the next UTC day%s",
-            _day_text(self._day),
-            fmt(loss),
-            pct(loss / start),
-            fmt(start),
-            pct(to_decimal(limit)),
-            "" if now_ms is None else f" (at {now_ms} ms)",
-        )
+        for clock, book in self._days.items():
+            start = book.start_equity
+            loss = start - self.equity
+            if book.halted or start <= 0 or loss <= 0 or loss < start * to_decimal(limit):
+                continue
+            book.halted = True
+            log.warning(
+                "pre-trade limit daily_loss: day %s (%s clock) lost %s = %s of its starting equity %s "
+                "(limit %s): entries halted until the next UTC day%s",
+                _day_text(book.day),
+                clock,
+                fmt(loss),
+                pct(loss / start),
+                fmt(start),
+                pct(to_decimal(limit)),
+                "" if now_ms is None else f" (at {now_ms} ms)",
+            )
 
     # ------------------------------------------------------------------ state
 
@@ -457,9 +489,11 @@ class PortfolioCore:
             "realized_pnl": str(self._realized),
             "unrealized_pnl": str(self._unrealized),
             "holdings": [h.model_dump(mode="json") for h in self._holdings.values()],
-            "day": self._day,
-            "day_start_equity": str(self._day_start_equity),
-            "halted_day": self._halted_day,
+            "days": {
+                clock: {"day": b.day, "start_equity": str(b.start_equity), "halted": b.halted}
+                for clock, b in self._days.items()
+            },
+            "clock": self._clock,
             "marks_stale": self._marks_stale,
             "recent_entries_ms": list(self._recent_entries),
             "acted_until_ms": dict(self._acted_until),
@@ -483,10 +517,22 @@ class PortfolioCore:
         for raw in state["holdings"]:
             holding = Holding.model_validate(raw)
             core._holdings[holding.position_id] = holding
-        # the pre-trade limits' state came later: a snapshot without it starts a fresh day book
-        core._day = state.get("day")
-        core._day_start_equity = Decimal(state.get("day_start_equity", "0"))
-        core._halted_day = state.get("halted_day")
+        # the pre-trade limits' state came later: a snapshot without it starts a fresh day book;
+        # one from before clocks were kept apart seeds every clock's first book
+        core._days = {
+            str(clock): _DayBook(
+                day=int(b["day"]), start_equity=Decimal(b["start_equity"]), halted=bool(b["halted"])
+            )
+            for clock, b in state.get("days", {}).items()
+        }
+        core._clock = str(state.get("clock", ""))
+        if state.get("day") is not None:
+            day = int(state["day"])
+            core._days[LEGACY_CLOCK] = _DayBook(
+                day=day,
+                start_equity=Decimal(state.get("day_start_equity", "0")),
+                halted=state.get("halted_day") == day,
+            )
         core._marks_stale = bool(state.get("marks_stale", False))
         core._recent_entries = deque(int(t) for t in state.get("recent_entries_ms", ()))
         core._acted_until = {str(k): int(v) for k, v in state.get("acted_until_ms", {}).items()}
@@ -534,14 +580,16 @@ class PortfolioCore:
             return GateResult(gate=Gate.STRATEGY, passed=False, detail=f"strategy {name!r} is disabled")
         return GateResult(gate=Gate.STRATEGY, passed=True, detail=f"strategy {name!r} enabled")
 
-    def _gate_daily_loss(self) -> GateResult:
+    def _gate_daily_loss(self, clock: str) -> GateResult:
         limit = self.portfolio.max_daily_loss_fraction
         if limit is None:
             return GateResult(gate=Gate.DAILY_LOSS, passed=True, detail="no daily loss limit")
-        start, pnl = self._day_start_equity, self.day_pnl
+        book = self._days.get(clock)
+        start = ZERO if book is None else book.start_equity
+        pnl = ZERO if book is None else self.equity - start
         share = f" = {pct(pnl / start)}" if start > 0 else ""
         text = f"day P&L {fmt(pnl)}{share} of starting equity {fmt(start)}, limit -{pct(to_decimal(limit))}"
-        if self.daily_loss_halted:
+        if book is not None and book.halted:
             return GateResult(
                 gate=Gate.DAILY_LOSS, passed=False, detail=f"{text}: entries halted until the next UTC day"
             )
