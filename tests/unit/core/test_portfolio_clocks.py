@@ -11,20 +11,14 @@ from decimal import Decimal
 
 from actors.core.portfolio import PortfolioCore
 from actors.core.portfolio_decisions import Gate
-from actors.domain.model import DAY_MS, HOUR_MS, Instrument, MarketKind, Side
+from actors.domain.model import DAY_MS, HOUR_MS, Side
 from config.models import ExitConfig, MomentumBreakoutConfig
 from tests.unit.core.portfolio_helpers import MARKET, NOON, inst, make_core, plan_of, sig, strat
+from tests.unit.core.position_helpers import BINARY
 
-TOKEN = "polymarket:tok-up"
+TOKEN = BINARY.market_id
 POLY_NOON = NOON + 1_000 * DAY_MS  # the Polymarket day is years after the Binance candles
-UP = Instrument(
-    venue="polymarket",
-    symbol="tok-up",
-    kind=MarketKind.BINARY,
-    tick_size=Decimal("0.01"),
-    lot_size=Decimal("1"),
-    min_size=Decimal("5"),
-)
+UP = BINARY
 
 
 STRATEGIES = [strat("mb", allocation=0.4), MomentumBreakoutConfig(name="lag", market=TOKEN, allocation=0.4)]
