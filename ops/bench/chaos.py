@@ -1,8 +1,9 @@
 """The long chaos run: `python ops/bench/chaos.py [--minutes 30] [--seed 1] [--out FILE]`.
 
-Hundreds of seeded faults against a live portfolio on the sandbox (see ops/chaos.py); writes
-the report as JSON (default ops/bench/results/chaos-<minutes>m-seed<seed>.json) and exits 1 on any
-invariant violation. CI runs a 90-second version (tests/test_chaos.py).
+Hundreds of seeded faults against the default paper portfolio (see ops/chaos.py); writes the
+report as JSON (default ops/bench/results/chaos-<minutes>m-seed<seed>.json) and exits 1 on any
+invariant violation. CI runs a 90-second version (tests/integration/test_chaos.py) and a short
+in-process one with issue 10's fault kinds (tests/integration/test_chaos_faults.py).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ def main() -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report.as_dict(), indent=2))
     print(json.dumps({k: v for k, v in report.as_dict().items() if k != "invariants"}, indent=2))
+    print(report.summary())
     return 0 if report.ok else 1
 
 
