@@ -367,6 +367,7 @@ class ChaosRun:
         self.during_checked: dict[str, int] = {"latch": 0, "exits": 0}
         self._refused_banked = 0
         self._refused_seen = 0
+        self.started = time.monotonic()
 
     @property
     def cfg(self) -> Settings:
@@ -455,7 +456,7 @@ class ChaosRun:
     # ------------------------------------------------------------------ the schedule
 
     def _drive(self) -> None:
-        started = time.monotonic()
+        started = self.started = time.monotonic()
         for event in self.events:
             wait = started + event.at_s - time.monotonic()
             if wait > 0:
@@ -466,7 +467,7 @@ class ChaosRun:
                 self._inject(event)
             except Exception as exc:  # a fault that could not be injected is reported, not fatal
                 log.warning("chaos: %s at %.1fs not injected: %r", event.kind, event.at_s, exc)
-                self.report.skipped.append({"at_s": event.at_s, "kind": event.kind, "why": repr(exc)})
+                self._skip(event.kind, repr(exc))
         rest = started + self.duration_s - time.monotonic()
         if rest > 0:
             time.sleep(rest)
@@ -474,11 +475,18 @@ class ChaosRun:
     def _count(self, kind: str) -> None:
         self.report.faults[kind] = self.report.faults.get(kind, 0) + 1
 
+    def _clock_s(self) -> float:
+        """Seconds since the schedule started (where each fault happened, in the report)."""
+        return round(time.monotonic() - self.started, 3)
+
     def _recovered(self, kind: str, actor: str, seconds: float, **detail: Any) -> None:
-        self.report.recoveries.append({"kind": kind, "actor": actor, "seconds": round(seconds, 3), **detail})
+        done = self._clock_s()
+        self.report.recoveries.append(
+            {"kind": kind, "actor": actor, "seconds": round(seconds, 3), "done_at_s": done, **detail}
+        )
 
     def _skip(self, kind: str, why: str) -> None:
-        self.report.skipped.append({"kind": kind, "why": why})
+        self.report.skipped.append({"kind": kind, "at_s": self._clock_s(), "why": why})
 
     def _status(self) -> dict[str, Any] | None:
         try:
@@ -843,9 +851,14 @@ class ChaosRun:
     def _finish(self) -> None:
         from actors.store.lmdb_store import StateStore
 
+        try:  # the last fault's aftermath first: the checks' interval starts once all is up
+            self._wait("every actor up before the verdict", self._all_up, 120)
+            up = InvariantResult(12, "every actor up again after the last fault", True, checked=1)
+        except TimeoutError as exc:
+            up = InvariantResult(12, "every actor up again after the last fault", False, [str(exc)], 1)
         snapshot = self._status() or {}
         self.report.restarts = int(snapshot.get("restarts", 0))
-        running_checks = self._running_checks()
+        running_checks = [up, *self._running_checks()]
         self._bank_refusals()
         runtime.stop_system(self.cfg, cancel_orders=True, teardown=False)
         self._settle()
