@@ -362,6 +362,13 @@ class NotifyConfig(Strict):
     silent_after_s: float = Field(
         default=120.0, gt=0, description="system_silent fires after this long without a heartbeat"
     )
+    no_activity_s: float | None = Field(
+        default=3600.0,
+        gt=0,
+        description="no_activity fires when nothing was traded and no signal evaluated for this long, "
+        "heartbeats or not (the algo-trading guide's health check); counted on the runtime's clock: "
+        "wall time, times the replay speed in a paced paper replay; None = no such alert",
+    )
     daily_loss_limit: Fraction | None = Field(
         default=0.05,
         description="daily_loss_limit fires when a UTC day's loss reaches this share of its starting equity "

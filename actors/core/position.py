@@ -40,6 +40,10 @@ The plan (Polymarket bot design, every number from :class:`ExitConfig`):
   takes (acked, or filled without an ack) ends the streak.
 * **Settlement** (binary markets): cancel everything, each held share pays ``payout``; the
   payout is booked like a sale (``sold_qty`` and ``sale_proceeds``) so P&L has one formula.
+* **Flatten** (the kill switch's ``--flatten``, :meth:`PositionCore.flatten`): cancel every
+  working order and close what is held like any exit (reason ``KILL_SWITCH``), but priced at the
+  ``max_close_slippage_pct`` cap from the first attempt: a marketable limit, the limit-only
+  model's "market order within a slippage cap".
 
 Status transitions (never backward; see :meth:`PositionCore._derive_status`):
 
@@ -68,6 +72,7 @@ arrive after ``CLOSED`` are not accounted and land in :attr:`PositionCore.anomal
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from decimal import Decimal
 from typing import Any
 
@@ -342,6 +347,42 @@ class PositionCore:
             return self._cancel_entry("exit signal")
         return self._begin_close(ExitReason.SIGNAL, now_ms)
 
+    def flatten(self, now_ms: int, unsent: Collection[str] = ()) -> list[Command]:
+        """The kill switch's flatten (reason ``KILL_SWITCH``): cancel every working order, then
+        close everything held at once, at market within the slippage cap.
+
+        The order model is limit-only, so "at market within a cap" is a marketable limit sell at
+        the cap price, ``ceil_to(mark * (1 - max_close_slippage_pct), tick)``: it takes the book
+        level by level (or fills at the next bar's open) down to that price and never below it.
+        It overrides an exit already under way (that close is cancelled and its quantity re-sold
+        at the cap) and gives a close blocked by rejections a fresh start. While entering, the
+        entry is cancelled and what filled is closed the same way (nothing filled: ``UNFILLED``).
+        ``unsent``: client ids of intents the shell knows the venue never saw (held back while
+        frozen); they are dropped, not cancelled. Calling it again only adds what is missing.
+        """
+        pos = self.position
+        if pos.status is ExitStatus.CLOSED:
+            return []
+        for client_id in unsent:
+            order = self.orders.get(client_id)
+            if order is not None and order.status is OrderStatus.PENDING:
+                order.status = OrderStatus.CANCELLED
+                order.updated_ms = max(order.updated_ms, now_ms)
+        flatten = ExitReason.KILL_SWITCH
+        if pos.status is ExitStatus.ENTERING:
+            self._pending_exit = flatten
+            return self._cancel_entry("flatten") + self._advance(now_ms)
+        if self._trigger is not flatten:
+            self._trigger = flatten
+            self._close_rejections, self._close_retry_ms = 0, None
+            self._promote(ExitStatus.CLOSING)
+        cmds: list[Command] = [
+            self._cancel(o, "flatten")
+            for o in self.orders.values()
+            if o.is_open and o.client_id not in self._cancel_requested and o.purpose != flatten.value
+        ]
+        return cmds + self._advance(now_ms)
+
     def _entry_timeout(self, now_ms: int) -> list[Command]:
         """An entry still working ``entry_timeout_s`` after its signal is stale: cancel the rest."""
         if now_ms - self.position.entry_ms < self.config.entry_timeout_s * 1000:
@@ -609,12 +650,15 @@ class PositionCore:
 
     def _close_price(self, purpose: str) -> Decimal:
         """Mark less a slippage allowance that widens with every re-price of this close, never
-        past ``max_close_slippage_pct`` (a venue that keeps refusing must not walk it to a tick)."""
+        past ``max_close_slippage_pct`` (a venue that keeps refusing must not walk it to a tick);
+        a flatten (:meth:`flatten`) is priced at that cap from its first attempt."""
         pos, tick = self.position, self.instrument.tick_size
         base = pos.mark_price if pos.mark_price is not None else pos.entry_price
         steps = Decimal(self._attempts.get(purpose, 0) + 1)
         cap = to_decimal(self.config.max_close_slippage_pct)
         slip = min(cap, to_decimal(self.config.exit_slippage_pct) * steps)
+        if purpose == ExitReason.KILL_SWITCH.value:
+            slip = cap
         return max(tick, ceil_to(base * (ONE - cap), tick), floor_to(base * (ONE - slip), tick))
 
     def _is_close(self, order: Order) -> bool:

@@ -108,6 +108,7 @@ class ExitReason(StrEnum):
     SETTLEMENT = "settlement"
     MANUAL = "manual"
     UNFILLED = "unfilled"  # the entry ended with nothing bought: no trade, no P&L
+    KILL_SWITCH = "kill_switch"  # closed by `raytrader kill-switch --flatten` (PositionCore.flatten)
 
 
 class Liquidity(StrEnum):

@@ -263,6 +263,26 @@ class PositionActor(ActorShell):
             if not frozen:
                 await self._reconcile()
 
+    async def flatten(self) -> dict[str, Any]:
+        """The kill switch's flatten: close now at the capped price (:meth:`PositionCore.flatten`).
+
+        Its closes must leave, so the position is unfrozen (the portfolio's latched halt keeps
+        entries off). Intents a freeze held back and the venue never saw are dropped; orders the
+        kill switch cancelled at the venue behind the core's back are learnt by reconciling,
+        which frees their quantity to sell.
+        """
+        await self.ready.wait()
+        async with self.lock:
+            if not self.closed:
+                pending = [o.client_id for o in self.core.orders.values() if o.status is OrderStatus.PENDING]
+                unsent = [cid for cid in pending if await self.venue.order.remote(cid) is None]
+                self.frozen = self.frozen_latched = False
+                commands = self.core.flatten(self._now(), unsent)
+                await self._checkpoint()
+                await self._execute(commands, None)
+                await self._reconcile()
+        return self.heartbeat_detail()
+
     async def redrive(self) -> dict[str, Any]:
         """The supervisor found this position stuck: reconcile with the venue and re-run timers."""
         self.redrives += 1

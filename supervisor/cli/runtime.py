@@ -1,4 +1,4 @@
-"""`raytrader run | status | stop | kill-switch | trades | performance | state`: the runtime's CLI."""
+"""`raytrader run | status | stop | kill-switch | resume | watch | trades | performance | state`."""
 
 from __future__ import annotations
 
@@ -37,6 +37,14 @@ def _settings(
         if value is not None:
             extra.append(f"{key}={json.dumps(value) if isinstance(value, str) else value}")
     return settings_or_exit(config, extra)
+
+
+def _attach(address: str, settings: Settings) -> None:
+    """Join the running system's Ray cluster (a process that has joined already stays as it is)."""
+    import ray
+
+    if not ray.is_initialized():
+        ray.init(address=address, namespace=settings.runtime.namespace, logging_level=logging.ERROR)
 
 
 def _render_factory(live: Any, console: Any, tty: bool) -> Any:
@@ -205,17 +213,17 @@ def _write_report(settings: Settings, out: Path) -> None:
 @app.command()
 def status(
     config: ConfigOption = None,
+    set_: SetOption = None,
     address: Annotated[str, typer.Option("--address", help="Ray cluster address.")] = "auto",
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
     """Actors, heartbeat ages, restarts, positions, open orders and P&L of a running system."""
-    import ray
 
     from supervisor.control import runtime
 
-    settings = _settings(config, None)
+    settings = _settings(config, set_)
     try:
-        ray.init(address=address, namespace=settings.runtime.namespace, logging_level=logging.ERROR)
+        _attach(address, settings)
         snapshot = runtime.status(settings)
     except (ConnectionError, RuntimeError) as exc:
         fail(str(exc), code=1)
@@ -246,13 +254,12 @@ def stop(
     ] = False,
 ) -> None:
     """Stop a running system cleanly (feeds paused, state flushed, orders cancelled)."""
-    import ray
 
     from supervisor.control import runtime
 
     settings = _settings(config, None)
     try:
-        ray.init(address=address, namespace=settings.runtime.namespace, logging_level=logging.ERROR)
+        _attach(address, settings)
         result = runtime.stop_system(settings, cancel_orders=not keep_orders, teardown=True)
     except (ConnectionError, RuntimeError) as exc:
         fail(str(exc), code=1)
@@ -262,26 +269,109 @@ def stop(
 @app.command("kill-switch")
 def kill_switch(
     config: ConfigOption = None,
+    set_: SetOption = None,
     address: Annotated[str, typer.Option("--address", help="Ray cluster address.")] = "auto",
+    flatten: Annotated[
+        bool,
+        typer.Option(
+            "--flatten",
+            help="Then close every open position at market within exits.max_close_slippage_pct "
+            "(a marketable limit sell at that cap below the mark; the order model is limit-only).",
+        ),
+    ] = False,
+    wait: Annotated[
+        float,
+        typer.Option(
+            help="With --flatten: wait this many seconds for every position to close; exit 1 if not."
+        ),
+    ] = 0.0,
 ) -> None:
-    """Cancel every open order and halt new entries now."""
+    """Cancel every open order and halt new entries now; latched until `raytrader resume`.
+
+    Without --flatten positions stay as they are, frozen (no new orders, their exits cancelled).
+    """
     import ray
 
     from supervisor.control import runtime
 
-    settings = _settings(config, None)
+    settings = _settings(config, set_)
     try:
-        ray.init(address=address, namespace=settings.runtime.namespace, logging_level=logging.ERROR)
+        _attach(address, settings)
         started = time.monotonic()
-        result = ray.get(runtime.supervisor_handle(settings).kill_switch.remote(), timeout=10)
-    except (ConnectionError, RuntimeError) as exc:
+        call = runtime.supervisor_handle(settings).kill_switch.remote("kill switch", flatten)
+        result = ray.get(call, timeout=60 if flatten else 10)
+        result["seconds"] = round(time.monotonic() - started, 3)
+        if flatten and wait > 0:
+            result["open_positions"] = _wait_flat(settings, wait)
+    except (ConnectionError, RuntimeError, TimeoutError) as exc:
         fail(str(exc), code=1)
-    typer.echo(json.dumps({**result, "seconds": round(time.monotonic() - started, 3)}))
+    typer.echo(json.dumps(result))
+    if result.get("flatten_failed") or result.get("open_positions"):
+        raise typer.Exit(1)
+
+
+def _wait_flat(settings: Settings, wait_s: float) -> list[str]:
+    """Poll until no position actor reports itself open; the ones still open after ``wait_s``."""
+    from supervisor.control import runtime
+
+    deadline = time.monotonic() + wait_s
+    while True:
+        positions = runtime.status(settings)["positions"]
+        left = sorted(p["name"] for p in positions if p["detail"].get("status") != "closed")
+        if not left or time.monotonic() >= deadline:
+            return left
+        time.sleep(0.5)
+
+
+@app.command("watch")
+def watch_command(
+    config: ConfigOption = None,
+    set_: SetOption = None,
+    state_dir: StateDirOption = None,
+    once: Annotated[
+        bool, typer.Option("--once", help="Look once and exit: 0 alive or stopped cleanly, 1 silent.")
+    ] = False,
+    silent_after: Annotated[
+        float | None,
+        typer.Option(help="Seconds without a write that count as silence (default: notify.silent_after_s)."),
+    ] = None,
+    interval: Annotated[float, typer.Option(help="Seconds between looks when looping.")] = 10.0,
+) -> None:
+    """Alert (log + notifier) when the whole system is silent, from outside Ray.
+
+    Reads the health record the supervisor writes to the LMDB store every tick, read-only; no
+    Ray needed, so it still speaks when the cluster is gone. Loops until Ctrl-C; --once for cron.
+    """
+    import asyncio
+
+    from supervisor.control.notifier import Notifier
+    from supervisor.control.watchdog import Verdict, watch
+
+    settings = _settings(config, set_, state_dir)
+    store = Path(settings.state_dir) / "store"  # actors.shells.store.store_path, without its Ray import
+    limit = silent_after if silent_after is not None else settings.notify.silent_after_s
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    async def looking() -> Verdict:
+        notifier = Notifier(settings.notify)
+        try:
+            return await watch(store, notifier, silent_after_s=limit, interval_s=interval, once=once)
+        finally:
+            await notifier.close()
+
+    try:
+        verdict = asyncio.run(looking())
+    except KeyboardInterrupt:
+        return
+    typer.echo(verdict.line())
+    if verdict.silent:
+        raise typer.Exit(1)
 
 
 @app.command()
 def resume(
     config: ConfigOption = None,
+    set_: SetOption = None,
     address: Annotated[str, typer.Option("--address", help="Ray cluster address.")] = "auto",
 ) -> None:
     """Clear a latched kill switch: entries allowed again, positions unfrozen and re-armed."""
@@ -289,9 +379,9 @@ def resume(
 
     from supervisor.control import runtime
 
-    settings = _settings(config, None)
+    settings = _settings(config, set_)
     try:
-        ray.init(address=address, namespace=settings.runtime.namespace, logging_level=logging.ERROR)
+        _attach(address, settings)
         result = ray.get(runtime.supervisor_handle(settings).resume.remote(), timeout=30)
     except (ConnectionError, RuntimeError) as exc:
         fail(str(exc), code=1)

@@ -49,6 +49,7 @@ from supervisor.control.notifier import (
     Notifier,
     SilenceWatch,
     halt_alert,
+    no_activity_alert,
     orphan_alert,
     restart_budget_alert,
     stuck_alert,
@@ -57,6 +58,7 @@ from supervisor.control.reconcile import (
     Action,
     ActorView,
     CancelOrphan,
+    ClearNoActivity,
     CountRestart,
     Desired,
     EscalateStuck,
@@ -67,6 +69,7 @@ from supervisor.control.reconcile import (
     Observed,
     Policy,
     PositionEntry,
+    RaiseNoActivity,
     ReapPosition,
     RecreateActor,
     RedrivePosition,
@@ -75,8 +78,10 @@ from supervisor.control.reconcile import (
     VenueOrderView,
     WatchOrder,
     reconcile,
+    shows_activity,
     suspects,
 )
+from supervisor.control.watchdog import HEALTH_KEY, HEALTH_KIND, health_record
 
 log = logging.getLogger(__name__)
 
@@ -122,6 +127,10 @@ class SupervisorActor:
         self.frozen = False
         self.ticks = 0
         self.started_wall = time.time()
+        self.last_activity_wall = self.started_wall
+        """When something was last traded or evaluated (see reconcile.shows_activity)."""
+        self.no_activity_since: float | None = None
+        """While the no-activity alert is up: the wall time of the last activity before it."""
         self._handles: dict[str, Any] = {}
         self._loop_task: asyncio.Task[None] | None = None
         saved = ray.get(self._store().get.remote("portfolio", "supervisor")) or {}
@@ -213,6 +222,7 @@ class SupervisorActor:
         """
         for record in self.actors.values():  # a new run: its actors' first beats are not restarts
             record.incarnation = None
+        self.last_activity_wall = time.time()  # a new run's silence counts from its start
         feeds: list[tuple[str, str]] = []
         for name, kind in self._static_actors():
             self._expect(name, kind)
@@ -263,6 +273,8 @@ class SupervisorActor:
         record = self._expect(beat.actor_id, beat.kind)
         record.last_beat_wall = time.time()
         self.silence.beat()
+        if shows_activity(record.heartbeat, beat):
+            self.last_activity_wall = record.last_beat_wall
         record.heartbeat = beat
         self.registry.apply(beat.metrics)
 
@@ -288,7 +300,7 @@ class SupervisorActor:
         """
         self.ticks += 1
         done: dict[str, Any] = {"recreated": [], "orphans": [], "stuck": [], "reaped": []}
-        policy = Policy.of(self.settings.supervision)
+        policy = Policy.from_settings(self.settings)
         index = await self._store().position_index.remote()
         desired = Desired(
             actors=topology(self.settings).supervised(),
@@ -316,18 +328,37 @@ class SupervisorActor:
         for action in reconcile(desired, observed, now, policy):
             await self._carry_out(action, now, policy, done)
         self._forget_old_restarts(now, policy)
-        self._export_health()
+        self._export_health(now, policy)
         silent = self.silence.check()
         if silent is not None:
             self.notifier.notify_soon(silent)
         await self._save()
+        await self._write_health(now)
         return done
 
+    async def _write_health(self, now: float, *, stopped: bool = False) -> None:
+        """The record `raytrader watch` reads from outside Ray (supervisor.control.watchdog)."""
+        if self.stopping and not stopped:
+            return  # a tick that was under way when the stop came must not undo its record
+        record = health_record(
+            wall_ms=int(now * 1000),
+            last_activity_ms=int(self.last_activity_wall * 1000),
+            no_activity=self.no_activity_since is not None,
+            kill_switch_latched=self.frozen,
+            ticks=self.ticks,
+            stopped=stopped,
+        )
+        await self._store().put.remote(HEALTH_KIND, HEALTH_KEY, record)
+
     def _observe_actors(self) -> Observed:
+        feeds = [r.heartbeat for r in self.actors.values() if r.kind == "feed"]
         return Observed(
             actors={name: self._view(record) for name, record in self.actors.items()},
             unowned_since=dict(self.unowned_since),
             started_wall=self.started_wall,
+            last_activity_wall=self.last_activity_wall,
+            no_activity_alerted=self.no_activity_since is not None,
+            replay_done=bool(feeds) and all(b is not None and b.detail.get("done") for b in feeds),
         )
 
     def _view(self, record: ActorRecord) -> ActorView:
@@ -422,6 +453,10 @@ class SupervisorActor:
             case CancelOrphan(client_id, market, owner):
                 if await self._cancel_orphan(client_id, market, owner):
                     done["orphans"].append(client_id)
+            case RaiseNoActivity(silent_s, since_wall):
+                self._raise_no_activity(silent_s, since_wall, policy)
+            case ClearNoActivity():
+                self._clear_no_activity(policy)
             case _:
                 raise TypeError(f"unknown supervisor action {action!r}")
 
@@ -521,9 +556,27 @@ class SupervisorActor:
                 self.registry.set("raytrader_actor_up", 0.0, labels)
         return [name]
 
-    def _export_health(self) -> None:
+    def _raise_no_activity(self, silent_s: float, since_wall: float, policy: Policy) -> None:
+        """Nothing traded nor evaluated for too long: the metric, the log, the notifier; once."""
+        self.no_activity_since = since_wall
+        self.registry.set("raytrader_no_activity", 1.0)
+        limit = policy.no_activity_s or 0.0
+        log.error("no trade and no evaluated signal for %.0fs (limit %.0fs)", silent_s, limit)
+        self.notifier.notify_soon(no_activity_alert(silent_s, limit, int(since_wall * 1000)))
+
+    def _clear_no_activity(self, policy: Policy) -> None:
+        since = self.no_activity_since if self.no_activity_since is not None else self.last_activity_wall
+        self.no_activity_since = None
+        self.registry.set("raytrader_no_activity", 0.0)
+        lasted = max(0.0, self.last_activity_wall - since) * policy.activity_clock_rate
+        log.warning("activity resumed after %.0fs without a trade or an evaluated signal", lasted)
+        alert = no_activity_alert(lasted, policy.no_activity_s or 0.0, int(since * 1000), resumed=True)
+        self.notifier.notify_soon(alert)
+
+    def _export_health(self, now: float, policy: Policy) -> None:
         fresh = self.settings.supervision.heartbeat_interval_s * self.settings.supervision.suspect_after_beats
-        now = time.time()
+        activity_age = max(0.0, now - self.last_activity_wall) * policy.activity_clock_rate
+        self.registry.set("raytrader_activity_age_seconds", activity_age)
         for record in self.actors.values():
             labels = {"kind": record.kind, "actor": record.name}
             age = None if record.last_beat_wall is None else now - record.last_beat_wall
@@ -573,18 +626,53 @@ class SupervisorActor:
             "ticks": self.ticks,
         }
 
-    async def kill_switch(self, reason: str = "kill switch") -> dict[str, Any]:
+    async def kill_switch(self, reason: str = "kill switch", flatten: bool = False) -> dict[str, Any]:
         """Halt entries, freeze positions (no new orders), cancel every open order; within a second.
 
         The kill switch is latched: it survives restarts and stops until an operator clears it
-        (``raytrader resume``, or ``raytrader run --clear-kill-switch``).
+        (``raytrader resume``, or ``raytrader run --clear-kill-switch``). With ``flatten``, once
+        everything is cancelled every open position closes at market within its slippage cap
+        (:meth:`PositionActor.flatten`): those positions are unfrozen to let their closes out,
+        the latch (no entries) stays.
         """
         self.frozen = True
         await self._save()
         cancelled = await self._quiesce(reason, latched=True)
-        log.warning("kill switch: entries halted, %d orders cancelled", cancelled)
-        self.notifier.notify_soon(halt_alert(reason, cancelled=cancelled))
-        return {"halted": reason, "cancelled": cancelled, "latched": True}
+        result: dict[str, Any] = {"halted": reason, "cancelled": cancelled, "latched": True}
+        if flatten:
+            result.update(await self._flatten())
+        log.warning(
+            "kill switch: entries halted, %d orders cancelled, flattened %s, failed %s",
+            cancelled,
+            result.get("flattened"),
+            result.get("flatten_failed"),
+        )
+        details = {k: v for k, v in result.items() if k in ("cancelled", "flattened", "flatten_failed")}
+        self.notifier.notify_soon(halt_alert(reason, **details))
+        return result
+
+    async def _flatten(self) -> dict[str, Any]:
+        """Ask every open position of the store to close now (one whose actor is gone is created
+        first: it restores from the store); each one's status after its call, and what failed."""
+        index = await self._store().position_index.remote()
+        handles: dict[str, Any] = {}
+        for name in (position_name(p["position_id"]) for p in index if p["open"]):
+            self._expect(name, "position")
+            handle = self._handle(name)
+            if handle is None:
+                handle = self._handles[name] = self._create(name, "position")
+            handles[name] = handle
+        answers = await asyncio.gather(
+            *(h.flatten.remote() for h in handles.values()), return_exceptions=True
+        )
+        flattened: dict[str, str] = {}
+        failed: dict[str, str] = {}
+        for name, answer in zip(handles, answers, strict=True):
+            if isinstance(answer, BaseException):
+                failed[name] = f"{type(answer).__name__}: {answer}"
+            else:
+                flattened[name] = str(answer["status"])
+        return {"flattened": flattened, "flatten_failed": failed}
 
     async def _quiesce(self, reason: str, *, latched: bool) -> int:
         """Halt entries, freeze every position and cancel every open order; returns the count."""
@@ -645,6 +733,7 @@ class SupervisorActor:
             record.incarnation = None
         self.started = False  # and the next run's supervisor waits for its start
         await self._save()
+        await self._write_health(time.time(), stopped=True)  # `raytrader watch`: silent on purpose
         await self.notifier.close()
         return result
 

@@ -101,6 +101,16 @@ SPECS: tuple[MetricSpec, ...] = (
         "gauge", "raytrader_halted", "1 while new entries are halted (kill switch, budget, loss limit)"
     ),
     MetricSpec(
+        "gauge",
+        "raytrader_activity_age_seconds",
+        "Seconds (runtime clock) since the bot last traded or evaluated a signal",
+    ),
+    MetricSpec(
+        "gauge",
+        "raytrader_no_activity",
+        "1 while nothing has been traded nor evaluated for notify.no_activity_s",
+    ),
+    MetricSpec(
         "counter", "raytrader_restart_budget_spent_total", "Actors whose restart budget ran out", ("kind",)
     ),
     MetricSpec("counter", "raytrader_bad_messages_total", "Malformed inputs rejected", ("source",)),

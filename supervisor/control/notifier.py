@@ -73,6 +73,7 @@ class AlertKind(StrEnum):
     STUCK_POSITION = "stuck_position"
     DAILY_LOSS_LIMIT = "daily_loss_limit"
     SYSTEM_SILENT = "system_silent"
+    NO_ACTIVITY = "no_activity"
     TEST = "test"
 
 
@@ -89,6 +90,7 @@ DEFAULT_SEVERITY: dict[AlertKind, Severity] = {
     AlertKind.STUCK_POSITION: Severity.WARNING,
     AlertKind.DAILY_LOSS_LIMIT: Severity.CRITICAL,
     AlertKind.SYSTEM_SILENT: Severity.CRITICAL,
+    AlertKind.NO_ACTIVITY: Severity.WARNING,
     AlertKind.TEST: Severity.INFO,
 }
 
@@ -217,6 +219,25 @@ def daily_loss_alert(day: str, loss: float, start_equity: float, limit: float, *
             "limit": limit,
             "halted": halted,
         },
+    )
+
+
+def no_activity_alert(silent_s: float, limit_s: float, since_ms: int, *, resumed: bool = False) -> Alert:
+    """Nothing traded and no signal evaluated for ``silent_s`` (limit ``limit_s``) since ``since_ms``
+    (wall ms); ``resumed``: the info that activity came back. One silence is one key, so the
+    cooldown never hides the next silence."""
+    since = datetime.fromtimestamp(since_ms / 1000, tz=UTC).isoformat(timespec="seconds")
+    summary = (
+        f"activity resumed after {silent_s:.0f}s without a trade or an evaluated signal"
+        if resumed
+        else f"no trade and no evaluated signal for {silent_s:.0f}s (limit {limit_s:.0f}s), since {since}"
+    )
+    return Alert(
+        kind=AlertKind.NO_ACTIVITY,
+        summary=summary,
+        key=f"{since_ms}:resumed" if resumed else str(since_ms),
+        severity=Severity.INFO if resumed else None,
+        details={"silent_s": round(silent_s, 3), "limit_s": limit_s, "since": since, "resumed": resumed},
     )
 
 

@@ -28,17 +28,26 @@ One tick, in the order its actions are carried out:
   (:class:`WatchOrder` starts its grace clock) and cancelled once the grace has passed
   (:class:`CancelOrphan`); an order that is owned again, or gone, is forgotten
   (:class:`ForgetOrder`). A position still starting, or being probed this tick (it may be
-  re-created right now), keeps its orders.
+  re-created right now), keeps its orders;
+- activity: nothing traded and no signal evaluated for ``no_activity_s`` (heartbeats may go on:
+  a feed stalled upstream, a strategy that stopped evaluating) raises an alert once per silence
+  (:class:`RaiseNoActivity`), cleared when activity resumes (:class:`ClearNoActivity`). What
+  counts as activity is :func:`shows_activity`. The silence is wall time since the last activity
+  times ``activity_clock_rate``: the replay speed of a paced paper replay (the rate at which its
+  data clock runs, on which the positions' own timeouts count), 1 live or at speed ``max`` (no
+  fixed rate: only a real stall of that length counts). Data time alone cannot measure it: it
+  stops when the data stops. A finished replay is silent by design and raises nothing.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-from actors.domain.names import POSITION, ActorName, actor_key, position_name
-from config.models import SupervisionConfig
+from actors.domain.names import PORTFOLIO, POSITION, STRATEGY, ActorName, actor_key, position_name
+from actors.domain.telemetry import Heartbeat
+from config.models import Mode, Settings, SupervisionConfig
 
 TRANSIENT = ("entering", "closing")
 HOLDING = ("open", "half_closed")
@@ -65,6 +74,10 @@ class Policy:
     stale_factor: int = 3
     """Suspect periods of silence after which a live position is restarted, and after which its
     heartbeat no longer vouches for its orders."""
+    no_activity_s: float | None = None
+    """Nothing traded nor evaluated this long (on the runtime's clock) raises an alert; None: off."""
+    activity_clock_rate: float = 1.0
+    """Seconds of the runtime's clock per wall second (see :func:`activity_clock_rate`)."""
 
     @classmethod
     def of(cls, supervision: SupervisionConfig) -> Policy:
@@ -77,6 +90,15 @@ class Policy:
             restart_window_s=supervision.restart_window_s,
         )
 
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Policy:
+        """``supervision``'s thresholds, with the no-activity alert's from ``notify`` and the replay."""
+        return replace(
+            cls.of(settings.supervision),
+            no_activity_s=settings.notify.no_activity_s,
+            activity_clock_rate=activity_clock_rate(settings),
+        )
+
     @property
     def suspect_after_s(self) -> float:
         return self.heartbeat_interval_s * self.suspect_after_beats
@@ -84,6 +106,13 @@ class Policy:
     @property
     def stale_after_s(self) -> float:
         return self.stale_factor * self.suspect_after_s
+
+
+def activity_clock_rate(settings: Settings) -> float:
+    """How fast the runtime's clock runs against the wall: a paper replay paced at ``speed`` runs
+    its data clock ``speed`` times faster; live trading and a replay at ``max`` count wall time."""
+    speed = settings.replay.speed
+    return float(speed) if settings.mode is Mode.PAPER and speed != "max" else 1.0
 
 
 # ---------------------------------------------------------------------- desired state
@@ -172,6 +201,12 @@ class Observed:
     """When the supervisor started: no actor is suspect within the start grace of it."""
     answered: Mapping[str, bool] = field(default_factory=dict)
     """This tick's suspects (see :func:`suspects`) -> whether each answered a ping."""
+    last_activity_wall: float | None = None
+    """When something was last traded or evaluated (:func:`shows_activity`), or the supervisor started."""
+    no_activity_alerted: bool = False
+    """The current silence has been alerted (:class:`RaiseNoActivity`) and not cleared yet."""
+    replay_done: bool = False
+    """Every feed has finished its replay: silence from here on is by design."""
 
 
 # ---------------------------------------------------------------------- actions
@@ -276,6 +311,21 @@ class ReapPosition:
     name: str
 
 
+@dataclass(frozen=True)
+class RaiseNoActivity:
+    """Nothing traded and no signal evaluated for ``silent_s`` (the runtime's clock): alert once."""
+
+    silent_s: float
+    since_wall: float
+
+
+@dataclass(frozen=True)
+class ClearNoActivity:
+    """Activity resumed after an alerted silence."""
+
+    silent_s: float
+
+
 Action = (
     ExpectActor
     | NoteIncarnation
@@ -290,6 +340,8 @@ Action = (
     | CancelOrphan
     | ReleasePosition
     | ReapPosition
+    | RaiseNoActivity
+    | ClearNoActivity
 )
 
 
@@ -331,6 +383,7 @@ def reconcile(desired: Desired, observed: Observed, now: float, policy: Policy) 
         actions += _budget(view, restarted, now, policy)
     actions += _stuck(watched, now, policy)
     actions += _orphans(observed, now, policy)
+    actions += _activity(observed, now, policy)
     return actions
 
 
@@ -454,3 +507,35 @@ def _orphans(observed: Observed, now: float, policy: Policy) -> list[Action]:
             actions.append(CancelOrphan(cid, order.market, owner))
     actions += [ForgetOrder(cid) for cid in observed.unowned_since if cid not in seen]
     return actions
+
+
+ACTIVITY_METRICS = ("raytrader_signals_total", "raytrader_fills_total", "raytrader_trades_total")
+"""Counters whose increase in a heartbeat is activity, whichever actor carries it."""
+
+
+def shows_activity(previous: Heartbeat | None, beat: Heartbeat) -> bool:
+    """Does ``beat`` (after ``previous``, the same actor's last one) show the bot trading or
+    evaluating? A signal emitted, a fill or a round trip (its metric deltas); a strategy that
+    evaluated newer market data (its data time advanced); the portfolio deciding on a signal
+    (its decision count grew). Heartbeats alone, or prices reaching a position, are not."""
+    if any(d.name in ACTIVITY_METRICS and sum(d.values) > 0 for d in beat.metrics):
+        return True
+    if previous is None:
+        return False  # a first beat (a start, a restart) sets no baseline worth comparing
+    if beat.kind == STRATEGY:
+        return beat.event_ms is not None and beat.event_ms > (previous.event_ms or 0)
+    if beat.kind == PORTFOLIO:
+        return int(beat.detail.get("decisions", 0)) > int(previous.detail.get("decisions", 0))
+    return False
+
+
+def _activity(observed: Observed, now: float, policy: Policy) -> list[Action]:
+    """Raise the no-activity alert once per silence; clear it once activity resumes."""
+    if policy.no_activity_s is None or observed.last_activity_wall is None:
+        return []
+    silent = max(0.0, now - observed.last_activity_wall) * policy.activity_clock_rate
+    if observed.no_activity_alerted:
+        return [ClearNoActivity(silent)] if silent < policy.no_activity_s else []
+    if silent >= policy.no_activity_s and not observed.replay_done:
+        return [RaiseNoActivity(silent, observed.last_activity_wall)]
+    return []
