@@ -59,9 +59,12 @@ Assets of a market: base/quote of a ``BASE/QUOTE`` symbol; a binary token is its
 book locks the exact cost of walking it; a market buy waiting for a bar (price unknown) locks
 nothing and is cancelled with ``insufficient funds`` at the open if the free quote cannot pay
 it. Not enough free balance rejects with ``Reason.INSUFFICIENT_FUNDS``. Fills move exact
-``Decimal`` amounts: a buy pays ``price * qty + fee`` quote and receives ``qty`` base; a sell
-gives ``qty`` base and receives ``price * qty - fee`` quote (fees are always in quote, see
-``actors.core.fees``). What an order no longer needs is released at once; the rest when it ends.
+``Decimal`` amounts, the commission out of the balance ``FeeModel``'s fee-asset rule names
+(``actors.core.fees``): in quote, a buy pays ``price * qty + fee`` quote and receives ``qty``
+base, a sell gives ``qty`` base and receives ``price * qty - fee`` quote; in base (a buy under
+``FeeAsset.RECEIVED``) the buy pays ``price * qty`` and receives ``qty - fee_base_qty``; in a fee
+token, the token balance pays it. A buy reserves the quote fee only when quote pays it. What an
+order no longer needs is released at once; the rest when it ends.
 """
 
 from __future__ import annotations
@@ -71,7 +74,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from actors.core.fees import FeeModel
+from actors.core.fees import FeeModel, market_assets
 from actors.domain.messages import OrderUpdate as OrderUpdate  # noqa: PLC0414  (re-export until ops/sandbox imports messages)
 from actors.domain.messages import Reason as Reason  # noqa: PLC0414  (re-export until ops/sandbox imports messages)
 from actors.domain.messages import UpdateKind as UpdateKind  # noqa: PLC0414  (re-export until ops/sandbox imports messages)
@@ -97,7 +100,6 @@ from actors.domain.model import (
 
 STATE_VERSION = 1
 DEFAULT_ACCOUNT = "default"
-BINARY_QUOTE = "USDC"
 
 
 class Balance(Frozen):
@@ -107,16 +109,6 @@ class Balance(Frozen):
     @property
     def total(self) -> Decimal:
         return self.free + self.locked
-
-
-def market_assets(instrument: Instrument) -> tuple[str, str]:
-    """(base, quote) of a market: ``BTC/USDT`` -> (BTC, USDT); a binary token -> (token, USDC)."""
-    if instrument.kind is MarketKind.BINARY:
-        return instrument.symbol, BINARY_QUOTE
-    base, sep, quote = instrument.symbol.split(":", 1)[0].partition("/")
-    if not sep or not base or not quote:
-        raise ValueError(f"cannot tell base and quote of {instrument.symbol!r}")
-    return base, quote
 
 
 @dataclass(slots=True)
@@ -582,11 +574,11 @@ class MatchingEngine:
         else:
             asset = quote
             if order.price is not None:
-                need = order.qty * order.price + self.fees.max_fee(instrument.venue, order.price, order.qty)
+                need = order.qty * order.price + self._buy_fee_bound(instrument, order.price, order.qty)
             elif book is not None:
                 need = sum(
                     (
-                        p * q + self.fees.fee(instrument.venue, instrument, Side.BUY, p, q, Liquidity.TAKER)
+                        p * q + self._buy_fee(instrument, p, q)
                         for p, q in _walk(book.asks, order.qty, instrument.lot_size)
                     ),
                     ZERO,
@@ -600,6 +592,18 @@ class MatchingEngine:
         bal[1] += need
         meta.reserved = need
         return None
+
+    def _buy_fee_bound(self, instrument: Instrument, price: Decimal, qty: Decimal) -> Decimal:
+        """Quote a buy of ``qty`` at ``price`` may still pay in commission (0 when base or a token pays)."""
+        if not self.fees.quote_pays(instrument, Side.BUY):
+            return ZERO
+        return self.fees.max_fee(instrument.venue, price, qty)
+
+    def _buy_fee(self, instrument: Instrument, price: Decimal, qty: Decimal) -> Decimal:
+        """Quote commission of a taker buy, when quote pays it."""
+        if not self.fees.quote_pays(instrument, Side.BUY):
+            return ZERO
+        return self.fees.fee(instrument.venue, instrument, Side.BUY, price, qty, Liquidity.TAKER)
 
     def _release(self, order: Order, meta: _Meta, amount: Decimal) -> None:
         if amount <= 0:
@@ -632,7 +636,13 @@ class MatchingEngine:
     ) -> OrderUpdate:
         instrument = self._instruments[order.market]
         meta = self._meta[order.client_id]
-        fee = self.fees.fee(instrument.venue, instrument, order.side, price, qty, liquidity)
+        token = self.fees.fee_token
+        token_free = (
+            self._bal(meta.account, token.asset)[0] if token is not None and self.balances_enabled else ZERO
+        )
+        commission = self.fees.commission(
+            instrument, order.side, price, qty, liquidity, token_free=token_free
+        )
         meta.fills += 1
         fill = Fill(
             fill_id=deterministic_id("fill", order.client_id, meta.fills),
@@ -641,9 +651,11 @@ class MatchingEngine:
             side=order.side,
             price=price,
             qty=qty,
-            fee=fee,
+            fee=commission.fee,
             liquidity=liquidity,
             ts_ms=now_ms,
+            fee_asset=commission.asset,
+            fee_base_qty=commission.base_qty,
         )
         self._fills.append(fill)
         order.filled_qty = order.filled_qty + qty
@@ -660,18 +672,23 @@ class MatchingEngine:
         base, quote = self._assets[order.market]
         base_bal, quote_bal = self._bal(meta.account, base), self._bal(meta.account, quote)
         notional = fill.price * fill.qty
+        token = self.fees.fee_token
+        token_fee = token is not None and fill.fee_asset == token.asset and fill.fee > 0
+        quote_fee = ZERO if token_fee or fill.fee_base_qty > 0 else fill.fee
         if order.side is Side.BUY:
-            pay, paying, receiving, gets = notional + fill.fee, quote_bal, base_bal, fill.qty
+            pay, paying, receiving, gets = notional + quote_fee, quote_bal, base_bal, fill.credited_qty
         else:
-            pay, paying, receiving, gets = fill.qty, base_bal, quote_bal, notional - fill.fee
+            pay, paying, receiving, gets = fill.qty, base_bal, quote_bal, notional - quote_fee
         taken = min(pay, meta.reserved)
         meta.reserved -= taken
         paying[1] -= taken
         paying[0] -= pay - taken
         receiving[0] += gets
+        if token_fee and token is not None:
+            self._bal(meta.account, token.asset)[0] -= self.fees.charged(fill, quote)[1]
         if order.side is Side.BUY and order.price is not None and order.is_open:
-            need = order.remaining * order.price + self.fees.max_fee(
-                instrument.venue, order.price, order.remaining
+            need = order.remaining * order.price + self._buy_fee_bound(
+                instrument, order.price, order.remaining
             )
             self._release(order, meta, meta.reserved - need)
 
@@ -753,9 +770,7 @@ class MatchingEngine:
     def _affordable(self, order: Order, price: Decimal, qty: Decimal) -> bool:
         instrument = self._instruments[order.market]
         meta = self._meta[order.client_id]
-        cost = price * qty + self.fees.fee(
-            instrument.venue, instrument, order.side, price, qty, Liquidity.TAKER
-        )
+        cost = price * qty + self._buy_fee(instrument, price, qty)
         free = self._bal(meta.account, self._assets[order.market][1])[0]
         return cost <= free + meta.reserved
 

@@ -58,7 +58,14 @@ OPEN → HALF_CLOSED  one target leg completely filled, the other still resting 
 → CLOSED            nothing left held (last unit sold, entry done), or settlement
 =================  =================================================================
 
-Fees are taken as quote currency (they reduce P&L, never the share count).
+Fees: every fill's ``fee`` is its commission valued in quote, and ``Position.fees`` sums them.
+The position holds what the venue credited: a buy charged in the base asset (Binance's default,
+``Fill.fee_base_qty``) adds ``qty - fee_base_qty`` to ``entry_qty`` and that quantity's cost,
+``price * (qty - fee_base_qty)``, to the entry cost; the commission, ``fee_base_qty * price``, is
+in ``fees``, so cost plus fee is exactly the ``price * qty`` paid. Sells are lot-aligned, so such
+a position can end with *dust* below one lot that no venue order can sell: the position closes
+once nothing sellable is left, the dust stays in the account (reported in :attr:`anomalies`)
+and its cost is written off in the realised P&L.
 ``PositionClosed.realized_pnl`` is exact (proceeds - entry cost - fees); ``Position.realized_pnl``
 multiplies by the average entry price, which can be a rounded non-terminating decimal.
 
@@ -223,8 +230,8 @@ class PositionCore:
         if order.side is Side.BUY:
             if pos.status is not ExitStatus.ENTERING:
                 self._note(f"entry fill {fill.fill_id} after the position opened: not covered by exits")
-            self._entry_cost += fill.notional
-            pos.entry_qty += fill.qty
+            self._entry_cost += fill.price * fill.credited_qty  # a base commission is in fees
+            pos.entry_qty += fill.credited_qty
             pos.entry_price = self._entry_cost / pos.entry_qty
         else:
             pos.sold_qty += fill.qty
@@ -466,9 +473,11 @@ class PositionCore:
 
     @property
     def realized_pnl(self) -> Decimal:
-        """Exact once everything is sold (no average price involved); ``Position.realized_pnl`` before."""
+        """Exact once everything is sold, or closed with dust (its cost written off; no average
+        price involved); ``Position.realized_pnl`` before."""
         pos = self.position
-        if pos.entry_qty > 0 and pos.sold_qty == pos.entry_qty:
+        dust_left = pos.status is ExitStatus.CLOSED and pos.open_qty > 0
+        if pos.entry_qty > 0 and (pos.sold_qty == pos.entry_qty or dust_left):
             return pos.sale_proceeds - self._entry_cost - pos.fees
         return pos.realized_pnl
 
@@ -528,7 +537,7 @@ class PositionCore:
         if pos.sold_qty + self._reserved_total() > pos.entry_qty:
             self._note("open sells exceed the quantity held: cancelling them to re-size")
             cmds += self._cancel_all("oversold guard", side=Side.SELL)
-        if pos.open_qty <= 0 and self._entry_done():
+        if self._lots_held() <= 0 and self._entry_done():
             return cmds + self._close(self._final_reason(), now_ms)
         if self._trigger is not None:
             cmds += self._sell_free(now_ms)
@@ -743,6 +752,11 @@ class PositionCore:
     def _close(self, reason: ExitReason, now_ms: int) -> list[Command]:
         """Final step: cancel leftovers and report the realised P&L once."""
         pos = self.position
+        if pos.open_qty > 0:
+            self._note(
+                f"dust {pos.open_qty} below the lot {self.instrument.lot_size} stays in the account,"
+                f" not sold; its cost {pos.entry_price * pos.open_qty} is written off"
+            )
         cmds = self._cancel_all("position closed")
         pos.status = ExitStatus.CLOSED
         pos.closed_ms = now_ms
@@ -790,6 +804,10 @@ class PositionCore:
 
     def _free(self) -> Decimal:
         return self.position.open_qty - self._reserved_total()
+
+    def _lots_held(self) -> Decimal:
+        """What is held in whole lots: the rest (dust of a commission taken in base) cannot be sold."""
+        return self.instrument.round_qty(self.position.open_qty)
 
     def _sellable(self, qty: Decimal) -> bool:
         inst = self.instrument

@@ -303,7 +303,15 @@ class Order(Mutable):
 
 
 class Fill(Frozen):
-    """One execution; ``fill_id`` is the venue's trade id and makes fills idempotent."""
+    """One execution; ``fill_id`` is the venue's trade id and makes fills idempotent.
+
+    ``qty`` is what the order executed (the venue's ``executedQty`` counts it). The commission
+    is ``fee``, valued in the quote asset (every ledger sums it), charged in ``fee_asset``;
+    ``actors.core.fees`` holds the rule. A buy charged in the base asset it bought (Binance's
+    default) leaves the account ``credited_qty = qty - fee_base_qty``, and its ``fee`` is
+    ``fee_base_qty * price`` exactly, so the quote paid, ``price * qty``, is
+    ``price * credited_qty + fee`` (``cash_flow``).
+    """
 
     fill_id: str
     client_id: str
@@ -314,10 +322,37 @@ class Fill(Frozen):
     fee: Decimal = ZERO
     liquidity: Liquidity = Liquidity.TAKER
     ts_ms: int
+    fee_asset: str | None = None
+    """The asset the venue took the commission in (``USDT``, ``BTC``, ``BNB``); None: the quote asset
+    (paper fills, and records written before fills carried it)."""
+    fee_base_qty: Decimal = Field(default=ZERO, ge=0)
+    """The part of a buy's ``qty`` the venue kept as its commission (charged in the base asset)."""
+
+    @model_validator(mode="after")
+    def _base_fee_within_buy(self) -> Fill:
+        if self.fee_base_qty > 0 and (self.side is not Side.BUY or self.fee_base_qty >= self.qty):
+            raise ValueError(
+                "a base-asset commission is taken from a buy's quantity, and less than all of it"
+            )
+        return self
 
     @property
     def notional(self) -> Decimal:
         return self.price * self.qty
+
+    @property
+    def credited_qty(self) -> Decimal:
+        """The base quantity the account received (buy) or gave (sell): ``qty`` less a base commission."""
+        return self.qty - self.fee_base_qty
+
+    @property
+    def cash_flow(self) -> Decimal:
+        """Signed change of the quote cash, a commission in another asset valued in: a buy pays
+        ``price * credited_qty + fee`` (= ``price * qty`` when the fee was taken in base), a sell
+        receives ``price * qty - fee``."""
+        if self.side is Side.BUY:
+            return -(self.price * self.credited_qty + self.fee)
+        return self.notional - self.fee
 
 
 class Position(Mutable):
@@ -327,7 +362,9 @@ class Position(Mutable):
     strategy: str
     market: str
     entry_price: Decimal = Field(ge=0, description="average entry fill price; 0 until the first fill")
-    entry_qty: Decimal = Field(ge=0, description="quantity bought so far")
+    entry_qty: Decimal = Field(
+        ge=0, description="quantity the entry fills credited so far (bought, less a commission taken in base)"
+    )
     entry_ms: int
     stop_price: Decimal
     target_one_price: Decimal

@@ -179,7 +179,13 @@ def _fills_in_one_position(fills: list[Fill], cores: dict[str, PositionCore]) ->
         by_client[fill.client_id].append(fill)
     for pid, core in cores.items():
         bought = sum(
-            (f.qty for o in core.orders.values() if o.side is Side.BUY for f in by_client[o.client_id]), ZERO
+            (
+                f.credited_qty  # what the venue credited: a commission taken in base is not held
+                for o in core.orders.values()
+                if o.side is Side.BUY
+                for f in by_client[o.client_id]
+            ),
+            ZERO,
         )
         if bought != core.position.entry_qty:
             result.violations.append(
@@ -231,9 +237,7 @@ def _books_reconcile(
     )
     cash = settings.portfolio.initial_capital
     for fill in fills:
-        cash += (
-            -(fill.price * fill.qty) - fill.fee if fill.side is Side.BUY else fill.price * fill.qty - fill.fee
-        )
+        cash += fill.cash_flow
     payouts = ZERO
     for core in cores.values():
         if core.exit_trigger is not None and core.exit_trigger.value == "settlement":

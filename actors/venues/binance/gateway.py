@@ -40,6 +40,7 @@ from typing import Any, TypeVar
 import ccxt.async_support as ccxt_async
 from pydantic import SecretStr
 
+from actors.core.fees import reported_commission
 from actors.domain.model import (
     ZERO,
     BookLevel,
@@ -443,35 +444,65 @@ class BinanceGateway:
         return self._client_ids.get(key, f"orderId:{order_id}")
 
     async def _to_fill(self, trade: dict[str, Any], symbol: str, binance_symbol: str) -> Fill:
+        """One of our trades as a fill; its commission as charged (``actors.core.fees.reported_commission``).
+
+        The asset is ccxt's ``fee.currency`` (Binance's ``commissionAsset``), the amount the exact
+        ``commission`` string. In quote it stays quote; in the base asset it stays base
+        (``fee_base_qty``: the account was credited ``qty`` less it), valued at the fill price;
+        in a third asset (BNB paying) it is valued at that asset's last price in quote on the
+        venue, read when the fill is first read (``_asset_price``).
+        """
         info: dict[str, Any] = trade["info"]
         price, qty = dec(info["price"]), dec(info["qty"])
-        commission = Decimal(str(info.get("commission", "0")))
-        asset = str(info.get("commissionAsset") or "")
+        side = Side.BUY if info.get("isBuyer") else Side.SELL
+        fee_info = trade.get("fee") or {}
+        amount = dec(info.get("commission") or "0")
+        asset = str(fee_info.get("currency") or info.get("commissionAsset") or "")
         market = self.exchange.market(symbol)
-        if asset == market["quote"] or commission == 0:
-            fee = commission
-        elif asset == market["base"]:
-            fee = commission * price  # the domain keeps every fee in the quote asset
-        else:
-            log.warning(
-                "binance fill %s: fee %s %s not convertible to %s; recorded as 0",
-                info["id"],
-                commission,
-                asset,
-                market["quote"],
-            )
-            fee = ZERO
+        base, quote = str(market["base"]), str(market["quote"])
+        asset_price = None
+        if amount > 0 and asset not in (base, quote):
+            asset_price = await self._asset_price(str(info.get("commissionAsset") or asset), market)
+            if asset_price is None:
+                log.warning(
+                    "binance fill %s: fee %s %s has no price in %s; valued at 0",
+                    info["id"],
+                    amount,
+                    asset,
+                    quote,
+                )
+        commission = reported_commission(
+            amount, asset, side=side, price=price, base=base, quote=quote, asset_price=asset_price
+        )
         return Fill(
             fill_id=f"{VENUE}:{binance_symbol}:{info['id']}",
             client_id=await self._client_id(binance_symbol, symbol, str(info["orderId"])),
             market=self._market_id(symbol),
-            side=Side.BUY if info.get("isBuyer") else Side.SELL,
+            side=side,
             price=price,
             qty=qty,
-            fee=dec(fee) if fee else ZERO,
+            fee=commission.fee,
             liquidity=Liquidity.MAKER if info.get("isMaker") else Liquidity.TAKER,
             ts_ms=int(info["time"]),
+            fee_asset=commission.asset,
+            fee_base_qty=commission.base_qty,
         )
+
+    async def _asset_price(self, asset_id: str, market: dict[str, Any]) -> Decimal | None:
+        """Last price of a fee asset (BNB) in ``market``'s quote (``GET /api/v3/ticker/price``).
+
+        None when the venue lists no such pair; a transient error propagates, so the poll reads
+        the trade again later instead of recording its fee at 0.
+        """
+        request = {"symbol": f"{asset_id}{market['quoteId']}"}
+        try:
+            raw = await self._call(partial(self.exchange.publicGetTickerPrice, request))
+        except VenueError as exc:
+            if exc.retryable:
+                raise
+            return None
+        price = dec(raw.get("price") or "0") if isinstance(raw, dict) else ZERO
+        return price if price > 0 else None
 
     async def balances(self) -> dict[str, Decimal]:
         raw = await self._call(self.exchange.fetch_balance)

@@ -6,9 +6,10 @@ protocol (signatures, error codes, rate limits, lost answers) without the intern
 Deviations from Binance, on purpose: a client order id is unique forever (Binance only
 refuses one that is *open*), so a re-sent order never becomes a second order; a re-sent
 client id of a rejected order gets the original rejection again. Rejected orders are not
-visible (-2013), as on Binance. Commissions are always in USDT (``actors.core.fees``: every fee in
-the quote asset; Binance takes a buy's fee in BTC). No user-data stream, no order-count
-limits, no IP bans.
+visible (-2013), as on Binance. Commissions are charged as on Binance (``actors.core.fees``,
+``FeeAsset.RECEIVED``): a buy's in BTC out of the BTC received, a sell's in USDT, or all in BNB
+when a ``FeeToken`` is configured and the account holds BNB (its price is fixed, and
+``/api/v3/ticker/price`` quotes it). No user-data stream, no order-count limits, no IP bans.
 
 The modules, one concern each (every one says what it models and why):
 

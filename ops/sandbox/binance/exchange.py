@@ -1,6 +1,11 @@
 """The sandbox venue's state and market model: the replayed bars, the modelled outside book,
 the matching engine, accounts and balances, and the Binance view of orders.
 
+**Commissions** are charged as Binance charges them (``FeeAsset.RECEIVED`` unless ``fees`` says
+otherwise): a buy's in BTC, out of the BTC it receives (the account is credited ``qty`` less the
+commission), a sell's in USDT; with a ``FeeToken`` ("pay fees with BNB") every commission is
+paid in that token, at its discount, while the account holds enough of it.
+
 **Market.** The bundled BTCUSDT 1m klines are replayed; the venue's market clock stands at
 the close of the *current* bar and moves only when ``advance(n_bars)`` is called (or the
 background clock started by ``start_clock(speed)`` calls it). Nothing after the current bar
@@ -41,7 +46,7 @@ from typing import Any
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
-from actors.core.fees import FeeModel
+from actors.core.fees import FeeAsset, FeeModel
 from actors.core.matching import MatchingEngine, OrderUpdate, Reason, UpdateKind
 from actors.data.candles import CandleTable, read_csv
 from actors.data.replay import BINANCE_BTCUSDT
@@ -137,6 +142,7 @@ class BinanceExchange(BinanceStreams):
         self.instrument = instrument
         self.market = instrument.market_id
         self.book_model = book if book is not None else BookModel()
+        fees = fees if fees is not None else FeeModel(fee_asset=FeeAsset.RECEIVED)
         self.engine = MatchingEngine(fees, [instrument], balances=True)
         self.weight_limit = weight_limit
         self.weight_window_s = weight_window_s

@@ -5,6 +5,7 @@ depth, trades and aggregated trades, all up to the current bar and never beyond 
 from __future__ import annotations
 
 import json
+from decimal import Decimal
 from typing import Any
 
 import numpy as np
@@ -45,7 +46,8 @@ INTERVALS_MS = {
 
 
 class MarketDataEndpoints(BinanceRest):
-    """``GET /api/v3/ping``, ``time``, ``exchangeInfo``, ``klines``, ``depth``, ``trades``, ``aggTrades``."""
+    """``GET /api/v3/ping``, ``time``, ``exchangeInfo``, ``klines``, ``ticker/price``, ``depth``, ``trades``,
+    ``aggTrades``."""
 
     async def ping(self, _request: web.Request) -> web.Response:
         return web.json_response({})
@@ -196,6 +198,25 @@ class MarketDataEndpoints(BinanceRest):
                 ]
             )
         return rows
+
+    def ticker_prices(self) -> dict[str, Decimal]:
+        """Last price per symbol: BTCUSDT's last trade, and the fee token's pair at its set price."""
+        prices = {SYMBOL: self._trades[-1].price if self._trades else self.bar()[4]}
+        token = self.engine.fees.fee_token
+        if token is not None:
+            prices[f"{token.asset}{QUOTE}"] = token.price
+        return prices
+
+    async def ticker_price(self, request: web.Request) -> web.Response:
+        """``GET /api/v3/ticker/price``: one symbol's last price, or every symbol's."""
+        params = await self._params(request)
+        prices = self.ticker_prices()
+        symbol = params.get("symbol")
+        if symbol is None:
+            return web.json_response([{"symbol": s, "price": fmt(p)} for s, p in prices.items()])
+        if symbol not in prices:
+            raise BinanceError(-1121, "Invalid symbol.")
+        return web.json_response({"symbol": symbol, "price": fmt(prices[symbol])})
 
     async def depth(self, request: web.Request) -> web.Response:
         params = await self._params(request)

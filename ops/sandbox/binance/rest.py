@@ -151,4 +151,5 @@ def _weight(method: str, path: str, query: Mapping[str, str]) -> int:
         "/api/v3/trades": 25,
         "/api/v3/aggTrades": 4,
         "/api/v3/account": 20,
+        "/api/v3/ticker/price": 2 if query.get("symbol") else 4,
     }.get(path, 1)

@@ -18,6 +18,7 @@ from aiohttp import web
 from actors.core.matching import OrderUpdate, Reason, UpdateKind
 from actors.domain.model import (
     ZERO,
+    Fill,
     Liquidity,
     Order,
     OrderStatus,
@@ -177,14 +178,18 @@ class TradingEndpoints(BinanceRest):
                 {
                     "price": fmt(u.fill.price),
                     "qty": fmt(u.fill.qty),
-                    "commission": fmt(u.fill.fee),
-                    "commissionAsset": QUOTE,
+                    **self._commission_json(u.fill),
                     "tradeId": self._fill_trade[u.fill.fill_id],
                 }
                 for u in updates
                 if u.kind is UpdateKind.FILL and u.fill is not None
             ]
         return web.json_response(result)
+
+    def _commission_json(self, fill: Fill) -> dict[str, str]:
+        """``commission`` and ``commissionAsset`` of a fill, in the asset it was charged in."""
+        asset, amount = self.engine.fees.charged(fill, QUOTE)
+        return {"commission": fmt(amount), "commissionAsset": asset}
 
     def _qty_for_quote(self, side: Side, quote: Decimal) -> Decimal:
         """Quantity a MARKET order with ``quoteOrderQty`` buys/sells walking the current book."""
@@ -327,8 +332,7 @@ class TradingEndpoints(BinanceRest):
                     "price": fmt(f.price),
                     "qty": fmt(f.qty),
                     "quoteQty": fmt(f.price * f.qty),
-                    "commission": fmt(f.fee),
-                    "commissionAsset": QUOTE,
+                    **self._commission_json(f),
                     "time": f.ts_ms,
                     "isBuyer": f.side is Side.BUY,
                     "isMaker": f.liquidity is Liquidity.MAKER,

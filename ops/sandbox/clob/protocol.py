@@ -14,7 +14,7 @@ from typing import Any
 
 from aiohttp import web
 
-from actors.core.matching import BINARY_QUOTE
+from actors.core.fees import BINARY_QUOTE
 
 USDC = BINARY_QUOTE
 TOKEN_UNIT = Decimal(10**6)
