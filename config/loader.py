@@ -718,11 +718,12 @@ def _shown(value: Any, *, secret: bool = False) -> str:
 
 def _with_resolved_paths(settings: Settings) -> Settings:
     """Anchor state_dir and every replay path at PROJECT_ROOT (models are frozen, so copy)."""
-    replay_paths = {
+    replay_paths: dict[str, Any] = {
         name: resolve_path(value)
         for name in ReplayConfig.model_fields
         if isinstance(value := getattr(settings.replay, name), Path)
     }
+    replay_paths["candles"] = {market: resolve_path(path) for market, path in settings.replay.candles.items()}
     return settings.model_copy(
         update={
             "state_dir": resolve_path(settings.state_dir),

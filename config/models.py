@@ -9,7 +9,7 @@ from __future__ import annotations
 from decimal import Decimal
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Literal, Self
 
 from pydantic import (
     BaseModel,
@@ -46,7 +46,15 @@ class RegimeParams(Strict):
 
 class StrategyBase(Strict):
     name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_\-]+$", description="instance name, unique")
-    market: str = Field(min_length=1, description="market id the strategy trades, venue:symbol")
+    market: str = Field(
+        min_length=1,
+        description="the market the strategy trades, venue:symbol (with ``markets``: the first of them)",
+    )
+    markets: tuple[str, ...] = Field(
+        default=(),
+        description="every market the strategy trades, each with its own indicator state and checkpoint; "
+        "``market = X`` alone means ``markets = [X]``",
+    )
     enabled: bool = True
     allocation: Fraction = Field(default=0.2, description="share of equity this strategy may commit")
     peak_hours_only: bool = False
@@ -59,6 +67,34 @@ class StrategyBase(Strict):
     exits: ExitConfig | None = Field(
         default=None, description="this strategy's exit plan; the top-level [exits] when absent"
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _market_from_markets(cls, data: object) -> object:
+        """``markets = [A, B]`` alone names ``market`` A (a missing market is reported as such)."""
+        if isinstance(data, dict) and "market" not in data and data.get("markets"):
+            markets = data["markets"]
+            if isinstance(markets, list | tuple) and isinstance(markets[0], str):
+                return {**data, "market": markets[0]}
+        return data
+
+    @model_validator(mode="after")
+    def _one_or_many_markets(self) -> Self:
+        markets = self.markets or (self.market,)
+        if any(":" not in m for m in markets):
+            raise ValueError(f"a market id is venue:symbol, got {list(markets)}")
+        if len(set(markets)) != len(markets):
+            raise ValueError(f"markets are listed once each, got {list(markets)}")
+        if self.market != markets[0]:
+            raise ValueError(f"market {self.market!r} must be the first of markets {list(markets)}")
+        object.__setattr__(self, "markets", markets)
+        return self
+
+    def for_market(self, market: str) -> Self:
+        """This strategy's config as it runs on one of its markets (one core per market)."""
+        if market not in self.markets:
+            raise ValueError(f"strategy {self.name!r} does not trade {market!r}")
+        return self.model_copy(update={"market": market, "markets": (market,)})
 
 
 class MomentumBreakoutConfig(StrategyBase):
@@ -247,8 +283,18 @@ class CostConfig(Strict):
 # --------------------------------------------------------------------------- runtime
 
 
+BUNDLED_CANDLES: dict[str, Path] = {
+    f"binance:{base}/USDT": Path(f"ops/data/binance/{base}USDT-1m-2024-10-01_2024-11-04.csv.gz")
+    for base in ("BTC", "ETH", "SOL", "XRP")
+}
+"""Real Binance 1m klines of four markets over the same five weeks (provenance: ops/data/SOURCE.md)."""
+
+
 class ReplayConfig(Strict):
-    binance_candles: Path = Path("ops/data/binance/BTCUSDT-1m-2024-03-01_2024-03-22.csv")
+    candles: dict[str, Path] = Field(
+        default_factory=lambda: dict(BUNDLED_CANDLES),
+        description="market id -> candle file (CSV, JSON or Parquet; .gz read as such), one feed each",
+    )
     polymarket_markets: Path = Path("ops/data/polymarket/BTC-5m-markets-2026-07-24.jsonl.gz")
     chainlink_ticks: Path = Path("ops/data/polymarket/BTCUSD-chainlink-2026-07-24.csv.gz")
     speed: float | Literal["max"] = Field(default="max", description="replay multiplier or 'max'")
@@ -419,7 +465,7 @@ class Settings(Strict):
         return self
 
     def missing_live_secrets(self) -> list[str]:
-        venues = {s.market.split(":", 1)[0] for s in self.strategies if s.enabled}
+        venues = {m.split(":", 1)[0] for s in self.strategies if s.enabled for m in s.markets}
         needed: list[str] = []
         if "binance" in venues:
             needed += ["binance_api_key", "binance_api_secret"]

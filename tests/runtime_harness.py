@@ -35,7 +35,7 @@ def binance_settings(tmp: Path, name: str, rows: int = 3000, extra: tuple[str, .
     data = slice_csv(tmp / "btc.csv", rows)
     overrides = [
         f'state_dir="{tmp / "state"}"',
-        f'replay.binance_candles="{data}"',
+        f'replay.candles={{"binance:BTC/USDT" = "{data}"}}',
         f'runtime.namespace="{name}"',
         "metrics.port=0",
         "supervision.heartbeat_interval_s=0.5",

@@ -18,6 +18,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from actors.data.candles_csv import open_text
+
 COLUMNS = ("timestamp", "open", "high", "low", "close", "volume")
 SUSPICIOUS_MOVE = 0.15
 
@@ -108,8 +110,8 @@ def from_rows(rows: Iterable[Sequence[float]], provenance: dict[str, Any] | None
 
 
 def read_csv(path: Path) -> CandleTable:
-    """A CSV with the header timestamp,open,high,low,close,volume (as in ops/data/binance)."""
-    with path.open(newline="") as handle:
+    """A CSV (or .csv.gz) with the header timestamp,open,high,low,close,volume (as in ops/data/binance)."""
+    with open_text(path) as handle:
         reader = csv.reader(handle)
         header = [h.strip().lower() for h in next(reader)]
         if tuple(header[:6]) != COLUMNS:
@@ -150,15 +152,15 @@ def read_parquet(path: Path) -> CandleTable:
 
 
 def load_table(path: Path) -> CandleTable:
-    """Any supported file by its extension: .parquet, .csv, .json."""
+    """Any supported file by its extension: .parquet, .csv or .csv.gz, .json."""
     suffix = path.suffix.lower()
     if suffix == ".parquet":
         return read_parquet(path)
-    if suffix == ".csv":
+    if suffix == ".csv" or path.name.lower().endswith(".csv.gz"):
         return read_csv(path)
     if suffix == ".json":
         return read_ccxt_json(path)
-    raise ValueError(f"{path}: unsupported data file (use .parquet, .csv or .json)")
+    raise ValueError(f"{path}: unsupported data file (use .parquet, .csv, .csv.gz or .json)")
 
 
 @dataclass(frozen=True)

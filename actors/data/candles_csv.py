@@ -19,7 +19,8 @@ from actors.domain.model import MINUTE_MS, Candle
 OHLCV_COLUMNS = ("timestamp", "open", "high", "low", "close", "volume")
 
 
-def _open_text(path: str | Path) -> TextIO:
+def open_text(path: str | Path) -> TextIO:
+    """A CSV file as text; a ``.gz`` one is decompressed on the fly."""
     p = Path(path)
     if p.suffix == ".gz":
         return io.TextIOWrapper(gzip.open(p, "rb"), encoding="utf-8", newline="")
@@ -27,7 +28,7 @@ def _open_text(path: str | Path) -> TextIO:
 
 
 def _read_columns(path: str | Path) -> dict[str, list[str]]:
-    with _open_text(path) as fh:
+    with open_text(path) as fh:
         reader = csv.reader(fh)
         header = [h.strip().lower() for h in next(reader)]
         missing = [c for c in OHLCV_COLUMNS if c not in header]

@@ -17,24 +17,24 @@ from config.models import Settings
 
 log = logging.getLogger(__name__)
 
-BINANCE_MARKET = "binance:BTC/USDT"
 
-
-async def binance_live(settings: Settings, since_ms: int | None) -> AsyncIterator[MarketEvent]:
-    """The instrument, then closed 1m candles (back-filled from ``since_ms`` after a restart)."""
+async def binance_live(settings: Settings, market: str, since_ms: int | None) -> AsyncIterator[MarketEvent]:
+    """One market's instrument, then its closed 1m candles (back-filled from ``since_ms`` after a restart)."""
     gateway = make_gateway(settings, "binance")
     await gateway.start()
     try:
         for instrument in await gateway.instruments():
-            if instrument.market_id == BINANCE_MARKET:
+            if instrument.market_id == market:
                 yield instrument
-        async for candle in gateway.watch_candles(BINANCE_MARKET, "1m", since_ms):  # type: ignore[attr-defined]
+        async for candle in gateway.watch_candles(market, "1m", since_ms):  # type: ignore[attr-defined]
             yield candle
     finally:
         await gateway.close()
 
 
-async def polymarket_live(settings: Settings, since_ms: int | None) -> AsyncIterator[MarketEvent]:
+async def polymarket_live(
+    settings: Settings, feed_id: str, since_ms: int | None
+) -> AsyncIterator[MarketEvent]:
     """Listed outcome tokens, then their books and resolutions from the market websocket.
 
     The listing is refreshed every ``runtime.listing_refresh_s``; the websocket is re-opened
@@ -42,7 +42,7 @@ async def polymarket_live(settings: Settings, since_ms: int | None) -> AsyncIter
     """
     from actors.venues.polymarket.market_stream import BookMessage, ResolvedMessage, polymarket_market_stream
 
-    del since_ms  # books are snapshots: nothing to back-fill
+    del feed_id, since_ms  # one feed carries the whole series; books are snapshots: nothing to back-fill
     gateway = make_gateway(settings, "polymarket")
     await gateway.start()
     ws_url = resolve_endpoints(settings, "polymarket").ws_url

@@ -22,18 +22,18 @@ Findings about the data that shape the decisions below:
 from __future__ import annotations
 
 import csv
-import gzip
 import json
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import IO, Any, Literal, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict, Field
 
+from actors.data.candles_csv import open_text
 from actors.domain.model import Instrument, MarketKind, to_decimal
 
 Outcome = Literal["Up", "Down"]
@@ -157,10 +157,6 @@ class ChainlinkTicks(NamedTuple):
 # --------------------------------------------------------------------------- loaders
 
 
-def _open_text(path: Path) -> IO[str]:
-    return gzip.open(path, "rt", encoding="utf-8") if path.suffix == ".gz" else path.open(encoding="utf-8")
-
-
 def _iso_ms(text: str | None) -> int | None:
     if not text:
         return None
@@ -231,7 +227,7 @@ def parse_market(row: dict[str, Any], ticks: ChainlinkTicks | None = None) -> Bi
 
 def load_markets(path: Path | str, ticks: ChainlinkTicks | None = None) -> list[BinaryMarket]:
     """Every market of a markets file, in start order; pass ``ticks`` to fill null strikes."""
-    with _open_text(Path(path)) as fh:
+    with open_text(Path(path)) as fh:
         markets = [parse_market(json.loads(line), ticks) for line in fh if line.strip()]
     return sorted(markets, key=lambda m: (m.start_ms, m.slug))
 
@@ -250,7 +246,7 @@ def load_chainlink(path: Path | str) -> ChainlinkTicks:
     Prices are ``full_accuracy_value / 1e18`` (correctly rounded), so a tick equal to a
     recorded strike compares equal as a float too.
     """
-    with _open_text(Path(path)) as fh:
+    with open_text(Path(path)) as fh:
         rows = list(_chainlink_rows(csv.DictReader(fh)))
     best: dict[int, tuple[int, int, int]] = {}
     for feed_ms, recv_ms, scaled in rows:

@@ -16,15 +16,32 @@ from actors.data.polymarket import VENUE, BinaryMarket, ChainlinkTicks, load_cha
 from actors.data.polymarket_books import BookModel, BookModelConfig
 from actors.domain.model import Candle, Instrument, MarketEvent, MarketKind, OrderBook, Settlement
 
-BINANCE_BTCUSDT = Instrument(
-    venue="binance",
-    symbol="BTC/USDT",
-    kind=MarketKind.SPOT,
-    tick_size=Decimal("0.01"),
-    lot_size=Decimal("0.00001"),
-    min_size=Decimal("0.00001"),
-    correlation_group="BTC",
-)
+BINANCE_SPOT_FILTERS: dict[str, tuple[str, str]] = {
+    "BTC/USDT": ("0.01", "0.00001"),
+    "ETH/USDT": ("0.01", "0.0001"),
+    "SOL/USDT": ("0.01", "0.001"),
+    "XRP/USDT": ("0.0001", "1"),
+}
+"""Binance spot PRICE_FILTER tick and LOT_SIZE step of the bundled pairs (exchangeInfo, 2024);
+another pair replays with BTC/USDT's."""
+
+
+def binance_instrument(market_id: str) -> Instrument:
+    """The instrument of a Binance spot pair replayed from candles, with its tick and lot."""
+    symbol = market_id.partition(":")[2]
+    tick, lot = BINANCE_SPOT_FILTERS.get(symbol, BINANCE_SPOT_FILTERS["BTC/USDT"])
+    return Instrument(
+        venue="binance",
+        symbol=symbol,
+        kind=MarketKind.SPOT,
+        tick_size=Decimal(tick),
+        lot_size=Decimal(lot),
+        min_size=Decimal(lot),
+        correlation_group=symbol.split("/")[0],
+    )
+
+
+BINANCE_BTCUSDT = binance_instrument("binance:BTC/USDT")
 
 
 def event_time(event: MarketEvent) -> int:

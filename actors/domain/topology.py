@@ -5,9 +5,10 @@ The runtime starts the store, the supervisor spawns the rest of :meth:`Topology.
 market's events to the strategies that watch it, and positions find the feed of their market
 here.
 
-Feeds are one per venue today: a feed's id is its venue's name. A feed per market changes
-:func:`feed_of_market`, :func:`venue_of_feed` and how :func:`topology` lists the feeds, and
-nothing outside this module.
+Feeds, as the design card says, are one per market feed: each Binance market a strategy trades
+or watches has its own feed actor (its id is the market id, e.g. ``binance:ETH/USDT``). A
+Polymarket series is one feed (``polymarket``): its markets live for minutes and are listed
+as they come, and it carries the Chainlink settlement prices its windows resolve against.
 """
 
 from __future__ import annotations
@@ -25,37 +26,32 @@ from actors.domain.names import (
 )
 from config.models import Settings, StrategyBase
 
-FEED_VENUES = ("binance", "polymarket")
-"""The venues this version has a market-data feed for, in start-up order."""
-
 SERIES_VENUES = ("polymarket",)
 """Venues whose strategy ``market`` names a series of short-lived markets, not one market."""
+
+SERIES_FEED_OF_VENUE = {"polymarket": "polymarket", "chainlink": "polymarket"}
+"""Venues served by one series feed: the Polymarket day carries its own Chainlink reference."""
 
 
 # ---------------------------------------------------------------------- markets and feeds
 
 
-def feed_of_venue(venue: str) -> str:
-    """The feed that carries a venue's markets (one feed per venue)."""
-    return venue
-
-
 def feed_of_market(market_id: str) -> str:
-    """The feed that carries a market's prices and settlements."""
-    return feed_of_venue(market_venue(market_id))
+    """The feed that carries a market's prices and settlements: its own, or its series' feed."""
+    return SERIES_FEED_OF_VENUE.get(market_venue(market_id), market_id)
 
 
 def venue_of_feed(feed_id: str) -> str:
     """The venue whose data a feed reads (its source: replay files or the venue's stream)."""
-    return feed_id
+    return market_venue(feed_id) if ":" in feed_id else feed_id
 
 
 # ---------------------------------------------------------------------- strategies and markets
 
 
 def watched_markets(config: StrategyBase) -> tuple[str, ...]:
-    """The market ids (or series) a strategy consumes: its market and any reference market."""
-    markets = [str(config.market)]
+    """The market ids (or series) a strategy consumes: its markets and any reference market."""
+    markets = list(config.markets)
     reference = getattr(config, "reference_market", None)
     if reference:
         markets.append(str(reference))
@@ -84,7 +80,7 @@ class Topology:
     venues: tuple[str, ...]
     """Venue actors: one per venue an enabled strategy trades, sorted."""
     feeds: tuple[str, ...]
-    """Feed ids, in start-up order."""
+    """Feed ids, one per market feed (see the module docstring), sorted."""
     strategies: tuple[str, ...]
     """Enabled strategies, in config order."""
     watching: tuple[tuple[str, tuple[str, ...]], ...] = ()
@@ -124,10 +120,11 @@ class Topology:
 
 def topology(settings: Settings) -> Topology:
     enabled = [s for s in settings.strategies if s.enabled]
-    venues = sorted({market_venue(s.market) for s in enabled})
+    venues = sorted({market_venue(m) for s in enabled for m in s.markets})
+    feeds = sorted({feed_of_market(m) for s in enabled for m in watched_markets(s)})
     return Topology(
         venues=tuple(venues),
-        feeds=tuple(feed_of_venue(v) for v in FEED_VENUES if v in venues),
+        feeds=tuple(feeds),
         strategies=tuple(s.name for s in enabled),
         watching=tuple((s.name, watched_markets(s)) for s in enabled),
     )

@@ -1,4 +1,4 @@
-"""The market feed actor: one per data source, delivering events to everyone who needs them.
+"""The market feed actor: one per market feed, delivering events to everyone who needs them.
 
 Delivery order per batch mirrors the in-process driver: the venue first (it fills orders
 resting from earlier events), then positions (prices, settlements), then strategies and the
@@ -20,7 +20,7 @@ from typing import Any
 import ray
 
 from actors.data.candles import load_table
-from actors.data.replay import BINANCE_BTCUSDT, candle_events, event_time, polymarket_events
+from actors.data.replay import binance_instrument, candle_events, event_time, polymarket_events
 from actors.domain.model import Candle, Instrument, MarketEvent, OrderBook, Settlement
 from actors.domain.names import PORTFOLIO, feed_name, market_venue, strategy_name, venue_name
 from actors.domain.topology import topology, venue_of_feed
@@ -35,12 +35,22 @@ POLYMARKET = "polymarket"
 
 
 def replay_source(settings: Settings, feed_id: str) -> tuple[list[Instrument], Iterator[MarketEvent]]:
-    """The bundled data of one feed as (instruments known up front, time-ordered events)."""
+    """The bundled data of one feed as (instruments known up front, time-ordered events).
+
+    A Binance feed is one market and reads that market's candle file (``replay.candles``); the
+    Polymarket feed reads the bundled day (its markets, their modelled books, Chainlink prices).
+    """
     replay = settings.replay
     venue = venue_of_feed(feed_id)
     if venue == BINANCE:
-        table = load_table(Path(replay.binance_candles))
-        return [BINANCE_BTCUSDT], iter(candle_events(table, BINANCE_BTCUSDT.market_id))
+        path = replay.candles.get(feed_id)
+        if path is None:
+            raise ValueError(
+                f"no replay data for market {feed_id!r}: add it to replay.candles "
+                f"(has {', '.join(sorted(replay.candles)) or 'none'})"
+            )
+        instrument = binance_instrument(feed_id)
+        return [instrument], iter(candle_events(load_table(Path(path)), instrument.market_id))
     if venue == POLYMARKET:
         return polymarket_events(
             Path(replay.polymarket_markets),
@@ -184,7 +194,7 @@ class FeedActor(ActorShell):
         delay = 0.5
         while True:
             try:
-                async for event in source(self.settings, self.last_event_ms):
+                async for event in source(self.settings, self.feed_id, self.last_event_ms):
                     self._enqueue(event)
                     delay = 0.5
             except Exception as exc:

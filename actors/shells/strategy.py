@@ -1,4 +1,4 @@
-"""The strategy actor: one strategy core, its checkpoints, and its signals to the portfolio.
+"""The strategy actor: one strategy (a core per market it trades), its checkpoints, its signals.
 
 State is checkpointed periodically with the data time of the last event it covers; a
 restarted strategy restores it and asks its feeds for the events since, so its indicators
@@ -14,11 +14,11 @@ from typing import Any
 
 import ray
 
-from actors.core.strategies import build_strategy
+from actors.core.strategies.book import StrategyBook
 from actors.data.replay import event_time
 from actors.domain.model import Candle, Instrument, MarketEvent, OrderBook, Signal
 from actors.domain.names import PORTFOLIO, feed_name, strategy_name
-from actors.domain.topology import topology
+from actors.domain.topology import feed_of_market, watched_markets
 from actors.shells.base import ActorShell
 from config.models import Settings
 
@@ -32,7 +32,7 @@ class StrategyActor(ActorShell):
     def __init__(self, settings: Settings, name: str) -> None:
         self._shell_init(strategy_name(name), settings)
         self.name = name
-        self.core = build_strategy(settings.strategy(name))
+        self.core = StrategyBook(settings.strategy(name))
         self.signals = 0
         self._dirty = False
         saved = ray.get(self.store.get.remote("strategy", name))
@@ -54,8 +54,8 @@ class StrategyActor(ActorShell):
         return {"signals": self.signals, "restored_from": self.restored_from}
 
     async def _catch_up(self, since_ms: int) -> None:
-        """Ask every feed for what this strategy missed while it was down."""
-        for feed in topology(self.settings).feeds:
+        """Ask the feeds of the markets it watches for what this strategy missed while it was down."""
+        for feed in sorted({feed_of_market(m) for m in watched_markets(self.core.config)}):
             handle = self.handle(feed_name(feed))
             if handle is not None:
                 try:

@@ -60,7 +60,7 @@ def section_latency(
     data = write_data(tmp / f"{name}.csv", rows)
     system = System(f"rtbench-{name}", tmp / name, data, overrides=(*TIGHT_EXITS, *extra), holds=10)
     startup_s = system.start()
-    feed = system.actor("feed:binance")
+    feed = system.actor("feed:binance:BTC/USDT")
     if pause:  # hold the replay until every held position's entry is at the venue
         ray.get(feed.pause.remote(True))
     venue = system.actor(venue_name("binance"))
@@ -483,7 +483,7 @@ def run_throughput(
     )
     try:
         startup_s = system.start()
-        feed = system.actor("feed:binance")
+        feed = system.actor("feed:binance:BTC/USDT")
         ray.get(feed.__ray_call__.remote(_install_feed_probe))
         wait_until("the feed to deliver", lambda: ray.get(feed.status.remote())["position"] > 0, 60, 0.05)
         time.sleep(1.0)  # past the first batches (strategies' first checkpoints, first order)
@@ -577,7 +577,7 @@ def section_feed_stall(tmp: Path) -> dict[str, Any]:
     )
     try:
         system.start()
-        feed = system.actor("feed:binance")
+        feed = system.actor("feed:binance:BTC/USDT")
         ray.get(feed.__ray_call__.remote(_install_feed_probe))
         wait_until("3 open held positions", lambda: system.open_holds() >= 3, timeout_s=120, poll_s=0.1)
         time.sleep(3.0)

@@ -134,7 +134,7 @@ class System:
     def __post_init__(self) -> None:
         overrides = [
             f'state_dir="{self.root / "state"}"',
-            f'replay.binance_candles="{self.data}"',
+            f'replay.candles={{"binance:BTC/USDT" = "{self.data}"}}',
             f'runtime.namespace="{self.name}"',
             "metrics.port=0",
             "supervision.restart_budget=1000",

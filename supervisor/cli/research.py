@@ -300,11 +300,11 @@ def backtest(
 def _research_inputs(
     config: Path | None, set_: list[str] | None, data: Path | None
 ) -> tuple[Any, CandleTable]:
-    from supervisor.research.backtest import BacktestError, load_candles
+    from supervisor.research.backtest import BacktestError, default_candles, load_candles
 
     settings = settings_or_exit(config, set_)
     try:
-        table = load_candles(data if data is not None else settings.replay.binance_candles)
+        table = load_candles(data if data is not None else default_candles(settings))
     except BacktestError as exc:
         fail(str(exc))
     return settings, table

@@ -18,12 +18,13 @@ Decisions, so nobody has to guess:
   the exit state machine (targets, stop, time, trailing) plus the strategy's exit signal. ``None``
   keeps the config as written. A strategy without exit signals (``momentum_breakout``) never closes
   in signal mode: its position is still open at the end (marked in the equity, not a trade).
-* **Data.** Candle strategies default to ``replay.binance_candles``; ``data`` overrides it. CSV and
-  ccxt JSON are cleaned on load exactly as ``raytrader data import`` would (duplicates, zero-volume
-  bars, flagged moves); Parquet is taken as stored (``data import``/``download`` cleaned it, and
-  cleaning again would drop forward-filled bars). All selected candle strategies must trade the one
-  market of the file. ``polymarket_lag`` runs on the bundled Polymarket day
-  (``replay.polymarket_markets``/``replay.chainlink_ticks``), equity sampled on the Chainlink candles.
+* **Data.** Candle strategies default to their market's file in ``replay.candles``; ``data``
+  overrides it. CSV and ccxt JSON are cleaned on load exactly as ``raytrader data import`` would
+  (duplicates, zero-volume bars, flagged moves); Parquet is taken as stored (``data import``/
+  ``download`` cleaned it, and cleaning again would drop forward-filled bars). All selected
+  candle strategies must trade the one market of the file. ``polymarket_lag`` runs on the bundled
+  Polymarket day (``replay.polymarket_markets``/``replay.chainlink_ticks``), equity sampled on the
+  Chainlink candles.
 * **Timing.** Signals act on the bar after: a signal from a bar closing at T is an order at T that
   the matching engine fills no earlier than the next bar's open (the driver guarantees it).
 * **Engine.** ``auto`` runs candle backtests on the fast path (:mod:`supervisor.research.fast_backtest`,
@@ -192,6 +193,15 @@ def candle_market(settings: Settings) -> str:
     if len(markets) != 1:
         raise BacktestError(f"one data file is one market, but the strategies trade {', '.join(markets)}")
     return markets[0]
+
+
+def default_candles(settings: Settings) -> Path:
+    """The bundled candle file of the one market a candle run trades (``replay.candles``)."""
+    market = candle_market(settings)
+    path = settings.replay.candles.get(market)
+    if path is None:
+        raise BacktestError(f"no candle file for {market} in replay.candles: give one with --data")
+    return path
 
 
 def instrument_for(market: str) -> Instrument:
@@ -691,7 +701,7 @@ def run_backtest(
                 "the fast path is for candle backtests; the Polymarket day runs on the driver"
             )
         return run_polymarket(run_settings, progress=progress, notes=notes, exits_mode=mode)
-    path = data if data is not None else run_settings.replay.binance_candles
+    path = data if data is not None else default_candles(run_settings)
     table = load_candles(path)
     return run_candles(
         run_settings, table, engine=engine, progress=progress, source=str(path), notes=notes, exits_mode=mode

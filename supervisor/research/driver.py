@@ -21,7 +21,8 @@ from actors.core.portfolio import PortfolioCore
 from actors.core.portfolio_decisions import Decision, DecisionKind
 from actors.core.position import PositionCore
 from actors.core.position_runner import apply_update, open_position, round_trip, trade_record
-from actors.core.strategies import StrategyCore, build_strategy
+from actors.core.strategies import StrategyCore
+from actors.core.strategies.book import StrategyBook
 from actors.data.replay import event_time
 from actors.domain.messages import OrderUpdate, UpdateKind
 from actors.domain.model import (
@@ -38,7 +39,6 @@ from actors.domain.model import (
     PositionClosed,
     RoundTrip,
     Settlement,
-    Side,
     Signal,
     to_decimal,
 )
@@ -83,7 +83,7 @@ class Driver:
         self.instruments: dict[str, Instrument] = {}
         self.engine = MatchingEngine(self.fees)
         self.strategies: dict[str, StrategyCore[Any]] = {
-            s.name: build_strategy(s) for s in settings.strategies if s.enabled
+            s.name: StrategyBook(s) for s in settings.strategies if s.enabled
         }
         self.portfolio = PortfolioCore(settings.portfolio, settings.exits, settings.strategies)
         self.store = store
@@ -260,10 +260,7 @@ class Driver:
     def _account(self, fill: Fill) -> None:
         self.counters.fills += 1
         self.fees_paid += fill.fee
-        if fill.side is Side.BUY:
-            self.cash -= fill.price * fill.qty + fill.fee
-        else:
-            self.cash += fill.price * fill.qty - fill.fee
+        self.cash += fill.cash_flow
 
     def _closed(self, closed: PositionClosed) -> None:
         core = self.positions.pop(closed.position_id, None)

@@ -54,7 +54,7 @@ def test_run_with_duration_trades_serves_metrics_and_exits_zero(tmp_path: Path) 
         "--report",
         str(tmp_path / "report"),
         "--set",
-        f'replay.binance_candles="{data}"',
+        f'replay.candles={{"binance:BTC/USDT" = "{data}"}}',
         "--set",
         'runtime.namespace="cli-run-test"',
         "--set",

@@ -175,7 +175,7 @@ def test_risen_trailing_stop_is_durable_without_a_command(tmp_path: Path) -> Non
             lambda: any(live > initial for live, _durable, initial in _stops(settings).values()),
             timeout_s=180,
         )
-        ray.get(get_actor(settings, "feed:binance").pause.remote(True))
+        ray.get(get_actor(settings, "feed:binance:BTC/USDT").pause.remote(True))
         durable = wait_for(
             "every open position's stop to be in the store",
             lambda: (s := _stops(settings)) and all(live == kept for live, kept, _ in s.values()) and s,

@@ -85,7 +85,7 @@ def test_sigkill_of_every_actor_kind_recovers_and_invariants_hold(system: Settin
     victims = [
         STORE,
         venue_name("binance"),
-        "feed:binance",
+        "feed:binance:BTC/USDT",
         "strategy:mean_reversion",
         "portfolio",
         "an open position",
@@ -145,7 +145,7 @@ def _open_position_with_feed_paused(settings: Settings, feed: object) -> str:
 
 def test_exit_order_that_never_fills_is_found_stuck_and_redriven(system: Settings) -> None:
     venue = get_actor(system, venue_name("binance"))
-    feed = get_actor(system, "feed:binance")
+    feed = get_actor(system, "feed:binance:BTC/USDT")
     name = _open_position_with_feed_paused(system, feed)
     ray.get(venue.freeze.remote("binance:BTC/USDT", True))
     position = get_actor(system, name)
@@ -177,17 +177,17 @@ def _restored_from(settings: Settings) -> int | None:
 def test_stopped_run_resumes_from_the_store(tmp_path: Path) -> None:
     settings = binance_settings(tmp_path, "t-resume")
     runtime.start_system(settings)
-    feed = get_actor(settings, "feed:binance")
+    feed = get_actor(settings, "feed:binance:BTC/USDT")
     wait_for("some progress", lambda: ray.get(feed.status.remote())["position"] >= 800, timeout_s=120)
     runtime.stop_system(settings, cancel_orders=True, teardown=True)  # only the store survives
     with StateStore(tmp_path / "state" / "store", readonly=True) as db:
-        position = int(db.get("feed", "binance")["position"])  # type: ignore[index]
+        position = int(db.get("feed", "binance:BTC/USDT")["position"])  # type: ignore[index]
         strategy_state = db.get("strategy", "mean_reversion")
     assert 800 <= position < 3000
     assert strategy_state is not None
     runtime.start_system(settings)
     try:
-        feed = get_actor(settings, "feed:binance")
+        feed = get_actor(settings, "feed:binance:BTC/USDT")
         first = ray.get(feed.status.remote())["position"]
         assert first >= position  # resumed, not restarted from the first bar
         restored = wait_for("the strategy to report its restore", lambda: _restored_from(settings))

@@ -270,7 +270,7 @@ def test_backtest_mean_reversion_writes_json_trades_and_report(tmp_path: Path, e
     for key in HEADLINE:
         assert key in doc, key
     assert set(EXIT_REASONS) <= set(doc["pnl_by_exit_reason"])
-    assert doc["bars"] == 30_900
+    assert doc["bars"] == 50_000  # the bundled BTC/USDT default: 2024-10-01 .. 2024-11-04
     assert doc["exits"] == {"mode": exits, "managed": {"mean_reversion": exits == "managed"}}
     assert doc["skipped_gates"]["liquidity"] > 0
     assert Decimal(doc["reconciliation_difference"]) == 0

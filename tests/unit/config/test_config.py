@@ -95,8 +95,10 @@ def test_default_config_relative_paths_resolved_at_project_root() -> None:
     settings = load_settings(env={})
     assert CONFIG_DIR.parent == PROJECT_ROOT
     assert settings.state_dir == PROJECT_ROOT / "state"
-    assert settings.replay.binance_candles.is_absolute()
-    assert settings.replay.binance_candles.exists()
+    assert len(settings.replay.candles) == 4
+    for path in settings.replay.candles.values():
+        assert path.is_absolute()
+        assert path.exists()
     assert settings.replay.polymarket_markets.exists()
     assert settings.replay.chainlink_ticks.exists()
 

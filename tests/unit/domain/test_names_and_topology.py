@@ -18,7 +18,7 @@ from actors.domain.names import (
     strategy_name,
     venue_name,
 )
-from actors.domain.topology import feed_of_market, feed_of_venue, topology, venue_of_feed, watches
+from actors.domain.topology import feed_of_market, topology, venue_of_feed, watches
 from config.loader import load_settings
 
 
@@ -63,7 +63,7 @@ def test_market_id_splits_into_venue_and_symbol() -> None:
 def test_default_config_needs_store_both_venues_and_feeds_portfolio_and_four_strategies() -> None:
     tp = topology(load_settings(None, env={}))
     assert tp.venues == ("binance", "polymarket")
-    assert tp.feeds == ("binance", "polymarket")
+    assert tp.feeds == ("binance:BTC/USDT", "polymarket")
     assert set(tp.strategies) == {"mean_reversion", "ml_momentum", "momentum_breakout", "polymarket_lag"}
     names = [(a.name, a.kind) for a in tp.actors()]
     assert names[:4] == [
@@ -72,7 +72,7 @@ def test_default_config_needs_store_both_venues_and_feeds_portfolio_and_four_str
         ("venue:polymarket", "venue"),
         ("portfolio", "portfolio"),
     ]
-    assert names[-2:] == [("feed:binance", "feed"), ("feed:polymarket", "feed")]  # consumers first
+    assert names[-2:] == [("feed:binance:BTC/USDT", "feed"), ("feed:polymarket", "feed")]  # consumers first
     assert {n for n, kind in names if kind == "strategy"} == {f"strategy:{s}" for s in tp.strategies}
     assert len(names) == 1 + 2 + 1 + 4 + 2
 
@@ -87,15 +87,31 @@ def test_disabled_strategy_leaves_its_venue_and_feed_out() -> None:
     settings = load_settings(None, env={}, overrides=["strategies.polymarket_lag.enabled=false"])
     tp = topology(settings)
     assert tp.venues == ("binance",)
-    assert tp.feeds == ("binance",)
+    assert tp.feeds == ("binance:BTC/USDT",)
     assert "polymarket_lag" not in tp.strategies
     assert "feed:polymarket" not in {a.name for a in tp.actors()}
 
 
-def test_market_is_carried_by_its_venues_feed() -> None:
-    assert feed_of_market("binance:ETH/USDT") == feed_of_venue("binance") == "binance"
-    assert feed_of_market("polymarket:987") == feed_of_venue("polymarket") == "polymarket"
+def test_binance_market_has_its_own_feed_and_a_series_shares_one() -> None:
+    assert feed_of_market("binance:ETH/USDT") == "binance:ETH/USDT"
+    assert venue_of_feed("binance:ETH/USDT") == "binance"
+    assert feed_of_market("polymarket:987") == feed_of_market("chainlink:BTC/USD") == "polymarket"
     assert venue_of_feed("polymarket") == "polymarket"
+
+
+def test_strategy_over_many_markets_gets_a_feed_per_market() -> None:
+    settings = load_settings(
+        None,
+        env={},
+        overrides=[
+            'strategies.mean_reversion.markets=["binance:BTC/USDT", "binance:ETH/USDT", "binance:SOL/USDT"]'
+        ],
+    )
+    tp = topology(settings)
+    assert tp.feeds == ("binance:BTC/USDT", "binance:ETH/USDT", "binance:SOL/USDT", "polymarket")
+    assert tp.strategies_watching("binance:SOL/USDT") == ("mean_reversion",)
+    assert feed_name(tp.feeds[1]) == "feed:binance:ETH/USDT"
+    assert parse_actor_name("feed:binance:ETH/USDT") == ActorName("feed", "binance:ETH/USDT")
 
 
 def test_feed_routes_a_market_to_the_strategies_watching_it() -> None:

@@ -52,7 +52,7 @@ def table() -> CandleTable:
 @pytest.fixture(scope="module")
 def guide_run(settings: Settings) -> BacktestResult:
     """mean_reversion, --exits signal, default settings, event-by-event driver (the paper path's core)."""
-    return run_backtest(settings, strategies=["mean_reversion"], exits="signal", engine="driver")
+    return run_backtest(settings, strategies=["mean_reversion"], exits="signal", engine="driver", data=DATA)
 
 
 # --------------------------------------------------------------------------- the guide's rule
