@@ -172,7 +172,24 @@ class PortfolioConfig(Strict):
     risk_per_trade: PositiveFraction = 0.02
     max_position_fraction: PositiveFraction = Field(default=0.10, description="notional cap per trade")
     max_concurrent_positions: int = Field(default=10, ge=1)
-    max_per_correlation_group: int = Field(default=3, ge=1)
+    max_per_correlation_group: int = Field(
+        default=3, ge=1, description="most open positions that may move together (see ``correlation``)"
+    )
+    correlation: Literal["measured", "groups"] = Field(
+        default="measured",
+        description="measured: positions count together when their markets' rolling return correlation "
+        "exceeds correlation_threshold (fixed groups where too few bars are shared); groups: by the "
+        "instruments' fixed correlation_group labels only",
+    )
+    correlation_threshold: float = Field(default=0.7, gt=0, lt=1)
+    correlation_window_bars: int = Field(
+        default=500, ge=30, description="bar returns per market in the rolling correlation"
+    )
+    position_scope: Literal["market", "strategy"] = Field(
+        default="market",
+        description="market: one open position per market across all strategies (no overlapping "
+        "positions in a market; the safe default); strategy: one per market per strategy",
+    )
     min_market_age_h: float = Field(default=24.0, ge=0)
     max_spread_fraction: PositiveFraction = 0.01
     min_book_depth: Decimal = Field(default=Decimal(500), ge=0, description="top-N levels, both sides")

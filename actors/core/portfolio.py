@@ -61,6 +61,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
+from actors.core.correlation import RollingCorrelation
 from actors.core.portfolio_decisions import (
     PRE_TRADE_LIMITS,
     Decision,
@@ -152,6 +153,10 @@ class PortfolioCore:
         """strategy -> newest signal time among its forgotten pairs: any entry signal of the
         strategy at or before it is refused (it is a horizon older than an entry already made, so
         only a replay can bring it)."""
+        self._pairs: dict[str, str] = {}
+        """Binary market id -> its condition (the Up/Down pair), from the instruments evaluated."""
+        self.correlations = RollingCorrelation(portfolio.correlation_window_bars)
+        """Rolling return correlation of every market the feeds carry (observations, not state)."""
 
     # ------------------------------------------------------------------ books
 
@@ -276,6 +281,9 @@ class PortfolioCore:
         config = self._strategies.get(signal.strategy)
         position_id = deterministic_id("pos", signal.strategy, signal.market, signal.ts_ms)
         group = instrument.correlation_group or instrument.market_id
+        pair = instrument.condition_id or ""
+        if pair:
+            self._pairs[instrument.market_id] = pair
         sizing = size_entry(
             signal,
             instrument,
@@ -295,9 +303,9 @@ class PortfolioCore:
             self._gate_strategy(signal.strategy, config),
             self._gate_replayed(signal),
             self._gate_daily_loss(clock),
-            self._gate_one_per_market(signal.market, position_id),
+            self._gate_one_per_market(signal, position_id, pair),
             self._gate_max_concurrent(),
-            self._gate_correlation(group),
+            self._gate_correlation(signal.market, group),
             self._gate_open_orders(signal.market),
             self._gate_order_rate(now_ms),
             self._gate_market_age(instrument, config, now_ms),
@@ -338,6 +346,7 @@ class PortfolioCore:
             notional=notional,
             correlation_group=group,
             pending=True,
+            pair=pair,
         )
         self._recent_entries.append(now_ms)
         self._spend(signal)
@@ -374,6 +383,7 @@ class PortfolioCore:
             notional=notional,
             correlation_group=correlation_group or market,
             pending=False,
+            pair=existing.pair if existing is not None else self._pairs.get(market, ""),
         )
 
     def on_entry_cancelled(self, position_id: str) -> bool:
@@ -669,22 +679,39 @@ class PortfolioCore:
                 del self._acted_until[key]
                 self._acted_floor[signal.strategy] = max(self._acted_floor.get(signal.strategy, ts_ms), ts_ms)
 
-    def _gate_one_per_market(self, market: str, position_id: str) -> GateResult:
+    def _gate_one_per_market(self, signal: Signal, position_id: str, pair: str) -> GateResult:
+        """One open position per market (per strategy with ``position_scope = "strategy"``).
+
+        The Up and Down tokens of one binary window are one market here whatever the scope:
+        holding both sides of a window is a sure loss, whichever strategies would hold them.
+        """
+        market = signal.market
         if position_id in self._holdings:
             return GateResult(
                 gate=Gate.ONE_PER_MARKET,
                 passed=False,
                 detail=f"duplicate signal: position {position_id} already recorded",
             )
+        per_strategy = self.portfolio.position_scope == "strategy"
         for h in self._holdings.values():
-            if h.market == market:
-                what = "an entry is pending" if h.pending else "a position is open"
+            what = "an entry is pending" if h.pending else "a position is open"
+            if pair and h.pair == pair and h.market != market:
+                return GateResult(
+                    gate=Gate.ONE_PER_MARKET,
+                    passed=False,
+                    detail=f"{what} on the other side of this window ({h.market}, {h.position_id}, "
+                    f"{h.strategy}): Up and Down of condition {pair} are one market",
+                )
+            if (h.market == market or (pair and h.pair == pair)) and not (
+                per_strategy and h.strategy != signal.strategy
+            ):
                 return GateResult(
                     gate=Gate.ONE_PER_MARKET,
                     passed=False,
                     detail=f"{what} in {market} ({h.position_id}, {h.strategy})",
                 )
-        return GateResult(gate=Gate.ONE_PER_MARKET, passed=True, detail=f"no position in {market}")
+        scope = f" for {signal.strategy}" if per_strategy else ""
+        return GateResult(gate=Gate.ONE_PER_MARKET, passed=True, detail=f"no position in {market}{scope}")
 
     def _gate_max_concurrent(self) -> GateResult:
         count, limit = len(self._holdings), self.portfolio.max_concurrent_positions
@@ -694,13 +721,37 @@ class PortfolioCore:
             detail=f"{count} positions and pending entries, max {limit}",
         )
 
-    def _gate_correlation(self, group: str) -> GateResult:
-        count = sum(1 for h in self._holdings.values() if h.correlation_group == group)
+    def on_close(self, market: str, ts_ms: int, close: float) -> None:
+        """A market's closed bar, for the rolling correlation (every market the feeds carry)."""
+        self.correlations.on_close(market, ts_ms, close)
+
+    def _moves_with(self, market: str, group: str, held: Holding) -> tuple[bool, str]:
+        """Does ``held`` count in the new position's correlation group, and why."""
+        if held.market == market:
+            return True, f"{held.market} (same market)"
+        if self.portfolio.correlation == "measured":
+            rho = self.correlations.correlation(market, held.market)
+            if rho is not None:
+                return rho > self.portfolio.correlation_threshold, f"{held.market} rho {rho:.2f}"
+        return held.correlation_group == group, f"{held.market} (group {held.correlation_group})"
+
+    def _gate_correlation(self, market: str, group: str) -> GateResult:
+        together = [
+            why
+            for h in self._holdings.values()
+            for moves, why in [self._moves_with(market, group, h)]
+            if moves
+        ]
         limit = self.portfolio.max_per_correlation_group
+        if self.portfolio.correlation == "measured":
+            rule = f"move with {market} (rho > {self.portfolio.correlation_threshold}, else group {group!r})"
+        else:
+            rule = f"in correlation group {group!r}"
+        listed = f": {', '.join(together)}" if together else ""
         return GateResult(
             gate=Gate.CORRELATION,
-            passed=count < limit,
-            detail=f"correlation group {group!r} holds {count}, max {limit}",
+            passed=len(together) < limit,
+            detail=f"{len(together)} open {rule}, max {limit}{listed}",
         )
 
     def _gate_market_age(

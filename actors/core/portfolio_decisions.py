@@ -106,6 +106,9 @@ class Holding(Frozen):
     notional: Decimal = Field(ge=0, description="cost committed: entry fills so far, or the planned notional")
     correlation_group: str
     pending: bool = Field(description="entry approved but not yet confirmed filled")
+    pair: str = Field(
+        default="", description="binary markets: the condition the Up and Down tokens share (one market)"
+    )
 
 
 def fmt(value: Decimal) -> str:

@@ -21,7 +21,7 @@ import ray
 
 from actors.data.candles import load_table
 from actors.data.replay import binance_instrument, candle_events, event_time, polymarket_events
-from actors.domain.model import Candle, Instrument, MarketEvent, OrderBook, Settlement
+from actors.domain.model import MINUTE_MS, Candle, Instrument, MarketEvent, OrderBook, Settlement
 from actors.domain.names import PORTFOLIO, feed_name, market_venue, strategy_name, venue_name
 from actors.domain.topology import topology, venue_of_feed
 from actors.shells.base import ActorShell, try_actor
@@ -58,6 +58,19 @@ def replay_source(settings: Settings, feed_id: str) -> tuple[list[Instrument], I
             book_interval_ms=settings.runtime.book_interval_ms,
         )
     raise ValueError(f"no replay data for feed {feed_id!r} (venue {venue!r}); known: {BINANCE}, {POLYMARKET}")
+
+
+def known_instruments(settings: Settings, venue: str | None = None) -> list[Instrument]:
+    """Every market the configured feeds (of ``venue``, or all) will trade, known before their
+    listing events. Actors that need them learn them here rather than from their creator: Ray
+    cannot restart an actor whose constructor arguments were too big to travel inline once the
+    process that created it has died (the Polymarket day lists hundreds of markets)."""
+    instruments: list[Instrument] = []
+    for feed in topology(settings).feeds:
+        if venue is None or venue_of_feed(feed) == venue:
+            known, _events = replay_source(settings, feed)
+            instruments += known
+    return instruments
 
 
 def paced_time(batch: Sequence[MarketEvent]) -> int | None:
@@ -283,7 +296,7 @@ class FeedActor(ActorShell):
             strategy = self.handle(strategy_name(name))
             if mine and strategy is not None:
                 calls.append(strategy.on_events.remote(mine, ingest_ns))
-        portfolio_events = [e for e in batch if isinstance(e, (Instrument, OrderBook))]
+        portfolio_events = [e for e in batch if _for_portfolio(e)]
         portfolio = self.handle(PORTFOLIO)
         if portfolio_events and portfolio is not None:
             calls.append(portfolio.on_market.remote(portfolio_events))
@@ -313,6 +326,13 @@ class FeedActor(ActorShell):
                 log.warning(
                     "feed %s: %s missed prices (%s); it re-syncs on restore", self.feed_id, actor, result
                 )
+
+
+def _for_portfolio(event: MarketEvent) -> bool:
+    """Listings and books (gates), and bar closes (the rolling correlation; not 1 s reference ticks)."""
+    if isinstance(event, Candle):
+        return event.interval_ms >= MINUTE_MS
+    return isinstance(event, (Instrument, OrderBook))
 
 
 def _prepend(batch: Sequence[MarketEvent], rest: Iterator[MarketEvent]) -> Iterator[MarketEvent]:

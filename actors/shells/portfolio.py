@@ -21,9 +21,10 @@ from actors.core.portfolio import PortfolioCore
 from actors.core.portfolio_decisions import Decision, DecisionKind
 from actors.core.position_runner import open_position
 from actors.domain.messages import PositionMarked, PositionReport, PutRecord
-from actors.domain.model import ZERO, Instrument, MarketEvent, OrderBook, Signal
+from actors.domain.model import ZERO, Candle, Instrument, MarketEvent, OrderBook, Signal
 from actors.domain.names import PORTFOLIO, position_name
 from actors.shells.base import ActorShell, actor_options, remote
+from actors.shells.feed import known_instruments
 from actors.shells.position import PositionActor, position_record
 from config.models import Settings
 
@@ -37,7 +38,7 @@ STOPPED = "stopped"
 class PortfolioActor(ActorShell):
     kind = "portfolio"
 
-    def __init__(self, settings: Settings, instruments: Sequence[Instrument]) -> None:
+    def __init__(self, settings: Settings, instruments: Sequence[Instrument] | None = None) -> None:
         self._shell_init(PORTFOLIO, settings)
         saved = ray.get(self.store.get.remote("portfolio", "main"))
         if saved is not None:
@@ -51,7 +52,8 @@ class PortfolioActor(ActorShell):
             self.core = PortfolioCore(settings.portfolio, settings.exits, settings.strategies)
             self.halted = None
         self.halt_latched = self.halted is not None
-        self.instruments: dict[str, Instrument] = {i.market_id: i for i in instruments}
+        known = known_instruments(settings) if instruments is None else instruments  # never big arguments
+        self.instruments: dict[str, Instrument] = {i.market_id: i for i in known}
         self.books: dict[str, OrderBook] = {}
         self.marks: dict[str, dict[str, Decimal]] = {}
         self.peak_equity = self.core.equity
@@ -129,6 +131,8 @@ class PortfolioActor(ActorShell):
                 self.instruments[event.market_id] = event
             elif isinstance(event, OrderBook):
                 self.books[event.market] = event
+            elif isinstance(event, Candle):
+                self.core.on_close(event.market, event.ts_ms, event.close)
 
     async def on_signals(self, signals: Sequence[Signal], ingest_ns: int) -> int:
         """Gate and size each signal; approved entries become position actors."""

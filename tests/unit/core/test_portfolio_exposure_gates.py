@@ -75,7 +75,10 @@ def test_full_correlation_group_rejected() -> None:
         open_position(core, f"p{i}", market=f"binance:{sym}", group="crypto")
     decision = core.evaluate(sig(), inst(group="crypto"), None, NOON)
     assert decision.rejected_by is Gate.CORRELATION
-    assert decision.gate(Gate.CORRELATION).detail == "correlation group 'crypto' holds 3, max 3"
+    assert decision.gate(Gate.CORRELATION).detail == (
+        "3 open move with binance:BTC/USDT (rho > 0.7, else group 'crypto'), max 3: binance:ETH/USDT "
+        "(group crypto), binance:SOL/USDT (group crypto), binance:BNB/USDT (group crypto)"
+    )
 
 
 def test_other_group_or_empty_group_correlation_passes() -> None:

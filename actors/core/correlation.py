@@ -1,0 +1,68 @@
+"""Rolling correlation of the markets' returns, for the portfolio's correlated-positions cap.
+
+The algo-trading guide's rule: keep a rolling correlation matrix of the markets' returns and refuse
+a new position when it would make more than ``max_per_correlation_group`` open positions that are
+correlated above ``correlation_threshold``. Returns are per bar (close to close), keyed by the
+bar's open time, so two markets are compared only on the bars both have seen: feeds replay at
+their own pace and may be apart in data time. Too few shared bars is "not known", and the caller
+falls back to the fixed correlation groups. Observations, not state: after a restart the window
+refills from the feeds (the fixed groups cover the meantime), so nothing here is checkpointed.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+
+MIN_SHARED_BARS = 30
+"""Fewer shared returns than this give no correlation (noise would pass for a measurement)."""
+
+
+class RollingCorrelation:
+    """The last ``window`` bar returns of each market, and their pairwise Pearson correlation."""
+
+    def __init__(self, window: int) -> None:
+        if window < MIN_SHARED_BARS:
+            raise ValueError(f"window must be >= {MIN_SHARED_BARS} bars, got {window}")
+        self.window = window
+        self._returns: dict[str, deque[tuple[int, float]]] = {}
+        self._last: dict[str, tuple[int, float]] = {}
+
+    def on_close(self, market: str, ts_ms: int, close: float) -> None:
+        """A closed bar's price; a bar older than the last one seen (a replay) is ignored."""
+        last = self._last.get(market)
+        if last is not None and ts_ms <= last[0]:
+            return
+        self._last[market] = (ts_ms, close)
+        if last is not None and last[1] > 0 and close > 0:
+            series = self._returns.setdefault(market, deque(maxlen=self.window))
+            series.append((ts_ms, math.log(close / last[1])))
+
+    def markets(self) -> tuple[str, ...]:
+        return tuple(sorted(self._returns))
+
+    def correlation(self, a: str, b: str) -> float | None:
+        """Pearson correlation of the two markets' returns on their shared bars; None if unknown."""
+        if a == b:
+            return 1.0
+        ra, rb = self._returns.get(a), self._returns.get(b)
+        if not ra or not rb:
+            return None
+        other = dict(rb)
+        pairs = [(x, other[ts]) for ts, x in ra if ts in other]
+        n = len(pairs)
+        if n < MIN_SHARED_BARS:
+            return None
+        mean_x = sum(x for x, _ in pairs) / n
+        mean_y = sum(y for _, y in pairs) / n
+        sxy = sum((x - mean_x) * (y - mean_y) for x, y in pairs)
+        sxx = sum((x - mean_x) ** 2 for x, _ in pairs)
+        syy = sum((y - mean_y) ** 2 for _, y in pairs)
+        if sxx <= 0 or syy <= 0:
+            return None  # a flat series correlates with nothing
+        return sxy / math.sqrt(sxx * syy)
+
+    def matrix(self) -> dict[str, dict[str, float | None]]:
+        """Every pair's correlation, for reports and ``raytrader status``."""
+        names = self.markets()
+        return {a: {b: self.correlation(a, b) for b in names} for a in names}
