@@ -28,6 +28,7 @@ from actors.domain.messages import OrderUpdate, PutRecord, RecordAnswer, RecordF
 from actors.domain.model import Fill, Instrument, MarketEvent, Order, OrderStatus
 from actors.domain.names import market_venue, position_name, venue_name
 from actors.shells.base import ActorShell, try_actor, wall_ms
+from actors.shells.feed import known_instruments
 from actors.venues.factory import make_gateway
 from actors.venues.faults import VenueFaults
 from actors.venues.gateway import VenueError, VenueErrorKind, VenueGateway
@@ -44,7 +45,9 @@ class VenueShell(ActorShell):
 
     kind = "venue"
 
-    def __init__(self, settings: Settings, venue: str, instruments: Sequence[Instrument]) -> None:
+    def __init__(
+        self, settings: Settings, venue: str, instruments: Sequence[Instrument] | None = None
+    ) -> None:
         self._shell_init(venue_name(venue), settings)
         self.venue = venue
         self.paper: PaperGateway | None = None
@@ -68,7 +71,7 @@ class VenueShell(ActorShell):
         self.unregistered: dict[str, Order] = {}
         """Orders a gateway could not re-register at start-up (venue errors): retried by the poll loop."""
         if self.paper is not None:
-            self._restore_paper(instruments)
+            self._restore_paper(known_instruments(settings, venue) if instruments is None else instruments)
             self.ready.set()
             self._shell_start()
         else:

@@ -26,14 +26,13 @@ import json
 import logging
 import time
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 import ray
 
 from actors.domain.messages import PositionReleased
-from actors.domain.model import Instrument
 from actors.domain.names import PORTFOLIO, STORE, actor_key, market_venue, position_name, venue_name
 from actors.domain.telemetry import Heartbeat
 from actors.domain.topology import topology
@@ -109,10 +108,9 @@ class ActorRecord:
 
 @ray.remote
 class SupervisorActor:
-    def __init__(self, settings: Settings, instruments: Sequence[Instrument]) -> None:
+    def __init__(self, settings: Settings) -> None:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
         self.settings = settings
-        self.instruments = list(instruments)
         self.registry = MetricsRegistry()
         self.notifier = Notifier(settings.notify)
         self.silence = SilenceWatch(settings.notify.silent_after_s)
@@ -197,15 +195,17 @@ class SupervisorActor:
         return [(a.name, a.kind) for a in topology(self.settings).supervised()]
 
     def _create(self, name: str, kind: str) -> Any:
-        """Create one actor by its name; each class restores its own state from the store."""
+        """Create one actor by its name; each class restores its own state from the store.
+
+        Only small arguments (the settings, a name): Ray cannot restart an actor whose constructor
+        arguments went to the object store once their owner, this process, has died; the venue and
+        the portfolio learn the instruments themselves."""
         s = self.settings
         options = actor_options(s, name)
         if kind == "venue":
-            venue = actor_key(name)
-            mine = [i for i in self.instruments if i.venue == venue]
-            return remote(VenueActor).options(**options).remote(s, venue, mine)
+            return remote(VenueActor).options(**options).remote(s, actor_key(name))
         if kind == "portfolio":
-            return remote(PortfolioActor).options(**options).remote(s, self.instruments)
+            return remote(PortfolioActor).options(**options).remote(s)
         if kind == "strategy":
             return remote(StrategyActor).options(**options).remote(s, actor_key(name))
         if kind == "feed":

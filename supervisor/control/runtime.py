@@ -19,9 +19,8 @@ import ray
 
 from actors.domain.model import Fill, Instrument, Order, RoundTrip
 from actors.domain.names import STORE, SUPERVISOR
-from actors.domain.topology import topology
 from actors.shells.base import actor_options, remote, try_actor
-from actors.shells.feed import replay_source
+from actors.shells.feed import known_instruments
 from actors.shells.store import StoreActor, store_path
 from config.loader import env_var
 from config.models import Settings
@@ -50,11 +49,7 @@ def connect(address: str | None, settings: Settings) -> None:
 
 def startup_instruments(settings: Settings) -> list[Instrument]:
     """Every market the configured feeds will trade, known before their listing events."""
-    instruments: list[Instrument] = []
-    for feed in topology(settings).feeds:
-        known, _events = replay_source(settings, feed)
-        instruments += known
-    return instruments
+    return known_instruments(settings)
 
 
 def paper_trade_counts(paper_state_dir: Path) -> dict[str, int]:
@@ -117,7 +112,7 @@ def start_system(settings: Settings, *, clear_kill_switch: bool = False) -> dict
         supervisor = (
             remote(SupervisorActor)
             .options(**actor_options(settings, SUPERVISOR, **head))
-            .remote(settings, startup_instruments(settings))
+            .remote(settings)  # small arguments only: Ray restarts it even after this driver is gone
         )
     result: dict[str, Any] = ray.get(supervisor.start.remote(clear_kill_switch))
     return result
