@@ -637,17 +637,24 @@ class SupervisorActor:
         """
         self.frozen = True
         await self._save()
-        cancelled = await self._quiesce(reason, latched=True)
-        result: dict[str, Any] = {"halted": reason, "cancelled": cancelled, "latched": True}
+        cancelled, failed = await self._quiesce(reason, latched=True)
+        result: dict[str, Any] = {
+            "halted": reason,
+            "cancelled": cancelled,
+            "cancel_failed": failed,
+            "latched": True,
+        }
         if flatten:
             result.update(await self._flatten())
         log.warning(
-            "kill switch: entries halted, %d orders cancelled, flattened %s, failed %s",
+            "kill switch: entries halted, %d orders cancelled (failed at %s), flattened %s, failed %s",
             cancelled,
+            failed or "no venue",
             result.get("flattened"),
             result.get("flatten_failed"),
         )
-        details = {k: v for k, v in result.items() if k in ("cancelled", "flattened", "flatten_failed")}
+        shown = ("cancelled", "cancel_failed", "flattened", "flatten_failed")
+        details = {k: v for k, v in result.items() if k in shown}
         self.notifier.notify_soon(halt_alert(reason, **details))
         return result
 
@@ -674,8 +681,9 @@ class SupervisorActor:
                 flattened[name] = str(answer["status"])
         return {"flattened": flattened, "flatten_failed": failed}
 
-    async def _quiesce(self, reason: str, *, latched: bool) -> int:
-        """Halt entries, freeze every position and cancel every open order; returns the count."""
+    async def _quiesce(self, reason: str, *, latched: bool) -> tuple[int, list[str]]:
+        """Halt entries, freeze every position and cancel every open order: how many were cancelled,
+        and the venues whose cancel failed (a venue down must not keep the others' orders open)."""
         portfolio = self._handle(PORTFOLIO)
         calls = [portfolio.halt.remote(reason, latched)] if portfolio is not None else []
         for record in self.actors.values():
@@ -685,11 +693,20 @@ class SupervisorActor:
                     calls.append(handle.freeze.remote(True, latched))
         await asyncio.gather(*calls, return_exceptions=True)
         cancelled = 0
+        failed: list[str] = []
         for venue in topology(self.settings).venues:
-            handle = self._handle(venue_name(venue))
-            if handle is not None:
+            name = venue_name(venue)
+            handle = self._handle(name)
+            if handle is None:
+                failed.append(venue)
+                continue
+            try:
                 cancelled += len(await handle.cancel_all.remote())
-        return cancelled
+            except Exception as exc:
+                failed.append(venue)
+                self._handles.pop(name, None)  # it may come back under its name: look it up again
+                log.error("%s: %s could not cancel its open orders (%s)", reason, name, exc)
+        return cancelled, failed
 
     async def resume(self) -> dict[str, Any]:
         """Clear the kill switch: entries allowed again, positions unfrozen (they re-arm their exits)."""
@@ -727,7 +744,8 @@ class SupervisorActor:
         result: dict[str, Any] = {"cancelled": 0}
         if cancel_orders:
             reason = "kill switch" if self.frozen else STOPPED
-            result = {"cancelled": await self._quiesce(reason, latched=self.frozen)}
+            cancelled, failed = await self._quiesce(reason, latched=self.frozen)
+            result = {"cancelled": cancelled, "cancel_failed": failed}
         self.stopping = True
         for record in self.actors.values():  # the next run's actors are new ones, not restarts
             record.incarnation = None
