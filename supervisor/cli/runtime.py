@@ -66,6 +66,14 @@ def _render_factory(live: Any, console: Any, tty: bool) -> Any:
                 last_line[0] = time.monotonic()
                 console.print(headline)
             return
+        held: dict[str, list[str]] = {}
+        for position in snapshot.get("positions", []):
+            detail = position.get("detail", {})
+            held.setdefault(str(detail.get("market", "?")), []).append(
+                f"{detail.get('strategy', '?')} {detail.get('status', '?')}"
+            )
+        if held:
+            headline += "\nby market: " + "; ".join(f"{m}: {', '.join(v)}" for m, v in sorted(held.items()))
         table = Table(title="raytrader — " + headline, expand=True)
         for column in ("actor", "kind", "heartbeat age s", "restarts", "state"):
             table.add_column(column)

@@ -222,8 +222,10 @@ def summary(
             fills = len(db.fills())
     pnl = sum((t.pnl for t in trips), Decimal(0))
     by_strategy: dict[str, str] = {}
+    by_market: dict[str, int] = {}
     for trip in trips:
         by_strategy[trip.strategy] = str(Decimal(by_strategy.get(trip.strategy, "0")) + trip.pnl)
+        by_market[trip.market] = by_market.get(trip.market, 0) + 1
     portfolio = snapshot.get("portfolio", {})
     return {
         "reason": reason,
@@ -231,6 +233,7 @@ def summary(
         "trades": len(trips),
         "realized_pnl": str(pnl),
         "pnl_by_strategy": by_strategy,
+        "trades_by_market": dict(sorted(by_market.items())),
         "equity": portfolio.get("equity"),
         "fees": str(sum((t.fees for t in trips), Decimal(0))),
         "orders": orders,

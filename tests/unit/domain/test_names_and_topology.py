@@ -63,7 +63,10 @@ def test_market_id_splits_into_venue_and_symbol() -> None:
 def test_default_config_needs_store_both_venues_and_feeds_portfolio_and_four_strategies() -> None:
     tp = topology(load_settings(None, env={}))
     assert tp.venues == ("binance", "polymarket")
-    assert tp.feeds == ("binance:BTC/USDT", "polymarket")
+    assert tp.feeds == (
+        *("binance:BTC/USDT", "binance:ETH/USDT", "binance:SOL/USDT", "binance:XRP/USDT"),
+        "polymarket",
+    )
     assert set(tp.strategies) == {"mean_reversion", "ml_momentum", "momentum_breakout", "polymarket_lag"}
     names = [(a.name, a.kind) for a in tp.actors()]
     assert names[:4] == [
@@ -72,9 +75,9 @@ def test_default_config_needs_store_both_venues_and_feeds_portfolio_and_four_str
         ("venue:polymarket", "venue"),
         ("portfolio", "portfolio"),
     ]
-    assert names[-2:] == [("feed:binance:BTC/USDT", "feed"), ("feed:polymarket", "feed")]  # consumers first
+    assert names[-5:] == [(f"feed:{f}", "feed") for f in tp.feeds]  # consumers first
     assert {n for n, kind in names if kind == "strategy"} == {f"strategy:{s}" for s in tp.strategies}
-    assert len(names) == 1 + 2 + 1 + 4 + 2
+    assert len(names) == 1 + 2 + 1 + 4 + 5
 
 
 def test_supervised_actors_are_all_but_the_store() -> None:
@@ -87,7 +90,7 @@ def test_disabled_strategy_leaves_its_venue_and_feed_out() -> None:
     settings = load_settings(None, env={}, overrides=["strategies.polymarket_lag.enabled=false"])
     tp = topology(settings)
     assert tp.venues == ("binance",)
-    assert tp.feeds == ("binance:BTC/USDT",)
+    assert tp.feeds == ("binance:BTC/USDT", "binance:ETH/USDT", "binance:SOL/USDT", "binance:XRP/USDT")
     assert "polymarket_lag" not in tp.strategies
     assert "feed:polymarket" not in {a.name for a in tp.actors()}
 
@@ -104,24 +107,27 @@ def test_strategy_over_many_markets_gets_a_feed_per_market() -> None:
         None,
         env={},
         overrides=[
-            'strategies.mean_reversion.markets=["binance:BTC/USDT", "binance:ETH/USDT", "binance:SOL/USDT"]'
+            "strategies.polymarket_lag.enabled=false",
+            "strategies.ml_momentum.enabled=false",
+            "strategies.momentum_breakout.enabled=false",
+            'strategies.mean_reversion.markets=["binance:ETH/USDT", "binance:SOL/USDT"]',
         ],
     )
     tp = topology(settings)
-    assert tp.feeds == ("binance:BTC/USDT", "binance:ETH/USDT", "binance:SOL/USDT", "polymarket")
+    assert tp.feeds == ("binance:ETH/USDT", "binance:SOL/USDT")
     assert tp.strategies_watching("binance:SOL/USDT") == ("mean_reversion",)
-    assert feed_name(tp.feeds[1]) == "feed:binance:ETH/USDT"
+    assert feed_name(tp.feeds[0]) == "feed:binance:ETH/USDT"
     assert parse_actor_name("feed:binance:ETH/USDT") == ActorName("feed", "binance:ETH/USDT")
 
 
 def test_feed_routes_a_market_to_the_strategies_watching_it() -> None:
     tp = topology(load_settings(None, env={}))
-    on_binance = tp.strategies_watching("binance:BTC/USDT")
-    assert set(on_binance) == {"mean_reversion", "ml_momentum", "momentum_breakout"}
+    assert tp.strategies_watching("binance:BTC/USDT") == ("mean_reversion", "ml_momentum")
+    assert tp.strategies_watching("binance:SOL/USDT") == ("mean_reversion", "momentum_breakout")
     # polymarket_lag watches a series (every market of its venue) and its reference market
     assert tp.strategies_watching("polymarket:any-token-id") == ("polymarket_lag",)
     assert tp.strategies_watching("chainlink:BTC/USD") == ("polymarket_lag",)
-    assert tp.strategies_watching("binance:ETH/USDT") == ()
+    assert tp.strategies_watching("binance:DOGE/USDT") == ()
 
 
 def test_module_watches_agrees_with_the_topology() -> None:
