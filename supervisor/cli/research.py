@@ -18,7 +18,7 @@ from supervisor.cli.app import ConfigOption, SetOption, app, fail, settings_or_e
 
 if TYPE_CHECKING:
     from actors.data.candles import CandleTable
-    from supervisor.research.backtest import EngineMode, ExitsMode
+    from supervisor.research.backtest import DataSpec, EngineMode, ExitsMode, MarketCandles
 
 data_app = typer.Typer(help="Market data: download, import and inspect candle files.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
@@ -42,8 +42,13 @@ StrategyOption = Annotated[
     ),
 ]
 DataOption = Annotated[
-    Path | None,
-    typer.Option("--data", help="Candle file (.parquet, .csv, .json); default: the bundled 1m BTC/USDT CSV."),
+    list[str] | None,
+    typer.Option(
+        "--data",
+        help="Candles of a market: MARKET=FILE (repeatable, e.g. binance:ETH/USDT=eth.csv.gz), or a plain "
+        "FILE for the one market the strategies trade (.parquet, .csv[.gz], .json). Markets not given "
+        "use replay.candles.",
+    ),
 ]
 ExitsOption = Annotated[
     ExitChoice | None,
@@ -105,6 +110,12 @@ def _load(path: Path) -> CandleTable:
         return load_table(path)
     except (ValueError, KeyError, OSError) as exc:
         fail(f"{path}: {exc}")
+
+
+def _data_specs(data: list[str] | None) -> list[DataSpec]:
+    from supervisor.research.backtest import parse_data_spec
+
+    return [parse_data_spec(text) for text in data or ()]
 
 
 def _progress(label: str) -> Any:
@@ -275,7 +286,7 @@ def backtest(
         result = run_backtest(
             settings,
             strategies=strategy or (),
-            data=data,
+            data=_data_specs(data),
             exits=_exits(exits),
             engine=_engine(engine),
             progress=bar.update,
@@ -298,16 +309,28 @@ def backtest(
 
 
 def _research_inputs(
-    config: Path | None, set_: list[str] | None, data: Path | None
-) -> tuple[Any, CandleTable]:
-    from supervisor.research.backtest import BacktestError, default_candles, load_candles
+    config: Path | None, set_: list[str] | None, data: list[str] | None, strategy: str
+) -> tuple[Any, MarketCandles]:
+    """The settings of ``strategy`` alone on the run's markets (``--data``, else all it trades), and
+    their candles."""
+    from supervisor.research.backtest import (
+        BacktestError,
+        candle_files,
+        is_polymarket,
+        load_market_candles,
+        select_strategies,
+    )
 
     settings = settings_or_exit(config, set_)
     try:
-        table = load_candles(data if data is not None else default_candles(settings))
+        chosen, _notes = select_strategies(settings, [strategy])
+        if is_polymarket(chosen.strategies[0]):
+            fail("walk-forward and sweeps run on candle strategies, not polymarket_lag")
+        run = candle_files(chosen, _data_specs(data))
+        candles = load_market_candles(run.files)
     except BacktestError as exc:
         fail(str(exc))
-    return settings, table
+    return run.settings, candles
 
 
 @app.command()
@@ -338,7 +361,7 @@ def walkforward(
         walk_forward,
     )
 
-    settings, table = _research_inputs(config, set_, data)
+    settings, table = _research_inputs(config, set_, data, strategy)
     try:
         parsed = parse_grid(grid)
         train_ms, test_ms = parse_duration(train), parse_duration(test)
@@ -385,7 +408,7 @@ def sweep(
     from supervisor.research.walkforward import WalkForwardError, executor_for, parse_grid
     from supervisor.research.walkforward import sweep as run_sweep
 
-    settings, table = _research_inputs(config, set_, data)
+    settings, table = _research_inputs(config, set_, data, strategy)
     try:
         parsed = parse_grid(grid)
         executor = executor_for(workers, address)

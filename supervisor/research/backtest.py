@@ -18,17 +18,33 @@ Decisions, so nobody has to guess:
   the exit state machine (targets, stop, time, trailing) plus the strategy's exit signal. ``None``
   keeps the config as written. A strategy without exit signals (``momentum_breakout``) never closes
   in signal mode: its position is still open at the end (marked in the equity, not a trade).
-* **Data.** Candle strategies default to their market's file in ``replay.candles``; ``data``
-  overrides it. CSV and ccxt JSON are cleaned on load exactly as ``raytrader data import`` would
-  (duplicates, zero-volume bars, flagged moves); Parquet is taken as stored (``data import``/
-  ``download`` cleaned it, and cleaning again would drop forward-filled bars). All selected
-  candle strategies must trade the one market of the file. ``polymarket_lag`` runs on the bundled
-  Polymarket day (``replay.polymarket_markets``/``replay.chainlink_ticks``), equity sampled on the
-  Chainlink candles.
+* **Data.** Without ``data`` a candle run trades every market its strategies trade (``markets``),
+  each from its file in ``replay.candles``. ``data`` names the run's markets and their files:
+  ``(market, path)`` pairs (``--data MARKET=FILE``, repeatable) and at most one plain path (``--data
+  FILE``: the first strategy's ``market``, so a one-market config reads as it always did); each
+  strategy then trades only the named markets it lists, and one listing none of them is left out
+  (with a note). Naming a market no strategy of the run trades is an error. CSV and ccxt JSON are
+  cleaned on load exactly as ``raytrader data import`` would (duplicates, zero-volume bars, flagged
+  moves); Parquet is taken as stored (``data import``/``download`` cleaned it, and cleaning again
+  would drop forward-filled bars). The markets' files must have one bar size. ``polymarket_lag``
+  runs on the bundled Polymarket day (``replay.polymarket_markets``/``replay.chainlink_ticks``),
+  equity sampled on the Chainlink candles.
+* **Several markets.** The markets' candle streams are merged by bar close time (ties in the order
+  the strategies list the markets) and driven event by event; each strategy runs one core per market
+  (``StrategyBook``), so with gates that do not interact a market trades exactly as it does alone
+  (tested on the four bundled markets). Equity is sampled at every bar close of any market (the
+  common clock), each position marked at its own market's last close. Buy and hold is the equal-weight
+  portfolio of the markets: each market's close over its first close in the data, averaged (bought in
+  equal parts at the start, never rebalanced; a market with no bar yet counts at its first close).
+  The JSON adds ``trades_by_market``, ``pnl_by_market``, ``per_market`` (tally and each market's own
+  buy and hold), ``market_correlation`` (per-bar close-to-close returns on the common clock) and
+  ``pair_correlation`` (each strategy/market pair's realised P&L per UTC day).
 * **Timing.** Signals act on the bar after: a signal from a bar closing at T is an order at T that
   the matching engine fills no earlier than the next bar's open (the driver guarantees it).
-* **Engine.** ``auto`` runs candle backtests on the fast path (:mod:`supervisor.research.fast_backtest`,
-  identical trades, proven by tests) and the Polymarket day on the event-by-event driver.
+* **Engine.** ``auto`` runs one-market candle backtests on the fast path
+  (:mod:`supervisor.research.fast_backtest`, identical trades, proven by tests); several markets and
+  the Polymarket day run on the event-by-event driver (the fast path steps one bar series), and
+  ``fast`` with several markets is an error.
 * **Warm-up** (walk-forward): bars before ``trade_from_ms`` only warm the strategies up (their
   signals are dropped); the book starts flat, with the initial capital, at ``trade_from_ms``.
 * **Per strategy** (several strategies): each strategy's curve is its sleeve, ``initial_capital *
@@ -42,17 +58,23 @@ from __future__ import annotations
 import itertools
 import json
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import numpy as np
 import numpy.typing as npt
 
 from actors.data.candles import CandleTable, clean_table, load_table
-from actors.data.replay import BINANCE_BTCUSDT, CHAINLINK_MARKET, candle_events, polymarket_events
+from actors.data.replay import (
+    CHAINLINK_MARKET,
+    binance_instrument,
+    candle_events,
+    merge_streams,
+    polymarket_events,
+)
 from actors.domain.model import Candle, Instrument, MarketEvent, MarketKind, RoundTrip
 from actors.domain.topology import watches
 from config.models import Settings, StrategyConfig
@@ -60,16 +82,22 @@ from supervisor.research.driver import Driver
 from supervisor.research.fast_backtest import Bars, FastDriver, SignalPass, sample_curve, signal_pass
 from supervisor.research.performance import (
     PerformanceStats,
+    TradeTally,
+    buy_and_hold_return,
     compute_stats,
+    daily_pnl,
     iso_utc,
     per_strategy_stats,
     round_trips_csv,
     strategy_return_correlation,
+    tally_by,
 )
 
 ExitsMode = Literal["signal", "managed"]
 EngineMode = Literal["auto", "fast", "driver"]
 Progress = Callable[[int, int], None]
+DataSpec = tuple[str | None, Path]
+"""One ``--data``: (market, file), market None for a plain file (the run's one market)."""
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 
@@ -187,32 +215,168 @@ def load_candles(path: Path) -> CandleTable:
     return table
 
 
-def candle_market(settings: Settings) -> str:
-    """The one market every strategy of a candle run trades."""
-    markets = sorted({s.market for s in settings.strategies})
-    if len(markets) != 1:
-        raise BacktestError(f"one data file is one market, but the strategies trade {', '.join(markets)}")
-    return markets[0]
+def candle_markets(settings: Settings) -> list[str]:
+    """Every market the strategies of a candle run trade, in the order they list them."""
+    return list(dict.fromkeys(m for s in settings.strategies for m in s.markets))
 
 
-def default_candles(settings: Settings) -> Path:
-    """The bundled candle file of the one market a candle run trades (``replay.candles``)."""
-    market = candle_market(settings)
-    path = settings.replay.candles.get(market)
-    if path is None:
-        raise BacktestError(f"no candle file for {market} in replay.candles: give one with --data")
-    return path
+def parse_data_spec(text: str) -> DataSpec:
+    """``MARKET=FILE`` (a market id is venue:symbol, e.g. ``binance:ETH/USDT=eth.csv.gz``) or ``FILE``."""
+    market, sep, path = text.partition("=")
+    if sep and ":" in market and path.strip():
+        return market.strip(), Path(path.strip())
+    return None, Path(text)
+
+
+@dataclass(frozen=True)
+class CandleRun:
+    """A candle run's settings (strategies restricted to the run's markets), each market's file, notes."""
+
+    settings: Settings
+    files: dict[str, Path]
+    notes: list[str]
+
+
+def candle_files(settings: Settings, data: Path | Sequence[DataSpec] | None = None) -> CandleRun:
+    """The run's markets and their files (module docstring, **Data**).
+
+    Without ``data`` every market the strategies trade, from ``replay.candles``. With ``data`` the
+    markets it names and only those: a plain path is the run's first market (the first strategy's
+    ``market``), ``(market, path)`` names its market; each strategy keeps the named markets it trades,
+    and one trading none of them is left out of the run.
+    """
+    markets = candle_markets(settings)
+    specs: list[DataSpec] = [(None, data)] if isinstance(data, Path) else list(data or ())
+    given: dict[str, Path] = {}
+    for named, path in specs:
+        market = named or markets[0]
+        if market not in markets:
+            raise BacktestError(
+                f"--data {market}=...: no strategy of the run trades {market} "
+                f"(they trade {', '.join(markets)})"
+            )
+        if market in given:
+            raise BacktestError(f"--data gives {market} twice (a plain FILE is {markets[0]})")
+        given[market] = path
+    if not given:
+        files = {m: settings.replay.candles.get(m) for m in markets}
+        missing = [m for m, path in files.items() if path is None]
+        if missing:
+            raise BacktestError(
+                f"no candle file for {', '.join(missing)} in replay.candles: give one with --data MARKET=FILE"
+            )
+        return CandleRun(settings, {m: path for m, path in files.items() if path is not None}, [])
+    run_settings, notes = restrict_markets(settings, list(given), "--data")
+    return CandleRun(run_settings, {m: given[m] for m in candle_markets(run_settings)}, notes)
+
+
+def restrict_markets(settings: Settings, markets: Sequence[str], source: str) -> tuple[Settings, list[str]]:
+    """The settings with each strategy trading only those of ``markets`` it lists (one listing none of
+    them is left out), and notes saying so; ``source`` names where the markets came from."""
+    listed = candle_markets(settings)
+    if set(listed) <= set(markets):
+        return settings, []
+    wanted = set(markets)
+    kept = [
+        s.model_copy(update={"market": own[0], "markets": tuple(own)})
+        for s in settings.strategies
+        for own in [[m for m in s.markets if m in wanted]]
+        if own
+    ]
+    if not kept:
+        raise BacktestError(f"no strategy of the run trades {', '.join(markets)} ({source})")
+    notes = [
+        f"Left out {s.name}: it trades none of the markets of the {source} ({', '.join(markets)})."
+        for s in settings.strategies
+        if not wanted.intersection(s.markets)
+    ]
+    traded = [m for m in listed if m in wanted]
+    notes.append(
+        f"Markets: the run trades {', '.join(traded)} (from the {source}), not every market the strategies "
+        f"list ({', '.join(listed)})."
+    )
+    return revalidated(settings.model_copy(update={"strategies": kept})), notes
+
+
+@dataclass(frozen=True)
+class MarketCandles:
+    """The candle tables of a run, one per market (in the run's market order), and where they came from.
+
+    ``bases`` is each market's first usable close in the data as loaded; slices keep it, so the
+    equal-weight benchmark of every walk-forward window is on one scale.
+    """
+
+    tables: dict[str, CandleTable]
+    sources: dict[str, str]
+    bases: dict[str, float]
+
+    @classmethod
+    def of(cls, tables: Mapping[str, CandleTable], sources: Mapping[str, str] | None = None) -> MarketCandles:
+        if not tables:
+            raise BacktestError("no market to backtest")
+        intervals = {m: t.interval_ms for m, t in tables.items()}
+        if len(set(intervals.values())) > 1:
+            sizes = ", ".join(f"{m} {ms // 1000}s" for m, ms in intervals.items())
+            raise BacktestError(f"the markets' candles must have one bar size, got {sizes}")
+        bases = {}
+        for market, table in tables.items():
+            close = table.close[~table.flags]
+            if close.shape[0] == 0:
+                raise BacktestError(f"{market}: no usable bar")
+            bases[market] = float(close[0])
+        found = dict(sources or {})
+        return cls(
+            dict(tables),
+            {m: found.get(m, str(t.provenance.get("source", ""))) for m, t in tables.items()},
+            bases,
+        )
+
+    @property
+    def markets(self) -> list[str]:
+        return list(self.tables)
+
+    @property
+    def interval_ms(self) -> int:
+        return next(iter(self.tables.values())).interval_ms
+
+    def between(self, start_ms: int | None, end_ms: int | None) -> MarketCandles:
+        """Every market's bars opening in ``[start_ms, end_ms)``, bases kept."""
+        tables = {m: t.between(start_ms, end_ms) for m, t in self.tables.items()}
+        return MarketCandles(tables, self.sources, self.bases)
+
+    def span(self) -> tuple[int, int]:
+        """First usable bar's open to last usable bar's close, over every market."""
+        stamps = [t.timestamp[~t.flags] for t in self.tables.values()]
+        stamps = [ts for ts in stamps if ts.shape[0]]
+        if not stamps or sum(ts.shape[0] for ts in stamps) < 2:
+            raise BacktestError("the data has fewer than two usable bars")
+        return min(int(ts[0]) for ts in stamps), max(int(ts[-1]) for ts in stamps) + self.interval_ms
+
+
+def load_market_candles(files: Mapping[str, Path]) -> MarketCandles:
+    """Each market's file through :func:`load_candles`."""
+    return MarketCandles.of(
+        {m: load_candles(path) for m, path in files.items()}, {m: str(p) for m, p in files.items()}
+    )
+
+
+def market_candles(
+    settings: Settings, data: CandleTable | MarketCandles
+) -> tuple[Settings, MarketCandles, list[str]]:
+    """``data`` as :class:`MarketCandles` (a single table is the run's first market, as a plain
+    ``--data FILE``), the settings restricted to its markets (:func:`restrict_markets`), notes."""
+    if not isinstance(data, MarketCandles):
+        data = MarketCandles.of({candle_markets(settings)[0]: data})
+    run_settings, notes = restrict_markets(settings, data.markets, "data")
+    return run_settings, data, notes
 
 
 def instrument_for(market: str) -> Instrument:
-    """The instrument of a candle market: Binance BTC/USDT as bundled, or a Binance spot pair with its
-    tick (0.01) and lot (0.00001) for another symbol."""
-    if market == BINANCE_BTCUSDT.market_id:
-        return BINANCE_BTCUSDT
+    """A candle market's instrument: a Binance spot pair with its tick and lot (``binance_instrument``)."""
     venue, _, symbol = market.partition(":")
     if venue != "binance" or "/" not in symbol:
         raise BacktestError(f"candle backtests trade Binance spot pairs (binance:BASE/QUOTE), not {market!r}")
-    return BINANCE_BTCUSDT.model_copy(update={"symbol": symbol, "correlation_group": symbol.split("/")[0]})
+    return binance_instrument(market)
 
 
 # --------------------------------------------------------------------------- results
@@ -248,10 +412,33 @@ class BacktestResult:
     exits_mode: str = "config"
     steps: dict[str, int] = field(default_factory=dict)
     """Fast path only: bars the driver processed and quiet bars it skipped."""
+    prices: dict[str, tuple[IntArray, FloatArray]] = field(default_factory=dict)
+    """Candle runs: each market's traded bars (close times, closes)."""
+    market_correlation: dict[str, dict[str, float]] = field(default_factory=dict)
+    """Candle runs: correlation of the markets' per-bar returns on the common clock."""
+    pair_correlation: dict[str, dict[str, float]] = field(default_factory=dict)
+    """Candle runs: correlation of each strategy@market pair's realised P&L per UTC day."""
 
     @property
     def allocations(self) -> dict[str, float]:
         return {s.name: s.allocation for s in self.settings.strategies}
+
+    @property
+    def by_market(self) -> dict[str, TradeTally]:
+        """Closed trades per market: every market of a candle run (idle ones too), then any other."""
+        return tally_by(self.trips, lambda t: t.market, self.prices)
+
+    def per_market_json(self) -> dict[str, dict[str, Any]]:
+        """Per market: its trade tally, its bars and its own buy and hold over the run."""
+        out: dict[str, dict[str, Any]] = {}
+        for market, tally in self.by_market.items():
+            _ts, close = self.prices.get(market, (None, np.zeros(0)))
+            out[market] = {
+                **tally.as_json_dict(),
+                "bars": int(close.shape[0]),
+                "buy_and_hold_return": buy_and_hold_return(close),
+            }
+        return out
 
     def as_json_dict(self) -> dict[str, Any]:
         """The run as plain JSON types: headline numbers flat at the top, full statistics nested."""
@@ -279,7 +466,9 @@ class BacktestResult:
             "pnl_by_exit_reason": {k: str(v) for k, v in s.pnl_by_exit_reason.items()},
             "trades_by_exit_reason": dict(s.trades_by_exit_reason),
             "elapsed_s": round(self.elapsed_s, 6),
-            "bars_per_second": round(s.bars / self.elapsed_s, 1) if self.elapsed_s > 0 else None,
+            "bars_per_second": (
+                round(int(self.data.get("bars", s.bars)) / self.elapsed_s, 1) if self.elapsed_s > 0 else None
+            ),
             "skipped_gates": self.counters["skipped_gates"],
             "rejections": self.counters["rejections"],
             "signals": self.counters["signals"],
@@ -292,6 +481,11 @@ class BacktestResult:
             "stats": s.as_json_dict(),
             "per_strategy": {name: st.as_json_dict() for name, st in self.per_strategy.items()},
             "correlation": self.correlation,
+            "trades_by_market": {m: t.trades for m, t in self.by_market.items()},
+            "pnl_by_market": {m: str(t.pnl) for m, t in self.by_market.items()},
+            "per_market": self.per_market_json(),
+            "market_correlation": self.market_correlation,
+            "pair_correlation": self.pair_correlation,
             "notes": self.notes,
         }
 
@@ -306,7 +500,7 @@ class BacktestResult:
 
     def write_report(self, out_dir: Path) -> list[Path]:
         """report.md with equity, drawdown and trade charts; several strategies add their breakdown."""
-        from supervisor.research.report import write_report
+        from supervisor.research.report import markets_markdown, write_report
 
         written = write_report(
             out_dir,
@@ -319,17 +513,34 @@ class BacktestResult:
             self.price_close,
             self.title,
             self.notes,
+            prices=self.prices,
         )
+        extra: list[str] = []
         if len(self.per_strategy) > 1:
             chart = plot_strategy_pnl(out_dir / "strategies.png", self.ts_ms, self.strategy_pnl, self.title)
-            report = out_dir / "report.md"
-            with report.open("a", encoding="utf-8") as handle:
-                handle.write("\n" + "\n".join(self.breakdown_markdown(chart.name)) + "\n")
+            extra += ["", *self.breakdown_markdown(chart.name)]
             written.append(chart)
+        if len(self.prices) > 1:
+            per = self.per_market_json()
+            extra += [
+                "",
+                *markets_markdown(
+                    self.by_market,
+                    {m: v["buy_and_hold_return"] for m, v in per.items()},
+                    {m: v["bars"] for m, v in per.items()},
+                    self.market_correlation,
+                    self.pair_correlation,
+                ),
+            ]
+        if extra:
+            with (out_dir / "report.md").open("a", encoding="utf-8") as handle:
+                handle.write("\n".join(extra) + "\n")
         return written
 
     def breakdown_markdown(self, chart_name: str) -> list[str]:
         """Per-strategy statistics and the correlation of the strategies' per-bar P&L."""
+        from supervisor.research.report import correlation_table
+
         lines = [
             "## Strategies in the portfolio",
             "",
@@ -345,18 +556,14 @@ class BacktestResult:
                 f"{float(st.total_pnl):,.2f} | {st.total_return:.2%} | {st.sharpe:.2f} | "
                 f"{st.max_drawdown:.2%} |"
             )
-        names = list(self.correlation)
         lines += [
             "",
             "## Correlation of strategy returns",
             "",
             "Pearson correlation of the per-bar P&L increments (0 where a strategy never traded).",
             "",
-            "| | " + " | ".join(names) + " |",
-            "| :--- |" + " ---: |" * len(names),
+            *correlation_table(self.correlation),
         ]
-        for a in names:
-            lines.append(f"| {a} | " + " | ".join(f"{self.correlation[a][b]:.2f}" for b in names) + " |")
         lines += ["", "### Cumulative P&L by strategy", "", f"![Cumulative P&L by strategy]({chart_name})"]
         return lines
 
@@ -377,6 +584,9 @@ class BacktestResult:
         if len(self.per_strategy) > 1:
             for name, st in self.per_strategy.items():
                 lines.append(f"  {name}: {st.trades} trades, P&L {float(st.total_pnl):,.2f}")
+        if len(self.prices) > 1:
+            for market, tally in self.by_market.items():
+                lines.append(f"  {market}: {tally.trades} trades, P&L {float(tally.pnl):,.2f}")
         return lines
 
 
@@ -507,7 +717,7 @@ def _collect(
 
 def run_candles(
     settings: Settings,
-    table: CandleTable,
+    table: CandleTable | MarketCandles,
     *,
     trade_from_ms: int | None = None,
     engine: EngineMode = "auto",
@@ -516,66 +726,79 @@ def run_candles(
     notes: Sequence[str] = (),
     exits_mode: str = "config",
 ) -> BacktestResult:
-    """Backtest the settings' (candle) strategies on one table; bars before ``trade_from_ms`` only warm up."""
+    """Backtest the settings' (candle) strategies on their markets' candles (one table is the one
+    market); bars opening before ``trade_from_ms`` only warm the strategies up."""
     started = time.perf_counter()
-    market = candle_market(settings)
-    instrument = instrument_for(market)
-    bars = Bars.from_table(table, market)
-    start = 0 if trade_from_ms is None else bars.index_at(trade_from_ms)
-    if start >= len(bars):
+    settings, candles, restricted = market_candles(settings, table)
+    markets = candle_markets(settings)
+    instruments = [instrument_for(m) for m in markets]
+    bars = {m: Bars.from_table(candles.tables[m], m) for m in markets}
+    first_bar = min((int(b.ts[0]) for b in bars.values() if len(b)), default=0)
+    trade_from = first_bar if trade_from_ms is None else trade_from_ms
+    starts = {m: b.index_at(trade_from) for m, b in bars.items()}
+    total = sum(len(b) - starts[m] for m, b in bars.items())
+    if total <= 0:
         raise BacktestError("no bar to trade after the warm-up")
-    total = len(bars) - start
+    run_notes = [*notes, *restricted]
+    if engine == "fast" and len(markets) > 1:
+        raise BacktestError(
+            f"the fast path steps one bar series, but the run trades {len(markets)} markets: "
+            "use --engine driver (or auto)"
+        )
+    if engine == "auto" and len(markets) > 1:
+        run_notes.append(
+            f"Engine: {len(markets)} markets run on the event-by-event driver (the fast path steps one "
+            "bar series); each market trades exactly as it would alone when no gate binds across markets."
+        )
+        engine = "driver"
     methods: dict[str, str] = {}
     steps: dict[str, int] = {}
+    report = None if progress is None else (lambda n: progress(n, total))
+    engine_name: str = engine
     if engine == "driver":
-        driver = Driver(settings, [instrument], equity_market=market)
-        stream = candle_events(table, market)
-        for candle in itertools.islice(stream, start):  # warm-up: the strategies see it, the book does not
-            for core in driver.strategies.values():
-                if watches(core.config, market):
-                    core.on_candle(candle)
-        driver.run(stream, progress=None if progress is None else (lambda n: progress(n, total)))
+        driver = _drive(settings, instruments, candles, markets, trade_from, report)
         if progress is not None:
             progress(total, total)
-        engine_name = "driver"
     else:
-        signals: SignalPass = signal_pass(settings.strategies, bars)
-        methods = signals.methods
-        fast = FastDriver(settings, [instrument], bars, signals)
-        fast.run_bars(start, progress=None if progress is None else (lambda n: progress(n, total)))
-        driver = fast
         engine_name = "fast"
+        only = bars[markets[0]]
+        signals: SignalPass = signal_pass(settings.strategies, only)
+        methods = signals.methods
+        fast = FastDriver(settings, instruments, only, signals)
+        fast.run_bars(starts[markets[0]], progress=report)
+        driver = fast
         steps = {"processed": fast.steps.processed, "quiet": fast.steps.quiet}
     elapsed = time.perf_counter() - started
-    grid = bars.close_ms[start:]
-    close = bars.close[start:]
-    first, last = int(bars.ts[start]), int(bars.ts[-1])
-    data = {
-        "source": source or str(table.provenance.get("source", "")),
-        "market": market,
-        "rows": len(table),
-        "bars": total,
-        "warmup_bars": start,
-        "flagged_bars": int(table.flags.sum()),
-        "interval_ms": bars.interval_ms,
-        "start": iso_utc(first),
-        "end": iso_utc(last + bars.interval_ms),
-        "provenance": table.provenance,
-    }
+    prices = {m: (b.close_ms[starts[m] :], b.close[starts[m] :]) for m, b in bars.items()}
+    if len(markets) == 1:
+        grid, benchmark = prices[markets[0]]
+    else:
+        grid = np.unique(np.concatenate([ts for ts, _c in prices.values()]))
+        benchmark = np.mean(
+            [closes_on(bars[m], grid, candles.bases[m]) / candles.bases[m] for m in markets], axis=0
+        )
+    data = _candle_data(candles, bars, starts, source)
     mode = "/".join(sorted({"managed" if m else "signal" for m in exit_modes(settings).values()}))
     names = ", ".join(s.name for s in settings.strategies)
-    title = f"Backtest {names} on {instrument.symbol} ({mode} exits)"
-    run_notes = [
-        *notes,
-        f"Data: {data['source'] or 'table'}: {total:,} bars of {bars.interval_ms // 1000}s, "
-        f"{data['start']} to {data['end']}" + (f" after {start:,} warm-up bars" if start else "") + ".",
+    symbols = ", ".join(i.symbol for i in instruments)
+    title = f"Backtest {names} on {symbols} ({mode} exits)"
+    interval = candles.interval_ms
+    warmup = sum(starts.values())
+    run_notes += [
+        f"Data: {data['source'] or 'table'}: {total:,} bars of {interval // 1000}s, "
+        f"{data['start']} to {data['end']}" + (f" after {warmup:,} warm-up bars" if warmup else "") + ".",
         "Signals act on the next bar: an order decided at a bar's close fills no earlier than the next "
         "bar's open. Costs: maker/taker fees and slippage from [costs] (FeeModel).",
     ]
-    if int(table.flags.sum()):
+    if len(markets) > 1:
         run_notes.append(
-            f"{int(table.flags.sum())} bar(s) flagged as suspicious moves were left out of the run."
+            f"{len(markets)} markets merged by bar time; equity sampled at every bar close of any market "
+            "(each position at its market's last close); buy and hold is the equal-weight portfolio of "
+            "the markets (bought in equal parts at the start, never rebalanced)."
         )
+    flagged = int(data["flagged_bars"])
+    if flagged:
+        run_notes.append(f"{flagged} bar(s) flagged as suspicious moves were left out of the run.")
     result = _collect(
         title=title,
         settings=settings,
@@ -583,17 +806,95 @@ def run_candles(
         engine=engine_name,
         data=data,
         grid=grid,
-        bar_ms=bars.interval_ms,
-        benchmark=close,
-        price_ts=grid,
-        price_close=close,
+        bar_ms=interval,
+        benchmark=benchmark,
+        price_ts=prices[markets[0]][0],
+        price_close=prices[markets[0]][1],
         elapsed_s=elapsed,
         notes=run_notes,
         signal_methods=methods,
         exits_mode=exits_mode,
     )
     result.steps = steps
+    result.prices = prices
+    result.market_correlation = strategy_return_correlation(
+        {m: closes_on(bars[m], grid, candles.bases[m]) for m in markets}, kind="equity"
+    )
+    pairs = {f"{s.name}@{m}": (s.name, m) for s in settings.strategies for m in s.markets}
+    span = (int(grid[0]), int(grid[-1])) if grid.shape[0] else (trade_from, trade_from)
+    daily = daily_pnl(result.trips, lambda t: f"{t.strategy}@{t.market}", list(pairs), *span)
+    result.pair_correlation = strategy_return_correlation(daily, kind="returns")
     return result
+
+
+def closes_on(bars: Bars, grid: IntArray, default: float) -> FloatArray:
+    """A market's last close known at each grid time: its first close before its first bar,
+    ``default`` throughout when it has no bar at all."""
+    if len(bars) == 0:
+        return np.full(grid.shape[0], default, dtype=np.float64)
+    pos = np.searchsorted(bars.close_ms, grid, side="right") - 1
+    return np.asarray(bars.close[np.clip(pos, 0, None)], dtype=np.float64)
+
+
+def _drive(
+    settings: Settings,
+    instruments: Sequence[Instrument],
+    candles: MarketCandles,
+    markets: Sequence[str],
+    trade_from: int,
+    progress: Callable[[int], None] | None,
+) -> Driver:
+    """The event-by-event driver over the markets' merged candles; bars opening before ``trade_from``
+    only warm the strategies up (the book never sees them)."""
+    driver = Driver(settings, instruments, equity_market=markets[0] if len(markets) == 1 else None)
+    streams = [candle_events(candles.tables[m], m) for m in markets]
+    # merging candle streams yields candles
+    stream = streams[0] if len(streams) == 1 else cast(Iterator[Candle], merge_streams(*streams))
+    head: list[Candle] = []
+    for candle in stream:
+        if candle.ts_ms >= trade_from:
+            head.append(candle)
+            break
+        for core in driver.strategies.values():
+            if watches(core.config, candle.market):
+                core.on_candle(candle)
+    driver.run(itertools.chain(head, stream), progress=progress)
+    return driver
+
+
+def _candle_data(
+    candles: MarketCandles, bars: Mapping[str, Bars], starts: Mapping[str, int], source: str
+) -> dict[str, Any]:
+    """The JSON ``data`` of a candle run: the first market's figures flat (as one market has always
+    had them) with sums over the markets, and ``per_market`` details."""
+    per_market: dict[str, Any] = {}
+    for market, b in bars.items():
+        table, start = candles.tables[market], starts[market]
+        per_market[market] = {
+            "source": candles.sources.get(market, ""),
+            "rows": len(table),
+            "bars": len(b) - start,
+            "warmup_bars": start,
+            "flagged_bars": int(table.flags.sum()),
+            "start": iso_utc(int(b.ts[start])) if start < len(b) else None,
+            "end": iso_utc(int(b.ts[-1]) + b.interval_ms) if len(b) else None,
+            "provenance": table.provenance,
+        }
+    rows = list(per_market.values())
+    first = rows[0]
+    return {
+        "source": source or "; ".join(str(r["source"]) for r in rows),
+        "market": ", ".join(per_market),
+        "rows": sum(int(r["rows"]) for r in rows),
+        "bars": sum(int(r["bars"]) for r in rows),
+        "warmup_bars": sum(int(r["warmup_bars"]) for r in rows),
+        "flagged_bars": sum(int(r["flagged_bars"]) for r in rows),
+        "interval_ms": candles.interval_ms,
+        "start": min(str(r["start"]) for r in rows if r["start"] is not None),
+        "end": max(str(r["end"]) for r in rows if r["end"] is not None),
+        "provenance": first["provenance"],
+        "per_market": per_market,
+    }
 
 
 def run_polymarket(
@@ -682,16 +983,19 @@ def run_backtest(
     settings: Settings,
     *,
     strategies: Sequence[str] = (),
-    data: Path | None = None,
+    data: Path | Sequence[DataSpec] | None = None,
     exits: ExitsMode | None = None,
     engine: EngineMode = "auto",
     progress: Progress | None = None,
 ) -> BacktestResult:
-    """``raytrader backtest``: choose, adjust, load and run (see the module docstring for every rule)."""
+    """``raytrader backtest``: choose, adjust, load and run (see the module docstring for every rule).
+
+    ``data``: a plain path (the run's one market) or ``(market, path)`` pairs (see :func:`candle_files`).
+    """
     run_settings, notes = prepare(settings, strategies, exits)
     mode = exits or "config"
     if all(is_polymarket(s) for s in run_settings.strategies):
-        if data is not None:
+        if data:
             raise BacktestError(
                 "polymarket_lag runs on the bundled Polymarket day; point replay.polymarket_markets and "
                 "replay.chainlink_ticks elsewhere with --set instead of --data"
@@ -701,19 +1005,31 @@ def run_backtest(
                 "the fast path is for candle backtests; the Polymarket day runs on the driver"
             )
         return run_polymarket(run_settings, progress=progress, notes=notes, exits_mode=mode)
-    path = data if data is not None else default_candles(run_settings)
-    table = load_candles(path)
+    run = candle_files(run_settings, data)
+    candles = load_market_candles(run.files)
     return run_candles(
-        run_settings, table, engine=engine, progress=progress, source=str(path), notes=notes, exits_mode=mode
+        run.settings,
+        candles,
+        engine=engine,
+        progress=progress,
+        notes=[*notes, *run.notes],
+        exits_mode=mode,
     )
 
 
 __all__ = [
     "BacktestError",
     "BacktestResult",
+    "CandleRun",
+    "DataSpec",
     "ExitsMode",
+    "MarketCandles",
     "apply_exit_mode",
+    "candle_files",
+    "candle_markets",
     "load_candles",
+    "load_market_candles",
+    "parse_data_spec",
     "prepare",
     "run_backtest",
     "run_candles",

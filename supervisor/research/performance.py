@@ -31,11 +31,11 @@ from __future__ import annotations
 
 import csv
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -416,6 +416,75 @@ def strategy_return_correlation(
                 value = min(1.0, max(-1.0, _finite(value)))
             matrix[a][b] = matrix[b][a] = value
     return matrix
+
+
+# --------------------------------------------------------------------------- several markets
+
+
+class TradeTally(NamedTuple):
+    """Closed trades of one group (a market, a strategy): count, winners, P&L and fees."""
+
+    trades: int
+    wins: int
+    pnl: Decimal
+    fees: Decimal
+
+    @property
+    def win_rate(self) -> float:
+        return self.wins / self.trades if self.trades else 0.0
+
+    def as_json_dict(self) -> dict[str, Any]:
+        return {
+            "trades": self.trades,
+            "wins": self.wins,
+            "win_rate": self.win_rate,
+            "pnl": str(self.pnl),
+            "fees": str(self.fees),
+        }
+
+
+def tally_by(
+    trips: Iterable[RoundTrip], key: Callable[[RoundTrip], str], keys: Iterable[str] = ()
+) -> dict[str, TradeTally]:
+    """Closed trades grouped by ``key`` (unfilled entries are no trades): ``keys`` first, in their
+    order and listed even when idle, then any other group in sorted order."""
+    groups: dict[str, list[RoundTrip]] = {k: [] for k in keys}
+    extra: dict[str, list[RoundTrip]] = {}
+    for t in trips:
+        if t.exit_reason is ExitReason.UNFILLED:
+            continue
+        name = key(t)
+        (groups if name in groups else extra).setdefault(name, []).append(t)
+    groups.update(sorted(extra.items()))
+    return {
+        name: TradeTally(
+            trades=len(group),
+            wins=sum(1 for t in group if t.pnl > 0),
+            pnl=sum((t.pnl for t in group), ZERO),
+            fees=sum((t.fees for t in group), ZERO),
+        )
+        for name, group in groups.items()
+    }
+
+
+def daily_pnl(
+    trips: Iterable[RoundTrip],
+    key: Callable[[RoundTrip], str],
+    names: Sequence[str],
+    start_ms: int,
+    end_ms: int,
+) -> dict[str, FloatArray]:
+    """Realised P&L of each group per UTC day from ``start_ms``'s day to ``end_ms``'s (a trip counts
+    on its exit day); groups outside ``names`` and trips outside the days are left out."""
+    first = start_ms // DAY_MS
+    days = max(1, end_ms // DAY_MS - first + 1)
+    out = {name: np.zeros(days, dtype=np.float64) for name in names}
+    for t in trips:
+        series = out.get(key(t))
+        day = t.exit_time_ms // DAY_MS - first
+        if series is not None and 0 <= day < days:
+            series[day] += float(t.pnl)
+    return out
 
 
 # --------------------------------------------------------------------------- trade log

@@ -11,7 +11,7 @@ import math
 import sys
 import time
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC
 from decimal import Decimal
 from itertools import pairwise
@@ -31,9 +31,11 @@ from actors.domain.model import DAY_MS, HOUR_MS, MINUTE_MS, ZERO, ExitReason, Ro
 from supervisor.research.performance import (
     EXIT_REASONS,
     PerformanceStats,
+    TradeTally,
     anchored_curve,
     drawdown_series,
     iso_utc,
+    tally_by,
 )
 
 MAX_LINE_POINTS = 5_000
@@ -272,6 +274,36 @@ def plot_trades(
     """Price with entries (^ green) and exits (v, coloured by exit reason); ``pad_ms`` widens
     a zero-length time axis."""
     fig, ax = _new_figure()
+    _draw_trades(ax, price_ts_ms, price_close, trips, pad_ms)
+    ax.set_title(f"{title}: trades on price")
+    return _save(fig, path)
+
+
+def plot_market_trades(
+    path: Path,
+    prices: Mapping[str, tuple[npt.ArrayLike, npt.ArrayLike]],
+    trips: Sequence[RoundTrip],
+    title: str,
+    pad_ms: int = HOUR_MS,
+) -> Path:
+    """One panel per market (``prices``: market -> close times, closes), each with its own trades."""
+    width, height = FIG_SIZE_IN
+    fig = Figure(figsize=(width, max(height, 3.2 * len(prices))), dpi=FIG_DPI)
+    FigureCanvasAgg(fig)
+    for k, (market, (ts, close)) in enumerate(prices.items()):
+        ax = fig.add_subplot(len(prices), 1, k + 1)
+        _draw_trades(ax, ts, close, [t for t in trips if t.market == market], pad_ms)
+        ax.set_title(f"{title}: trades on {market}" if k == 0 else market)
+    return _save(fig, path)
+
+
+def _draw_trades(
+    ax: Axes,
+    price_ts_ms: npt.ArrayLike,
+    price_close: npt.ArrayLike,
+    trips: Sequence[RoundTrip],
+    pad_ms: int,
+) -> None:
     ts = np.asarray(price_ts_ms, dtype=np.int64).reshape(-1)
     close = np.asarray(price_close, dtype=np.float64).reshape(-1)
     traded = [t for t in trips if t.exit_reason is not ExitReason.UNFILLED]
@@ -325,8 +357,6 @@ def plot_trades(
     else:
         _no_data(ax)
     ax.set_ylabel("Price (quote currency)")
-    ax.set_title(f"{title}: trades on price")
-    return _save(fig, path)
 
 
 # --------------------------------------------------------------------------- markdown
@@ -367,17 +397,58 @@ def _exit_reason_rows(stats: PerformanceStats) -> list[list[str]]:
 
 
 def _group_rows(trips: Sequence[RoundTrip], key: Callable[[RoundTrip], str]) -> list[list[str]]:
-    groups: dict[str, list[RoundTrip]] = defaultdict(list)
-    for t in trips:
-        groups[key(t)].append(t)
-    rows = []
-    for name in sorted(groups):
-        group = groups[name]
-        wins = sum(1 for t in group if t.pnl > 0)
-        pnl = sum((t.pnl for t in group), ZERO)
-        fees = sum((t.fees for t in group), ZERO)
-        rows.append([name, f"{len(group):,}", _pct(wins / len(group)), _money(pnl), _money(fees)])
-    return rows
+    return [
+        [name, f"{t.trades:,}", _pct(t.win_rate), _money(t.pnl), _money(t.fees)]
+        for name, t in tally_by(trips, key).items()
+    ]
+
+
+def correlation_table(matrix: Mapping[str, Mapping[str, float]]) -> list[str]:
+    """A correlation matrix as a Markdown table (rows and columns in the matrix's order)."""
+    names = list(matrix)
+    rows = [[a, *(f"{matrix[a][b]:.2f}" for b in names)] for a in names]
+    return _table(["", *names], rows)
+
+
+def markets_markdown(
+    tallies: Mapping[str, TradeTally],
+    buy_and_hold: Mapping[str, float],
+    bars: Mapping[str, int],
+    market_correlation: Mapping[str, Mapping[str, float]],
+    pair_correlation: Mapping[str, Mapping[str, float]],
+) -> list[str]:
+    """A several-market run: a row per market, its returns' correlations and the strategy/market
+    pairs' daily P&L correlations."""
+    rows = [
+        [
+            market,
+            f"{bars.get(market, 0):,}",
+            f"{t.trades:,}",
+            _pct(t.win_rate),
+            _money(t.pnl),
+            _money(t.fees),
+            _pct(buy_and_hold.get(market)),
+        ]
+        for market, t in tallies.items()
+    ]
+    lines = ["## Markets in the portfolio", ""]
+    lines += _table(["Market", "Bars", "Trades", "Win rate", "P&L", "Fees", "Buy and hold"], rows)
+    lines += [
+        "",
+        "## Correlation of market returns",
+        "",
+        "Pearson correlation of the markets' per-bar close-to-close returns on the run's common clock.",
+        "",
+        *correlation_table(market_correlation),
+        "",
+        "## Correlation of strategy/market P&L",
+        "",
+        "Pearson correlation of each strategy's realised P&L per UTC day on each market it trades "
+        "(a trip counts on its exit day; 0 where a pair never traded).",
+        "",
+        *correlation_table(pair_correlation),
+    ]
+    return lines
 
 
 def _trade_rows(trips: Sequence[RoundTrip]) -> list[list[str]]:
@@ -472,18 +543,27 @@ def write_report(
     price_close: npt.ArrayLike,
     title: str,
     notes: list[str],
+    *,
+    prices: Mapping[str, tuple[npt.ArrayLike, npt.ArrayLike]] | None = None,
 ) -> list[Path]:
-    """Write report.md, equity.png, drawdown.png and trades.png into ``out_dir``; return their paths."""
+    """Write report.md, equity.png, drawdown.png and trades.png into ``out_dir``; return their paths.
+
+    With ``prices`` of several markets (market -> close times, closes), trades.png has one panel per
+    market, each with that market's trades.
+    """
     out_dir.mkdir(parents=True, exist_ok=True)
     charts = [
         ("Equity vs buy and hold", "equity.png"),
         ("Drawdown", "drawdown.png"),
         ("Trades on price", "trades.png"),
     ]
+    trades = out_dir / "trades.png"
     written = [
         plot_equity(out_dir / "equity.png", stats, ts_ms, equity, benchmark_close, title),
         plot_drawdown(out_dir / "drawdown.png", stats, ts_ms, equity, title),
-        plot_trades(out_dir / "trades.png", price_ts_ms, price_close, trips, title, stats.bar_ms),
+        plot_market_trades(trades, prices, trips, title, stats.bar_ms)
+        if prices is not None and len(prices) > 1
+        else plot_trades(trades, price_ts_ms, price_close, trips, title, stats.bar_ms),
     ]
     report = out_dir / "report.md"
     report.write_text(render_markdown(stats, trips, title, notes, charts), encoding="utf-8")

@@ -25,6 +25,10 @@ Decisions:
 * **Stability.** Per parameter, how many windows chose each value; its score is the share of windows
   that chose its most frequent value (1.0 = always the same). The overall score is the mean over
   parameters; ``changes`` counts windows whose chosen point differs from the previous window's.
+* **Markets.** The strategy runs on every market it trades (``markets``): each slice is the
+  markets' bars in the window, one portfolio over them (:func:`~supervisor.research.backtest.run_candles`),
+  and the objective is that portfolio's; ``trades_by_market`` counts the out-of-sample trades (and
+  each sweep point's) per market.
 * **Execution.** ``workers == 1`` runs everything serially in-process (no Ray). Otherwise every
   (window, point) train run, then every test run, is a Ray task (``num_cpus=1``), at most
   ``workers`` in flight; Ray is started locally (``num_cpus=workers``) unless already running or an
@@ -50,8 +54,16 @@ from pydantic import ValidationError
 from actors.data.candles import CandleTable
 from actors.domain.model import RoundTrip
 from config.models import Settings
-from supervisor.research.backtest import BacktestError, ExitsMode, prepare, revalidated, run_candles
-from supervisor.research.performance import PerformanceStats, compute_stats, iso_utc
+from supervisor.research.backtest import (
+    BacktestError,
+    ExitsMode,
+    MarketCandles,
+    market_candles,
+    prepare,
+    revalidated,
+    run_candles,
+)
+from supervisor.research.performance import PerformanceStats, compute_stats, iso_utc, tally_by
 
 T = TypeVar("T")
 FloatArray = npt.NDArray[np.float64]
@@ -235,7 +247,7 @@ class SliceResult:
 
 def run_slice(
     settings: Settings,
-    table: CandleTable,
+    table: CandleTable | MarketCandles,
     start_ms: int,
     trade_from_ms: int,
     end_ms: int,
@@ -263,8 +275,8 @@ class Executor(Protocol):
     mode: str
     workers: int
 
-    def map(self, fn: Callable[..., T], calls: Sequence[tuple[Any, ...]], table: CandleTable) -> list[T]:
-        """``[fn(*call[:1], table, *call[1:]) ...]`` in order: the table goes second, shared."""
+    def map(self, fn: Callable[..., T], calls: Sequence[tuple[Any, ...]], table: MarketCandles) -> list[T]:
+        """``[fn(*call[:1], table, *call[1:]) ...]`` in order: the candles go second, shared."""
         ...
 
     def close(self) -> None: ...
@@ -276,7 +288,7 @@ class SerialExecutor:
     mode = "serial"
     workers = 1
 
-    def map(self, fn: Callable[..., T], calls: Sequence[tuple[Any, ...]], table: CandleTable) -> list[T]:
+    def map(self, fn: Callable[..., T], calls: Sequence[tuple[Any, ...]], table: MarketCandles) -> list[T]:
         return [fn(call[0], table, *call[1:]) for call in calls]
 
     def close(self) -> None:
@@ -306,7 +318,7 @@ class RayExecutor:
                 )
             self._started = True
 
-    def map(self, fn: Callable[..., T], calls: Sequence[tuple[Any, ...]], table: CandleTable) -> list[T]:
+    def map(self, fn: Callable[..., T], calls: Sequence[tuple[Any, ...]], table: MarketCandles) -> list[T]:
         import ray
 
         remote = ray.remote(num_cpus=1, max_retries=0)(fn)
@@ -369,6 +381,11 @@ class WindowResult:
                 objective: getattr(s, objective),
             },
         }
+
+
+def trades_by_market(trips: Sequence[RoundTrip]) -> dict[str, int]:
+    """Closed trades per market, markets sorted."""
+    return {m: t.trades for m, t in tally_by(trips, lambda t: t.market).items()}
 
 
 def _finite_or_none(value: float) -> float | None:
@@ -451,6 +468,7 @@ class WalkForwardResult:
             "stability": self.stability,
             "oos": {
                 **self.oos.as_json_dict(),
+                "trades_by_market": trades_by_market(self.trips),
                 "equity": [
                     [int(t), float(e)] for t, e in zip(*_thin(self.oos_ts_ms, self.oos_equity), strict=True)
                 ],
@@ -515,17 +533,16 @@ def _prepared(
     return base, points, notes
 
 
-def _data_span(table: CandleTable) -> tuple[int, int]:
-    keep = ~table.flags
-    ts = table.timestamp[keep]
-    if ts.shape[0] < 2:
-        raise WalkForwardError("the data has fewer than two usable bars")
-    return int(ts[0]), int(ts[-1]) + table.interval_ms
+def _data_span(candles: MarketCandles) -> tuple[int, int]:
+    try:
+        return candles.span()
+    except BacktestError as exc:
+        raise WalkForwardError(str(exc)) from None
 
 
 def walk_forward(
     settings: Settings,
-    table: CandleTable,
+    table: CandleTable | MarketCandles,
     *,
     strategy: str,
     grid: Grid,
@@ -536,11 +553,16 @@ def walk_forward(
     exits: ExitsMode | None = None,
     executor: Executor | None = None,
 ) -> WalkForwardResult:
-    """Optimise on each train window, trade the choice on the next test window, stitch (module doc)."""
+    """Optimise on each train window, trade the choice on the next test window, stitch (module doc).
+
+    ``table``: one market's candles, or every market the strategy trades (:class:`MarketCandles`).
+    """
     _check_objective(objective)
     started = time.perf_counter()
     base, points, notes = _prepared(settings, strategy, exits, grid)
-    start, end = _data_span(table)
+    _run, candles, restricted = market_candles(base, table)
+    notes += restricted
+    start, end = _data_span(candles)
     windows = make_windows(start, end, train_ms, test_ms, anchored)
     if not windows:
         raise WalkForwardError(
@@ -554,7 +576,7 @@ def walk_forward(
     train_calls = [
         (cfg, w.train_start, w.train_start, w.train_end, objective) for w in windows for cfg, _p in points
     ]
-    train = run.map(run_slice, train_calls, table)
+    train = run.map(run_slice, train_calls, candles)
     chosen_idx: list[int] = []
     for k, _w in enumerate(windows):
         scores = [r.score for r in train[k * len(points) : (k + 1) * len(points)]]
@@ -564,7 +586,7 @@ def walk_forward(
         (points[i][0], w.train_start, w.test_start, w.test_end, objective)
         for w, i in zip(windows, chosen_idx, strict=True)
     ]
-    tests = run.map(run_slice, test_calls, table)
+    tests = run.map(run_slice, test_calls, candles)
     results = [
         WindowResult(
             window=w,
@@ -579,7 +601,7 @@ def walk_forward(
     ts, eq, ex, bench = stitch(tests, initial)
     trips = [t for r in tests for t in r.trips]
     fees = sum((r.fees_paid for r in tests), Decimal(0))
-    bar_ms = table.interval_ms
+    bar_ms = candles.interval_ms
     oos = compute_stats(ts, eq, bar_ms, ex, bench, trips, initial, fees)
     skipped: dict[str, int] = {}
     for r in tests:
@@ -652,7 +674,7 @@ class SweepResult:
 
 def sweep(
     settings: Settings,
-    table: CandleTable,
+    table: CandleTable | MarketCandles,
     *,
     strategy: str,
     grid: Grid,
@@ -663,10 +685,12 @@ def sweep(
     """Every grid point over the whole data; rows in grid order, best by the objective (ties: earlier)."""
     _check_objective(objective)
     started = time.perf_counter()
-    _base, points, notes = _prepared(settings, strategy, exits, grid)
-    start, end = _data_span(table)
+    base, points, notes = _prepared(settings, strategy, exits, grid)
+    _run, candles, restricted = market_candles(base, table)
+    notes += restricted
+    start, end = _data_span(candles)
     run = executor or SerialExecutor()
-    results = run.map(run_slice, [(cfg, start, start, end, objective) for cfg, _p in points], table)
+    results = run.map(run_slice, [(cfg, start, start, end, objective) for cfg, _p in points], candles)
     rows = []
     for i, ((_cfg, params), r) in enumerate(zip(points, results, strict=True)):
         s = r.stats
@@ -682,6 +706,7 @@ def sweep(
                 "trades": s.trades,
                 "win_rate": s.win_rate,
                 "fees_paid": str(s.fees_paid),
+                "trades_by_market": trades_by_market(r.trips),
             }
         )
     best = max(range(len(rows)), key=lambda i: (results[i].score, -i))

@@ -345,6 +345,103 @@ def test_backtest_multi_strategy_config_reports_each_strategy_and_correlation(tm
     _assert_png(report / "strategies.png")
 
 
+def _bundled_slice(tmp_path: Path, base: str, rows: int) -> Path:
+    """The first ``rows`` bars of a bundled 2024-10 1m market as a plain CSV."""
+    src = ROOT / f"ops/data/binance/{base}USDT-1m-2024-10-01_2024-11-04.csv.gz"
+    out = tmp_path / f"{base.lower()}.csv"
+    with gzip.open(src, "rt") as handle:
+        out.write_text("".join(line for _i, line in zip(range(rows + 1), handle, strict=False)))
+    return out
+
+
+def _two_market_config(tmp_path: Path) -> Path:
+    config = tmp_path / "two-markets.toml"
+    config.write_text(
+        '[[strategies]]\nkind = "mean_reversion"\nname = "mean_reversion"\n'
+        'markets = ["binance:BTC/USDT", "binance:ETH/USDT"]\nallocation = 0.4\n'
+    )
+    return config
+
+
+def test_backtest_repeated_data_market_file_trades_each_market_and_counts_trades_by_market(
+    tmp_path: Path,
+) -> None:
+    btc, eth = _bundled_slice(tmp_path, "BTC", 3 * 1440), _bundled_slice(tmp_path, "ETH", 3 * 1440)
+    config, out, report = _two_market_config(tmp_path), tmp_path / "out.json", tmp_path / "rep"
+    data = ["--data", f"binance:BTC/USDT={btc}", "--data", f"binance:ETH/USDT={eth}"]
+    text = _ok(
+        invoke("backtest", "--config", str(config), *data, "--json", str(out), "--report", str(report))
+    )
+    assert "binance:ETH/USDT:" in text
+    doc = json.loads(out.read_text())
+    assert doc["engine"] == "driver"
+    assert doc["bars"] == 3 * 1440
+    assert doc["data"]["bars"] == 2 * 3 * 1440
+    assert doc["data"]["per_market"]["binance:ETH/USDT"]["source"] == str(eth)
+    by_market = doc["trades_by_market"]
+    assert list(by_market) == ["binance:BTC/USDT", "binance:ETH/USDT"]
+    assert all(n > 0 for n in by_market.values())
+    assert sum(by_market.values()) == doc["trades"]
+    assert sum(Decimal(v) for v in doc["pnl_by_market"].values()) == Decimal(doc["stats"]["total_pnl"])
+    assert doc["per_market"]["binance:BTC/USDT"]["trades"] == by_market["binance:BTC/USDT"]
+    assert doc["market_correlation"]["binance:BTC/USDT"]["binance:BTC/USDT"] == 1.0
+    assert set(doc["pair_correlation"]) == {
+        "mean_reversion@binance:BTC/USDT",
+        "mean_reversion@binance:ETH/USDT",
+    }
+    markdown = (report / "report.md").read_text()
+    assert "## Markets in the portfolio" in markdown
+    assert "## Correlation of strategy/market P&L" in markdown
+    _assert_png(report / "trades.png")
+    # one MARKET=FILE: the run trades that market alone, on the fast path
+    one = tmp_path / "eth.json"
+    _ok(invoke("backtest", "--config", str(config), "--data", f"binance:ETH/USDT={eth}", "--json", str(one)))
+    alone = json.loads(one.read_text())
+    assert alone["engine"] == "fast"
+    assert list(alone["trades_by_market"]) == ["binance:ETH/USDT"]
+    assert any("not every market" in note for note in alone["notes"])
+
+
+def test_backtest_data_for_a_market_no_strategy_trades_exits_2(tmp_path: Path) -> None:
+    eth = _bundled_slice(tmp_path, "ETH", 100)
+    result = invoke("backtest", "--strategy", "mean_reversion", "--data", f"binance:DOGE/USDT={eth}")
+    assert result.exit_code == 2
+    assert "no strategy of the run trades binance:DOGE/USDT" in result.output
+
+
+def test_walkforward_on_two_markets_counts_out_of_sample_trades_by_market(tmp_path: Path) -> None:
+    btc, eth = _bundled_slice(tmp_path, "BTC", 3 * 1440), _bundled_slice(tmp_path, "ETH", 3 * 1440)
+    out = tmp_path / "wf.json"
+    _ok(
+        invoke(
+            "walkforward",
+            "--config",
+            str(_two_market_config(tmp_path)),
+            "--strategy",
+            "mean_reversion",
+            "--data",
+            f"binance:BTC/USDT={btc}",
+            "--data",
+            f"binance:ETH/USDT={eth}",
+            "--train",
+            "1d",
+            "--test",
+            "1d",
+            "--grid",
+            "bb_std=2,2.5",
+            "--workers",
+            "1",
+            "--json",
+            str(out),
+        )
+    )
+    doc = json.loads(out.read_text())
+    assert len(doc["windows"]) == 2
+    assert doc["oos"]["bars"] == 2 * 1440
+    assert set(doc["oos"]["trades_by_market"]) <= {"binance:BTC/USDT", "binance:ETH/USDT"}
+    assert sum(doc["oos"]["trades_by_market"].values()) == doc["oos"]["trades"]
+
+
 def test_backtest_unknown_strategy_exits_2_naming_the_known_ones() -> None:
     result = invoke("backtest", "--strategy", "nope")
     assert result.exit_code == 2

@@ -15,7 +15,7 @@ from actors.core.indicators import RSI
 from actors.data.candles import CandleTable, read_csv
 from actors.domain.model import ExitReason, RoundTrip, Side, ceil_to, floor_to, to_decimal
 from config.loader import load_settings
-from config.models import ExitConfig, Settings
+from config.models import ExitConfig, Settings, StrategyConfig
 from supervisor.research.backtest import (
     BacktestError,
     BacktestResult,
@@ -37,6 +37,11 @@ MARKETS = ROOT / "ops/data/polymarket/BTC-5m-markets-2026-07-24.jsonl.gz"
 TICKS = ROOT / "ops/data/polymarket/BTCUSD-chainlink-2026-07-24.csv.gz"
 MARKET = "binance:BTC/USDT"
 TICK = Decimal("0.01")
+
+
+def on_market(cfg: StrategyConfig, market: str = MARKET) -> StrategyConfig:
+    """The strategy on ``market`` alone, whichever markets the default config gives it."""
+    return cfg.model_copy(update={"market": market, "markets": (market,)})
 
 
 @pytest.fixture(scope="module")
@@ -223,7 +228,7 @@ def test_vectorised_signals_equal_the_core_signals(
     settings: Settings, table: CandleTable, strategy: str
 ) -> None:
     bars = Bars.from_table(table, MARKET)
-    cfg = settings.strategy(strategy)
+    cfg = on_market(settings.strategy(strategy))
     fast = signal_pass([cfg], bars)
     core = signal_pass([cfg], bars, vectorise=False)
     assert fast.methods == {strategy: "vectorised"}
@@ -390,7 +395,7 @@ def test_strategy_pnl_curves_count_each_trip_at_its_exit_time() -> None:
 def test_portfolio_backtest_breaks_down_per_strategy_with_correlations(
     settings: Settings, tmp_path: Path
 ) -> None:
-    pair = [s for s in settings.strategies if s.name in ("mean_reversion", "momentum_breakout")]
+    pair = [on_market(s) for s in settings.strategies if s.name in ("mean_reversion", "momentum_breakout")]
     two = settings.model_copy(update={"strategies": pair})
     result = run_backtest(two, exits="managed", data=DATA)
     assert set(result.per_strategy) == {"mean_reversion", "momentum_breakout"}
