@@ -32,7 +32,7 @@ def _scrape(port: int) -> str | None:
         text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2).read().decode()
     except (urllib.error.URLError, ConnectionError, TimeoutError):
         return None
-    return text if "raytrader_events_total{" in text else None
+    return text if "raytrader_events_total{" in text and "raytrader_actor_up{" in text else None
 
 
 def test_default_run_trades_several_markets_serves_metrics_and_exits_zero(tmp_path: Path) -> None:
