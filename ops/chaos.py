@@ -173,6 +173,7 @@ class ChaosReport:
             "recovery_s": _percentiles(times),
             "recovery_s_by_kind": {k: {"n": len(v), **_percentiles(v)} for k, v in sorted(by_kind.items())},
             "skipped": self.skipped,
+            "recovery_events": self.recoveries,
             "struck": dict(sorted(self.struck.items())),
             "replayed_signals_refused": self.replayed_signals_refused,
             "orders": self.orders,
@@ -226,7 +227,7 @@ def sandbox_ground_truth(base_url: str) -> tuple[list[Order], list[Fill]]:
     fills = []
     for raw in _http("GET", f"{base_url}/_sandbox/fills")["fills"]:
         data = {k: v for k, v in raw.items() if k in Fill.model_fields}
-        data["fill_id"] = f"binance:BTCUSDT:{raw['trade_id']}"
+        data["fill_id"] = f"binance:{raw['symbol']}:{raw['trade_id']}"
         fills.append(Fill.model_validate(data))
     return orders, fills
 
@@ -573,14 +574,32 @@ class ChaosRun:
         self._wait("the system after a driver kill", lambda: self._status() is not None, 60)
         self._recovered("driver_kill", "driver", time.monotonic() - began)
 
+    def _on_node(self, node_id: str) -> dict[str, int]:
+        """The actors running on a node, with their processes (the head's singletons never are)."""
+        found: dict[str, int] = {}
+        for actor in (self._status() or {}).get("actors", []):
+            with contextlib.suppress(Exception):
+                handle = self._handle(actor["name"])
+                if ray.get(handle.node_id.remote(), timeout=5) == node_id:
+                    found[actor["name"]] = self._pid(actor["name"])
+        return found
+
     def _lose_node(self) -> None:
         node = self.nodes.pop(self.rng.randrange(len(self.nodes)))
+        lost = self._on_node(node.node_id)
         began = time.monotonic()
         self.cluster_handle.remove_node(node, allow_graceful=False)
         self._count("node_loss")
         self.nodes.append(self.cluster_handle.add_node(num_cpus=1, object_store_memory=100 * 2**20))
-        self._wait("every actor up after a node loss", self._all_up, 120)
-        self._recovered("node_loss", "node", time.monotonic() - began)
+
+        def back() -> bool:  # heartbeats stay fresh for a while: wait for the lost actors' new processes
+            for name, pid in lost.items():
+                if not (name.startswith("position:") and self._reaped(name)) and self._pid(name) == pid:
+                    return False
+            return self._all_up()
+
+        self._wait("every actor up after a node loss", back, 120)
+        self._recovered("node_loss", "node", time.monotonic() - began, actors=len(lost))
 
     def _all_up(self) -> bool:
         snapshot = self._status()
