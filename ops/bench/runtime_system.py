@@ -141,7 +141,8 @@ class System:
             *self.overrides,
         ]
         settings = load_settings(None, env={}, overrides=overrides)
-        keep = [s for s in settings.strategies if s.name in self.strategies]
+        one_market = {"market": BINANCE_BTCUSDT.market_id, "markets": (BINANCE_BTCUSDT.market_id,)}
+        keep = [s.model_copy(update=one_market) for s in settings.strategies if s.name in self.strategies]
         self.settings = settings.model_copy(update={"strategies": keep})
 
     def hold_ids(self) -> list[str]:
