@@ -14,6 +14,8 @@ from __future__ import annotations
 import math
 from collections import deque
 
+import numpy as np
+
 MIN_SHARED_BARS = 30
 """Fewer shared returns than this give no correlation (noise would pass for a measurement)."""
 
@@ -27,6 +29,7 @@ class RollingCorrelation:
         self.window = window
         self._returns: dict[str, deque[tuple[int, float]]] = {}
         self._last: dict[str, tuple[int, float]] = {}
+        self._cache: dict[tuple[str, str], tuple[tuple[int, int, int, int], float | None]] = {}
 
     def on_close(self, market: str, ts_ms: int, close: float) -> None:
         """A closed bar's price; a bar older than the last one seen (a replay) is ignored."""
@@ -42,25 +45,31 @@ class RollingCorrelation:
         return tuple(sorted(self._returns))
 
     def correlation(self, a: str, b: str) -> float | None:
-        """Pearson correlation of the two markets' returns on their shared bars; None if unknown."""
+        """Pearson correlation of the two markets' returns on their shared bars; None if unknown.
+
+        Cached until either market sees a new bar: entry signals ask many times per bar.
+        """
         if a == b:
             return 1.0
         ra, rb = self._returns.get(a), self._returns.get(b)
         if not ra or not rb:
             return None
-        other = dict(rb)
-        pairs = [(x, other[ts]) for ts, x in ra if ts in other]
-        n = len(pairs)
-        if n < MIN_SHARED_BARS:
-            return None
-        mean_x = sum(x for x, _ in pairs) / n
-        mean_y = sum(y for _, y in pairs) / n
-        sxy = sum((x - mean_x) * (y - mean_y) for x, y in pairs)
-        sxx = sum((x - mean_x) ** 2 for x, _ in pairs)
-        syy = sum((y - mean_y) ** 2 for _, y in pairs)
-        if sxx <= 0 or syy <= 0:
-            return None  # a flat series correlates with nothing
-        return sxy / math.sqrt(sxx * syy)
+        key = (a, b) if a < b else (b, a)
+        stamp = (ra[-1][0], rb[-1][0], len(ra), len(rb))
+        cached = self._cache.get(key)
+        if cached is not None and cached[0] == stamp:
+            return cached[1]
+        ts_a, x = np.array(ra).T
+        ts_b, y = np.array(rb).T
+        _shared, ia, ib = np.intersect1d(ts_a, ts_b, assume_unique=True, return_indices=True)
+        value: float | None = None
+        if len(ia) >= MIN_SHARED_BARS:
+            xs, ys = x[ia] - x[ia].mean(), y[ib] - y[ib].mean()
+            sxx, syy = float(xs @ xs), float(ys @ ys)
+            if sxx > 0 and syy > 0:  # a flat series correlates with nothing
+                value = float(xs @ ys) / math.sqrt(sxx * syy)
+        self._cache[key] = (stamp, value)
+        return value
 
     def matrix(self) -> dict[str, dict[str, float | None]]:
         """Every pair's correlation, for reports and ``raytrader status``."""
