@@ -45,7 +45,12 @@ def binance_settings(tmp: Path, name: str, rows: int = 3000, extra: tuple[str, .
         *extra,
     ]
     settings = load_settings(None, env={}, overrides=overrides)
-    keep = [s for s in settings.strategies if s.kind in ("mean_reversion", "momentum_breakout")]
+    btc = {"market": "binance:BTC/USDT", "markets": ("binance:BTC/USDT",)}  # the one market sliced
+    keep = [
+        s.model_copy(update=btc)
+        for s in settings.strategies
+        if s.kind in ("mean_reversion", "momentum_breakout")
+    ]
     return settings.model_copy(update={"strategies": keep})
 
 

@@ -49,6 +49,10 @@ def _live_settings(tmp: Path, sandbox: dict[str, Any], name: str) -> Settings:
     }
     overrides = [
         'mode="live"',
+        # the sandbox replays BTC/USDT: every Binance strategy trades that one market here
+        'strategies.mean_reversion.markets=["binance:BTC/USDT"]',
+        'strategies.ml_momentum.markets=["binance:BTC/USDT"]',
+        'strategies.momentum_breakout.markets=["binance:BTC/USDT"]',
         "live.confirm=true",
         "live.override_paper_minimum=true",
         f'live.binance.url="{binance["rest_url"]}"',

@@ -103,6 +103,10 @@ def test_live_venue_startup_with_an_unregistrable_order_still_serves(tmp_path: P
     }
     overrides = [
         'mode="live"',
+        # the sandbox replays BTC/USDT: every Binance strategy trades that one market here
+        'strategies.mean_reversion.markets=["binance:BTC/USDT"]',
+        'strategies.ml_momentum.markets=["binance:BTC/USDT"]',
+        'strategies.momentum_breakout.markets=["binance:BTC/USDT"]',
         f'live.polymarket.url="{sandbox["polymarket"]["url"]}"',
         f'state_dir="{tmp_path / "state"}"',
         'runtime.namespace="t-venue-startup"',
