@@ -79,7 +79,7 @@ def test_real_prometheus_scrapes_raytrader_series(tmp_path: Path) -> None:
         events = wait_for(
             "feed events in Prometheus", lambda: _query(prom_port, "raytrader_events_total"), timeout_s=90
         )
-        assert any(r["metric"]["feed"] == "binance" for r in events)  # type: ignore[index]
+        assert any(r["metric"]["feed"] == "binance:BTC/USDT" for r in events)  # type: ignore[index]
         actors = wait_for(
             "actor health in Prometheus", lambda: _query(prom_port, "raytrader_actor_up == 1"), timeout_s=60
         )
