@@ -68,6 +68,9 @@ def known_instruments(settings: Settings, venue: str | None = None) -> list[Inst
     instruments: list[Instrument] = []
     for feed in topology(settings).feeds:
         if venue is None or venue_of_feed(feed) == venue:
+            if venue_of_feed(feed) == BINANCE:  # a pair's instrument needs none of its candles
+                instruments.append(binance_instrument(feed))
+                continue
             known, _events = replay_source(settings, feed)
             instruments += known
     return instruments
