@@ -412,8 +412,15 @@ class VenueShell(ActorShell):
             self._count_error(exc)
             log.warning("venue %s: fill poll failed: %s", self.venue, exc)
 
-    async def poll_once(self) -> int:
-        """New fills and venue-side status changes of the orders we track, pushed to their owners."""
+    async def sync(self) -> int:
+        """A stop's last look (after its cancels): one poll whose fills and status changes their
+        positions have applied when it returns, so what filled before the cancel is on the books
+        before the actors go. A simulated venue pushes its fills as it matches: nothing to do."""
+        return 0 if self.paper is not None else await self.poll_once(wait=True)
+
+    async def poll_once(self, wait: bool = False) -> int:
+        """New fills and venue-side status changes of the orders we track, pushed to their owners
+        (``wait``: and applied by them)."""
         if self.unregistered:
             await self._register_unfinished()
         markets = {o.market for o in self.views.values() if self._awaiting_fills(o)}
@@ -438,11 +445,12 @@ class VenueShell(ActorShell):
                 updates.append(self._update(kind, merged))
         if updates:
             await self._commit(updates)
-            await self._dispatch(updates)
+            await self._dispatch(updates, wait=wait)
         return len(updates)
 
-    async def _dispatch(self, updates: list[OrderUpdate]) -> None:
+    async def _dispatch(self, updates: list[OrderUpdate], wait: bool = False) -> None:
         by_owner: dict[str, list[OrderUpdate]] = {}
+        delivered = []
         for u in updates:
             if u.order.position_id:
                 by_owner.setdefault(u.order.position_id, []).append(u)
@@ -453,7 +461,9 @@ class VenueShell(ActorShell):
                     "updates for %s but no such position actor: the supervisor reconciles", position_id
                 )
                 continue
-            handle.on_updates.remote(batch)
+            delivered.append(handle.on_updates.remote(batch))
+        if wait:
+            await asyncio.gather(*delivered, return_exceptions=True)
 
     # ------------------------------------------------------------------ reconciliation
 

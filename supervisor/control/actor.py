@@ -706,6 +706,13 @@ class SupervisorActor:
                 failed.append(venue)
                 self._handles.pop(name, None)  # it may come back under its name: look it up again
                 log.error("%s: %s could not cancel its open orders (%s)", reason, name, exc)
+                continue
+            try:  # what filled before the cancel reaches its positions before the actors go
+                await handle.sync.remote()
+            except Exception as exc:
+                log.warning(
+                    "%s: %s's last fill poll failed (%s); positions catch up when restored", reason, name, exc
+                )
         return cancelled, failed
 
     async def resume(self) -> dict[str, Any]:
