@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import csv
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 from config.loader import load_settings
 from config.models import Settings
+from ops.chaos import SandboxThread, _http
 from supervisor.control import runtime
 from tests.paths import REPO_ROOT as ROOT
 
 BINANCE_1M = ROOT / "ops/data/binance/BTCUSDT-1m-2024-03-01_2024-03-22.csv"
+
+http_json = _http
+"""One JSON request from the test process (the sandbox's ``/_sandbox`` admin endpoints)."""
 
 
 def slice_csv(out: Path, rows: int, start: int = 0) -> Path:
@@ -74,3 +78,38 @@ def run_to_end(settings: Settings, timeout_s: float = 240.0) -> dict[str, Any]:
 def _quiet(settings: Settings) -> dict[str, Any] | None:
     snapshot = runtime.status(settings)
     return snapshot if runtime.quiescent(snapshot) else None
+
+
+# --------------------------------------------------------------------------- live mode against the sandbox
+
+
+def sandbox_venues(speed: float) -> Iterator[dict[str, Any]]:
+    """Both sandbox venues on loopback in a thread (``speed`` bars a minute per minute; 0: frozen
+    until advanced); yields their endpoints and keys. Wrap it in a module-scoped fixture."""
+    thread = SandboxThread(speed=speed)
+    yield thread.info
+    thread.stop()
+
+
+def live_settings(tmp: Path, sandbox: dict[str, Any], namespace: str, extra: Sequence[str] = ()) -> Settings:
+    """Live mode against the sandbox venues (``sandbox_venues``' info): their endpoints and keys, a
+    fresh state and namespace, no Polymarket strategy (it needs a wallet key), then ``extra``."""
+    binance = sandbox["binance"]
+    env = {
+        "RAYTRADER_SECRETS__BINANCE_API_KEY": binance["api_key"],
+        "RAYTRADER_SECRETS__BINANCE_API_SECRET": binance["api_secret"],
+    }
+    overrides = [
+        'mode="live"',
+        "live.confirm=true",
+        "live.override_paper_minimum=true",
+        f'live.binance.url="{binance["rest_url"]}"',
+        f'live.binance.ws_url="{binance["ws_url"]}"',
+        f'state_dir="{tmp / "state"}"',
+        f'runtime.namespace="{namespace}"',
+        "metrics.port=0",
+        "supervision.heartbeat_interval_s=0.5",
+        "strategies.polymarket_lag.enabled=false",
+        *extra,
+    ]
+    return load_settings(None, env=env, overrides=overrides)

@@ -51,6 +51,8 @@ async def serve_sandbox(
             "ws_url": binance.ws_url,
             "api_key": creds.api_key,
             "api_secret": creds.api_secret,
+            "markets": [m.market for m in binance.symbols.values()],
+            "history_bars": binance.bar_index,
         },
         "polymarket": {
             "url": f"http://{host}:{clob_port_bound}",

@@ -8,17 +8,17 @@ import numpy as np
 
 from actors.data.candles import read_csv, read_parquet
 from actors.venues.binance.ccxt_client import make_exchange
+from ops.sandbox.binance import SANDBOX_MARKETS
 from ops.sandbox.binance.venue import SandboxBinance
 from supervisor.research.download import download_ohlcv
-from tests.paths import BTC_1M
 
-DATA = BTC_1M
-SINCE = 1709251200000  # 2024-03-01 00:00 UTC, the sandbox's first bar
+DATA = SANDBOX_MARKETS["binance:BTC/USDT"]
+SINCE = 1727751600000  # 2024-10-01 03:00 UTC, the sandbox's first bar: history, before the replay's start
 
 
 async def test_download_from_the_sandbox_gets_the_replayed_bars_and_resumes(tmp_path: Path) -> None:
-    venue = SandboxBinance()
-    venue.advance(2_499)  # the sandbox serves bars up to its market clock, never beyond
+    venue = SandboxBinance()  # its replay starts 15 days in: every bar before is there from the start
+    assert venue.bar_index > 2_400
     url = await venue.start_server("127.0.0.1", 0)
     exchange = make_exchange("binance", rest_url=url)
     out = tmp_path / "btc.parquet"

@@ -4,7 +4,6 @@ survives injected faults, and its books match the venue's ground truth."""
 from __future__ import annotations
 
 import json
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,12 +13,11 @@ import ray
 
 from actors.domain.model import Fill, Order
 from actors.store.lmdb_store import StateStore
-from config.loader import load_settings
 from config.models import Settings
-from ops.chaos import SandboxThread, sandbox_ground_truth
+from ops.chaos import sandbox_ground_truth
 from supervisor.control import runtime
 from supervisor.control.invariants import check_invariants
-from tests.runtime_harness import wait_for
+from tests.runtime_harness import http_json, live_settings, sandbox_venues, wait_for
 
 pytestmark = [pytest.mark.ray, pytest.mark.usefixtures("ray_local")]
 
@@ -27,42 +25,15 @@ pytestmark = [pytest.mark.ray, pytest.mark.usefixtures("ray_local")]
 @pytest.fixture(scope="module")
 def sandbox() -> Iterator[dict[str, Any]]:
     """Both sandbox venues on loopback, in a thread with their own event loop (20 bars per second)."""
-    thread = SandboxThread(speed=1200.0)
-    yield thread.info
-    thread.stop()
+    yield from sandbox_venues(speed=1200.0)
 
 
-def _http(method: str, url: str, body: dict[str, Any] | None = None) -> Any:
-    data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(
-        url, data=data, method=method, headers={"Content-Type": "application/json"}
-    )
-    with urllib.request.urlopen(request, timeout=10) as response:
-        return json.loads(response.read() or b"null")
+_http = http_json
 
 
 def _live_settings(tmp: Path, sandbox: dict[str, Any], name: str) -> Settings:
-    binance = sandbox["binance"]
-    env = {
-        "RAYTRADER_SECRETS__BINANCE_API_KEY": binance["api_key"],
-        "RAYTRADER_SECRETS__BINANCE_API_SECRET": binance["api_secret"],
-    }
-    overrides = [
-        'mode="live"',
-        # the sandbox replays BTC/USDT: every Binance strategy trades that one market here
-        'strategies.mean_reversion.markets=["binance:BTC/USDT"]',
-        'strategies.ml_momentum.markets=["binance:BTC/USDT"]',
-        'strategies.momentum_breakout.markets=["binance:BTC/USDT"]',
-        "live.confirm=true",
-        "live.override_paper_minimum=true",
-        f'live.binance.url="{binance["rest_url"]}"',
-        f'live.binance.ws_url="{binance["ws_url"]}"',
-        f'state_dir="{tmp / "state"}"',
-        f'runtime.namespace="{name}"',
+    extra = [
         "runtime.venue_poll_s=0.3",
-        "metrics.port=0",
-        "supervision.heartbeat_interval_s=0.5",
-        "strategies.polymarket_lag.enabled=false",
         "strategies.ml_momentum.enabled=false",
         # a tight exit plan, so round trips complete within a short test
         "exits.target_one_pct=0.002",
@@ -71,7 +42,7 @@ def _live_settings(tmp: Path, sandbox: dict[str, Any], name: str) -> Settings:
         "exits.trailing_activate_pct=0.01",
         "exits.trailing_lock_pct=0.003",
     ]
-    return load_settings(None, env=env, overrides=overrides)
+    return live_settings(tmp, sandbox, name, extra)
 
 
 def _ground_truth(sandbox: dict[str, Any]) -> tuple[list[Order], list[Fill]]:

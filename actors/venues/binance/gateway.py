@@ -538,6 +538,22 @@ class BinanceGateway:
         now = int(self.exchange.milliseconds())
         return [_candle(self._market_id(symbol), row, step) for row in rows if int(row[0]) + step <= now]
 
+    async def history(self, market: str, interval: str = "1m", bars: int = 1) -> list[Candle]:
+        """The newest ``bars`` closed bars, oldest first, from REST (a strategy's warm-up).
+
+        One ``fetch_ohlcv`` for the newest closed bar, then pages of ``fetch_ohlcv(since, limit=1000)``
+        from ``bars - 1`` bars before it (Binance serves at most 1000 klines a request); fewer when
+        the venue's history is shorter or has gaps.
+        """
+        if bars <= 0:
+            return []
+        newest = await self.candles(market, interval, None, 2)
+        if not newest:
+            return []
+        end = newest[-1]
+        since = end.ts_ms - (bars - 1) * end.interval_ms
+        return [c for c in await self._backfill(market, interval, since) if c.ts_ms <= end.ts_ms][-bars:]
+
     async def _pro_client(self) -> Any:
         """The ccxt.pro client, sharing this gateway's URLs, keys and markets."""
         if self._pro is None:
@@ -575,6 +591,7 @@ class BinanceGateway:
         step = int(self.exchange.parse_timeframe(interval) * 1000)
         last = -1
         if since_ms is not None:
+            last = since_ms - step  # what came before is delivered: a later gap is back-filled from here
             for candle in await self._backfill(market, interval, since_ms):
                 last = candle.ts_ms
                 yield candle

@@ -7,16 +7,18 @@ Deviations from Binance, on purpose: a client order id is unique forever (Binanc
 refuses one that is *open*), so a re-sent order never becomes a second order; a re-sent
 client id of a rejected order gets the original rejection again. Rejected orders are not
 visible (-2013), as on Binance. Commissions are charged as on Binance (``actors.core.fees``,
-``FeeAsset.RECEIVED``): a buy's in BTC out of the BTC received, a sell's in USDT, or all in BNB
-when a ``FeeToken`` is configured and the account holds BNB (its price is fixed, and
-``/api/v3/ticker/price`` quotes it). No user-data stream, no order-count limits, no IP bans.
+``FeeAsset.RECEIVED``): a buy's in the base asset out of the base received, a sell's in USDT, or
+all in BNB when a ``FeeToken`` is configured and the account holds BNB (its price is fixed, and
+``/api/v3/ticker/price`` quotes it). Markets: BTC, ETH, SOL and XRP against USDT on one replay
+clock, with every bar before the replay's start served as history (``exchange``). No user-data
+stream, no order-count limits, no IP bans.
 
 The modules, one concern each (every one says what it models and why):
 
-* ``protocol``: the symbol, filter limits, Binance's error shape, parameter parsing.
+* ``protocol``: symbols, filter limits, Binance's error shape, parameter parsing.
 * ``auth``: API keys and the HMAC signature, timestamp and ``recvWindow`` checks.
 * ``streams``: websocket streams (raw, combined, ``SUBSCRIBE``), the lowest layer.
-* ``exchange``: the replayed market, the modelled book, engine, accounts, order views.
+* ``exchange``: the replayed markets and their history, the modelled books, engine, accounts, order views.
 * ``rest``: request plumbing: weights and 429s, error JSON, parameters, signed requests.
 * ``market_data`` / ``trading``: the public and the signed endpoints.
 * ``ground_truth``: what the engine really holds, and the ``/_sandbox`` admin endpoints.
@@ -25,19 +27,21 @@ The modules, one concern each (every one says what it models and why):
 """
 
 from ops.sandbox.binance.auth import Credentials
-from ops.sandbox.binance.exchange import DATA_CSV, BookModel
+from ops.sandbox.binance.exchange import HISTORY_BARS, SANDBOX_MARKETS, BookModel, SandboxMarket
 from ops.sandbox.binance.protocol import BASE, QUOTE, SYMBOL, BinanceError, fmt
 from ops.sandbox.binance.venue import SandboxBinance, binance_app
 
 __all__ = [
     "BASE",
-    "DATA_CSV",
+    "HISTORY_BARS",
     "QUOTE",
+    "SANDBOX_MARKETS",
     "SYMBOL",
     "BinanceError",
     "BookModel",
     "Credentials",
     "SandboxBinance",
+    "SandboxMarket",
     "binance_app",
     "fmt",
 ]

@@ -37,7 +37,9 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0)
-    parser.add_argument("--start-bar", type=int, default=0)
+    parser.add_argument(
+        "--start-bar", type=int, default=None, help="bar the replay starts at; the bars before are history"
+    )
     parser.add_argument("--speed", type=float, default=0.0, help="market minutes per wall minute; 0 = manual")
     parser.add_argument("--weight-limit", type=int, default=6000)
     parser.add_argument("--usdt", default="10000")

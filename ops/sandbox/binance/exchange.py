@@ -2,17 +2,24 @@
 the matching engine, accounts and balances, and the Binance view of orders.
 
 **Commissions** are charged as Binance charges them (``FeeAsset.RECEIVED`` unless ``fees`` says
-otherwise): a buy's in BTC, out of the BTC it receives (the account is credited ``qty`` less the
-commission), a sell's in USDT; with a ``FeeToken`` ("pay fees with BNB") every commission is
-paid in that token, at its discount, while the account holds enough of it.
+otherwise): a buy's in the base asset, out of the base it receives (the account is credited
+``qty`` less the commission), a sell's in the quote asset; with a ``FeeToken`` ("pay fees with
+BNB") every commission is paid in that token, at its discount, while the account holds enough of
+it.
 
-**Market.** The bundled BTCUSDT 1m klines are replayed; the venue's market clock stands at
-the close of the *current* bar and moves only when ``advance(n_bars)`` is called (or the
-background clock started by ``start_clock(speed)`` calls it). Nothing after the current bar
-is ever served (klines, trades, depth): no look-ahead. Market time is the data's own time
-(March 2024); ``/api/v3/time`` and the ``timestamp``/``recvWindow`` check use the wall clock,
-as on Binance, so ccxt's signed requests work unmodified. Order, trade and event times are
-market time.
+**Markets and history.** Several symbols are replayed on one market clock: by default the four
+bundled 2024-10 1m files (BTC, ETH, SOL and XRP against USDT, ``SANDBOX_MARKETS``; they share
+every timestamp), each with its real Binance tick and lot (``actors.data.replay.binance_instrument``).
+The replay starts ``HISTORY_BARS`` (15 days) into the data and everything before that bar is
+history, served from the first second as the real venue serves years of it: klines of any range
+up to the current bar (so ``fetch_ohlcv(symbol, "1m", limit=10)`` answers 10 bars at once, and a
+strategy's warm-up reads its bars from REST), and the public tape of the last history bars. The
+venue's market clock stands at the close of the *current* bar and moves only when
+``advance(n_bars)`` is called (or the background clock started by ``start_clock(speed)`` calls
+it). Nothing after the current bar is ever served (klines, trades, depth): no look-ahead.
+Market time is the data's own time (October 2024); ``/api/v3/time`` and the
+``timestamp``/``recvWindow`` check use the wall clock, as on Binance, so ccxt's signed requests
+work unmodified. Order, trade and event times are market time.
 
 **Other participants' liquidity (modelled, book mode).** Each bar is played as four book
 snapshots along the path open -> low -> high -> close (the adverse path for a long-only
@@ -34,22 +41,24 @@ and stay consistent with ``/api/v3/depth``'s ``lastUpdateId``.
 from __future__ import annotations
 
 import asyncio
+import functools
 import secrets
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
 from actors.core.fees import FeeAsset, FeeModel
 from actors.core.matching import MatchingEngine, OrderUpdate, Reason, UpdateKind
-from actors.data.candles import CandleTable, read_csv
-from actors.data.replay import BINANCE_BTCUSDT
+from actors.data.candles import CandleTable, load_table
+from actors.data.replay import BINANCE_BTCUSDT, binance_instrument
 from actors.domain.model import (
     ZERO,
     BookLevel,
@@ -63,25 +72,36 @@ from actors.domain.model import (
     floor_to,
     to_decimal,
 )
+from config.models import BUNDLED_CANDLES
 from ops.sandbox.binance.auth import _KEY_RE, Credentials
 from ops.sandbox.binance.protocol import (
     BAR_MS,
     MAX_NOTIONAL,
     MAX_PRICE,
-    MAX_QTY,
     MIN_NOTIONAL,
-    MIN_PRICE,
-    SYMBOL,
     BinanceError,
+    binance_symbol,
     fmt,
+    max_qty,
 )
 from ops.sandbox.binance.streams import BinanceStreams
 from ops.sandbox.faults import FaultInjector
 
-DATA_CSV = Path(__file__).resolve().parents[2] / "data/binance/BTCUSDT-1m-2024-03-01_2024-03-22.csv"
+ROOT = Path(__file__).resolve().parents[3]
+SANDBOX_MARKETS: dict[str, Path] = {market: ROOT / path for market, path in BUNDLED_CANDLES.items()}
+"""The replayed markets: the bundled 2024-10 1m klines of BTC, ETH, SOL and XRP (same timestamps)."""
+HISTORY_BARS = 21_600
+"""Where the replay starts by default: 15 days of 1m bars in, everything before is history (more
+than the default ml_momentum's training window of 20,031 bars)."""
 PATH_OFFSETS_MS = (0, 20_000, 40_000, 59_999)
 """When, within a bar, the open / low / high / close snapshots happen."""
 PUBLIC_TRADES_KEPT = 5000
+
+
+@functools.cache
+def _bundled(path: Path) -> CandleTable:
+    """A candle file read once per process (read-only arrays, shared by every sandbox)."""
+    return load_table(path)
 
 
 class BookModel(BaseModel):
@@ -116,38 +136,109 @@ class _Trade:
     buyer_maker: bool
 
 
+@dataclass(eq=False)
+class SandboxMarket:
+    """One replayed symbol: its instrument and bars, its public tape, the depth last published."""
+
+    instrument: Instrument
+    table: CandleTable
+    trades: deque[_Trade] = field(default_factory=lambda: deque(maxlen=PUBLIC_TRADES_KEPT))
+    trade_seq: int = 0
+    update_id: int = 0
+    published: tuple[dict[Decimal, Decimal], dict[Decimal, Decimal]] = ({}, {})
+
+    @property
+    def market(self) -> str:
+        return self.instrument.market_id
+
+    @property
+    def symbol(self) -> str:
+        """Binance's id of the pair (``BTCUSDT``)."""
+        return binance_symbol(self.instrument.symbol)
+
+    @property
+    def base(self) -> str:
+        return self.instrument.symbol.split("/")[0]
+
+    @property
+    def quote(self) -> str:
+        return self.instrument.symbol.split("/")[1]
+
+    @property
+    def max_qty(self) -> Decimal:
+        return max_qty(self.instrument.lot_size)
+
+    def bar(self, i: int) -> tuple[int, Decimal, Decimal, Decimal, Decimal, Decimal]:
+        t = self.table
+        return (
+            int(t.timestamp[i]),
+            to_decimal(float(t.open[i])),
+            to_decimal(float(t.high[i])),
+            to_decimal(float(t.low[i])),
+            to_decimal(float(t.close[i])),
+            to_decimal(float(t.volume[i])),
+        )
+
+
+def _sandbox_markets(
+    data: Path | CandleTable | Mapping[str, Path | CandleTable], instrument: Instrument | None
+) -> list[SandboxMarket]:
+    if isinstance(data, Mapping):
+        if instrument is not None:
+            raise ValueError("instrument goes with one data file; several markets take theirs by name")
+        tables = {m: d if isinstance(d, CandleTable) else _bundled(Path(d)) for m, d in data.items()}
+        markets = [SandboxMarket(binance_instrument(m), t) for m, t in tables.items()]
+    else:
+        table = data if isinstance(data, CandleTable) else _bundled(Path(data))
+        markets = [SandboxMarket(instrument or BINANCE_BTCUSDT, table)]
+    if not markets:
+        raise ValueError("the sandbox needs at least one market")
+    first = markets[0].table.timestamp
+    for m in markets[1:]:
+        if not np.array_equal(m.table.timestamp, first):
+            raise ValueError(f"{m.market}: its bars' times differ from {markets[0].market}'s (one clock)")
+    if len({m.symbol for m in markets}) != len(markets):
+        raise ValueError("a symbol is replayed once")
+    return markets
+
+
 class BinanceExchange(BinanceStreams):
     """The venue's state and market: engine, accounts, replayed bars, the Binance view of orders.
 
     Every piece of state is created here, so the request, stream and ground-truth layers
-    built on this class all see it.
+    built on this class all see it. Per-symbol state is a ``SandboxMarket``; the first market
+    is the default of the single-market helpers (``book()``, ``bar()``, ``instrument``).
     """
 
     def __init__(
         self,
         *,
-        data: Path | CandleTable = DATA_CSV,
-        start_bar: int = 0,
+        data: Path | CandleTable | Mapping[str, Path | CandleTable] = SANDBOX_MARKETS,
+        start_bar: int | None = None,
         book: BookModel | None = None,
         fees: FeeModel | None = None,
-        instrument: Instrument = BINANCE_BTCUSDT,
+        instrument: Instrument | None = None,
         weight_limit: int = 6000,
         weight_window_s: float = 60.0,
         clock: Callable[[], float] = time.time,
         faults: FaultInjector | None = None,
     ) -> None:
-        self.table = data if isinstance(data, CandleTable) else read_csv(data)
-        if not 0 <= start_bar < len(self.table):
-            raise ValueError(f"start_bar {start_bar} outside the data (0..{len(self.table) - 1})")
-        self.instrument = instrument
-        self.market = instrument.market_id
+        markets = _sandbox_markets(data, instrument)
+        self.symbols: dict[str, SandboxMarket] = {m.symbol: m for m in markets}
+        """The replayed markets by Binance symbol, in the order given."""
+        self._by_market: dict[str, SandboxMarket] = {m.market: m for m in markets}
+        self.primary = markets[0]
+        n_bars = len(self.primary.table)
+        start = min(HISTORY_BARS, n_bars - 1) if start_bar is None else start_bar
+        if not 0 <= start < n_bars:
+            raise ValueError(f"start_bar {start} outside the data (0..{n_bars - 1})")
         self.book_model = book if book is not None else BookModel()
         fees = fees if fees is not None else FeeModel(fee_asset=FeeAsset.RECEIVED)
-        self.engine = MatchingEngine(fees, [instrument], balances=True)
+        self.engine = MatchingEngine(fees, [m.instrument for m in markets], balances=True)
         self.weight_limit = weight_limit
         self.weight_window_s = weight_window_s
         self.clock = clock
-        super().__init__(faults)  # faults, websocket subscribers, the change signal
+        super().__init__(faults, [m.symbol for m in markets])  # faults, websockets, the change signal
         self.updates: list[OrderUpdate] = []
         """Every engine event, in order (the venue's own log)."""
 
@@ -159,21 +250,43 @@ class BinanceExchange(BinanceStreams):
         self._expired: set[str] = set()
         self._rejections: dict[str, BinanceError] = {}
         self._fill_trade: dict[str, int] = {}
-        self._trades: deque[_Trade] = deque(maxlen=PUBLIC_TRADES_KEPT)
-        self._trade_seq = 0
-        self._update_id = 0
-        self._published: tuple[dict[Decimal, Decimal], dict[Decimal, Decimal]] = ({}, {})
         self._weights: dict[str, tuple[int, int]] = {}
         self._clock_task: asyncio.Task[None] | None = None
         self._runner: web.AppRunner | None = None
         self._url: str | None = None
 
-        t = self.table
-        self._ts: list[int] = [int(x) for x in t.timestamp.tolist()]
-        self._ohlcv = (t.open, t.high, t.low, t.close, t.volume)
-        self._bar = start_bar
-        self._now_ms = self._ts[start_bar]
-        self._play_bar(start_bar)
+        self._ts: list[int] = [int(x) for x in self.primary.table.timestamp.tolist()]
+        self._bar = start
+        self._now_ms = self._ts[start]
+        self._tape_history(start)
+        self._play_bar(start)
+
+    # ------------------------------------------------------------------ markets
+
+    @property
+    def instrument(self) -> Instrument:
+        """The first market's instrument (the single-market helpers' default)."""
+        return self.primary.instrument
+
+    @property
+    def market(self) -> str:
+        return self.primary.market
+
+    @property
+    def table(self) -> CandleTable:
+        return self.primary.table
+
+    def sandbox_market(self, market: str | None = None) -> SandboxMarket:
+        """A replayed market by id (``binance:ETH/USDT``), the first one by default."""
+        if market is None:
+            return self.primary
+        found = self._by_market.get(market)
+        if found is None:
+            raise KeyError(f"{market!r} is not replayed here (replayed: {', '.join(self._by_market)})")
+        return found
+
+    def _of_order(self, order: Order) -> SandboxMarket:
+        return self._by_market[order.market]
 
     # ------------------------------------------------------------------ accounts
 
@@ -228,22 +341,15 @@ class BinanceExchange(BinanceStreams):
     def exhausted(self) -> bool:
         return self._bar + 1 >= len(self._ts)
 
-    def bar(self, index: int | None = None) -> tuple[int, Decimal, Decimal, Decimal, Decimal, Decimal]:
+    def bar(
+        self, index: int | None = None, market: str | None = None
+    ) -> tuple[int, Decimal, Decimal, Decimal, Decimal, Decimal]:
         """(open time, open, high, low, close, volume) of a bar, the current one by default."""
-        i = self._bar if index is None else index
-        o, h, lo, c, v = self._ohlcv
-        return (
-            self._ts[i],
-            to_decimal(float(o[i])),
-            to_decimal(float(h[i])),
-            to_decimal(float(lo[i])),
-            to_decimal(float(c[i])),
-            to_decimal(float(v[i])),
-        )
+        return self.sandbox_market(market).bar(self._bar if index is None else index)
 
-    def book(self) -> OrderBook:
+    def book(self, market: str | None = None) -> OrderBook:
         """The public book now: the last snapshot less what our orders took from it."""
-        book = self.engine.book(self.market)
+        book = self.engine.book(self.sandbox_market(market).market)
         assert book is not None  # the first bar is played in __init__
         return book
 
@@ -279,55 +385,89 @@ class BinanceExchange(BinanceStreams):
 
     # ------------------------------------------------------------------ the market model
 
-    def _level_qty(self, volume: Decimal) -> Decimal:
+    def _level_qty(self, volume: Decimal, lot: Decimal) -> Decimal:
         model = self.book_model
         if model.level_qty is not None:
             return model.level_qty
-        lot = self.instrument.lot_size
         return max(model.min_level_qty, floor_to(volume * to_decimal(model.volume_fraction), lot))
 
-    def model_book(self, ref: Decimal, volume: Decimal, ts_ms: int) -> OrderBook:
-        """The outside book around ``ref``: spread, levels and sizes from ``book_model``."""
-        model, tick = self.book_model, self.instrument.tick_size
+    def model_book(self, ref: Decimal, volume: Decimal, ts_ms: int, market: str | None = None) -> OrderBook:
+        """The outside book of ``market`` around ``ref``: spread, levels and sizes from ``book_model``."""
+        inst = self.sandbox_market(market).instrument
+        model, tick = self.book_model, inst.tick_size
         spread = model.spread_ticks * tick
         bid = max(tick, floor_to(ref - spread / 2, tick))
         ask = bid + spread
         step = model.step_ticks * tick
-        size = self._level_qty(volume)
+        size = self._level_qty(volume, inst.lot_size)
         bids = [BookLevel(price=bid - i * step, size=size) for i in range(model.levels) if bid - i * step > 0]
         asks = [BookLevel(price=ask + i * step, size=size) for i in range(model.levels)]
-        return OrderBook(market=self.market, ts_ms=ts_ms, bids=tuple(bids), asks=tuple(asks))
+        return OrderBook(market=inst.market_id, ts_ms=ts_ms, bids=tuple(bids), asks=tuple(asks))
+
+    def _path(self, m: SandboxMarket, i: int) -> list[tuple[int, Decimal, Decimal, bool]]:
+        """Bar ``i`` of ``m`` as its four path points: (time, price, traded qty, buyer is maker)."""
+        ts, o, h, lo, c, v = m.bar(i)
+        lot = m.instrument.lot_size
+        qty = max(lot, floor_to(v / 4, lot))
+        prev = to_decimal(float(m.table.close[i - 1])) if i > 0 else o
+        points = []
+        for offset, ref in zip(PATH_OFFSETS_MS, (o, lo, h, c), strict=True):
+            points.append((ts + offset, ref, qty, ref < prev))
+            prev = ref
+        return points
+
+    def _tape_history(self, start: int) -> None:
+        """The public tape of the bars before ``start`` (what ``/api/v3/trades`` shows at once)."""
+        first = max(0, start - PUBLIC_TRADES_KEPT // len(PATH_OFFSETS_MS))
+        for m in self.symbols.values():
+            for i in range(first, start):
+                for t, ref, qty, buyer_maker in self._path(m, i):
+                    self._record_trade(m, ref, qty, buyer_maker=buyer_maker, ts_ms=t)
 
     def _play_bar(self, i: int) -> list[OrderUpdate]:
-        ts, o, h, lo, c, v = self.bar(i)
-        lot = self.instrument.lot_size
-        trade_qty = max(lot, floor_to(v / 4, lot))
+        """Every market's bar ``i``, path point by path point (all markets at +0 s, then +20 s...)."""
         events: list[OrderUpdate] = []
-        prev = to_decimal(float(self._ohlcv[3][i - 1])) if i > 0 else o
-        high = low = o
-        for k, (offset, ref) in enumerate(zip(PATH_OFFSETS_MS, (o, lo, h, c), strict=True)):
-            t = ts + offset
-            self._now_ms = max(self._now_ms, t)
-            high, low = max(high, ref), min(low, ref)
-            self._record_trade(ref, trade_qty, buyer_maker=ref < prev, ts_ms=t)
-            prev = ref
-            updates = self.engine.on_book(self.model_book(ref, v, t), t)
-            self._absorb(updates)
-            events += updates
-            self._publish_depth(t)
-            self._broadcast_kline(ts, o, high, low, ref, v * (k + 1) / 4, closed=k == 3, event_ms=t)
+        paths = {m.symbol: self._path(m, i) for m in self.symbols.values()}
+        ts = self._ts[i]
+        for k in range(len(PATH_OFFSETS_MS)):
+            for m in self.symbols.values():
+                path = paths[m.symbol]
+                t, ref, qty, buyer_maker = path[k]
+                self._now_ms = max(self._now_ms, t)
+                self._record_trade(m, ref, qty, buyer_maker=buyer_maker, ts_ms=t)
+                volume = m.bar(i)[5]
+                updates = self.engine.on_book(self.model_book(ref, volume, t, m.market), t)
+                self._absorb(updates)
+                events += updates
+                self._publish_depth(m, t)
+                seen = [p[1] for p in path[: k + 1]]
+                self._broadcast_kline(
+                    m.symbol,
+                    ts,
+                    path[0][1],
+                    max(seen),
+                    min(seen),
+                    ref,
+                    volume * (k + 1) / 4,
+                    closed=k == len(PATH_OFFSETS_MS) - 1,
+                    event_ms=t,
+                )
         self._now_ms = ts + BAR_MS
         return events
 
-    def _record_trade(self, price: Decimal, qty: Decimal, *, buyer_maker: bool, ts_ms: int) -> int:
-        self._trade_seq += 1
-        trade = _Trade(self._trade_seq, price, qty, ts_ms, buyer_maker)
-        self._trades.append(trade)
-        lower = SYMBOL.lower()
+    def _record_trade(
+        self, m: SandboxMarket, price: Decimal, qty: Decimal, *, buyer_maker: bool, ts_ms: int
+    ) -> int:
+        m.trade_seq += 1
+        trade = _Trade(m.trade_seq, price, qty, ts_ms, buyer_maker)
+        m.trades.append(trade)
+        if not self._conns:
+            return trade.id
+        lower = m.symbol.lower()
         payload = {
             "e": "trade",
             "E": ts_ms,
-            "s": SYMBOL,
+            "s": m.symbol,
             "t": trade.id,
             "p": fmt(price),
             "q": fmt(qty),
@@ -339,7 +479,7 @@ class BinanceExchange(BinanceStreams):
         agg = {
             "e": "aggTrade",
             "E": ts_ms,
-            "s": SYMBOL,
+            "s": m.symbol,
             "a": trade.id,
             "p": fmt(price),
             "q": fmt(qty),
@@ -364,7 +504,11 @@ class BinanceExchange(BinanceStreams):
                 maker = fill.liquidity is Liquidity.MAKER
                 buyer_maker = ours_buy == maker
                 self._fill_trade[fill.fill_id] = self._record_trade(
-                    fill.price, fill.qty, buyer_maker=buyer_maker, ts_ms=fill.ts_ms
+                    self._by_market[fill.market],
+                    fill.price,
+                    fill.qty,
+                    buyer_maker=buyer_maker,
+                    ts_ms=fill.ts_ms,
                 )
             elif update.kind is UpdateKind.CANCELLED and update.reason is not Reason.REQUESTED:
                 self._expired.add(cid)
@@ -385,7 +529,9 @@ class BinanceExchange(BinanceStreams):
 
     def _order_core(self, order: Order) -> dict[str, Any]:
         wire = self._wire.get(order.client_id) or _Wire(
-            type="MARKET" if order.type is OrderType.MARKET else "LIMIT", tif="GTC", symbol=SYMBOL
+            type="MARKET" if order.type is OrderType.MARKET else "LIMIT",
+            tif="GTC",
+            symbol=self._of_order(order).symbol,
         )
         return {
             "symbol": wire.symbol,
@@ -436,67 +582,76 @@ class BinanceExchange(BinanceStreams):
 
     # ------------------------------------------------------------------ filters (price, lot size, notional)
 
-    def _check_filters(self, order_type: OrderType, price: Decimal | None, qty: Decimal) -> None:
-        inst = self.instrument
+    def _check_filters(
+        self, m: SandboxMarket, order_type: OrderType, price: Decimal | None, qty: Decimal
+    ) -> None:
+        inst = m.instrument
+        min_price = inst.tick_size  # Binance's minPrice is the pair's tick
         if price is not None and (
-            price < MIN_PRICE or price > MAX_PRICE or (price - MIN_PRICE) % inst.tick_size != 0
+            price < min_price or price > MAX_PRICE or (price - min_price) % inst.tick_size != 0
         ):
             raise BinanceError(-1013, "Filter failure: PRICE_FILTER")
         min_qty = inst.min_size or inst.lot_size
-        if qty <= 0 or qty < min_qty or qty > MAX_QTY or (qty - min_qty) % inst.lot_size != 0:
+        if qty <= 0 or qty < min_qty or qty > m.max_qty or (qty - min_qty) % inst.lot_size != 0:
             raise BinanceError(-1013, "Filter failure: LOT_SIZE")
-        ref = price if price is not None else self.bar()[4]
+        ref = price if price is not None else m.bar(self._bar)[4]
         notional = ref * qty
         if notional < MIN_NOTIONAL or (order_type is OrderType.LIMIT and notional > MAX_NOTIONAL):
             raise BinanceError(-1013, "Filter failure: NOTIONAL")
 
     def _visible(
-        self, account: str, client_id: str | None = None, order_id: int | None = None
+        self,
+        account: str,
+        client_id: str | None = None,
+        order_id: int | None = None,
+        market: SandboxMarket | None = None,
     ) -> Order | None:
-        """An order of ``account`` Binance would show (rejected orders are not stored there)."""
+        """An order of ``account`` (in ``market``) Binance would show (rejected orders are not stored)."""
         cid = client_id if client_id is not None else self._by_order_id.get(order_id or -1)
         if cid is None:
             return None
         order = self.engine.order(cid)
         if order is None or order.status is OrderStatus.REJECTED or self.engine.account_of(cid) != account:
             return None
+        if market is not None and order.market != market.market:
+            return None
         return order
 
-    def _publish_depth(self, ts_ms: int) -> None:
-        """Send the changes of the public book as one ``depthUpdate`` (one update id)."""
-        book = self.book()
+    def _publish_depth(self, m: SandboxMarket, ts_ms: int) -> None:
+        """Send the changes of a market's public book as one ``depthUpdate`` (one update id)."""
+        book = self.book(m.market)
         bids = {lv.price: lv.size for lv in book.bids}
         asks = {lv.price: lv.size for lv in book.asks}
-        old_bids, old_asks = self._published
+        old_bids, old_asks = m.published
         db = _diff(old_bids, bids)
         da = _diff(old_asks, asks)
         if not db and not da:
             return
-        self._update_id += 1
-        self._published = (bids, asks)
+        m.update_id += 1
+        m.published = (bids, asks)
         if not self._conns:
             return
-        lower = SYMBOL.lower()
+        lower = m.symbol.lower()
         diff = {
             "e": "depthUpdate",
             "E": ts_ms,
-            "s": SYMBOL,
-            "U": self._update_id,
-            "u": self._update_id,
+            "s": m.symbol,
+            "U": m.update_id,
+            "u": m.update_id,
             "b": [[fmt(p), fmt(q)] for p, q in db],
             "a": [[fmt(p), fmt(q)] for p, q in da],
         }
         for name in (f"{lower}@depth", f"{lower}@depth@100ms", f"{lower}@depth@1000ms"):
             self._broadcast(name, diff)
         for levels in (5, 10, 20):
-            snap = self._depth_json(levels)
+            snap = self._depth_json(m, levels)
             for suffix in ("", "@100ms", "@1000ms"):
                 self._broadcast(f"{lower}@depth{levels}{suffix}", snap)
 
-    def _depth_json(self, limit: int) -> dict[str, Any]:
-        book = self.book()
+    def _depth_json(self, m: SandboxMarket, limit: int) -> dict[str, Any]:
+        book = self.book(m.market)
         return {
-            "lastUpdateId": self._update_id,
+            "lastUpdateId": m.update_id,
             "bids": [[fmt(lv.price), fmt(lv.size)] for lv in book.bids[:limit]],
             "asks": [[fmt(lv.price), fmt(lv.size)] for lv in book.asks[:limit]],
         }

@@ -2,8 +2,9 @@
 
 ``GET /_sandbox/orders`` and ``/_sandbox/fills`` list every order and fill the engine holds
 (``venue.orders()``/``venue.fills()`` in Python); ``POST /_sandbox/advance`` ``{"bars": n}``,
-``POST /_sandbox/accounts`` ``{"balances": {"USDT": "1000"}}`` and ``GET /_sandbox/state``
-drive a sandbox running in another process (``python -m ops.sandbox.binance``). Fault
+``POST /_sandbox/accounts`` ``{"balances": {"USDT": "1000"}}`` and ``GET /_sandbox/state`` (the
+clock, every market's close and book, the websocket subscriptions) drive a sandbox running in
+another process (``python -m ops.sandbox.binance``). Fault
 injection (``ops.sandbox.faults.FaultInjector``, ``venue.faults``) is installed on the app
 under the same prefix (``/_sandbox/faults``).
 """
@@ -47,6 +48,7 @@ class GroundTruth(BinanceExchange):
             {
                 **f.model_dump(mode="json"),
                 "account": self.engine.account_of(f.client_id),
+                "symbol": self._by_market[f.market].symbol,
                 "trade_id": self._fill_trade.get(f.fill_id),
             }
             for f in self.engine.fills()
@@ -74,9 +76,19 @@ class GroundTruth(BinanceExchange):
             },
             "best_bid": str(self.book().best_bid),
             "best_ask": str(self.book().best_ask),
-            "last_update_id": self._update_id,
+            "last_update_id": self.primary.update_id,
+            "history_bars": self._bar,
+            "markets": {
+                m.symbol: {
+                    "close": str(m.bar(self._bar)[4]),
+                    "best_bid": str(self.book(m.market).best_bid),
+                    "best_ask": str(self.book(m.market).best_ask),
+                }
+                for m in self.symbols.values()
+            },
             "accounts": sorted(self._by_name),
             "websockets": len(self._conns),
+            "subscriptions": sorted(set().union(*self.subscriptions())),
             "clock_running": self._clock_task is not None,
         }
 

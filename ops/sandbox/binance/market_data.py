@@ -1,5 +1,6 @@
 """Public market-data endpoints (no key): server time, exchange info with its filters, klines,
-depth, trades and aggregated trades, all up to the current bar and never beyond it.
+depth, trades and aggregated trades of every replayed symbol, all up to the current bar and never
+beyond it; klines from the first bar of the data (the history before the replay's start) on.
 """
 
 from __future__ import annotations
@@ -12,15 +13,12 @@ import numpy as np
 from aiohttp import web
 
 from actors.domain.model import to_decimal
+from ops.sandbox.binance.exchange import SandboxMarket
 from ops.sandbox.binance.protocol import (
-    BASE,
     MAX_NOTIONAL,
     MAX_PRICE,
-    MAX_QTY,
     MIN_NOTIONAL,
-    MIN_PRICE,
     QUOTE,
-    SYMBOL,
     BinanceError,
     _illegal,
     _int,
@@ -55,9 +53,8 @@ class MarketDataEndpoints(BinanceRest):
     async def server_time(self, _request: web.Request) -> web.Response:
         return web.json_response({"serverTime": int(self.clock() * 1000)})
 
-    def exchange_info_json(self) -> dict[str, Any]:
-        inst = self.instrument
-        fee_precision = 8
+    def exchange_info_json(self, symbols: list[SandboxMarket] | None = None) -> dict[str, Any]:
+        """``exchangeInfo`` of ``symbols`` (every replayed one by default)."""
         return {
             "timezone": "UTC",
             "serverTime": int(self.clock() * 1000),
@@ -73,75 +70,28 @@ class MarketDataEndpoints(BinanceRest):
                 {"rateLimitType": "RAW_REQUESTS", "interval": "MINUTE", "intervalNum": 5, "limit": 61000},
             ],
             "exchangeFilters": [],
-            "symbols": [
-                {
-                    "symbol": SYMBOL,
-                    "status": "TRADING",
-                    "baseAsset": BASE,
-                    "baseAssetPrecision": 8,
-                    "quoteAsset": QUOTE,
-                    "quotePrecision": 8,
-                    "quoteAssetPrecision": 8,
-                    "baseCommissionPrecision": fee_precision,
-                    "quoteCommissionPrecision": fee_precision,
-                    "orderTypes": ["LIMIT", "LIMIT_MAKER", "MARKET"],
-                    "icebergAllowed": False,
-                    "ocoAllowed": False,
-                    "otoAllowed": False,
-                    "opoAllowed": False,
-                    "quoteOrderQtyMarketAllowed": True,
-                    "allowTrailingStop": False,
-                    "cancelReplaceAllowed": False,
-                    "amendAllowed": False,
-                    "pegInstructionsAllowed": False,
-                    "isSpotTradingAllowed": True,
-                    "isMarginTradingAllowed": False,
-                    "filters": [
-                        {
-                            "filterType": "PRICE_FILTER",
-                            "minPrice": fmt(MIN_PRICE),
-                            "maxPrice": fmt(MAX_PRICE),
-                            "tickSize": fmt(inst.tick_size),
-                        },
-                        {
-                            "filterType": "LOT_SIZE",
-                            "minQty": fmt(inst.min_size or inst.lot_size),
-                            "maxQty": fmt(MAX_QTY),
-                            "stepSize": fmt(inst.lot_size),
-                        },
-                        {
-                            "filterType": "NOTIONAL",
-                            "minNotional": fmt(MIN_NOTIONAL),
-                            "applyMinToMarket": True,
-                            "maxNotional": fmt(MAX_NOTIONAL),
-                            "applyMaxToMarket": False,
-                            "avgPriceMins": 5,
-                        },
-                    ],
-                    "permissions": [],
-                    "permissionSets": [["SPOT"]],
-                    "defaultSelfTradePreventionMode": "NONE",
-                    "allowedSelfTradePreventionModes": ["NONE"],
-                }
-            ],
+            "symbols": [_symbol_info(m) for m in (symbols if symbols is not None else self.symbols.values())],
         }
 
     async def exchange_info(self, request: web.Request) -> web.Response:
+        """As Binance: ``symbol`` or ``symbols`` narrow the answer; an unknown one is -1121."""
         params = await self._params(request)
+        picked: list[SandboxMarket] | None = None
         if "symbol" in params:
-            self._symbol(params)
+            picked = [self._market(params)]
         if "symbols" in params:
             try:
                 wanted = json.loads(params["symbols"])
             except ValueError:
                 raise _illegal("symbols", '["SYMBOL",...]') from None
-            if not isinstance(wanted, list) or any(s != SYMBOL for s in wanted):
+            if not isinstance(wanted, list) or any(s not in self.symbols for s in wanted):
                 raise BinanceError(-1121, "Invalid symbol.")
-        return web.json_response(self.exchange_info_json())
+            picked = [self.symbols[s] for s in wanted]
+        return web.json_response(self.exchange_info_json(picked))
 
     async def klines(self, request: web.Request) -> web.Response:
         params = await self._params(request)
-        self._symbol(params)
+        market = self._market(params)
         interval = params.get("interval")
         if not interval:
             raise _mandatory("interval")
@@ -151,16 +101,20 @@ class MarketDataEndpoints(BinanceRest):
         limit = min(_int(params, "limit", default=500, lo=1), 1000)
         start = _int(params, "startTime", default=-1)
         end = _int(params, "endTime", default=-1)
-        rows = self.klines_rows(step, start if start >= 0 else None, end if end >= 0 else None, limit)
+        rows = self.klines_rows(market, step, start if start >= 0 else None, end if end >= 0 else None, limit)
         return web.json_response(rows)
 
-    def klines_rows(self, step: int, start: int | None, end: int | None, limit: int) -> list[list[Any]]:
+    def klines_rows(
+        self, market: SandboxMarket, step: int, start: int | None, end: int | None, limit: int
+    ) -> list[list[Any]]:
         """Bars of ``step`` ms built from the 1m data up to the current bar (the last may be partial).
 
         As Binance: bars opening in [startTime, endTime]; the first ``limit`` of them from
-        ``startTime``, else the last ``limit``.
+        ``startTime``, else the last ``limit``. History is every bar of the data before the
+        replay's start, so a client asking for the last bars gets them from the first second.
         """
-        groups = self.table.timestamp[: self._bar + 1] // step
+        table = market.table
+        groups = table.timestamp[: self._bar + 1] // step
         g_lo = -(-start // step) if start is not None else int(groups[0])
         g_hi = end // step if end is not None else int(groups[-1])
         lo = int(np.searchsorted(groups, g_lo, "left"))
@@ -174,7 +128,7 @@ class MarketDataEndpoints(BinanceRest):
             firsts, lasts = firsts[:limit], lasts[:limit]
         else:
             firsts, lasts = firsts[-limit:], lasts[-limit:]
-        o, h, low, c, v = self._ohlcv
+        o, h, low, c, v = table.open, table.high, table.low, table.close, table.volume
         rows: list[list[Any]] = []
         for a, b in zip(firsts.tolist(), lasts.tolist(), strict=True):
             i, j = lo + a, lo + b
@@ -200,8 +154,8 @@ class MarketDataEndpoints(BinanceRest):
         return rows
 
     def ticker_prices(self) -> dict[str, Decimal]:
-        """Last price per symbol: BTCUSDT's last trade, and the fee token's pair at its set price."""
-        prices = {SYMBOL: self._trades[-1].price if self._trades else self.bar()[4]}
+        """Last price per symbol: each pair's last trade, and the fee token's pair at its set price."""
+        prices = {s: m.trades[-1].price if m.trades else m.bar(self._bar)[4] for s, m in self.symbols.items()}
         token = self.engine.fees.fee_token
         if token is not None:
             prices[f"{token.asset}{QUOTE}"] = token.price
@@ -220,15 +174,15 @@ class MarketDataEndpoints(BinanceRest):
 
     async def depth(self, request: web.Request) -> web.Response:
         params = await self._params(request)
-        self._symbol(params)
+        market = self._market(params)
         limit = min(_int(params, "limit", default=100, lo=1), 5000)
-        return web.json_response(self._depth_json(limit))
+        return web.json_response(self._depth_json(market, limit))
 
     async def trades(self, request: web.Request) -> web.Response:
         params = await self._params(request)
-        self._symbol(params)
+        market = self._market(params)
         limit = min(_int(params, "limit", default=500, lo=1), 1000)
-        recent = list(self._trades)[-limit:]
+        recent = list(market.trades)[-limit:]
         return web.json_response(
             [
                 {
@@ -246,14 +200,14 @@ class MarketDataEndpoints(BinanceRest):
 
     async def agg_trades(self, request: web.Request) -> web.Response:
         params = await self._params(request)
-        self._symbol(params)
+        market = self._market(params)
         limit = min(_int(params, "limit", default=500, lo=1), 1000)
         from_id = _int(params, "fromId", default=-1)
         start = _int(params, "startTime", default=-1)
         end = _int(params, "endTime", default=-1)
         picked = [
             t
-            for t in self._trades
+            for t in market.trades
             if (from_id < 0 or t.id >= from_id)
             and (start < 0 or t.ts_ms >= start)
             and (end < 0 or t.ts_ms <= end)
@@ -274,3 +228,58 @@ class MarketDataEndpoints(BinanceRest):
                 for t in picked
             ]
         )
+
+
+def _symbol_info(m: SandboxMarket) -> dict[str, Any]:
+    """One pair of ``exchangeInfo``: its assets and its real filters (tick, lot, notional)."""
+    inst = m.instrument
+    fee_precision = 8
+    return {
+        "symbol": m.symbol,
+        "status": "TRADING",
+        "baseAsset": m.base,
+        "baseAssetPrecision": 8,
+        "quoteAsset": m.quote,
+        "quotePrecision": 8,
+        "quoteAssetPrecision": 8,
+        "baseCommissionPrecision": fee_precision,
+        "quoteCommissionPrecision": fee_precision,
+        "orderTypes": ["LIMIT", "LIMIT_MAKER", "MARKET"],
+        "icebergAllowed": False,
+        "ocoAllowed": False,
+        "otoAllowed": False,
+        "opoAllowed": False,
+        "quoteOrderQtyMarketAllowed": True,
+        "allowTrailingStop": False,
+        "cancelReplaceAllowed": False,
+        "amendAllowed": False,
+        "pegInstructionsAllowed": False,
+        "isSpotTradingAllowed": True,
+        "isMarginTradingAllowed": False,
+        "filters": [
+            {
+                "filterType": "PRICE_FILTER",
+                "minPrice": fmt(inst.tick_size),
+                "maxPrice": fmt(MAX_PRICE),
+                "tickSize": fmt(inst.tick_size),
+            },
+            {
+                "filterType": "LOT_SIZE",
+                "minQty": fmt(inst.min_size or inst.lot_size),
+                "maxQty": fmt(m.max_qty),
+                "stepSize": fmt(inst.lot_size),
+            },
+            {
+                "filterType": "NOTIONAL",
+                "minNotional": fmt(MIN_NOTIONAL),
+                "applyMinToMarket": True,
+                "maxNotional": fmt(MAX_NOTIONAL),
+                "applyMaxToMarket": False,
+                "avgPriceMins": 5,
+            },
+        ],
+        "permissions": [],
+        "permissionSets": [["SPOT"]],
+        "defaultSelfTradePreventionMode": "NONE",
+        "allowedSelfTradePreventionModes": ["NONE"],
+    }

@@ -1,4 +1,4 @@
-"""Binance's wire vocabulary, shared by every part of the sandbox: the symbol, the filter
+"""Binance's wire vocabulary, shared by every part of the sandbox: symbols, the filter
 limits, the error shape and the parsing of request parameters (Binance's own error codes for
 each way a parameter can be wrong).
 """
@@ -13,12 +13,26 @@ from aiohttp import web
 
 SYMBOL = "BTCUSDT"
 BASE, QUOTE = "BTC", "USDT"
+"""The first replayed pair and its assets (what a fresh account is funded in)."""
 BAR_MS = 60_000
 
 MIN_NOTIONAL = Decimal(5)
 MAX_NOTIONAL = Decimal(9_000_000)
-MIN_PRICE, MAX_PRICE = Decimal("0.01"), Decimal(1_000_000)
+MAX_PRICE = Decimal(1_000_000)
 MAX_QTY = Decimal(9000)
+"""LOT_SIZE maxQty of a pair traded in fractions (BTC, ETH, SOL); whole-unit pairs (XRP) allow more."""
+MAX_WHOLE_QTY = Decimal(92_141_578)
+
+
+def binance_symbol(symbol: str) -> str:
+    """Binance's id of a ccxt symbol: ``BTC/USDT`` -> ``BTCUSDT``."""
+    return symbol.replace("/", "")
+
+
+def max_qty(lot: Decimal) -> Decimal:
+    """LOT_SIZE maxQty of a pair with step ``lot`` (as Binance lists BTCUSDT and XRPUSDT)."""
+    return MAX_WHOLE_QTY if lot >= 1 else MAX_QTY
+
 
 _INT_RE = re.compile(r"-?[0-9]{1,20}")
 _DEC_RE = re.compile(r"[0-9]{1,20}(\.[0-9]{1,20})?")

@@ -27,8 +27,8 @@ from urllib.parse import parse_qsl
 from aiohttp import web
 
 from ops.sandbox.binance.auth import check_key, check_signature
-from ops.sandbox.binance.exchange import BinanceExchange
-from ops.sandbox.binance.protocol import SYMBOL, BinanceError, _mandatory
+from ops.sandbox.binance.exchange import BinanceExchange, SandboxMarket
+from ops.sandbox.binance.protocol import BinanceError, _mandatory
 from ops.sandbox.faults import ADMIN_PREFIX
 
 log = logging.getLogger(__name__)
@@ -122,15 +122,23 @@ class BinanceRest(BinanceExchange):
         check_signature(creds, params, request.rel_url.raw_query_string, body, self.clock)
         return creds.account, params
 
-    def _symbol(self, params: Mapping[str, str], *, required: bool = True) -> str | None:
+    def _symbol(self, params: Mapping[str, str], *, required: bool = True) -> SandboxMarket | None:
+        """The replayed market a request's ``symbol`` names (-1121 for any other)."""
         symbol = params.get("symbol")
         if not symbol:
             if required:
                 raise _mandatory("symbol")
             return None
-        if symbol != SYMBOL:
+        market = self.symbols.get(symbol)
+        if market is None:
             raise BinanceError(-1121, "Invalid symbol.")
-        return symbol
+        return market
+
+    def _market(self, params: Mapping[str, str]) -> SandboxMarket:
+        """The market of a request whose ``symbol`` is mandatory."""
+        market = self._symbol(params)
+        assert market is not None
+        return market
 
 
 def _weight(method: str, path: str, query: Mapping[str, str]) -> int:

@@ -2,10 +2,10 @@
 
 ``/ws/<stream>`` (raw), ``/stream?streams=a/b`` (combined, ``{"stream", "data"}``) and
 ``SUBSCRIBE``/``UNSUBSCRIBE``/``LIST_SUBSCRIPTIONS`` messages on either (how ccxt.pro
-subscribes): ``btcusdt@kline_1m`` (four updates a bar, ``x`` true on the last),
-``btcusdt@trade``, ``btcusdt@aggTrade``, ``btcusdt@depth[@100ms]`` (diffs) and
-``btcusdt@depth5|10|20`` (partial snapshots). ``venue.faults`` gates every websocket message
-(``ops.sandbox.faults``: drops, delays).
+subscribes), for every replayed symbol: ``<symbol>@kline_1m`` (four updates a bar, ``x`` true on
+the last), ``<symbol>@trade``, ``<symbol>@aggTrade``, ``<symbol>@depth[@100ms]`` (diffs) and
+``<symbol>@depth5|10|20`` (partial snapshots), ``<symbol>`` lower case (``btcusdt``).
+``venue.faults`` gates every websocket message (``ops.sandbox.faults``: drops, delays).
 
 This is the lowest layer of the venue: the market model above it publishes through
 ``_broadcast``, and the venue's change signal (``wait_for``/``_notify``) lives here because
@@ -18,14 +18,14 @@ import asyncio
 import contextlib
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
 from aiohttp import WSMsgType, web
 
-from ops.sandbox.binance.protocol import BAR_MS, SYMBOL, fmt
+from ops.sandbox.binance.protocol import BAR_MS, fmt
 from ops.sandbox.faults import FaultInjector
 
 _DEPTH_STREAM_RE = re.compile(r"(?P<sym>[a-z0-9]+)@depth(?P<levels>5|10|20)?(@(100|1000)ms)?")
@@ -43,8 +43,9 @@ class _Conn:
 class BinanceStreams:
     """Websocket subscribers of the venue and what is sent to them; the venue's change signal."""
 
-    def __init__(self, faults: FaultInjector | None) -> None:
+    def __init__(self, faults: FaultInjector | None, symbols: Iterable[str]) -> None:
         self.faults = faults if faults is not None else FaultInjector()
+        self._stream_symbols = frozenset(s.lower() for s in symbols)
         self._conns: set[_Conn] = set()
         self._changed = asyncio.Event()
 
@@ -76,6 +77,7 @@ class BinanceStreams:
 
     def _broadcast_kline(
         self,
+        symbol: str,
         ts: int,
         o: Decimal,
         h: Decimal,
@@ -91,11 +93,11 @@ class BinanceStreams:
         payload = {
             "e": "kline",
             "E": event_ms,
-            "s": SYMBOL,
+            "s": symbol,
             "k": {
                 "t": ts,
                 "T": ts + BAR_MS - 1,
-                "s": SYMBOL,
+                "s": symbol,
                 "i": "1m",
                 "f": -1,
                 "L": -1,
@@ -112,7 +114,7 @@ class BinanceStreams:
                 "B": "0",
             },
         }
-        self._broadcast(f"{SYMBOL.lower()}@kline_1m", payload)
+        self._broadcast(f"{symbol.lower()}@kline_1m", payload)
 
     async def _ws_handler(self, request: web.Request) -> web.StreamResponse:
         ws = web.WebSocketResponse(autoping=True)
@@ -124,7 +126,7 @@ class BinanceStreams:
             tail = request.match_info.get("streams", "")
             names = tail.split("/") if tail else []
         conn = _Conn(ws=ws, path=request.path, combined=combined)
-        conn.streams.update(n for n in names if _valid_stream(n))
+        conn.streams.update(n for n in names if self._valid_stream(n))
         self._conns.add(conn)
         self._notify()
         sender = asyncio.get_running_loop().create_task(self._ws_sender(conn))
@@ -174,7 +176,7 @@ class BinanceStreams:
             return _ws_error(2, f"Invalid request: unknown variant `{method}`", rid)
         if not isinstance(params, list) or not all(isinstance(p, str) for p in params):
             return _ws_error(2, "Invalid request: params must be a list of strings", rid)
-        bad = [p for p in params if not _valid_stream(p)]
+        bad = [p for p in params if not self._valid_stream(p)]
         if bad:
             return _ws_error(2, f"Invalid request: invalid stream name {bad[0]!r}", rid)
         if method == "SUBSCRIBE":
@@ -191,14 +193,15 @@ class BinanceStreams:
         for conn in list(self._conns):
             await conn.ws.close(code=1001, message=b"sandbox shutting down")
 
+    def _valid_stream(self, name: str) -> bool:
+        symbol, _, kind = name.partition("@")
+        if symbol not in self._stream_symbols:
+            return False
+        if kind in ("kline_1m", "trade", "aggTrade"):
+            return True
+        m = _DEPTH_STREAM_RE.fullmatch(name)
+        return m is not None and m.group("sym") == symbol
+
 
 def _ws_error(code: int, msg: str, rid: Any) -> dict[str, Any]:
     return {"error": {"code": code, "msg": msg}, "id": rid}
-
-
-def _valid_stream(name: str) -> bool:
-    lower = SYMBOL.lower()
-    if name in (f"{lower}@kline_1m", f"{lower}@trade", f"{lower}@aggTrade"):
-        return True
-    m = _DEPTH_STREAM_RE.fullmatch(name)
-    return m is not None and m.group("sym") == lower

@@ -28,11 +28,8 @@ from actors.domain.model import (
     floor_to,
     to_decimal,
 )
-from ops.sandbox.binance.exchange import _Wire
+from ops.sandbox.binance.exchange import SandboxMarket, _Wire
 from ops.sandbox.binance.protocol import (
-    BASE,
-    QUOTE,
-    SYMBOL,
     BinanceError,
     _decimal,
     _illegal,
@@ -51,7 +48,8 @@ class TradingEndpoints(BinanceRest):
 
     async def new_order(self, request: web.Request) -> web.Response:
         account, params = await self._signed(request)
-        symbol = self._symbol(params) or SYMBOL
+        market = self._market(params)
+        symbol = market.symbol
         side_raw = params.get("side")
         if not side_raw:
             raise _mandatory("side")
@@ -109,7 +107,7 @@ class TradingEndpoints(BinanceRest):
                     -1102, "Param 'quantity' or 'quoteOrderQty' must be sent, but both were empty/null!"
                 )
             if qty is None and quote_qty is not None:
-                qty = self._qty_for_quote(side, quote_qty)
+                qty = self._qty_for_quote(market, side, quote_qty)
             tif, order_type = TimeInForce.IOC, OrderType.MARKET
 
         assert qty is not None
@@ -119,11 +117,11 @@ class TradingEndpoints(BinanceRest):
             if earlier is not None and existing.status is OrderStatus.REJECTED:
                 raise earlier
             raise BinanceError(-2010, "Duplicate order sent.")
-        self._check_filters(order_type, price, qty)
+        self._check_filters(market, order_type, price, qty)
 
         order = Order(
             client_id=client_id,
-            market=self.market,
+            market=market.market,
             side=side,
             type=order_type,
             tif=tif,
@@ -139,7 +137,7 @@ class TradingEndpoints(BinanceRest):
         )
         updates = self.engine.submit(order, self._now_ms, account)
         self._absorb(updates)
-        self._publish_depth(self._now_ms)
+        self._publish_depth(market, self._now_ms)
         self._notify()
         first = updates[0]
         if first.kind is UpdateKind.REJECTED:
@@ -188,14 +186,14 @@ class TradingEndpoints(BinanceRest):
 
     def _commission_json(self, fill: Fill) -> dict[str, str]:
         """``commission`` and ``commissionAsset`` of a fill, in the asset it was charged in."""
-        asset, amount = self.engine.fees.charged(fill, QUOTE)
+        asset, amount = self.engine.fees.charged(fill, self._by_market[fill.market].quote)
         return {"commission": fmt(amount), "commissionAsset": asset}
 
-    def _qty_for_quote(self, side: Side, quote: Decimal) -> Decimal:
-        """Quantity a MARKET order with ``quoteOrderQty`` buys/sells walking the current book."""
-        book = self.book()
+    def _qty_for_quote(self, market: SandboxMarket, side: Side, quote: Decimal) -> Decimal:
+        """Quantity a MARKET order with ``quoteOrderQty`` buys/sells walking the market's current book."""
+        book = self.book(market.market)
         levels = book.asks if side is Side.BUY else book.bids
-        lot = self.instrument.lot_size
+        lot = market.instrument.lot_size
         left, qty = quote, ZERO
         for lv in levels:
             take = min(lv.size, floor_to(left / lv.price, lot))
@@ -207,29 +205,32 @@ class TradingEndpoints(BinanceRest):
             raise BinanceError(-1013, "Filter failure: LOT_SIZE")
         return qty
 
-    def _lookup(self, account: str, params: Mapping[str, str], missing: BinanceError) -> Order:
+    def _lookup(
+        self, account: str, params: Mapping[str, str], missing: BinanceError, market: SandboxMarket
+    ) -> Order:
+        """The order a query or cancel names, in the request's symbol (another symbol's is unknown)."""
         cid = params.get("origClientOrderId") or None
         oid = _int(params, "orderId", default=-1)
         if cid is None and oid < 0:
             raise BinanceError(
                 -1102, "Param 'origClientOrderId' or 'orderId' must be sent, but both were empty/null!"
             )
-        order = self._visible(account, client_id=cid, order_id=oid if cid is None else None)
+        order = self._visible(account, client_id=cid, order_id=oid if cid is None else None, market=market)
         if order is None or (cid is not None and oid >= 0 and int(order.venue_order_id or 0) != oid):
             raise missing
         return order
 
     async def query_order(self, request: web.Request) -> web.Response:
         account, params = await self._signed(request)
-        self._symbol(params)
-        order = self._lookup(account, params, BinanceError(-2013, "Order does not exist."))
+        market = self._market(params)
+        order = self._lookup(account, params, BinanceError(-2013, "Order does not exist."), market)
         return web.json_response(self.order_json(order))
 
     async def cancel_order(self, request: web.Request) -> web.Response:
         account, params = await self._signed(request)
-        self._symbol(params)
+        market = self._market(params)
         unknown = BinanceError(-2011, "Unknown order sent.")
-        order = self._lookup(account, params, unknown)
+        order = self._lookup(account, params, unknown, market)
         if not order.is_open:
             raise unknown
         cancel_id = params.get("newClientOrderId") or f"cancel-{order.venue_order_id}"
@@ -242,17 +243,17 @@ class TradingEndpoints(BinanceRest):
 
     async def open_orders(self, request: web.Request) -> web.Response:
         account, params = await self._signed(request)
-        self._symbol(params, required=False)
-        orders = self.engine.open_orders(self.market, account)
+        market = self._symbol(params, required=False)
+        orders = self.engine.open_orders(market.market if market is not None else None, account)
         return web.json_response([self.order_json(o) for o in orders])
 
     async def cancel_open_orders(self, request: web.Request) -> web.Response:
         account, params = await self._signed(request)
-        self._symbol(params)
-        orders = self.engine.open_orders(self.market, account)
+        market = self._market(params)
+        orders = self.engine.open_orders(market.market, account)
         if not orders:
             raise BinanceError(-2011, "Unknown order sent.")
-        updates = self.engine.cancel_all(self.market, self._now_ms, account)
+        updates = self.engine.cancel_all(market.market, self._now_ms, account)
         self._absorb(updates)
         self._notify()
         out = []
@@ -266,7 +267,7 @@ class TradingEndpoints(BinanceRest):
         account, params = await self._signed(request)
         omit_zero = params.get("omitZeroBalances", "false").lower() == "true"
         bals = self.engine.balances(account)
-        assets = sorted(set(bals) | {BASE, QUOTE})
+        assets = sorted(set(bals) | {a for m in self.symbols.values() for a in (m.base, m.quote)})
         maker = int(to_decimal(self.engine.fees.costs.binance.maker) * 10_000)
         taker = int(to_decimal(self.engine.fees.costs.binance.taker) * 10_000)
         rows = []
@@ -304,7 +305,7 @@ class TradingEndpoints(BinanceRest):
 
     async def my_trades(self, request: web.Request) -> web.Response:
         account, params = await self._signed(request)
-        self._symbol(params)
+        market = self._market(params)
         order_id = _int(params, "orderId", default=-1)
         start = _int(params, "startTime", default=-1)
         end = _int(params, "endTime", default=-1)
@@ -314,7 +315,7 @@ class TradingEndpoints(BinanceRest):
         if order_id >= 0 and cid is None:
             return web.json_response([])
         rows = []
-        for f in self.engine.fills(market=self.market, account=account, client_id=cid):
+        for f in self.engine.fills(market=market.market, account=account, client_id=cid):
             tid = self._fill_trade[f.fill_id]
             if (
                 (start >= 0 and f.ts_ms < start)
@@ -325,7 +326,7 @@ class TradingEndpoints(BinanceRest):
             order = self.engine.order(f.client_id)
             rows.append(
                 {
-                    "symbol": SYMBOL,
+                    "symbol": market.symbol,
                     "id": tid,
                     "orderId": int(order.venue_order_id or 0) if order is not None else 0,
                     "orderListId": -1,
