@@ -44,6 +44,8 @@ def test_polymarket_venue_and_portfolio_crashed_after_their_creator_restarted_co
             'runtime.namespace="t-restart-args"',
             "metrics.port=0",
             "supervision.heartbeat_interval_s=0.5",
+            # Ray's restart is what is tested: the supervisor must not re-create them first on a slow machine
+            "supervision.suspect_after_beats=240",
         ],
     )
     runtime.start_system(settings)
