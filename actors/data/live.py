@@ -2,6 +2,18 @@
 
 Each source is an async iterator of domain events; the feed actor reads it into a bounded,
 conflating buffer, so a slow consumer sees the latest book rather than a growing queue.
+
+**Warm-up** (as Freqtrade's startup candles): each strategy core declares the bars it must learn
+from before its first live one (``StrategyCore.warmup_bars``: its indicators' longest lookback,
+the random forest's training window). On a fresh start, and after an outage longer than the
+feed buffer holds (``runtime.feed_buffer`` bars), a Binance feed first reads the most any
+strategy watching its market declares from the venue's REST history (``fetch_ohlcv`` with
+since/limit, paginated, through the gateway) and yields it as one ``History``; the feed actor
+gives those bars to the strategies only, as ordinary candles flagged ``warmup``: their cores
+learn from them, and whatever they signal on them is dropped, never sent to the portfolio (and
+the bars never reach the venue or the positions). Then the stream starts with the next closed
+bar. A short outage (at most ``feed_buffer`` bars missed) back-fills the missed bars as live
+ones instead, as before.
 """
 
 from __future__ import annotations
@@ -9,24 +21,78 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 
-from actors.domain.model import MarketEvent
+from actors.core.strategies.book import StrategyBook
+from actors.domain.model import Candle, MarketEvent
 from actors.domain.names import market_symbol
+from actors.domain.topology import watches
 from actors.venues.factory import make_gateway, resolve_endpoints
 from config.models import Settings
 
 log = logging.getLogger(__name__)
 
+INTERVAL = "1m"
+INTERVAL_MS = 60_000
+"""The candles a live Binance feed reads (and its warm-up counts in)."""
 
-async def binance_live(settings: Settings, market: str, since_ms: int | None) -> AsyncIterator[MarketEvent]:
-    """One market's instrument, then its closed 1m candles (back-filled from ``since_ms`` after a restart)."""
+
+@dataclass(frozen=True)
+class History:
+    """A market's closed bars from the venue's history, oldest first: the strategies' warm-up."""
+
+    market: str
+    candles: tuple[Candle, ...]
+
+
+def warmup_bars(settings: Settings, market: str, interval_ms: int = INTERVAL_MS) -> int:
+    """The most bars of ``market`` any enabled strategy watching it learns from before going live."""
+    return max(
+        (
+            StrategyBook(s).warmup_bars(interval_ms, market)
+            for s in settings.strategies
+            if s.enabled and watches(s, market)
+        ),
+        default=0,
+    )
+
+
+def bars_to_learn(
+    since_ms: int | None, newest_close_ms: int, interval_ms: int, warmup: int, buffer: int
+) -> int:
+    """How many bars of history to learn from before streaming (0: none, stream from ``since_ms``).
+
+    A fresh start (no ``since_ms``) learns ``warmup`` bars; a restart that missed at most
+    ``buffer`` bars back-fills them as live bars instead (the feed would have delivered them);
+    a longer outage learns the newest ``warmup`` bars again and skips the rest of the gap.
+    """
+    if warmup <= 0 or (since_ms is not None and (newest_close_ms - since_ms) // interval_ms <= buffer):
+        return 0
+    return warmup
+
+
+async def binance_live(
+    settings: Settings, market: str, since_ms: int | None
+) -> AsyncIterator[MarketEvent | History]:
+    """One market's instrument, its warm-up ``History`` when it needs one, then its closed 1m candles
+    (back-filled from ``since_ms`` after a short outage)."""
     gateway = make_gateway(settings, "binance")
     await gateway.start()
     try:
         for instrument in await gateway.instruments():
             if instrument.market_id == market:
                 yield instrument
-        async for candle in gateway.watch_candles(market, "1m", since_ms):  # type: ignore[attr-defined]
+        warmup = warmup_bars(settings, market)
+        if warmup > 0:
+            newest = [] if since_ms is None else await gateway.history(market, INTERVAL, 1)  # type: ignore[attr-defined]
+            newest_ms = newest[-1].close_ms if newest else 0
+            learn = bars_to_learn(since_ms, newest_ms, INTERVAL_MS, warmup, settings.runtime.feed_buffer)
+            candles = await gateway.history(market, INTERVAL, learn) if learn else []  # type: ignore[attr-defined]
+            if candles:
+                log.info("feed %s: warming up on %d bars of history", market, len(candles))
+                yield History(market, tuple(candles))
+                since_ms = candles[-1].close_ms
+        async for candle in gateway.watch_candles(market, INTERVAL, since_ms):  # type: ignore[attr-defined]
             yield candle
     finally:
         await gateway.close()

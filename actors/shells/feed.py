@@ -5,6 +5,11 @@ resting from earlier events), then positions (prices, settlements), then strateg
 portfolio. Each stage is awaited, so a replay at speed ``max`` runs exactly as fast as its
 slowest consumer and never builds an unbounded queue (backpressure instead of buffering).
 A consumer that was restarted asks for the events it missed from a bounded replay buffer.
+
+Live, a Binance feed may first get its market's history (``actors.data.live.History``: a fresh
+start, or an outage longer than the buffer holds): it goes to the strategies watching the market
+alone, flagged ``warmup`` (they learn from it, their signals on it are dropped), in chunks of
+``WARMUP_CHUNK`` bars, before the first live bar.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from typing import Any
 import ray
 
 from actors.data.candles import load_table
+from actors.data.live import History
 from actors.data.replay import binance_instrument, candle_events, event_time, polymarket_events
 from actors.domain.model import MINUTE_MS, Candle, Instrument, MarketEvent, OrderBook, Settlement
 from actors.domain.names import PORTFOLIO, feed_name, market_venue, strategy_name, venue_name
@@ -28,6 +34,9 @@ from actors.shells.base import ActorShell, try_actor
 from config.models import Mode, Settings
 
 log = logging.getLogger(__name__)
+
+WARMUP_CHUNK = 1000
+"""History bars per warm-up delivery to a strategy."""
 
 BINANCE = "binance"
 POLYMARKET = "polymarket"
@@ -118,7 +127,8 @@ class FeedActor(ActorShell):
                 if next(self._source, None) is None:
                     break
         self.topology = topology(settings)
-        self.pending: deque[MarketEvent] = deque()
+        self.pending: deque[MarketEvent | History] = deque()
+        self.warmup_bars = 0
         self.conflated = 0
         self.dropped = 0
         self._arrived = asyncio.Event()
@@ -135,6 +145,7 @@ class FeedActor(ActorShell):
             "paused": self.paused,
             "subscribers": sum(len(v) for v in self.subscribers.values()),
             "lag_s": round(self.lag_s, 6),
+            "warmup_bars": self.warmup_bars,
         }
 
     def digest_source(self) -> Any:
@@ -186,7 +197,7 @@ class FeedActor(ActorShell):
 
     # ------------------------------------------------------------------ live data
 
-    def _enqueue(self, event: MarketEvent) -> None:
+    def _enqueue(self, event: MarketEvent | History) -> None:
         """Bounded, conflating buffer: a newer book replaces a pending one of the same market."""
         if isinstance(event, OrderBook):
             for i, waiting in enumerate(self.pending):
@@ -221,14 +232,49 @@ class FeedActor(ActorShell):
             await asyncio.sleep(delay)
             delay = min(10.0, delay * 2)
 
-    async def _next_live_batch(self) -> list[MarketEvent]:
+    async def _next_live_batch(self) -> list[MarketEvent] | History:
+        """The next events up to ``feed_batch``, or a warm-up ``History`` on its own."""
         while not self.pending:
             self._arrived.clear()
             await self._arrived.wait()
+        first = self.pending[0]
+        if isinstance(first, History):
+            self.pending.popleft()
+            return first
         batch: list[MarketEvent] = []
         while self.pending and len(batch) < self.settings.runtime.feed_batch:
-            batch.append(self.pending.popleft())
+            event = self.pending[0]
+            if isinstance(event, History):
+                break
+            batch.append(event)
+            self.pending.popleft()
         return batch
+
+    async def _warm_up(self, history: History) -> None:
+        """The market's history to every strategy watching it, flagged warm-up; retried until taken
+        (a core ignores bars it has seen, so a repeat is harmless). Never to the venue, the
+        positions or the portfolio: nothing is traded on it."""
+        candles = list(history.candles)
+        for start in range(0, len(candles), WARMUP_CHUNK):
+            chunk = candles[start : start + WARMUP_CHUNK]
+            while True:
+                try:
+                    await asyncio.gather(
+                        *(
+                            handle.on_events.remote(chunk, time.time_ns(), False, True)
+                            for name in self.topology.strategies_watching(history.market)
+                            if (handle := self.handle(strategy_name(name))) is not None
+                        )
+                    )
+                    break
+                except Exception:
+                    log.exception("feed %s: warm-up delivery failed; retrying", self.feed_id)
+                    self._handles.clear()
+                    await asyncio.sleep(0.2)
+        self.warmup_bars += len(candles)
+        log.info("feed %s: %d bars of history learnt by its strategies", self.feed_id, len(candles))
+        self.progressed(candles[-1].close_ms)
+        await self._checkpoint()
 
     # ------------------------------------------------------------------ the loop
 
@@ -243,7 +289,12 @@ class FeedActor(ActorShell):
                 continue
             batch: list[MarketEvent] = []
             if self.live:
-                batch = await self._next_live_batch()
+                got = await self._next_live_batch()
+                if isinstance(got, History):
+                    if got.candles:
+                        await self._warm_up(got)
+                    continue
+                batch = got
             for event in self._source:  # empty when live
                 batch.append(event)
                 if len(batch) >= batch_size:

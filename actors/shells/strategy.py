@@ -3,6 +3,11 @@
 State is checkpointed periodically with the data time of the last event it covers; a
 restarted strategy restores it and asks its feeds for the events since, so its indicators
 carry on exactly (cores ignore events they have already seen).
+
+Warm-up: a live feed first delivers its market's history flagged ``warmup`` (``actors.data.live``);
+the cores learn from those bars like any others, and the signals they give on them are dropped
+here, so the portfolio never trades on history. Per market the heartbeat counts the bars learnt
+as warm-up, the live bars and the signals sent.
 """
 
 from __future__ import annotations
@@ -24,6 +29,9 @@ from config.models import Settings
 
 log = logging.getLogger(__name__)
 
+WARMUP, BARS, SIGNALS = "warmup", "bars", "signals"
+"""Per-market counters of the heartbeat: warm-up bars learnt, live bars, signals sent."""
+
 
 @ray.remote
 class StrategyActor(ActorShell):
@@ -34,6 +42,9 @@ class StrategyActor(ActorShell):
         self.name = name
         self.core = StrategyBook(settings.strategy(name))
         self.signals = 0
+        self.markets: dict[str, dict[str, int]] = {
+            m: {WARMUP: 0, BARS: 0, SIGNALS: 0} for m in watched_markets(self.core.config)
+        }
         self._dirty = False
         saved = ray.get(self.store.get.remote("strategy", name))
         self.restored_from: int | None = None
@@ -51,7 +62,16 @@ class StrategyActor(ActorShell):
             self._caught_up.set()
 
     def heartbeat_detail(self) -> dict[str, Any]:
-        return {"signals": self.signals, "restored_from": self.restored_from}
+        return {
+            "signals": self.signals,
+            "restored_from": self.restored_from,
+            "markets": {m: dict(counts) for m, counts in self.markets.items()},
+        }
+
+    def _count(self, market: str, what: str, n: int = 1) -> None:
+        counts = self.markets.get(market)  # the markets it watches; a series' tokens only in the total
+        if counts is not None:
+            counts[what] += n
 
     async def _catch_up(self, since_ms: int) -> None:
         """Ask the feeds of the markets it watches for what this strategy missed while it was down."""
@@ -64,11 +84,14 @@ class StrategyActor(ActorShell):
                     log.warning("strategy %s: catch-up from %s failed: %s", self.name, feed, exc)
         self._caught_up.set()
 
-    async def on_events(self, events: Sequence[MarketEvent], ingest_ns: int, replay: bool = False) -> int:
+    async def on_events(
+        self, events: Sequence[MarketEvent], ingest_ns: int, replay: bool = False, warmup: bool = False
+    ) -> int:
         """Events from a feed: the core turns them into signals for the portfolio.
 
         After a restore, live events wait until the missed ones (``replay``) are in, so the
-        core sees them in order.
+        core sees them in order. ``warmup``: history before the first live bar; the core
+        learns from it and its signals are dropped (0 is returned).
         """
         if not replay:
             await self._caught_up.wait()
@@ -77,6 +100,7 @@ class StrategyActor(ActorShell):
             try:
                 if isinstance(event, Candle):
                     signals += self.core.on_candle(event)
+                    self._count(event.market, WARMUP if warmup else BARS)
                 elif isinstance(event, OrderBook):
                     signals += self.core.on_book(event)
                 elif isinstance(event, Instrument):
@@ -87,7 +111,12 @@ class StrategyActor(ActorShell):
         if events:
             self.progressed(event_time(events[-1]))
             self._dirty = True
+        if warmup:
+            if signals:
+                log.info("strategy %s: %d signals on warm-up bars dropped", self.name, len(signals))
+            return 0
         for signal in signals:
+            self._count(signal.market, SIGNALS)
             self.metrics.inc("raytrader_signals_total", {"strategy": self.name, "side": signal.side.value})
         self.signals += len(signals)
         if signals:  # the core has moved on: the signals must reach the portfolio, even across its restart

@@ -28,6 +28,16 @@ class StrategyCore(ABC, Generic[ConfigT]):
     def name(self) -> str:
         return str(getattr(self.config, "name", self.kind))
 
+    def warmup_bars(self, interval_ms: int) -> int:  # noqa: ARG002
+        """Closed candles of ``interval_ms`` this core learns from before its first live one.
+
+        The longest lookback of its indicators (a model: its training window), so that every
+        indicator is defined on the last history bar. A live start delivers that many bars of
+        the venue's history as warm-up (``actors.data.live``), as Freqtrade's startup candles;
+        0: nothing to learn.
+        """
+        return 0
+
     def on_candle(self, candle: Candle) -> list[Signal]:  # noqa: ARG002
         """A closed bar of a market this strategy watches."""
         return []

@@ -45,6 +45,11 @@ class StrategyBook(StrategyCore[Any]):
             self._routes[market] = route
         return route
 
+    def warmup_bars(self, interval_ms: int, market: str | None = None) -> int:
+        """The most any core consuming ``market``'s candles (any core: every market) learns first."""
+        cores = self.cores.values() if market is None else self.cores_for(market)
+        return max((core.warmup_bars(interval_ms) for core in cores), default=0)
+
     def on_candle(self, candle: Candle) -> list[Signal]:
         return [s for core in self.cores_for(candle.market) for s in core.on_candle(candle)]
 

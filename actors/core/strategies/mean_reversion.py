@@ -47,6 +47,18 @@ class MeanReversion(StrategyCore[MeanReversionConfig]):
     def regime(self) -> RegimeDetector | None:
         return self._regime
 
+    def warmup_bars(self, interval_ms: int) -> int:  # noqa: ARG002
+        """Bollinger's window, RSI's ``period`` changes (and the regime filter's window and smoothing).
+
+        RSI's Wilder smoothing is then defined, not converged: older bars still weigh
+        ``(1 - 1/period)^k`` in a longer history.
+        """
+        cfg = self.config
+        need = max(cfg.bb_period, cfg.rsi_period + 1)
+        if cfg.regime_filter:
+            need = max(need, cfg.regime.period + cfg.regime.smoothing - 1)
+        return need
+
     def on_candle(self, candle: Candle) -> list[Signal]:
         if candle.market != self._market:
             return []

@@ -23,7 +23,6 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
-from sklearn.ensemble import RandomForestClassifier
 
 from actors.core.strategies.base import StrategyCore
 from actors.domain.model import Candle, Side, Signal
@@ -212,6 +211,8 @@ class FlatForest:
 
 
 def _forest(config: MlMomentumConfig) -> Any:
+    from sklearn.ensemble import RandomForestClassifier  # here: a feed asking for warmup_bars never loads it
+
     return RandomForestClassifier(
         n_estimators=config.n_estimators,
         random_state=config.seed,
@@ -262,6 +263,12 @@ class MlMomentum(StrategyCore[MlMomentumConfig]):
     @property
     def bars_seen(self) -> int:
         return self._bars
+
+    def warmup_bars(self, interval_ms: int) -> int:  # noqa: ARG002
+        """Its training window: ``max_train_rows`` labelled rows, their label horizon and the
+        first 26 bars, where a feature is still undefined (20,031 bars by default)."""
+        cfg = self.config
+        return FIRST_FEATURE_BAR + cfg.max_train_rows + cfg.horizon
 
     @property
     def training_window(self) -> tuple[int, int] | None:

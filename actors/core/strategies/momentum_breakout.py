@@ -52,6 +52,10 @@ class MomentumBreakout(StrategyCore[MomentumBreakoutConfig]):
         """z of the last completed bar (``nan`` until ``lookback`` bars)."""
         return self._z.value
 
+    def warmup_bars(self, interval_ms: int) -> int:
+        """``lookback`` bars of ``bar_ms``: any ``bar_ms / interval_ms`` aligned candles close one."""
+        return self.config.lookback * -(-self._bar_ms // interval_ms)
+
     def on_candle(self, candle: Candle) -> list[Signal]:
         if candle.market != self._market:
             return []

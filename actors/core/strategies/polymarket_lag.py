@@ -89,6 +89,11 @@ class PolymarketLag(StrategyCore[PolymarketLagConfig]):
         """The last reference close seen, if any."""
         return self._ref_px[-1] if self._ref_px else None
 
+    def warmup_bars(self, interval_ms: int) -> int:
+        """Reference candles: the kept history (vol window, strike look-back) and the momentum window."""
+        kept = -(-self._keep_ms // interval_ms) + 1
+        return max(kept, MIN_VOL_RETURNS + 1, self.config.momentum_lookback)
+
     # ------------------------------------------------------------------ events
 
     def on_candle(self, candle: Candle) -> list[Signal]:

@@ -16,10 +16,10 @@ from typing import Any
 
 import numpy as np
 import pytest
+import sklearn.ensemble
 from sklearn.ensemble import RandomForestClassifier
 
 from actors.core.strategies import build_strategy
-from actors.core.strategies import ml_momentum as mlm
 from actors.core.strategies.ml_momentum import (
     FEATURE_NAMES,
     FIRST_FEATURE_BAR,
@@ -428,7 +428,7 @@ def test_evaluate_chronological_split_is_exact_and_leak_free(monkeypatch: pytest
             fitted.append((np.array(x), np.array(y)))
             return super().fit(x, y, sample_weight=sample_weight)
 
-    monkeypatch.setattr(mlm, "RandomForestClassifier", Recording)
+    monkeypatch.setattr(sklearn.ensemble, "RandomForestClassifier", Recording)  # imported when fitting
     result = evaluate_chronological(closes, volumes, config)
 
     rows = len(closes) - h - FIRST_FEATURE_BAR  # every real bar has finite features
