@@ -16,6 +16,14 @@ from collections import deque
 
 import numpy as np
 
+from actors.domain.model import MINUTE_MS, Candle
+
+
+def is_bar_close(candle: Candle) -> bool:
+    """A bar the correlation counts: a minute or longer, not a 1 s reference tick (Chainlink)."""
+    return candle.interval_ms >= MINUTE_MS
+
+
 MIN_SHARED_BARS = 30
 """Fewer shared returns than this give no correlation (noise would pass for a measurement)."""
 

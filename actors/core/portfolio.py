@@ -61,7 +61,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from actors.core.correlation import RollingCorrelation
+from actors.core.correlation import RollingCorrelation, is_bar_close
 from actors.core.portfolio_decisions import (
     PRE_TRADE_LIMITS,
     Decision,
@@ -79,6 +79,7 @@ from actors.domain.model import (
     HOUR_MS,
     ONE,
     ZERO,
+    Candle,
     Instrument,
     OrderBook,
     Signal,
@@ -720,6 +721,11 @@ class PortfolioCore:
             passed=count < limit,
             detail=f"{count} positions and pending entries, max {limit}",
         )
+
+    def on_candle(self, candle: Candle) -> None:
+        """Any candle a feed carries; bar closes feed the rolling correlation."""
+        if is_bar_close(candle):
+            self.on_close(candle.market, candle.ts_ms, candle.close)
 
     def on_close(self, market: str, ts_ms: int, close: float) -> None:
         """A market's closed bar, for the rolling correlation (every market the feeds carry)."""

@@ -24,10 +24,11 @@ from typing import Any
 
 import ray
 
+from actors.core.correlation import is_bar_close
 from actors.data.candles import load_table
 from actors.data.live import History
 from actors.data.replay import binance_instrument, candle_events, event_time, polymarket_events
-from actors.domain.model import MINUTE_MS, Candle, Instrument, MarketEvent, OrderBook, Settlement
+from actors.domain.model import Candle, Instrument, MarketEvent, OrderBook, Settlement
 from actors.domain.names import PORTFOLIO, feed_name, market_venue, strategy_name, venue_name
 from actors.domain.topology import topology, venue_of_feed
 from actors.shells.base import ActorShell, try_actor
@@ -385,7 +386,7 @@ class FeedActor(ActorShell):
 def _for_portfolio(event: MarketEvent) -> bool:
     """Listings and books (gates), and bar closes (the rolling correlation; not 1 s reference ticks)."""
     if isinstance(event, Candle):
-        return event.interval_ms >= MINUTE_MS
+        return is_bar_close(event)
     return isinstance(event, (Instrument, OrderBook))
 
 

@@ -132,7 +132,7 @@ class PortfolioActor(ActorShell):
             elif isinstance(event, OrderBook):
                 self.books[event.market] = event
             elif isinstance(event, Candle):
-                self.core.on_close(event.market, event.ts_ms, event.close)
+                self.core.on_candle(event)
 
     async def on_signals(self, signals: Sequence[Signal], ingest_ns: int) -> int:
         """Gate and size each signal; approved entries become position actors."""

@@ -26,7 +26,6 @@ from actors.core.strategies.book import StrategyBook
 from actors.data.replay import event_time
 from actors.domain.messages import OrderUpdate, UpdateKind
 from actors.domain.model import (
-    MINUTE_MS,
     ZERO,
     CancelOrder,
     Candle,
@@ -155,8 +154,7 @@ class Driver:
             self._execute(core.on_timer(now), now)
         if self.equity_market is None or market == self.equity_market:
             self._mark(now)
-        if candle.interval_ms >= MINUTE_MS:  # bar closes, not 1 s reference ticks (as the feed actor)
-            self.portfolio.on_close(market, candle.ts_ms, candle.close)
+        self.portfolio.on_candle(candle)
         for name in self._watching(market):
             self._signals(self.strategies[name].on_candle(candle), now)
 

@@ -10,8 +10,17 @@ import pytest
 from actors.core.correlation import MIN_SHARED_BARS, RollingCorrelation
 from actors.core.portfolio import PortfolioCore
 from actors.core.portfolio_decisions import Gate
-from actors.domain.model import MINUTE_MS, Instrument, MarketKind
-from tests.unit.core.portfolio_helpers import NOON, inst, make_core, open_position, plan_of, sig, strat
+from actors.domain.model import MINUTE_MS, Candle, Instrument, MarketKind
+from tests.unit.core.portfolio_helpers import (
+    MARKET,
+    NOON,
+    inst,
+    make_core,
+    open_position,
+    plan_of,
+    sig,
+    strat,
+)
 
 CONDITION = "0xc0ffee"
 
@@ -144,3 +153,24 @@ def test_fixed_groups_option_ignores_measured_correlation() -> None:
     for i, sym in enumerate(("ETH", "SOL", "XRP")):
         open_position(core, f"p{i}", market=f"binance:{sym}/USDT", group=f"g{i}")
     assert core.evaluate(sig(), inst(group="gBTC"), None, NOON).gate(Gate.CORRELATION).passed is True
+
+
+def test_portfolio_correlation_counts_bar_closes_not_one_second_reference_ticks() -> None:
+    core = make_core()
+    for i in range(3):
+        core.on_candle(
+            Candle(
+                market="chainlink:BTC/USD",
+                ts_ms=i * 1000,
+                interval_ms=1000,
+                open=1,
+                high=1,
+                low=1,
+                close=1 + i,
+                volume=0,
+            )
+        )
+        core.on_candle(
+            Candle(market=MARKET, ts_ms=i * MINUTE_MS, open=1, high=1, low=1, close=1 + i, volume=1)
+        )
+    assert core.correlations.markets() == (MARKET,)
