@@ -31,7 +31,7 @@ from actors.shells.base import ActorShell, try_actor, wall_ms
 from actors.shells.feed import known_instruments
 from actors.venues.factory import make_gateway
 from actors.venues.faults import VenueFaults
-from actors.venues.gateway import VenueError, VenueErrorKind, VenueGateway
+from actors.venues.gateway import OrderRefusedError, VenueError, VenueErrorKind, VenueGateway
 from actors.venues.paper import PaperGateway
 from config.models import Mode, Settings
 
@@ -180,6 +180,9 @@ class VenueShell(ActorShell):
         return tuple(cid for cid, o in self.views.items() if o.is_open)
 
     def _count_error(self, exc: BaseException) -> None:
+        if isinstance(exc, OrderRefusedError):  # refused before sending: no venue error happened
+            self.metrics.inc("raytrader_orders_refused_total", {"venue": self.venue, "rule": exc.rule})
+            return
         kind = exc.kind.value if isinstance(exc, VenueError) else type(exc).__name__
         self.errors[kind] = self.errors.get(kind, 0) + 1
         self.metrics.inc("raytrader_venue_errors_total", {"venue": self.venue, "error": kind})

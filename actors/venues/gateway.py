@@ -5,15 +5,23 @@ Errors from any venue map onto one model, ``VenueError`` with a ``VenueErrorKind
 shell decides retries by kind, never by venue-specific codes: only ``RATE_LIMITED`` and
 ``UNAVAILABLE`` are retryable, and an order submit is retried only after looking the client
 id up at the venue (the answer may have been lost after the venue accepted it).
+
+Venue rules (tick, step, minimum notional, price bands) are applied by the real gateways before
+an order leaves (``enforce_rules``): an order is adjusted onto the tick and step, or refused
+locally as ``OrderRefusedError`` (a ``REJECTED`` that never made a round trip).
 """
 
 from __future__ import annotations
 
+import logging
 from decimal import Decimal
 from enum import StrEnum
 from typing import Protocol, runtime_checkable
 
+from actors.core.exchange_rules import OrderRules, Refusal, check_order
 from actors.domain.model import Fill, Instrument, Order, OrderBook
+
+log = logging.getLogger(__name__)
 
 
 class VenueErrorKind(StrEnum):
@@ -44,6 +52,31 @@ class VenueError(Exception):
     @property
     def retryable(self) -> bool:
         return self.kind.retryable
+
+
+class OrderRefusedError(VenueError):
+    """Refused before sending: the order breaks a venue rule (``actors.core.exchange_rules``) that no
+    safe adjustment fixes. It never left, so nothing is to be looked up; ``rule`` names the rule."""
+
+    def __init__(self, venue: str, refusal: Refusal) -> None:
+        super().__init__(venue, VenueErrorKind.REJECTED, refusal.message)
+        self.rule = refusal.rule.value
+
+
+def enforce_rules(venue: str, rules: OrderRules, order: Order, reference: Decimal | None = None) -> Order:
+    """The order to send under the venue's ``rules`` (on its tick and step); ``OrderRefusedError`` if none."""
+    result = check_order(rules, order, reference)
+    if isinstance(result, Refusal):
+        log.warning("%s: order %s %s", venue, order.client_id, result.message)
+        raise OrderRefusedError(venue, result)
+    if result.adjusted:
+        log.info(
+            "%s: order %s adjusted to the venue's rules: %s",
+            venue,
+            order.client_id,
+            "; ".join(result.adjusted),
+        )
+    return result.order
 
 
 def stream_url(rest_url: str, official_rest: str, official_stream: str, path: str) -> str:

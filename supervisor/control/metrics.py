@@ -77,6 +77,12 @@ SPECS: tuple[MetricSpec, ...] = (
         "Venue calls that failed, by error kind",
         ("venue", "error"),
     ),
+    MetricSpec(
+        "counter",
+        "raytrader_orders_refused_total",
+        "Orders refused before sending: they broke a venue rule (tick, step, notional, price band)",
+        ("venue", "rule"),
+    ),
     MetricSpec("gauge", "raytrader_open_positions", "Positions currently open"),
     MetricSpec("gauge", "raytrader_open_orders", "Orders currently open at the venue", ("venue",)),
     MetricSpec("gauge", "raytrader_equity", "Portfolio equity, marked to market (quote currency)"),

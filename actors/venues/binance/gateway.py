@@ -12,6 +12,13 @@ Client ids: every order carries our ``Order.client_id`` as ``newClientOrderId``;
 cancels go by ``origClientOrderId``. Binance refuses a client id only while an order with it
 is *open*: after a lost answer, look the id up (``order``) before re-sending.
 
+Filters: each symbol's ``exchangeInfo`` filters (PRICE_FILTER, LOT_SIZE, NOTIONAL/MIN_NOTIONAL,
+PERCENT_PRICE_BY_SIDE) are applied before an order is sent (``actors.core.exchange_rules``): the
+price goes onto the tick (buys down, sells up) and the quantity onto the step (down), which also
+spares it ccxt's own rounding (to nearest); what no such adjustment fixes is refused locally
+(``OrderRefusedError``), never sent to come back -1013. The price band's reference, Binance's
+``/api/v3/avgPrice``, is read when an order needs it, at most every ``avg_price_ttl_s``.
+
 Errors: ``InsufficientFunds`` -> INSUFFICIENT_FUNDS; ``OrderNotFound`` -> NOT_FOUND; other
 ``InvalidOrder``/``BadRequest`` (filters, duplicate client id, post-only would take) ->
 REJECTED; ``RateLimitExceeded``/``DDoSProtection`` (HTTP 429/418) -> RATE_LIMITED with the
@@ -40,6 +47,7 @@ from typing import Any, TypeVar
 import ccxt.async_support as ccxt_async
 from pydantic import SecretStr
 
+from actors.core.exchange_rules import OrderRules, binance_rules
 from actors.core.fees import reported_commission
 from actors.domain.model import (
     ZERO,
@@ -59,7 +67,7 @@ from actors.domain.model import (
     to_decimal,
 )
 from actors.venues.binance.ccxt_client import make_exchange
-from actors.venues.gateway import VenueError, VenueErrorKind, stream_url
+from actors.venues.gateway import VenueError, VenueErrorKind, enforce_rules, stream_url
 from config.models import BINANCE_REST_URL, BINANCE_STREAM_URL
 
 try:  # ccxt.pro is part of the ccxt package since 1.95; keep the gateway usable without it
@@ -156,6 +164,7 @@ class BinanceGateway:
         use_websockets: bool = True,
         poll_interval_s: float = 1.0,
         resync_clock: bool = True,
+        avg_price_ttl_s: float = 5.0,
         exchange: Any | None = None,
     ) -> None:
         self.exchange: Any = (
@@ -178,6 +187,11 @@ class BinanceGateway:
         self._api_secret = api_secret
         self._timeout_ms = timeout_ms
         self._instruments: dict[str, Instrument] = {}
+        self._rules: dict[str, OrderRules] = {}
+        """Each symbol's filters from exchangeInfo, checked before an order is sent."""
+        self.avg_price_ttl_s = avg_price_ttl_s
+        self._avg_prices: dict[str, tuple[float, Decimal]] = {}
+        """symbol -> (loop time read, /api/v3/avgPrice): the reference of the price band."""
         self._client_ids: dict[tuple[str, str], str] = {}
         """(binance symbol, orderId) -> our client id, learnt from orders seen."""
         self._trades: dict[str, dict[str, Fill]] = {}
@@ -262,18 +276,37 @@ class BinanceGateway:
     async def instruments(self) -> list[Instrument]:
         markets: dict[str, Any] = await self._call(partial(self.exchange.load_markets, True))
         found: dict[str, Instrument] = {}
+        rules: dict[str, OrderRules] = {}
         for symbol, m in markets.items():
             if not m.get("spot") or m.get("active") is False:
                 continue
             found[symbol] = _instrument(symbol, m)
+            rules[symbol] = binance_rules((m.get("info") or {}).get("filters", []))
         self._instruments = found
+        self._rules = rules
         return list(found.values())
 
     # ------------------------------------------------------------------ orders
 
+    async def _avg_price(self, symbol: str) -> Decimal:
+        """The venue's average price (``/api/v3/avgPrice``), read at most every ``avg_price_ttl_s``."""
+        now = asyncio.get_running_loop().time()
+        cached = self._avg_prices.get(symbol)
+        if cached is not None and now - cached[0] < self.avg_price_ttl_s:
+            return cached[1]
+        raw = await self._call(partial(self.exchange.publicGetAvgPrice, {"symbol": self._binance_id(symbol)}))
+        price = dec(raw["price"])
+        self._avg_prices[symbol] = (now, price)
+        return price
+
     async def submit(self, order: Order) -> Order:
+        """Send an order made valid under the symbol's filters (``OrderRefusedError`` if it cannot be)."""
         await self._ensure_markets()
         symbol = self._symbol(order.market)
+        rules = self._rules.get(symbol)
+        if rules is not None:
+            reference = await self._avg_price(symbol) if rules.needs_reference(order) else None
+            order = enforce_rules(VENUE, rules, order, reference)
         params: dict[str, Any] = {"newClientOrderId": order.client_id}
         price: str | None = None
         if order.type is OrderType.MARKET:

@@ -11,7 +11,10 @@ visible (-2013), as on Binance. Commissions are charged as on Binance (``actors.
 all in BNB when a ``FeeToken`` is configured and the account holds BNB (its price is fixed, and
 ``/api/v3/ticker/price`` quotes it). Markets: BTC, ETH, SOL and XRP against USDT on one replay
 clock, with every bar before the replay's start served as history (``exchange``). No user-data
-stream, no order-count limits, no IP bans.
+stream, no order-count limits, no IP bans. Orders meet Binance's symbol filters, listed in
+``exchangeInfo`` and refused as -1013 "Filter failure: <FILTER>": PRICE_FILTER, LOT_SIZE, NOTIONAL
+and PERCENT_PRICE_BY_SIDE (0.2x..5x ``/api/v3/avgPrice``, BTCUSDT's multipliers); every refused
+new order is kept in ``order_rejections`` (what a client sent only to be rejected).
 
 The modules, one concern each (every one says what it models and why):
 

@@ -75,7 +75,12 @@ from actors.domain.model import (
 from config.models import BUNDLED_CANDLES
 from ops.sandbox.binance.auth import _KEY_RE, Credentials
 from ops.sandbox.binance.protocol import (
+    ASK_MULTIPLIER_DOWN,
+    ASK_MULTIPLIER_UP,
+    AVG_PRICE_MINS,
     BAR_MS,
+    BID_MULTIPLIER_DOWN,
+    BID_MULTIPLIER_UP,
     MAX_NOTIONAL,
     MAX_PRICE,
     MIN_NOTIONAL,
@@ -249,6 +254,8 @@ class BinanceExchange(BinanceStreams):
         self._quote_filled: dict[str, Decimal] = {}
         self._expired: set[str] = set()
         self._rejections: dict[str, BinanceError] = {}
+        self.order_rejections: list[tuple[str, int, str]] = []
+        """Every new order refused, as (client id, code, message): what a client sent to be rejected."""
         self._fill_trade: dict[str, int] = {}
         self._weights: dict[str, tuple[int, int]] = {}
         self._clock_task: asyncio.Task[None] | None = None
@@ -580,22 +587,43 @@ class BinanceExchange(BinanceStreams):
             "selfTradePreventionMode": "NONE",
         }
 
-    # ------------------------------------------------------------------ filters (price, lot size, notional)
+    # ------------------------------------------------------------ filters (price, band, lot size, notional)
+
+    def avg_price(self, m: SandboxMarket) -> Decimal:
+        """``/api/v3/avgPrice``: the volume-weighted close of the last ``AVG_PRICE_MINS`` bars (8 dp).
+
+        Binance weights its last 5 minutes of trades; the replay has bars, so their closes stand in.
+        PERCENT_PRICE_BY_SIDE and a market order's NOTIONAL are checked against it, as on Binance.
+        """
+        lo = max(0, self._bar - AVG_PRICE_MINS + 1)
+        bars = [m.bar(i) for i in range(lo, self._bar + 1)]
+        volume = sum((b[5] for b in bars), ZERO)
+        value = sum((b[4] * b[5] for b in bars), ZERO) / volume if volume > 0 else bars[-1][4]
+        return Decimal(fmt(value))
 
     def _check_filters(
-        self, m: SandboxMarket, order_type: OrderType, price: Decimal | None, qty: Decimal
+        self, m: SandboxMarket, order_type: OrderType, side: Side, price: Decimal | None, qty: Decimal
     ) -> None:
+        """Binance's symbol filters, each refused as -1013 "Filter failure: <FILTER>"."""
         inst = m.instrument
         min_price = inst.tick_size  # Binance's minPrice is the pair's tick
         if price is not None and (
             price < min_price or price > MAX_PRICE or (price - min_price) % inst.tick_size != 0
         ):
             raise BinanceError(-1013, "Filter failure: PRICE_FILTER")
+        avg = self.avg_price(m)
+        if price is not None:
+            down, up = (
+                (BID_MULTIPLIER_DOWN, BID_MULTIPLIER_UP)
+                if side is Side.BUY
+                else (ASK_MULTIPLIER_DOWN, ASK_MULTIPLIER_UP)
+            )
+            if not avg * down <= price <= avg * up:
+                raise BinanceError(-1013, "Filter failure: PERCENT_PRICE_BY_SIDE")
         min_qty = inst.min_size or inst.lot_size
         if qty <= 0 or qty < min_qty or qty > m.max_qty or (qty - min_qty) % inst.lot_size != 0:
             raise BinanceError(-1013, "Filter failure: LOT_SIZE")
-        ref = price if price is not None else m.bar(self._bar)[4]
-        notional = ref * qty
+        notional = (price if price is not None else avg) * qty
         if notional < MIN_NOTIONAL or (order_type is OrderType.LIMIT and notional > MAX_NOTIONAL):
             raise BinanceError(-1013, "Filter failure: NOTIONAL")
 

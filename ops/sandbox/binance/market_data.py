@@ -15,6 +15,11 @@ from aiohttp import web
 from actors.domain.model import to_decimal
 from ops.sandbox.binance.exchange import SandboxMarket
 from ops.sandbox.binance.protocol import (
+    ASK_MULTIPLIER_DOWN,
+    ASK_MULTIPLIER_UP,
+    AVG_PRICE_MINS,
+    BID_MULTIPLIER_DOWN,
+    BID_MULTIPLIER_UP,
     MAX_NOTIONAL,
     MAX_PRICE,
     MIN_NOTIONAL,
@@ -88,6 +93,13 @@ class MarketDataEndpoints(BinanceRest):
                 raise BinanceError(-1121, "Invalid symbol.")
             picked = [self.symbols[s] for s in wanted]
         return web.json_response(self.exchange_info_json(picked))
+
+    async def avg_price_endpoint(self, request: web.Request) -> web.Response:
+        """``/api/v3/avgPrice``: the reference of PERCENT_PRICE_BY_SIDE and of market NOTIONAL."""
+        market = self._market(await self._params(request))
+        return web.json_response(
+            {"mins": AVG_PRICE_MINS, "price": fmt(self.avg_price(market)), "closeTime": self._now_ms}
+        )
 
     async def klines(self, request: web.Request) -> web.Response:
         params = await self._params(request)
@@ -275,7 +287,15 @@ def _symbol_info(m: SandboxMarket) -> dict[str, Any]:
                 "applyMinToMarket": True,
                 "maxNotional": fmt(MAX_NOTIONAL),
                 "applyMaxToMarket": False,
-                "avgPriceMins": 5,
+                "avgPriceMins": AVG_PRICE_MINS,
+            },
+            {
+                "filterType": "PERCENT_PRICE_BY_SIDE",
+                "bidMultiplierUp": str(BID_MULTIPLIER_UP),
+                "bidMultiplierDown": str(BID_MULTIPLIER_DOWN),
+                "askMultiplierUp": str(ASK_MULTIPLIER_UP),
+                "askMultiplierDown": str(ASK_MULTIPLIER_DOWN),
+                "avgPriceMins": AVG_PRICE_MINS,
             },
         ],
         "permissions": [],

@@ -18,6 +18,10 @@ BAR_MS = 60_000
 
 MIN_NOTIONAL = Decimal(5)
 MAX_NOTIONAL = Decimal(9_000_000)
+BID_MULTIPLIER_UP, BID_MULTIPLIER_DOWN = Decimal(5), Decimal("0.2")
+ASK_MULTIPLIER_UP, ASK_MULTIPLIER_DOWN = Decimal(5), Decimal("0.2")
+"""PERCENT_PRICE_BY_SIDE as Binance lists BTCUSDT: limit prices within 0.2x..5x the average price."""
+AVG_PRICE_MINS = 5
 MAX_PRICE = Decimal(1_000_000)
 MAX_QTY = Decimal(9000)
 """LOT_SIZE maxQty of a pair traded in fractions (BTC, ETH, SOL); whole-unit pairs (XRP) allow more."""

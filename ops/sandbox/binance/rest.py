@@ -3,12 +3,13 @@ parameters and signed requests. The endpoints are in ``market_data`` (public) an
 (signed).
 
 **API (spot subset, Binance's JSON shapes).** Public: ``GET /api/v3/ping``, ``time``,
-``exchangeInfo``, ``klines`` (1m..1d), ``depth``, ``trades``, ``aggTrades``. Signed
+``exchangeInfo``, ``klines`` (1m..1d), ``depth``, ``trades``, ``aggTrades``, ``avgPrice``. Signed
 (``X-MBX-APIKEY`` + HMAC-SHA256 over query string + body, ``timestamp``/``recvWindow``):
 ``POST|GET|DELETE /api/v3/order``, ``GET|DELETE /api/v3/openOrders``, ``GET /api/v3/account``,
 ``GET /api/v3/myTrades``. Order types LIMIT (GTC/IOC), LIMIT_MAKER, MARKET (``quantity`` or
 ``quoteOrderQty``); FOK and stop orders are answered as unsupported. Errors as Binance:
--1000 unknown, -1003 weight exceeded (429 + ``Retry-After``), -1013 filter failure, -1021
+-1000 unknown, -1003 weight exceeded (429 + ``Retry-After``), -1013 filter failure
+("Filter failure: PRICE_FILTER" / "PERCENT_PRICE_BY_SIDE" / "LOT_SIZE" / "NOTIONAL"), -1021
 timestamp, -1022 signature, -1100/-1101/-1102/-1106 parameters, -1115/-1116/-1117 enums,
 -1120 interval, -1121 symbol, -1131 recvWindow, -2010 new order rejected (insufficient
 balance, would take as maker, duplicate client id), -2011 cancel of an unknown/closed
@@ -156,6 +157,7 @@ def _weight(method: str, path: str, query: Mapping[str, str]) -> int:
     return {
         "/api/v3/exchangeInfo": 20,
         "/api/v3/klines": 2,
+        "/api/v3/avgPrice": 2,
         "/api/v3/trades": 25,
         "/api/v3/aggTrades": 4,
         "/api/v3/account": 20,

@@ -47,7 +47,15 @@ class TradingEndpoints(BinanceRest):
     """``POST|GET|DELETE /api/v3/order``, ``GET|DELETE /api/v3/openOrders``, ``account``, ``myTrades``."""
 
     async def new_order(self, request: web.Request) -> web.Response:
+        """``POST /api/v3/order``; every refusal of a signed request is kept in ``order_rejections``."""
         account, params = await self._signed(request)
+        try:
+            return await self._new_order(account, params)
+        except BinanceError as exc:
+            self.order_rejections.append((params.get("newClientOrderId", ""), exc.code, exc.msg))
+            raise
+
+    async def _new_order(self, account: str, params: dict[str, str]) -> web.Response:
         market = self._market(params)
         symbol = market.symbol
         side_raw = params.get("side")
@@ -117,7 +125,7 @@ class TradingEndpoints(BinanceRest):
             if earlier is not None and existing.status is OrderStatus.REJECTED:
                 raise earlier
             raise BinanceError(-2010, "Duplicate order sent.")
-        self._check_filters(market, order_type, price, qty)
+        self._check_filters(market, order_type, side, price, qty)
 
         order = Order(
             client_id=client_id,

@@ -64,6 +64,7 @@ def binance_app(venue: SandboxBinance) -> web.Application:
     r.add_get("/api/v3/exchangeInfo", venue.exchange_info)
     r.add_get("/api/v3/klines", venue.klines)
     r.add_get("/api/v3/ticker/price", venue.ticker_price)
+    r.add_get("/api/v3/avgPrice", venue.avg_price_endpoint)
     r.add_get("/api/v3/depth", venue.depth)
     r.add_get("/api/v3/trades", venue.trades)
     r.add_get("/api/v3/aggTrades", venue.agg_trades)
