@@ -60,5 +60,6 @@ def make_gateway(settings: Settings, venue: str) -> VenueGateway:
         key = secrets.polymarket_private_key
         if key is None:
             raise ValueError("live polymarket needs secrets.polymarket_private_key")
-        return PolymarketGateway(endpoints.rest_url, key.get_secret_value())
+        # the market channel too: a pushed tick change reaches the orders before the REST cache does
+        return PolymarketGateway(endpoints.rest_url, key.get_secret_value(), ws_url=endpoints.ws_url)
     raise ValueError(f"no live gateway for venue {venue!r}")

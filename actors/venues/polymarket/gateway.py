@@ -26,9 +26,15 @@ How py-clob-client is driven:
   onto ``VenueErrorKind``: no answer / 5xx / 425 -> UNAVAILABLE, 429 -> RATE_LIMITED,
   401/403 -> AUTH, 404 -> NOT_FOUND, a 400 about balance -> INSUFFICIENT_FUNDS, any other
   400 -> REJECTED. ``Retry-After`` is not visible through py-clob-client's exception.
-* Orders are limit orders (GTC; ``post_only`` -> GTC postOnly; IOC -> FAK). Prices must sit on
-  the market's tick and sizes on 0.01 shares and at least the minimum size: checked before
-  signing, so a misaligned order never reaches the venue.
+* Orders are limit orders (GTC; ``post_only`` -> GTC postOnly; IOC -> FAK). Before signing, the
+  market's rules are applied (``actors.core.exchange_rules.polymarket_rules``): the price goes
+  onto the tick (buys down, sells up), the size onto 0.01 shares (down); a price outside
+  ``[tick, 1 - tick]`` or a size under the minimum is refused locally (``OrderRefusedError``), so
+  an order the venue would reject never reaches it.
+* Tick changes: with ``ws_url`` (the market channel), every token the gateway submits to is
+  watched (``tick_watch.TickWatch``); a pushed ``tick_size_change`` becomes the token's tick at
+  once (and its ``Instrument``'s), ahead of py-clob-client's 300 s ``/tick-size`` cache, which is
+  cleared. Without it the tick is that cache's.
 
 Fills come from ``/data/trades``: as taker, the trade's own side/price/size; as maker, the entry
 of ``maker_orders`` that is ours. Fill id ``polymarket:<trade id>:<order id>`` (a trade can
@@ -64,6 +70,7 @@ from py_clob_client.exceptions import PolyApiException, PolyException
 from py_clob_client.order_builder.builder import ROUNDING_CONFIG
 from pydantic import ValidationError
 
+from actors.core.exchange_rules import polymarket_rules
 from actors.core.fees import FeeModel
 from actors.data.polymarket import LOT_SIZE
 from actors.domain.model import (
@@ -78,7 +85,7 @@ from actors.domain.model import (
     TimeInForce,
 )
 from actors.domain.safety import bound_recursion
-from actors.venues.gateway import VenueError, VenueErrorKind
+from actors.venues.gateway import VenueError, VenueErrorKind, enforce_rules
 from actors.venues.polymarket.parse import (
     VENUE,
     book_from_summary,
@@ -89,6 +96,7 @@ from actors.venues.polymarket.parse import (
     order_from_json,
     token_of,
 )
+from actors.venues.polymarket.tick_watch import TickWatch
 
 bound_recursion()  # py_ecc raised it at import; see actors.domain.safety
 log = logging.getLogger(__name__)
@@ -221,6 +229,7 @@ class PolymarketGateway:
         api_nonce: int = 0,
         fees: FeeModel | None = None,
         only_accepting: bool = True,
+        ws_url: str | None = None,
     ) -> None:
         if signature_type != 0:
             raise ValueError("only EOA wallets (signature_type=0) are supported")
@@ -236,6 +245,9 @@ class PolymarketGateway:
         self._order_ids: dict[str, str] = {}
         self._client_ids: dict[str, str] = {}
         self._tokens: set[str] = set()
+        self._ticks: dict[str, Decimal] = {}
+        """Ticks pushed by the market channel since its last snapshot (they beat the REST cache)."""
+        self._tick_watch = TickWatch(ws_url, self._on_tick, self._on_snapshot) if ws_url else None
 
     # ------------------------------------------------------------------ plumbing
 
@@ -267,7 +279,38 @@ class PolymarketGateway:
         await self.instruments()
 
     async def close(self) -> None:
-        """Nothing to release: py-clob-client's HTTP client is process-wide and owned by it."""
+        """The tick watch's socket; py-clob-client's HTTP client is process-wide and owned by it."""
+        if self._tick_watch is not None:
+            await self._tick_watch.close()
+
+    # ------------------------------------------------------------------ ticks
+
+    def _on_tick(self, token: str, tick: Decimal) -> None:
+        """A pushed ``tick_size_change``: the token's tick from now on."""
+        log.info("polymarket: %s tick is now %s", token, tick)
+        self._ticks[token] = tick
+        self.client.clear_tick_size_cache(token)
+        instrument = self._instruments.get(token)
+        if instrument is not None:
+            self._instruments[token] = instrument.model_copy(update={"tick_size": tick})
+
+    def _on_snapshot(self, token: str) -> None:
+        """A (re)subscription: what was pushed before may be stale; read ``/tick-size`` next time."""
+        if self._ticks.pop(token, None) is not None:
+            self.client.clear_tick_size_cache(token)
+
+    def known_tick(self, token: str) -> Decimal | None:
+        """The tick last pushed for ``token`` (``None``: not pushed since the last snapshot)."""
+        return self._ticks.get(token)
+
+    async def _tick_text(self, token: str) -> str:
+        """The token's tick as py-clob-client's rounding tables name it ("0.01")."""
+        if self._tick_watch is not None:
+            self._tick_watch.watch(token)
+        pushed = self._ticks.get(token)
+        if pushed is not None:
+            return f"{pushed.normalize():f}"
+        return str(await self._call("tick size", self.client.get_tick_size, token))
 
     # ------------------------------------------------------------------ markets
 
@@ -301,7 +344,7 @@ class PolymarketGateway:
             raise VenueError(VENUE, VenueErrorKind.UNAVAILABLE, f"malformed book: {exc}") from exc
 
     async def tick_size(self, market: str) -> Decimal:
-        return Decimal(str(await self._call("tick size", self.client.get_tick_size, token_of(market))))
+        return Decimal(await self._tick_text(token_of(market)))
 
     async def neg_risk(self, market: str) -> bool:
         return bool(await self._call("neg risk", self.client.get_neg_risk, token_of(market)))
@@ -342,16 +385,11 @@ class PolymarketGateway:
             raise VenueError(
                 VENUE, VenueErrorKind.REJECTED, "only limit orders (use a marketable limit + IOC)"
             )
-        tick_text = str(await self._call("tick size", self.client.get_tick_size, token))
-        tick = Decimal(tick_text)
-        price, qty = order.price, order.qty
-        if price % tick != 0 or not tick <= price <= 1 - tick:
-            raise VenueError(VENUE, VenueErrorKind.REJECTED, f"price {price} is not on the tick {tick_text}")
-        if qty % LOT_SIZE != 0:
-            raise VenueError(VENUE, VenueErrorKind.REJECTED, f"size {qty} is not a multiple of {LOT_SIZE}")
-        min_size = await self._min_size(token)
-        if qty < min_size:
-            raise VenueError(VENUE, VenueErrorKind.REJECTED, f"size {qty} is below the minimum {min_size}")
+        tick_text = await self._tick_text(token)
+        rules = polymarket_rules(Decimal(tick_text), await self._min_size(token))
+        valid = enforce_rules(VENUE, rules, order)
+        price, qty = valid.price, valid.qty
+        assert price is not None  # a limit order's, checked above
         neg_risk = bool(await self._call("neg risk", self.client.get_neg_risk, token))
         fee_bps = int(await self._call("fee rate", self.client.get_fee_rate_bps, token))
         args = OrderArgs(

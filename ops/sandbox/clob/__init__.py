@@ -13,7 +13,10 @@ What is REAL here and what is MODELLED (say so wherever its numbers are shown):
   (``actors.core.matching.MatchingEngine``, book mode, balances on), so the fills, fees and balances
   here are the same arithmetic as the paper venue and the backtester. The tick size follows a
   rule, not a record: 0.01, or the market's recorded 0.001 while the Up book trades beyond
-  0.96/0.04 (Polymarket narrows the tick there; the recorded tick is a post-close snapshot).
+  0.96/0.04 (Polymarket narrows the tick there; the recorded tick is a post-close snapshot), or
+  what ``set_tick_size`` (``POST /_sandbox/tick-size``) sets; subscribers get ``tick_size_change``
+  either way, and an order off the tick is refused. Every refused order post is kept in
+  ``order_rejections`` (``GET /_sandbox/rejections``).
 
 Run it: ``python -m ops.sandbox.clob --port 8802 --speed 1`` (loopback; ``--fault-plan``
 loads a ``FaultPlan``), or in-process ``clob_app(SandboxClob(...))`` / ``serve_clob``.

@@ -38,6 +38,8 @@ DEFAULT_MARKETS = DATA_DIR / "BTC-5m-markets-2026-07-24.jsonl.gz"
 DEFAULT_CHAINLINK = DATA_DIR / "BTCUSD-chainlink-2026-07-24.csv.gz"
 
 COARSE_TICK = Decimal("0.01")
+TICK_SIZES = (Decimal("0.1"), Decimal("0.01"), Decimal("0.001"), Decimal("0.0001"))
+"""The ticks Polymarket uses (py-clob-client's ROUNDING_CONFIG)."""
 NARROW_ABOVE = Decimal("0.96")
 NARROW_BELOW = Decimal("0.04")
 
@@ -126,6 +128,10 @@ class ClobExchange(abc.ABC):
         self._model_cache: dict[str, tuple[int, OrderBook, OrderBook]] = {}
         self._subscribers: list[_Subscriber] = []
         self._published: dict[str, _Published] = {}
+        self.order_rejections: list[str] = []
+        """Every order post refused (its error message): what a client sent only to be rejected."""
+        self._tick_overrides: dict[str, Decimal] = {}
+        """condition id -> a tick set by ``set_tick_size`` (it wins over the modelled rule)."""
         first = int(self.ticks.ts_ms[0]) if len(self.ticks.ts_ms) else self._order_markets[0].info.start_ms
         self._now_ms = first if start_ms is None else start_ms
         self._book_ms = self._now_ms - self._now_ms % step_ms
@@ -240,9 +246,36 @@ class ClobExchange(abc.ABC):
         up, down = self.model.books_at(market.info, t, self.ticks)
         return up if token == market.info.up_token_id else down
 
+    def set_tick_size(self, token_or_condition: str, tick: Decimal | str | None) -> None:
+        """Change a market's tick now, as Polymarket does (``None``: back to the modelled rule).
+
+        Subscribers of its tokens get ``tick_size_change`` at once; orders off the new tick are
+        refused from now on (open orders keep their prices, as on the venue).
+        """
+        market = self._by_token.get(token_or_condition) or self._markets.get(token_or_condition)
+        if market is None:
+            raise KeyError(f"no market {token_or_condition!r}")
+        condition = market.info.condition_id
+        if tick is None:
+            self._tick_overrides.pop(condition, None)
+        else:
+            value = Decimal(str(tick))
+            if value not in TICK_SIZES:
+                raise ValueError(f"tick {tick} is not one of Polymarket's {', '.join(map(str, TICK_SIZES))}")
+            self._tick_overrides[condition] = value
+            for token in market.info.token_ids:  # the engine must accept every price the venue does
+                inst = self.engine.instrument(f"{VENUE}:{token}")
+                if inst is not None and inst.tick_size > value:
+                    self.engine.add_instrument(inst.model_copy(update={"tick_size": value}))
+        self._publish()
+
     def tick_size(self, token: str) -> Decimal:
-        """0.01, or the market's recorded finer tick while the Up book trades beyond 0.96 / 0.04."""
+        """0.01, or the market's recorded finer tick while the Up book trades beyond 0.96 / 0.04
+        (or what ``set_tick_size`` set)."""
         market = self._by_token[token]
+        override = self._tick_overrides.get(market.info.condition_id)
+        if override is not None and not market.closed:
+            return override
         recorded = market.info.tick_size
         if recorded >= COARSE_TICK:
             return recorded

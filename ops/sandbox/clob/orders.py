@@ -43,6 +43,7 @@ from ops.sandbox.clob.protocol import (
     ORDER_TYPES,
     TOKEN_UNIT,
     ZERO_ADDRESS,
+    RequestError,
     _digest,
     _num,
     _order_error,
@@ -57,7 +58,15 @@ class Orders(MarketChannel):
     """Posting, cancelling and filling signed orders."""
 
     def post_order(self, creds: SandboxCreds, payload: Any) -> dict[str, Any]:
-        """Validate, verify and place one signed order; the real CLOB's success body, or ``RequestError``."""
+        """Validate, verify and place one signed order; the real CLOB's success body, or ``RequestError``
+        (every refusal is kept in ``order_rejections``)."""
+        try:
+            return self._post_order(creds, payload)
+        except RequestError as exc:
+            self.order_rejections.append(exc.message)
+            raise
+
+    def _post_order(self, creds: SandboxCreds, payload: Any) -> dict[str, Any]:
         if not isinstance(payload, dict) or not isinstance(payload.get("order"), dict):
             raise _order_error(ERR_PAYLOAD)
         raw = payload["order"]

@@ -9,7 +9,10 @@ Wire protocol (shapes of ``tests/fixtures/polymarket`` and what py-clob-client 0
   as a number: the client compares it with ``> 0``, a string would crash it).
 * Ground truth: ``GET /_sandbox/orders``, ``/_sandbox/fills``, ``/_sandbox/trades``,
   ``/_sandbox/payouts``, ``/_sandbox/balances?address=``, ``GET|POST /_sandbox/clock``
-  (``{"advance_s": s}`` or ``{"to_ms": ms}``), and the same as Python methods. Fault injection
+  (``{"advance_s": s}`` or ``{"to_ms": ms}``), ``/_sandbox/rejections`` (every refused order post),
+  ``POST /_sandbox/tick-size`` (``{"token_id": id, "tick_size": "0.1"}``: change a market's tick
+  now, pushing ``tick_size_change``; ``null`` restores the modelled rule), and the same as Python
+  methods. Fault injection
   (``ops.sandbox.faults``) is installed on every app: ``/_sandbox/faults``.
 
 Signed trading routes authenticate with L2 (``auth``); their bodies are handled by ``orders``.
@@ -413,6 +416,25 @@ async def h_truth_balances(request: web.Request) -> web.Response:
         raise RequestError("invalid address", 400) from None
 
 
+async def h_set_tick(request: web.Request) -> web.Response:
+    """``POST /_sandbox/tick-size`` ``{"token_id" | "market": id, "tick_size": "0.1" | null}``."""
+    body = await _json_body(request)
+    if not isinstance(body, dict):
+        raise RequestError("body must be {'token_id': id, 'tick_size': tick}", 400)
+    venue = _venue(request)
+    key = str(body.get("token_id") or body.get("market") or "")
+    try:
+        venue.set_tick_size(key, body.get("tick_size"))
+    except (KeyError, ValueError, ArithmeticError) as exc:
+        raise RequestError(str(exc), 400) from None
+    token = key if key in venue._by_token else venue._markets[key].info.token_ids[0]
+    return web.json_response({"minimum_tick_size": float(venue.tick_size(token))})
+
+
+async def h_rejections(request: web.Request) -> web.Response:
+    return web.json_response(_venue(request).order_rejections)
+
+
 async def h_clock(request: web.Request) -> web.Response:
     venue = _venue(request)
     if request.method == "POST":
@@ -472,6 +494,8 @@ def clob_app(venue: SandboxClob, faults: FaultInjector | None = None) -> web.App
     r.add_get("/_sandbox/balances", h_truth_balances)
     r.add_get("/_sandbox/clock", h_clock)
     r.add_post("/_sandbox/clock", h_clock)
+    r.add_post("/_sandbox/tick-size", h_set_tick)
+    r.add_get("/_sandbox/rejections", h_rejections)
     injector.install(app)
 
     async def on_startup(_app: web.Application) -> None:

@@ -37,8 +37,8 @@ from py_clob_client.http_helpers.helpers import post
 from py_clob_client.signer import Signer
 from py_clob_client.utilities import order_to_json
 
-from actors.domain.model import Liquidity, Order, OrderStatus, Side, TimeInForce
-from actors.venues.gateway import VenueError, VenueErrorKind, VenueGateway
+from actors.domain.model import Liquidity, Order, OrderStatus, Side, TimeInForce, floor_to
+from actors.venues.gateway import OrderRefusedError, VenueError, VenueErrorKind, VenueGateway
 from actors.venues.polymarket.gateway import PolymarketGateway, map_error, salt_for
 from actors.venues.polymarket.market_stream import (
     BookMessage,
@@ -416,7 +416,7 @@ async def test_order_signed_by_another_key_refused(sandbox: Sandbox) -> None:
     assert venue.orders() == []
 
 
-async def test_order_below_minimum_size_or_off_tick_rejected(sandbox: Sandbox) -> None:
+async def test_order_below_minimum_size_rejected_by_venue_and_refused_by_gateway(sandbox: Sandbox) -> None:
     venue = sandbox.venue
     up, _ = current_tokens(venue)
     client = await run(l2_client, sandbox.host)
@@ -427,16 +427,15 @@ async def test_order_below_minimum_size_or_off_tick_rejected(sandbox: Sandbox) -
         await run(client.post_order, small)
     assert "lower than the minimum" in exc.value.error_msg["errorMsg"]
     gw = await gateway(sandbox.host)
-    off_tick = Order(
-        client_id="cid-tick",
-        market=f"polymarket:{up}",
-        side=Side.BUY,
-        price=Decimal("0.505"),
-        qty=Decimal(10),
+    rejected_by_venue = len(venue.order_rejections)
+    small_order = Order(
+        client_id="cid-small", market=f"polymarket:{up}", side=Side.BUY, price=bid, qty=Decimal(1)
     )
-    with pytest.raises(VenueError) as venue_exc:
-        await gw.submit(off_tick)
-    assert venue_exc.value.kind is VenueErrorKind.REJECTED
+    with pytest.raises(OrderRefusedError) as refused:
+        await gw.submit(small_order)
+    assert refused.value.kind is VenueErrorKind.REJECTED
+    assert refused.value.rule == "lot_size"
+    assert len(venue.order_rejections) == rejected_by_venue  # refused before it left
     broke = Order(
         client_id="cid-broke", market=f"polymarket:{up}", side=Side.BUY, price=bid, qty=Decimal(100_000)
     )
@@ -778,3 +777,103 @@ async def test_background_clock_moves_books_without_being_driven(start_sandbox: 
         assert sb.venue.now_ms > start
     finally:
         await stream.aclose()
+
+
+# --------------------------------------------------------------------------- tick size changes
+
+
+async def until(condition: Callable[[], bool], timeout_s: float = RECV_S) -> None:
+    """Poll ``condition`` on the loop (the sandbox and the gateway's websocket run on it too)."""
+    async with asyncio.timeout(timeout_s):
+        while not condition():
+            await asyncio.sleep(0.01)
+
+
+def resting_buy(
+    venue: SandboxClob, token: str, cid: str, below: str, tick: str = "0.01", off: str | None = None
+) -> Order:
+    """A buy ``below`` under the best bid, on ``tick`` (it rests: nothing fills it); ``off``: a tick
+    the price must not be on (lowered by 0.03 when it is)."""
+    bid = venue.current_book(token).best_bid
+    assert bid is not None
+    price = floor_to(bid - Decimal(below), Decimal(tick))
+    if off is not None and price % Decimal(off) == 0:
+        price -= Decimal("0.03")
+    return Order(client_id=cid, market=f"polymarket:{token}", side=Side.BUY, price=price, qty=Decimal(10))
+
+
+async def test_tick_change_pushed_then_order_off_the_new_tick_rejected_by_sandbox(sandbox: Sandbox) -> None:
+    venue = sandbox.venue
+    up, _ = current_tokens(venue)
+    client = await run(l2_client, sandbox.host)
+    assert await run(client.get_tick_size, up) == "0.01"  # py-clob-client now caches it for 300 s
+    stream = polymarket_market_stream(sandbox.ws_url, [up], reconnect=False)
+    try:
+        assert isinstance(await next_message(stream), BookMessage)
+        venue.set_tick_size(up, "0.1")
+        change = await next_message(stream)
+        assert isinstance(change, TickSizeMessage)
+        assert (change.asset_id, change.old_tick_size, change.new_tick_size) == (
+            up,
+            Decimal("0.01"),
+            Decimal("0.1"),
+        )
+    finally:
+        await stream.aclose()
+    off = resting_buy(venue, up, "raw", "0.02", off="0.1").price
+    assert off is not None
+    stale = await run(client.create_order, OrderArgs(token_id=up, price=float(off), size=10, side="BUY"))
+    with pytest.raises(PolyApiException) as exc:
+        await run(client.post_order, stale)
+    assert "breaks minimum tick size rule: 0.1" in exc.value.error_msg["errorMsg"]
+    assert venue.order_rejections == [exc.value.error_msg["errorMsg"]]
+
+
+async def test_gateway_follows_pushed_tick_change_next_order_on_new_tick_accepted(sandbox: Sandbox) -> None:
+    venue = sandbox.venue
+    up, _ = current_tokens(venue)
+    gw = PolymarketGateway(sandbox.host, MAKER_KEY, ws_url=sandbox.ws_url)
+    await gw.start()
+    try:
+        first = await gw.submit(resting_buy(venue, up, "tick-1", "0.05"))
+        assert first.status is OrderStatus.OPEN
+        await until(lambda: up in venue.subscribed_assets())  # the gateway watches what it trades
+
+        venue.set_tick_size(up, "0.1")  # coarser: an order on the old tick would be rejected
+        await until(lambda: gw.known_tick(up) == Decimal("0.1"))
+        order = resting_buy(venue, up, "tick-2", "0.02", off="0.1")
+        assert order.price is not None
+        coarse = await gw.submit(order)
+        assert coarse.status is OrderStatus.OPEN
+        assert coarse.price == floor_to(order.price, Decimal("0.1"))  # down to the new tick: a buy
+
+        venue.set_tick_size(up, "0.001")  # finer: a price the old tick had no room for is valid now
+        await until(lambda: gw.known_tick(up) == Decimal("0.001"))
+        fine_order = resting_buy(venue, up, "tick-3", "0.045", "0.001")
+        fine = await gw.submit(fine_order)
+        assert fine.price == fine_order.price
+        assert fine.price is not None
+        assert fine.price % Decimal("0.01") != 0
+        assert await gw.tick_size(f"polymarket:{up}") == Decimal("0.001")
+        assert venue.order_rejections == []
+        assert {o["id"] for o in venue.orders()} >= {
+            first.venue_order_id,
+            coarse.venue_order_id,
+            fine.venue_order_id,
+        }
+    finally:
+        await gw.close()
+
+
+async def test_gateway_without_market_channel_signs_on_stale_tick_and_is_rejected(sandbox: Sandbox) -> None:
+    venue = sandbox.venue
+    up, _ = current_tokens(venue)
+    gw = await gateway(sandbox.host)  # no ws_url: the tick is py-clob-client's 300 s cache
+    await gw.submit(resting_buy(venue, up, "stale-1", "0.05"))
+    venue.set_tick_size(up, "0.1")
+    order = resting_buy(venue, up, "stale-2", "0.02", off="0.1")
+    with pytest.raises(VenueError) as exc:
+        await gw.submit(order)
+    assert not isinstance(exc.value, OrderRefusedError)  # it went out, and came back rejected
+    assert "breaks minimum tick size rule" in exc.value.message
+    assert len(venue.order_rejections) == 1
