@@ -1,7 +1,8 @@
 """Ground truth of the sandbox: what the engine really holds, for tests and the chaos harness.
 
 ``GET /_sandbox/orders`` and ``/_sandbox/fills`` list every order and fill the engine holds
-(``venue.orders()``/``venue.fills()`` in Python); ``POST /_sandbox/advance`` ``{"bars": n}``,
+(``venue.orders()``/``venue.fills()`` in Python), ``/_sandbox/rejections`` every new order refused
+(``venue.order_rejections``: client id, code, message); ``POST /_sandbox/advance`` ``{"bars": n}``,
 ``POST /_sandbox/accounts`` ``{"balances": {"USDT": "1000"}}`` and ``GET /_sandbox/state`` (the
 clock, every market's close and book, the websocket subscriptions) drive a sandbox running in
 another process (``python -m ops.sandbox.binance``). Fault
@@ -59,6 +60,10 @@ class GroundTruth(BinanceExchange):
 
     async def admin_fills(self, _request: web.Request) -> web.Response:
         return web.json_response({"fills": self.ground_truth_fills()})
+
+    async def admin_rejections(self, _request: web.Request) -> web.Response:
+        rows = [{"client_id": cid, "code": code, "msg": msg} for cid, code, msg in self.order_rejections]
+        return web.json_response({"rejections": rows})
 
     def state_json(self) -> dict[str, Any]:
         ts, o, h, lo, c, v = self.bar()

@@ -80,6 +80,7 @@ def binance_app(venue: SandboxBinance) -> web.Application:
     r.add_get("/stream", venue._ws_handler)
     r.add_get("/_sandbox/orders", venue.admin_orders)
     r.add_get("/_sandbox/fills", venue.admin_fills)
+    r.add_get("/_sandbox/rejections", venue.admin_rejections)
     r.add_get("/_sandbox/state", venue.admin_state)
     r.add_post("/_sandbox/advance", venue.admin_advance)
     r.add_post("/_sandbox/accounts", venue.admin_accounts)

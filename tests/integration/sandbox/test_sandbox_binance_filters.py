@@ -69,6 +69,10 @@ async def test_sandbox_rejects_order_breaking_filter_with_1013(
     assert status == 400
     assert body == {"code": -1013, "msg": f"Filter failure: {filter_name}"}
     assert venue.order_rejections == [("raw-1", -1013, f"Filter failure: {filter_name}")]
+    status, truth, _ = await raw_request(venue, "GET", "/_sandbox/rejections")
+    assert truth == {
+        "rejections": [{"client_id": "raw-1", "code": -1013, "msg": f"Filter failure: {filter_name}"}]
+    }
     assert venue.orders() == []
 
 
