@@ -40,7 +40,8 @@ if str(ROOT) not in sys.path:
 from actors.data.candles import CandleTable  # noqa: E402
 from config.loader import PROJECT_ROOT, load_settings  # noqa: E402
 from config.models import Settings  # noqa: E402
-from supervisor.research.backtest import BacktestResult, load_candles, prepare, run_candles  # noqa: E402
+from supervisor.research.backtest import BacktestResult, run_candles  # noqa: E402
+from supervisor.research.backtest_setup import load_candles, prepare  # noqa: E402
 from supervisor.research.fast_backtest import Bars, signal_pass  # noqa: E402
 from supervisor.research.walkforward import RayExecutor, SerialExecutor, parse_grid, sweep  # noqa: E402
 

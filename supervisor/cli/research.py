@@ -18,7 +18,7 @@ from supervisor.cli.app import ConfigOption, SetOption, app, fail, settings_or_e
 
 if TYPE_CHECKING:
     from actors.data.candles import CandleTable
-    from supervisor.research.backtest import DataSpec, EngineMode, ExitsMode, MarketCandles
+    from supervisor.research.backtest_setup import DataSpec, EngineMode, ExitsMode, MarketCandles
 
 data_app = typer.Typer(help="Market data: download, import and inspect candle files.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
@@ -113,7 +113,7 @@ def _load(path: Path) -> CandleTable:
 
 
 def _data_specs(data: list[str] | None) -> list[DataSpec]:
-    from supervisor.research.backtest import parse_data_spec
+    from supervisor.research.backtest_setup import parse_data_spec
 
     return [parse_data_spec(text) for text in data or ()]
 
@@ -278,7 +278,8 @@ def backtest(
     ] = EngineChoice.AUTO,
 ) -> None:
     """Backtest strategies of the config on candles, or polymarket_lag on the bundled Polymarket day."""
-    from supervisor.research.backtest import BacktestError, run_backtest
+    from supervisor.research.backtest import run_backtest
+    from supervisor.research.backtest_setup import BacktestError
 
     settings = settings_or_exit(config, set_)
     bar = _progress("backtest")
@@ -313,7 +314,7 @@ def _research_inputs(
 ) -> tuple[Any, MarketCandles]:
     """The settings of ``strategy`` alone on the run's markets (``--data``, else all it trades), and
     their candles."""
-    from supervisor.research.backtest import (
+    from supervisor.research.backtest_setup import (
         BacktestError,
         candle_files,
         is_polymarket,
@@ -352,7 +353,7 @@ def walkforward(
     address: AddressOption = None,
 ) -> None:
     """Optimise on each train window, trade the choice out of sample on the next, stitch the results."""
-    from supervisor.research.backtest import BacktestError
+    from supervisor.research.backtest_setup import BacktestError
     from supervisor.research.walkforward import (
         WalkForwardError,
         executor_for,
@@ -404,7 +405,7 @@ def sweep(
     address: AddressOption = None,
 ) -> None:
     """Every grid point over the whole data (in sample): a map of the parameters, not a forecast."""
-    from supervisor.research.backtest import BacktestError
+    from supervisor.research.backtest_setup import BacktestError
     from supervisor.research.walkforward import WalkForwardError, executor_for, parse_grid
     from supervisor.research.walkforward import sweep as run_sweep
 

@@ -54,14 +54,14 @@ from pydantic import ValidationError
 from actors.data.candles import CandleTable
 from actors.domain.model import RoundTrip
 from config.models import Settings
-from supervisor.research.backtest import (
+from supervisor.research.backtest import run_candles
+from supervisor.research.backtest_setup import (
     BacktestError,
     ExitsMode,
     MarketCandles,
     market_candles,
     prepare,
     revalidated,
-    run_candles,
 )
 from supervisor.research.performance import PerformanceStats, compute_stats, iso_utc, tally_by
 

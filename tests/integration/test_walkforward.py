@@ -12,7 +12,7 @@ import ray
 from actors.data.candles import CandleTable
 from config.loader import load_settings
 from config.models import MeanReversionConfig, Settings
-from supervisor.research.backtest import load_candles, select_strategies
+from supervisor.research.backtest_setup import load_candles, select_strategies
 from supervisor.research.performance import compute_stats
 from supervisor.research.walkforward import (
     Grid,

@@ -17,16 +17,18 @@ from actors.domain.model import ExitReason, RoundTrip, Side, ceil_to, floor_to, 
 from config.loader import load_settings
 from config.models import ExitConfig, Settings, StrategyConfig
 from supervisor.research.backtest import (
-    BacktestError,
     BacktestResult,
-    apply_exit_mode,
-    exit_modes,
-    load_candles,
     run_backtest,
     run_candles,
     run_polymarket,
-    select_strategies,
     strategy_pnl_curves,
+)
+from supervisor.research.backtest_setup import (
+    BacktestError,
+    apply_exit_mode,
+    exit_modes,
+    load_candles,
+    select_strategies,
 )
 from supervisor.research.fast_backtest import Bars, rsi_series, signal_pass
 from tests.paths import REPO_ROOT

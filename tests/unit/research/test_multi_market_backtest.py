@@ -12,16 +12,15 @@ import pytest
 from actors.domain.model import RoundTrip
 from config.loader import load_settings
 from config.models import BUNDLED_CANDLES, Settings
-from supervisor.research.backtest import (
+from supervisor.research.backtest import BacktestResult, run_candles
+from supervisor.research.backtest_setup import (
     BacktestError,
-    BacktestResult,
     MarketCandles,
     apply_exit_mode,
     candle_files,
     load_market_candles,
     parse_data_spec,
     revalidated,
-    run_candles,
     select_strategies,
 )
 from tests.paths import REPO_ROOT
