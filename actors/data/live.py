@@ -24,7 +24,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from actors.core.strategies.book import StrategyBook
-from actors.domain.model import Candle, MarketEvent
+from actors.domain.model import Candle, Instrument, MarketEvent
 from actors.domain.names import market_symbol
 from actors.domain.topology import watches
 from actors.venues.factory import make_gateway, resolve_endpoints
@@ -103,16 +103,24 @@ async def polymarket_live(
 ) -> AsyncIterator[MarketEvent]:
     """Listed outcome tokens, then their books and resolutions from the market websocket.
 
-    The listing is refreshed every ``runtime.listing_refresh_s``; the websocket is re-opened
+    A ``tick_size_change`` is yielded as the token's ``Instrument`` on its new tick, so the cores
+    price the next orders on it (the venue gateway follows the change itself). The listing is
+    refreshed every ``runtime.listing_refresh_s``; the websocket is re-opened
     with the new token ids when the set changes.
     """
-    from actors.venues.polymarket.market_stream import BookMessage, ResolvedMessage, polymarket_market_stream
+    from actors.venues.polymarket.market_stream import (
+        BookMessage,
+        ResolvedMessage,
+        TickSizeMessage,
+        polymarket_market_stream,
+    )
+    from actors.venues.polymarket.parse import market_of
 
     del feed_id, since_ms  # one feed carries the whole series; books are snapshots: nothing to back-fill
     gateway = make_gateway(settings, "polymarket")
     await gateway.start()
     ws_url = resolve_endpoints(settings, "polymarket").ws_url
-    known: dict[str, object] = {}
+    known: dict[str, Instrument] = {}
     while True:
         instruments = await gateway.instruments()
         fresh = [i for i in instruments if i.market_id not in known]
@@ -135,5 +143,11 @@ async def polymarket_live(
                 elif isinstance(message, ResolvedMessage):
                     for settlement in message.settlements():
                         yield settlement
+                elif isinstance(message, TickSizeMessage):
+                    listed = known.get(market_of(message.asset_id))
+                    if listed is not None and listed.tick_size != message.new_tick_size:
+                        listed = listed.model_copy(update={"tick_size": message.new_tick_size})
+                        known[listed.market_id] = listed
+                        yield listed
         finally:
             await stream.aclose()

@@ -37,7 +37,17 @@ from py_clob_client.http_helpers.helpers import post
 from py_clob_client.signer import Signer
 from py_clob_client.utilities import order_to_json
 
-from actors.domain.model import Liquidity, Order, OrderStatus, Side, TimeInForce, floor_to
+from actors.data.live import polymarket_live
+from actors.domain.model import (
+    Instrument,
+    Liquidity,
+    Order,
+    OrderBook,
+    OrderStatus,
+    Side,
+    TimeInForce,
+    floor_to,
+)
 from actors.venues.gateway import OrderRefusedError, VenueError, VenueErrorKind, VenueGateway
 from actors.venues.polymarket.gateway import PolymarketGateway, map_error, salt_for
 from actors.venues.polymarket.market_stream import (
@@ -50,6 +60,7 @@ from actors.venues.polymarket.market_stream import (
     TickSizeMessage,
     polymarket_market_stream,
 )
+from config.loader import load_settings
 from ops.sandbox.clob import END_CURSOR, SandboxClob, clob_app, decode_cursor, encode_cursor
 from ops.sandbox.faults import FaultInjector
 from tests.paths import FIXTURES
@@ -877,3 +888,29 @@ async def test_gateway_without_market_channel_signs_on_stale_tick_and_is_rejecte
     assert not isinstance(exc.value, OrderRefusedError)  # it went out, and came back rejected
     assert "breaks minimum tick size rule" in exc.value.message
     assert len(venue.order_rejections) == 1
+
+
+async def test_live_polymarket_feed_yields_instrument_on_new_tick_after_change(sandbox: Sandbox) -> None:
+    venue = sandbox.venue
+    up, _ = current_tokens(venue)
+    settings = load_settings(
+        None,
+        env={"RAYTRADER_SECRETS__POLYMARKET_PRIVATE_KEY": MAKER_KEY},
+        overrides=[f'live.polymarket.url="{sandbox.host}"', f'live.polymarket.ws_url="{sandbox.ws_url}"'],
+    )
+    feed = polymarket_live(settings, "polymarket", None)
+    try:
+        listed: dict[str, Instrument] = {}
+        while True:  # the listing, then the books of the subscription
+            event = await asyncio.wait_for(anext(feed), RECV_S)
+            if isinstance(event, Instrument):
+                listed[event.symbol] = event
+            elif isinstance(event, OrderBook) and event.market == f"polymarket:{up}":
+                break
+        assert listed[up].tick_size == Decimal("0.01")
+        venue.set_tick_size(up, "0.1")
+        while not isinstance(event, Instrument):
+            event = await asyncio.wait_for(anext(feed), RECV_S)
+        assert event == listed[up].model_copy(update={"tick_size": Decimal("0.1")})
+    finally:
+        await feed.aclose()
