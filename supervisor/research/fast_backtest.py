@@ -28,10 +28,18 @@ order, no signal), yet they cost as much as the busy ones. This module splits th
    bars (flat book, no signal) are *quiet*: the driver would only append an equity point equal to
    the cash, so the fast path appends exactly that and moves on to the next signal bar.
 
+3. **Event bars** (:mod:`supervisor.research.event_bars`). While positions are simply held (no
+   entry or exit under way, only resting targets), a bar where no target can fill, no stop or
+   trailing stop be hit and no time exit fall due changes nothing but the marks. After each
+   processed bar the driver searches the following bars (numpy, in widening windows up to the next
+   signal or duplicate bar) for the first that may be an event, brings each position core there
+   with a few of the skipped prices that leave it exactly as all of them would, appends the skipped
+   bars' equity points (cash plus the positions at each close, in Decimal as ``Driver._mark``) and
+   processes that bar. ``event_bars=False`` steps every held bar (the reference the tests compare).
+
 Result: the same round trips, the same equity curve point for point, the same counters (signal
-counts, rejections, skipped gates), at the cost of the busy bars only. What is left is the time the
-position, matching and portfolio cores spend on bars while a position is open (see
-ops/bench/backtest.py for the measured split).
+counts, rejections, skipped gates), at the cost of the event bars only: signal bars, fills, exits
+(see ops/bench/backtest.py for the measured split).
 """
 
 from __future__ import annotations
@@ -40,6 +48,7 @@ import bisect
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 from math import isnan
 from typing import Any
 
@@ -48,12 +57,14 @@ import numpy.typing as npt
 from numpy.lib.stride_tricks import sliding_window_view
 
 from actors.core.indicators import NAN
+from actors.core.position import PositionCore
 from actors.core.strategies import StrategyCore, build_strategy
 from actors.data.candles import CandleTable
-from actors.domain.model import ZERO, Candle, Instrument, RoundTrip, Side, Signal
+from actors.domain.model import ZERO, Candle, ExitStatus, Instrument, RoundTrip, Side, Signal, to_decimal
 from actors.domain.topology import watches
 from config.models import MeanReversionConfig, MomentumBreakoutConfig, Settings, StrategyConfig
 from supervisor.research.driver import Driver, EquityPoint
+from supervisor.research.event_bars import STEPS_PER_BAR, Watch, Window, feed_steps, next_event
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -405,10 +416,12 @@ class _Replayed(StrategyCore[Any]):
 
 @dataclass
 class StepStats:
-    """How much of the series the driver actually had to process."""
+    """How much of the series the driver actually had to process: ``quiet`` bars were skipped
+    flat, ``held`` bars skipped with positions open but no event possible (:mod:`event_bars`)."""
 
     processed: int = 0
     quiet: int = 0
+    held: int = 0
 
 
 class FastDriver(Driver):
@@ -427,9 +440,12 @@ class FastDriver(Driver):
         signals: SignalPass,
         *,
         on_trade: Callable[[RoundTrip], None] | None = None,
+        event_bars: bool = True,
     ) -> None:
         super().__init__(settings, instruments, equity_market=bars.market, on_trade=on_trade)
         self.bars = bars
+        self.event_bars = event_bars
+        """Skip held bars where no event can happen (False: step every held bar, the reference)."""
         self.signal_pass = signals
         self.steps = StepStats()
         by_strategy: dict[str, dict[int, list[Signal]]] = {name: {} for name in self.strategies}
@@ -443,6 +459,7 @@ class FastDriver(Driver):
         self._columns = tuple(
             col.tolist() for col in (bars.ts, bars.open, bars.high, bars.low, bars.close, bars.volume)
         )
+        self._close_ms: list[int] = bars.close_ms.tolist()
 
     def _flat(self) -> bool:
         return not self.positions and not self.engine.open_orders()
@@ -496,11 +513,109 @@ class FastDriver(Driver):
                 self.process(self._candle(i))
                 self.steps.processed += 1
                 i += 1
+                if i < n and self.positions and self.event_bars:
+                    k = bisect.bisect_left(stops, i)
+                    i = self._skip_held(i, stops[k] if k < len(stops) else n)
             if progress is not None and i - last_report >= 10_000:
                 progress(i - start)
                 last_report = i
         if progress is not None:
             progress(n - start)
+
+    # ------------------------------------------------------------------ held bars between events
+
+    def _watches(self, i: int) -> list[tuple[PositionCore, Watch]] | None:
+        """Each open position's :class:`Watch` when every one is simply held (no entry or exit under
+        way) and every working order is one of their resting sells that had arrived by bar ``i - 1``
+        (a bar this driver processed); None when bar ``i`` must be processed."""
+        held = (ExitStatus.OPEN, ExitStatus.HALF_CLOSED)
+        if any(c.position.status not in held for c in self.positions.values()):
+            return None
+        since = int(self.bars.ts[i - 1])
+        sells: dict[str, list[float]] = {}
+        for order in self.engine.open_orders(self.bars.market):
+            if order.side is not Side.SELL or order.price is None or order.created_ms > since:
+                return None
+            if order.position_id not in self.positions:
+                return None
+            sells.setdefault(order.position_id, []).append(float(order.price))
+        return [(core, watch_of(core, sells.get(pid, ()))) for pid, core in self.positions.items()]
+
+    def _skip_held(self, i: int, limit: int) -> int:
+        """Bring the book through the held bars ``[i, limit)`` up to the first that may be an event;
+        returns the next bar to process. Windows grow from 64 bars, each applied before the next is
+        searched (a window moves the stop and the band clock)."""
+        bars = self.bars
+        size = 64
+        while i < limit:
+            watches = self._watches(i)
+            if watches is None:
+                return i
+            end = min(limit, i + size)
+            window = Window.of(bars.low[i:end], bars.high[i:end], bars.close[i:end], bars.close_ms[i:end])
+            high = bars.high[i:end]
+            quiet = min(next_event(w, window, high) for _core, w in watches)
+            if quiet:
+                self._apply_held(i, i + quiet, window, watches)
+            if i + quiet < end:
+                return i + quiet
+            i = end
+            size *= 4
+        return i
+
+    def _apply_held(
+        self, a: int, b: int, window: Window, watches: Sequence[tuple[PositionCore, Watch]]
+    ) -> None:
+        """What the driver does on quiet held bars ``[a, b)``: each core sees enough of their prices to
+        stand exactly where all of them would leave it (:func:`feed_steps`), and every bar gets its
+        equity point (cash plus the positions marked at its close)."""
+        steps = (b - a) * STEPS_PER_BAR
+        prices, times = window.prices[:steps], window.times[:steps]
+        for core, watch in watches:
+            fed = feed_steps(watch, prices) if watch.managed else [steps - 1]
+            for k in fed:
+                if core.on_price(to_decimal(float(prices[k])), int(times[k])):
+                    raise AssertionError(f"{core.position.position_id} acted on a bar found quiet")
+        cash, zero = self.cash, ZERO
+        qtys = [c.position.open_qty for c, _w in watches]
+        low_equity: Decimal | None = None
+        closes = self.bars.close[a:b].tolist()
+        for t, c in zip(self._close_ms[a:b], closes, strict=True):
+            price = to_decimal(c)
+            marked = zero
+            for q in qtys:
+                marked += price * q
+            equity = cash + marked
+            self.curve.append(EquityPoint(t, equity, marked / equity if equity > 0 else zero))
+            if low_equity is None or equity < low_equity:
+                low_equity = equity
+            self._peak_equity = max(self._peak_equity, equity)
+        assert low_equity is not None
+        self.portfolio.on_equity(low_equity)  # a daily-loss limit latches on the lowest mark
+        self.portfolio.on_equity(self.curve[-1].equity)
+        self.counters.events += b - a
+        self.now_ms = max(self.now_ms, self._close_ms[b - 1])
+        self.steps.held += b - a
+
+
+def watch_of(core: PositionCore, sells: Iterable[float]) -> Watch:
+    """A held position's exit rules as floats (entry, stop, trailing, band clock, lowest target)."""
+    pos, cfg = core.position, core.config
+    entry = float(pos.entry_price)
+    band_since = core.progress_marker()[2]
+    prices = list(sells)
+    return Watch(
+        managed=cfg.managed,
+        entry=entry,
+        stop=float(pos.stop_price),
+        activate=entry * (1.0 + cfg.trailing_activate_pct),
+        lock=entry * (1.0 + cfg.trailing_lock_pct),
+        distance=cfg.trailing_distance_pct,
+        band=entry * cfg.time_exit_band_pct,
+        time_exit_ms=cfg.time_exit_s * 1000,
+        band_since_ms=band_since if isinstance(band_since, int) else None,
+        sell_price=min(prices) if prices else None,
+    )
 
 
 def curve_arrays(curve: Sequence[EquityPoint]) -> tuple[IntArray, FloatArray, FloatArray]:
