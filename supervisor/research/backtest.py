@@ -155,7 +155,8 @@ class BacktestResult:
     signal_methods: dict[str, str] = field(default_factory=dict)
     exits_mode: str = "config"
     steps: dict[str, int] = field(default_factory=dict)
-    """Fast path only: bars the driver processed and quiet bars it skipped."""
+    """Fast path only: bars the driver processed, flat bars it skipped (quiet), held bars it skipped
+    between events (held)."""
     prices: dict[str, tuple[IntArray, FloatArray]] = field(default_factory=dict)
     """Candle runs: each market's traded bars (close times, closes)."""
     market_correlation: dict[str, dict[str, float]] = field(default_factory=dict)
@@ -511,7 +512,7 @@ def run_candles(
         fast = FastDriver(settings, instruments, only, signals)
         fast.run_bars(starts[markets[0]], progress=report)
         driver = fast
-        steps = {"processed": fast.steps.processed, "quiet": fast.steps.quiet}
+        steps = {"processed": fast.steps.processed, "quiet": fast.steps.quiet, "held": fast.steps.held}
     elapsed = time.perf_counter() - started
     prices = {m: (b.close_ms[starts[m] :], b.close[starts[m] :]) for m, b in bars.items()}
     if len(markets) == 1:

@@ -578,21 +578,20 @@ class FastDriver(Driver):
                     raise AssertionError(f"{core.position.position_id} acted on a bar found quiet")
         cash, zero = self.cash, ZERO
         qtys = [c.position.open_qty for c, _w in watches]
-        low_equity: Decimal | None = None
-        closes = self.bars.close[a:b].tolist()
-        for t, c in zip(self._close_ms[a:b], closes, strict=True):
-            price = to_decimal(c)
-            marked = zero
-            for q in qtys:
-                marked += price * q
-            equity = cash + marked
-            self.curve.append(EquityPoint(t, equity, marked / equity if equity > 0 else zero))
-            if low_equity is None or equity < low_equity:
-                low_equity = equity
-            self._peak_equity = max(self._peak_equity, equity)
-        assert low_equity is not None
-        self.portfolio.on_equity(low_equity)  # a daily-loss limit latches on the lowest mark
-        self.portfolio.on_equity(self.curve[-1].equity)
+        closes = [Decimal(repr(c)) for c in self.bars.close[a:b].tolist()]  # to_decimal, inlined
+        if len(qtys) == 1:
+            held = qtys[0]
+            marks = [price * held for price in closes]
+        else:
+            marks = [sum((price * q for q in qtys), zero) for price in closes]
+        equities = [cash + m for m in marks]
+        self.curve.extend(
+            EquityPoint(t, e, m / e if e > 0 else zero)
+            for t, e, m in zip(self._close_ms[a:b], equities, marks, strict=True)
+        )
+        self._peak_equity = max(self._peak_equity, *equities)
+        self.portfolio.on_equity(min(equities))  # a daily-loss limit latches on the lowest mark
+        self.portfolio.on_equity(equities[-1])
         self.counters.events += b - a
         self.now_ms = max(self.now_ms, self._close_ms[b - 1])
         self.steps.held += b - a
