@@ -10,7 +10,12 @@ and on ten copies of it end to end (CandleTable.repeated(10), 309,000 bars):
 * how many bars the fast path had to process (a position open or an order resting) vs skip;
 * a sweep of 6 grid points serially (``--workers 1``) and as Ray tasks on 2 workers (wall-clock
   speed-up, so it needs two idle cores), Ray started and its workers warmed up before the clock;
-* a cProfile of the fast path, grouped by component, and its top functions.
+* a cProfile of the fast path, grouped by component, and its top functions;
+* the peers in the same run, on the same bars (``ops/bench/backtest_peers.py``; backtesting.py from
+  the ``bench`` extra): a plain Python loop over precomputed arrays and backtesting.py, each trading
+  the rule with equivalent managed exits, against ``raytrader backtest --exits managed`` run through
+  the CLI (its own ``bars_per_second``) and through ``run_candles``; and issue 13's aims: at least
+  10x backtesting.py and within 2x of the plain loop.
 
 Every timing is the best of ``--repeat`` runs; single-process rates are given per wall second and per
 CPU second of this process (the "one core" figure, robust to other jobs on a shared machine; the
@@ -26,7 +31,9 @@ import json
 import os
 import platform
 import pstats
+import subprocess
 import sys
+import tempfile
 import time
 from collections import defaultdict
 from collections.abc import Callable
@@ -40,6 +47,7 @@ if str(ROOT) not in sys.path:
 from actors.data.candles import CandleTable  # noqa: E402
 from config.loader import PROJECT_ROOT, load_settings  # noqa: E402
 from config.models import Settings  # noqa: E402
+from ops.bench.backtest_peers import Workload, backtesting_py, plain_loop, timed  # noqa: E402
 from supervisor.research.backtest import BacktestResult, run_candles  # noqa: E402
 from supervisor.research.backtest_setup import load_candles, prepare  # noqa: E402
 from supervisor.research.fast_backtest import Bars, signal_pass  # noqa: E402
@@ -49,16 +57,18 @@ T = TypeVar("T")
 DEFAULT_OUT = ROOT / "ops/bench/results/backtest.json"
 SWEEP_GRID = ["bb_std=1.5,1.75,2,2.25,2.5,3"]
 COMPONENTS = (
-    ("actors/position_exits", "position core"),
-    ("actors/matching", "matching engine"),
-    ("actors/portfolio_rules", "portfolio core"),
-    ("actors/position_runner", "position glue"),
-    ("supervisor/driver", "driver shell"),
-    ("supervisor/fast_backtest", "fast path"),
-    ("actors/domain", "domain (Decimal conversions)"),
+    ("actors/core/position_runner", "position glue"),
+    ("actors/core/position", "position core"),
+    ("actors/core/matching", "matching engine"),
+    ("actors/core/portfolio", "portfolio core"),
+    ("actors/core/sizing", "portfolio sizing"),
+    ("actors/core/fees", "fee model"),
+    ("supervisor/research/driver", "driver shell"),
+    ("supervisor/research/event_bars", "event-bar search"),
+    ("supervisor/research/fast_backtest", "fast path"),
+    ("supervisor/research/performance", "statistics"),
+    ("actors/domain", "domain (Decimal conversions, models)"),
     ("pydantic", "pydantic (models, copies, validation)"),
-    ("actors/fees", "fee model"),
-    ("supervisor/performance", "statistics"),
     ("numpy", "numpy"),
 )
 
@@ -104,6 +114,7 @@ def bench_data(
             "trades": fast.stats.trades,
             "processed_bars": fast.steps.get("processed"),
             "quiet_bars": fast.steps.get("quiet"),
+            "held_bars_skipped": fast.steps.get("held"),
         },
     }
     line = (
@@ -184,6 +195,60 @@ def profile_fast(settings: Settings, table: CandleTable) -> dict[str, Any]:
     return {"total_self_s": total, "share_by_component": shares, "top_functions": rows[:15]}
 
 
+def bench_cli() -> dict[str, Any]:
+    """``raytrader backtest --exits managed`` as a user runs it; its JSON's own bars_per_second (the
+    run, without the interpreter's start-up) and the whole command's wall time."""
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "run.json"
+        command = [
+            *("raytrader", "backtest", "--strategy", "mean_reversion", "--exits", "managed"),
+            *("--data", str(BENCH_DATA), "--json", str(out)),
+        ]
+        started = time.perf_counter()
+        subprocess.run(command, check=True, capture_output=True, cwd=ROOT)
+        wall = time.perf_counter() - started
+        found = json.loads(out.read_text())
+    print(
+        f"CLI managed: {found['bars_per_second']:,.0f} bars/s ({found['trades']} trades; command {wall:.1f}s)"
+    )
+    return {
+        "bars": found["bars"],
+        "trades": found["trades"],
+        "bars_per_s": found["bars_per_second"],
+        "elapsed_s": found["elapsed_s"],
+        "command_wall_s": wall,
+        "steps": found["steps"],
+    }
+
+
+def bench_peers(
+    settings: Settings, table: CandleTable, label: str, repeat: int, ours: float
+) -> dict[str, Any]:
+    """The plain loop and backtesting.py on the same bars; ``ours``: raytrader's bars/s on them."""
+    cfg = settings.strategies[0].exits or settings.exits
+    work = Workload.of(table, settings.strategies[0].market)
+    n = len(work.bars)
+    loop_wall, loop_cpu, (loop_trades, _cash) = timed(repeat, plain_loop, work, cfg)
+    backtesting_py(Workload.of(table.slice(0, 2000), settings.strategies[0].market), cfg)  # imports
+    bt_wall, bt_cpu, (bt_trades, _stats) = timed(repeat, backtesting_py, work, cfg)
+    loop, btpy = n / loop_wall, n / bt_wall
+    out = {
+        "bars": n,
+        "raytrader_bars_per_s": ours,
+        "plain_loop": {**_rate(n, loop_wall, loop_cpu), "trades": loop_trades},
+        "backtesting_py": {**_rate(n, bt_wall, bt_cpu), "trades": bt_trades},
+        "vs_backtesting_py": ours / btpy,
+        "vs_plain_loop": ours / loop,
+        "aim_10x_backtesting_py_met": ours >= 10 * btpy,
+        "aim_within_2x_plain_loop_met": ours >= loop / 2,
+    }
+    print(
+        f"peers {label}: raytrader {ours:,.0f}  plain loop {loop:,.0f}  backtesting.py {btpy:,.0f} bars/s; "
+        f"{out['vs_backtesting_py']:.1f}x backtesting.py, {out['vs_plain_loop']:.2f}x plain loop"
+    )
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
@@ -213,7 +278,14 @@ def main(argv: list[str] | None = None) -> int:
         "signal_1x": bench_data(signal, table, "signal 1x", args.repeat, driver=True),
         "sweep": bench_sweep(managed, table, max(1, args.repeat - 1)),
         "profile_fast_managed_1x": profile_fast(managed, table),
+        "cli_managed_1x": bench_cli(),
     }
+    results["peers_managed_1x"] = bench_peers(
+        managed, table, "1x", args.repeat, results["managed_1x"]["fast"]["bars_per_s"]
+    )
+    results["peers_managed_10x"] = bench_peers(
+        managed, big, "10x", max(1, args.repeat - 1), results["managed_10x"]["fast"]["bars_per_s"]
+    )
     results["elapsed_s"] = time.perf_counter() - started
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2) + "\n")
