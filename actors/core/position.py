@@ -34,10 +34,10 @@ The plan (Polymarket bot design, every number from :class:`ExitConfig`):
   marketable against the book at the trigger, and each re-price of a closing order stuck for
   ``exit_order_timeout_s`` widens the allowance by one step, up to that cap. A close the venue
   rejects is not re-sent at once: the next try waits ``close_retry_backoff_s``, doubled per
-  rejection in a row (at most ``CLOSE_BACKOFF_CAP_S``), and after ``max_close_rejections`` in a
-  row the position stops trying (:attr:`PositionCore.close_blocked`, in the heartbeat) until a
-  re-drive asks for one more attempt (:meth:`PositionCore.retry_close`). Any close the venue
-  takes (acked, or filled without an ack) ends the streak.
+  rejection in a row (at most :data:`~actors.core.exit_levels.CLOSE_BACKOFF_CAP_S`), and after
+  ``max_close_rejections`` in a row the position stops trying (:attr:`PositionCore.close_blocked`,
+  in the heartbeat) until a re-drive asks for one more attempt (:meth:`PositionCore.retry_close`).
+  Any close the venue takes (acked, or filled without an ack) ends the streak.
 * **Settlement** (binary markets): cancel everything, each held share pays ``payout``; the
   payout is booked like a sale (``sold_qty`` and ``sale_proceeds``) so P&L has one formula.
 * **Flatten** (the kill switch's ``--flatten``, :meth:`PositionCore.flatten`): cancel every
@@ -83,11 +83,22 @@ from collections.abc import Collection
 from decimal import Decimal
 from typing import Any
 
+from actors.core.exit_levels import (
+    TARGET_LEGS,
+    close_backoff_ms,
+    close_price,
+    in_time_band,
+    sellable,
+    split_targets,
+    stop_price,
+    target_prices,
+    trailing_stop,
+)
+from actors.core.position_orders import ORDER_RANK, PositionOrders
 from actors.core.position_state import STATE_FIELDS
 from actors.domain.model import (
     ONE,
     ZERO,
-    CancelOrder,
     Command,
     ExitReason,
     ExitStatus,
@@ -96,56 +107,32 @@ from actors.domain.model import (
     MarketKind,
     Order,
     OrderStatus,
-    OrderType,
     PlaceOrder,
     Position,
     PositionClosed,
     Side,
-    TimeInForce,
-    ceil_to,
-    deterministic_id,
-    floor_to,
-    to_decimal,
 )
 from config.models import ExitConfig
 
 ENTRY = "entry"
-TARGET_LEGS = (ExitReason.TARGET_ONE.value, ExitReason.TARGET_TWO.value)
 MAX_TARGET_ATTEMPTS = 3
 """A target the venue cancels or rejects on its own is placed at most this many times in all; after
 that only a re-drive places it again, once per re-drive (:meth:`PositionCore.retry_targets`)."""
-MAX_ANOMALIES = 200
-
-_ORDER_RANK = {
-    OrderStatus.PENDING: 0,
-    OrderStatus.OPEN: 1,
-    OrderStatus.PARTIALLY_FILLED: 2,
-    OrderStatus.FILLED: 3,
-    OrderStatus.CANCELLED: 3,
-    OrderStatus.REJECTED: 3,
-}
 _STATE_VERSION = 1
 
 
-CLOSE_BACKOFF_CAP_S = 300.0
-"""The longest wait between two attempts at a close the venue keeps rejecting."""
+class PositionCore(PositionOrders):
+    """The exit state machine of one long position; one instance per position, one owner.
 
-
-class PositionCore:
-    """The exit state machine of one long position; one instance per position, one owner."""
+    The orders it owns, and what they reserve, are kept by :class:`PositionOrders`; the exit
+    plan's prices and sizes come from :mod:`actors.core.exit_levels`.
+    """
 
     def __init__(self, position: Position, instrument: Instrument, config: ExitConfig) -> None:
-        self.position = position
-        self.instrument = instrument
+        super().__init__(position, instrument)
         self.config = config
-        self.orders: dict[str, Order] = {}
-        self.anomalies: list[str] = []
         self._entry_id = ""
         self._entry_cost = ZERO
-        self._seen_fills: dict[str, None] = {}
-        self._venue_filled: dict[str, Decimal] = {}
-        self._cancel_requested: dict[str, None] = {}
-        self._attempts: dict[str, int] = {}
         self._leg_plan: dict[str, Decimal] = {}
         self._leg_sold: dict[str, Decimal] = {}
         self._opened_ms: int | None = None
@@ -271,7 +258,7 @@ class PositionCore:
             self._note(f"order {client_id} reported filled {reported} > qty {order.qty}")
         if reported > self._venue_filled.get(client_id, ZERO):
             self._venue_filled[client_id] = reported
-        if not order.status.is_terminal and _ORDER_RANK[status] > _ORDER_RANK[order.status]:
+        if not order.status.is_terminal and ORDER_RANK[status] > ORDER_RANK[order.status]:
             order.status = status
             order.updated_ms = max(order.updated_ms, now_ms)
             dropped = status in (OrderStatus.CANCELLED, OrderStatus.REJECTED)
@@ -304,11 +291,14 @@ class PositionCore:
         if pos.status is ExitStatus.ENTERING:
             cmds += self._entry_timeout(now_ms)
             # Partly filled and already through the would-be stop: stop buying, exit on completion.
-            if self.config.managed and pos.entry_qty > 0 and self._pending_exit is None:
-                provisional_stop = pos.entry_price * (ONE - to_decimal(self.config.stop_pct))
-                if price <= provisional_stop:
-                    self._pending_exit = ExitReason.STOP
-                    cmds += self._cancel_entry("provisional stop")
+            if (
+                self.config.managed
+                and pos.entry_qty > 0
+                and self._pending_exit is None
+                and price <= stop_price(pos.entry_price, self.config)
+            ):
+                self._pending_exit = ExitReason.STOP
+                cmds += self._cancel_entry("provisional stop")
             return cmds
         if self._trigger is None and self.config.managed:
             self._raise_trailing(price)
@@ -431,25 +421,6 @@ class PositionCore:
 
     # ------------------------------------------------------------------ reports
 
-    def open_orders(self) -> list[Order]:
-        """Copies of the orders this position still has working (for heartbeats and reconciliation)."""
-        return [o.model_copy() for o in self.orders.values() if o.is_open]
-
-    def unconfirmed_cancels(self) -> list[str]:
-        """Client ids of open orders whose cancel was requested but not yet confirmed.
-
-        A shell recovering from a crash re-sends these: the request may never have left.
-        """
-        return [cid for cid in self._cancel_requested if cid in self.orders and self.orders[cid].is_open]
-
-    def awaiting_fills(self) -> list[str]:
-        """Client ids the venue reported filled beyond the fills accounted here (fills still to fetch)."""
-        return [cid for cid, order in self.orders.items() if self._inflight(order) > 0]
-
-    def seen_fill_ids(self) -> list[str]:
-        """Every fill id this position has accounted (invariant: each venue fill in one position)."""
-        return list(self._seen_fills)
-
     def exits_armed(self) -> bool:
         """Every sellable unit held is covered by a working sell (targets or a close) or reserved.
 
@@ -462,14 +433,14 @@ class PositionCore:
             return True
         if not self.config.managed and self._trigger is None:
             return True  # unmanaged: the strategy's exit signal is the whole plan
-        sellable = self.instrument.round_qty(self.position.open_qty)
-        if sellable <= 0:
+        held = self.instrument.round_qty(self.position.open_qty)
+        if held <= 0:
             return True
-        if not self._sellable(sellable):
+        if not sellable(held, self.instrument):
             return False
         reserved = self._reserved_total()
         # Closing: a freed remainder below the minimum waits for the pending cancels to merge into it.
-        return reserved >= sellable or (self._trigger is not None and reserved > 0)
+        return reserved >= held or (self._trigger is not None and reserved > 0)
 
     @property
     def realized_pnl(self) -> Decimal:
@@ -566,36 +537,23 @@ class PositionCore:
         """Stop and targets from the average entry, computed once, when the position opens."""
         pos, cfg, inst = self.position, self.config, self.instrument
         entry = pos.entry_price
-        pos.stop_price = entry * (ONE - to_decimal(cfg.stop_pct))
-        pos.target_one_price = self._target_price(entry * (ONE + to_decimal(cfg.target_one_pct)))
-        pos.target_two_price = self._target_price(entry * (ONE + to_decimal(cfg.target_two_pct)))
+        pos.stop_price = stop_price(entry, cfg)
+        pos.target_one_price, pos.target_two_price = target_prices(entry, cfg, inst)
         self._opened_ms = now_ms
         self._band_since_ms = now_ms
         self._high = None
         if inst.kind is MarketKind.BINARY and pos.target_one_price <= entry:
             self._note(f"entry {entry} leaves no room for a profit target below 1")
 
-    def _target_price(self, raw: Decimal) -> Decimal:
-        inst = self.instrument
-        price = inst.round_price(raw, Side.SELL)
-        if inst.kind is MarketKind.BINARY:
-            price = min(price, ONE - inst.tick_size)
-        return max(price, inst.tick_size)
-
     def _place_targets(self, now_ms: int) -> list[Command]:
         """Both resting target halves, or one whole target when a half would be below venue minimums."""
         if not self.config.managed:
             return []
         total = self.instrument.round_qty(self.position.open_qty - self._reserved_total())
-        if not self._sellable(total):
+        if not sellable(total, self.instrument):
             self._note(f"held {self.position.open_qty} is below the venue's lot/minimum size: no exit orders")
             return []
-        one = self.instrument.round_qty(total * to_decimal(self.config.target_one_fraction))
-        two = total - one
-        if self._sellable(one) and self._sellable(two):
-            self._leg_plan = {TARGET_LEGS[0]: one, TARGET_LEGS[1]: two}
-        else:
-            self._leg_plan = {TARGET_LEGS[0]: total}
+        self._leg_plan = split_targets(total, self.instrument, self.config)
         self._leg_sold = dict.fromkeys(self._leg_plan, ZERO)
         cmds: list[Command] = []
         for leg, qty in self._leg_plan.items():
@@ -622,7 +580,7 @@ class PositionCore:
                 self._note(f"{leg} dropped {MAX_TARGET_ATTEMPTS} times: not re-placed, exits not armed")
                 continue
             qty = self.instrument.round_qty(min(remaining, self._free()))
-            if not self._sellable(qty):
+            if not sellable(qty, self.instrument):
                 self._note(f"{leg} remainder {qty} is below the venue's lot/minimum size")
                 continue
             order = self._new_order(leg, Side.SELL, self._leg_price(leg), qty, now_ms)
@@ -645,7 +603,7 @@ class PositionCore:
         free = self.instrument.round_qty(self._free())
         if free <= 0:
             return []
-        if not self._sellable(free):
+        if not sellable(free, self.instrument):
             if self._reserved_total() == 0:
                 self._note(f"remaining {free} is below the venue's lot/minimum size: cannot close")
             return []
@@ -658,17 +616,12 @@ class PositionCore:
         return [PlaceOrder(order=order.model_copy())]
 
     def _close_price(self, purpose: str) -> Decimal:
-        """Mark less a slippage allowance that widens with every re-price of this close, never
-        past ``max_close_slippage_pct`` (a venue that keeps refusing must not walk it to a tick);
-        a flatten (:meth:`flatten`) is priced at that cap from its first attempt."""
-        pos, tick = self.position, self.instrument.tick_size
+        """The mark (the entry before any price) less this close's slippage allowance
+        (:func:`~actors.core.exit_levels.close_price`)."""
+        pos = self.position
         base = pos.mark_price if pos.mark_price is not None else pos.entry_price
-        steps = Decimal(self._attempts.get(purpose, 0) + 1)
-        cap = to_decimal(self.config.max_close_slippage_pct)
-        slip = min(cap, to_decimal(self.config.exit_slippage_pct) * steps)
-        if purpose == ExitReason.KILL_SWITCH.value:
-            slip = cap
-        return max(tick, ceil_to(base * (ONE - cap), tick), floor_to(base * (ONE - slip), tick))
+        attempts = self._attempts.get(purpose, 0)
+        return close_price(base, purpose, attempts, self.config, self.instrument.tick_size)
 
     def _is_close(self, order: Order) -> bool:
         """A closing sell of the exit that fired (not a target leg, not the entry)."""
@@ -677,10 +630,7 @@ class PositionCore:
     def _close_rejected(self, now_ms: int) -> None:
         """Back off after a rejected close (doubling, capped); stop retrying after the limit."""
         self._close_rejections += 1
-        backoff_s = min(
-            CLOSE_BACKOFF_CAP_S, self.config.close_retry_backoff_s * 2 ** (self._close_rejections - 1)
-        )
-        self._close_retry_ms = now_ms + int(backoff_s * 1000)
+        self._close_retry_ms = now_ms + close_backoff_ms(self._close_rejections, self.config)
         if self._close_rejections >= self.config.max_close_rejections:
             self._note(
                 f"close rejected {self._close_rejections} times in a row: no more retries until re-driven"
@@ -727,19 +677,16 @@ class PositionCore:
 
     def _raise_trailing(self, price: Decimal) -> None:
         """Track the high since open; once activated the stop only ever rises."""
-        pos, cfg = self.position, self.config
+        pos = self.position
         if self._high is None or price > self._high:
             self._high = price
-        entry = pos.entry_price
-        if self._high >= entry * (ONE + to_decimal(cfg.trailing_activate_pct)):
-            lock = entry * (ONE + to_decimal(cfg.trailing_lock_pct))
-            trail = self._high * (ONE - to_decimal(cfg.trailing_distance_pct))
-            pos.stop_price = max(pos.stop_price, lock, trail)
+        raised = trailing_stop(pos.entry_price, self._high, pos.stop_price, self.config)
+        if raised is not None:
+            pos.stop_price = raised
             self._trailing = True
 
     def _in_band(self, price: Decimal) -> bool:
-        entry = self.position.entry_price
-        return abs(price - entry) <= entry * to_decimal(self.config.time_exit_band_pct)
+        return in_time_band(price, self.position.entry_price, self.config)
 
     def _check_time_exit(self, now_ms: int) -> list[Command]:
         mark = self.position.mark_price
@@ -782,36 +729,9 @@ class PositionCore:
 
     # ------------------------------------------------------------------ quantities
 
-    def _inflight(self, order: Order) -> Decimal:
-        """Fills the venue reported for a terminal order that have not reached us yet."""
-        if order.is_open:
-            return ZERO
-        return max(ZERO, self._venue_filled.get(order.client_id, ZERO) - order.filled_qty)
-
-    def _reserved(self, order: Order) -> Decimal:
-        """Quantity of a sell that may still leave the account: open remainder or in-flight fills."""
-        if order.side is not Side.SELL:
-            return ZERO
-        if order.is_open:
-            return max(ZERO, order.remaining)
-        return self._inflight(order)
-
-    def _reserved_total(self) -> Decimal:
-        return sum((self._reserved(o) for o in self.orders.values()), ZERO)
-
-    def _venue_inflight(self, side: Side) -> Decimal:
-        return sum((self._inflight(o) for o in self.orders.values() if o.side is side), ZERO)
-
-    def _free(self) -> Decimal:
-        return self.position.open_qty - self._reserved_total()
-
     def _lots_held(self) -> Decimal:
         """What is held in whole lots: the rest (dust of a commission taken in base) cannot be sold."""
         return self.instrument.round_qty(self.position.open_qty)
-
-    def _sellable(self, qty: Decimal) -> bool:
-        inst = self.instrument
-        return qty > 0 and qty >= inst.lot_size and qty >= inst.min_size
 
     def _entry_done(self) -> bool:
         """Entry terminal and every fill the venue reported for it received."""
@@ -832,48 +752,8 @@ class PositionCore:
 
     # ------------------------------------------------------------------ orders
 
-    def _new_order(self, purpose: str, side: Side, price: Decimal, qty: Decimal, now_ms: int) -> Order:
-        """A limit order with a replay-stable id; each re-placement of a purpose is a new attempt."""
-        attempt = self._attempts.get(purpose, 0)
-        self._attempts[purpose] = attempt + 1
-        pos = self.position
-        order = Order(
-            client_id=deterministic_id("rt", pos.position_id, purpose, attempt),
-            market=pos.market,
-            side=side,
-            type=OrderType.LIMIT,
-            tif=TimeInForce.GTC,
-            price=price,
-            qty=qty,
-            position_id=pos.position_id,
-            strategy=pos.strategy,
-            purpose=purpose,
-            created_ms=now_ms,
-            updated_ms=now_ms,
-        )
-        self.orders[order.client_id] = order
-        return order
-
-    def _cancel(self, order: Order, reason: str) -> CancelOrder:
-        self._cancel_requested[order.client_id] = None
-        return CancelOrder(client_id=order.client_id, market=order.market, reason=reason)
-
     def _cancel_entry(self, reason: str) -> list[Command]:
         entry = self.orders[self._entry_id]
         if entry.is_open and entry.client_id not in self._cancel_requested:
             return [self._cancel(entry, reason)]
         return []
-
-    def _cancel_all(self, reason: str, side: Side | None = None) -> list[Command]:
-        return [
-            self._cancel(o, reason)
-            for o in self.orders.values()
-            if o.is_open and o.client_id not in self._cancel_requested and (side is None or o.side is side)
-        ]
-
-    def _note(self, message: str) -> None:
-        """Record something the venue or the shell got wrong, once; kept bounded, newest last."""
-        if message in self.anomalies:
-            return
-        self.anomalies.append(message)
-        del self.anomalies[:-MAX_ANOMALIES]
