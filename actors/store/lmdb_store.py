@@ -36,7 +36,6 @@ import contextlib
 import json
 import logging
 import threading
-import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from decimal import Decimal
 from pathlib import Path
@@ -49,13 +48,13 @@ from actors.domain.messages import (
     StoreOp,
 )
 from actors.domain.model import Fill, Order, OrderStatus
-from actors.store import secret_guard
+from actors.store import schema, secret_guard
 from actors.store.batch import Batch, apply_op
 from actors.store.export import parse_export, write_atomically
+from actors.store.lmdb_map import LmdbMap
 from actors.store.records import (
     DATA_KINDS,
     DEFAULT_MAP_SIZE,
-    GROW_AT,
     IDX_OPEN_ORDER,
     INDEXES,
     KINDS,
@@ -136,24 +135,19 @@ class StateStore:
     ) -> None:
         self._path = Path(path)
         self._readonly = readonly
-        self._lock = threading.Lock()
-        self._active = 0
         self._local = threading.local()
         self._dbs: dict[str, Any] = {}
         self._decode_errors: dict[str, int] = {}
         self._closed = False
-        self._hold_growth = False
-        """Set by :meth:`fill_map` (chaos): the next write finds the map full, none grows it before."""
-        self.map_full_events = 0
-        """Writes that found the map full (each grew it and ran again)."""
         self._env = self._open_env(map_size, create=create)
+        self._map = LmdbMap(self._env, self._path)
         try:
             if readonly:
                 self._open_dbs_readonly()
-                self._check_schema_readonly()
+                schema.check_readonly(self)
             else:
                 self._env.reader_check()  # clear reader slots of dead processes
-                self._open_dbs_and_schema()
+                schema.open_writer(self)
         except BaseException:
             self._env.close()
             self._closed = True
@@ -272,7 +266,7 @@ class StateStore:
                 raise
             else:
                 try:
-                    if self._hold_growth:  # a filled map (fill_map): this write finds it full
+                    if self._map.held_full:  # a filled map (fill_map): this write finds it full
                         raise lmdb.MapFullError("MDB_MAP_FULL: the map was filled (fill_map)")
                     txn.commit()
                 except lmdb.MapFullError as exc:
@@ -286,9 +280,7 @@ class StateStore:
             self._local.in_batch = False
             self._release()
         if full is not None:
-            self.map_full_events += 1
-            self._hold_growth = False
-            self._grow()
+            self._map.found_full()
             raise StoreFullError(
                 f"{self._path}: the map is full; it has been grown, run the batch again"
             ) from full
@@ -422,9 +414,9 @@ class StateStore:
                 tx._txn.drop(self._db_or_raise(name), delete=False)
             for kind, key, v, data in records:
                 tx._write(kind, key, data, v)
-            self._write_schema(tx, file_version, imported=True)
+            schema.write_schema(tx, file_version, imported=True)
             if file_version < self.schema_version:
-                self._migrate(tx, file_version)
+                schema.migrate(self, tx, file_version)
         return len(records)
 
     # ------------------------------------------------------------------ inspection
@@ -495,33 +487,6 @@ class StateStore:
         except lmdb.Error as exc:
             raise StoreError(f"{self._path}: cannot open the state store: {exc}") from exc
 
-    def _open_dbs_and_schema(self) -> None:
-        """Create the sub-databases and check, write or migrate the schema in one transaction."""
-        txn = self._env.begin(write=True)
-        try:
-            for name in (*KINDS, *INDEXES):
-                self._dbs[name] = self._env.open_db(name.encode(), txn=txn, create=True)
-            tx = Batch(self, txn)
-            raw = txn.get(SCHEMA_KEY.encode(), db=self._dbs["meta"])
-            if raw is None:
-                non_empty = [k for k in DATA_KINDS if tx.count(k)]
-                if non_empty:
-                    raise SchemaError(
-                        f"{self._path}: holds records ({', '.join(non_empty)}) but no meta/schema"
-                    )
-                self._write_schema(tx, self.schema_version)
-            else:
-                stored = self._schema_of(raw)
-                if stored > self.schema_version:
-                    raise self._too_new(stored)
-                if stored < self.schema_version:
-                    self._migrate(tx, stored)
-            txn.commit()
-        except BaseException:
-            txn.abort()
-            self._dbs.clear()
-            raise
-
     def _open_dbs_readonly(self) -> None:
         for name in (*KINDS, *INDEXES):
             try:
@@ -529,97 +494,14 @@ class StateStore:
             except lmdb.NotFoundError:
                 continue  # a kind added by a later writer; reads see it as empty
 
-    def _check_schema_readonly(self) -> None:
-        raw = None
-        if "meta" in self._dbs:
-            with self._read() as txn:
-                raw = txn.get(SCHEMA_KEY.encode(), db=self._dbs["meta"])
-        if raw is None:
-            raise SchemaError(
-                f"{self._path}: no meta/schema (not a state store, or never opened by a writer)"
-            )
-        stored = self._schema_of(raw)
-        if stored > self.schema_version:
-            raise self._too_new(stored)
-        if stored < self.schema_version:
-            raise SchemaError(
-                f"{self._path}: store schema v{stored} is older than this code's v{self.schema_version}; "
-                "it is migrated when the writer (the Store actor) opens it, not read-only"
-            )
-
-    def _too_new(self, stored: int) -> SchemaError:
-        return SchemaError(
-            f"{self._path}: store schema v{stored} is newer than this code's v{self.schema_version}; "
-            "upgrade raytrader (downgrading a store is not supported)"
-        )
-
-    def _schema_of(self, raw: bytes) -> int:
-        try:
-            _, data = self._decode("meta", raw)
-            version = data["version"]
-        except (BadRecordError, KeyError) as exc:
-            raise SchemaError(f"{self._path}: unreadable meta/schema: {exc}") from exc
-        if not isinstance(version, int) or isinstance(version, bool) or version < 0:
-            raise SchemaError(f"{self._path}: invalid schema version {version!r}")
-        return version
-
-    def _write_schema(self, tx: Batch, version: int, **extra: Any) -> None:
-        data = {"version": version, "written_ms": int(time.time() * 1000), **extra}
-        tx._write("meta", SCHEMA_KEY, data, version)
-
-    def _migrate(self, tx: Batch, stored: int) -> None:
-        """Run the chain stored -> code version over every record, inside ``tx`` (all or nothing)."""
-        missing = [v for v in range(stored, self.schema_version) if v not in self.migrations]
-        if missing:
-            raise SchemaError(
-                f"{self._path}: store schema v{stored} cannot be migrated to v{self.schema_version}: "
-                f"no migration from v{', v'.join(map(str, missing))}"
-            )
-        for version in range(stored, self.schema_version):
-            step = self.migrations[version]
-            for kind in DATA_KINDS:
-                cur = tx._txn.cursor(db=self._dbs[kind])
-                rows = [(k.decode("utf-8", "replace"), v) for k, v in cur.iternext()]
-                for key, raw in rows:
-                    try:
-                        _, data = self._decode(kind, raw)
-                    except BadRecordError as exc:
-                        self._report_bad(kind, key, f"{exc}; left as is by migration v{version}")
-                        continue
-                    new = step(kind, key, data)
-                    if new is None:
-                        tx._remove(kind, key)
-                    else:
-                        tx._write(kind, key, new, version + 1)
-            log.info("store %s: migrated schema v%d -> v%d", self._path, version, version + 1)
-        self._write_schema(tx, self.schema_version, migrated_from=stored)
-
     # ------------------------------------------------------------------ transactions
     def _begin(self, *, write: bool) -> lmdb.Transaction[bytes]:
-        """Begin a transaction, keeping count of this process's active ones (for map resizes)."""
+        """Begin a transaction on the map (counted: the map is resized only when none is open)."""
         self._check_open()
-        for _ in range(3):
-            with self._lock:
-                if write and self._active == 0:
-                    self._maybe_grow_locked()
-                self._active += 1
-            try:
-                return self._env.begin(write=write)
-            except lmdb.MapResizedError:
-                # another process grew the map beyond ours: adopt its size and retry
-                self._release()
-                with self._lock:
-                    if self._active == 0:
-                        self._env.set_mapsize(0)
-                        log.debug("store %s: adopted the map grown by the writer", self._path)
-            except BaseException:
-                self._release()
-                raise
-        raise StoreError(f"{self._path}: could not adopt the grown map size")
+        return self._map.begin(write=write)
 
     def _release(self) -> None:
-        with self._lock:
-            self._active -= 1
+        self._map.release()
 
     @contextlib.contextmanager
     def _read(self) -> Iterator[lmdb.Transaction[bytes]]:
@@ -642,44 +524,21 @@ class StateStore:
                     raise
         raise AssertionError("unreachable")
 
+    # ------------------------------------------------------------------ the map
     def fill_map(self) -> int:
-        """Chaos only: make the map full, as an exhausted disk-backed map is. The map shrinks to
-        the pages in use (LMDB will not go below them), the growth ahead of each write holds off,
-        and the next write finds the map full: LMDB's own ``MDB_MAP_FULL`` if it needs a page
-        beyond them, else at its commit (as if the free pages inside were used up too). That write
-        is not done: the store must grow the map and run it again. Returns the new map size."""
+        """Chaos only: make the map full so the next write must grow it (:meth:`LmdbMap.fill`)."""
         self._check_writable()
-        with self._lock:
-            if self._active:
-                raise StoreError(f"{self._path}: cannot resize the map while transactions are active")
-            info = self._env.info()
-            self._env.set_mapsize((info["last_pgno"] + 1) * self._env.stat()["psize"])
-            self._hold_growth = True
-            size = int(self._env.info()["map_size"])
-        log.warning("store %s: map filled to %d bytes (injected)", self._path, size)
-        return size
+        return self._map.fill()
 
     @property
     def map_held_full(self) -> bool:
         """A filled map no write has found full yet."""
-        return self._hold_growth
+        return self._map.held_full
 
-    def _maybe_grow_locked(self) -> None:
-        if self._hold_growth:
-            return
-        info = self._env.info()
-        used = (info["last_pgno"] + 1) * self._env.stat()["psize"]
-        if used > info["map_size"] * GROW_AT:
-            self._set_mapsize_locked(max(info["map_size"] * 2, used * 2))
-
-    def _grow(self) -> None:
-        with self._lock:
-            if self._active == 0:
-                self._set_mapsize_locked(self._env.info()["map_size"] * 2)
-
-    def _set_mapsize_locked(self, size: int) -> None:
-        self._env.set_mapsize(size)
-        log.info("store %s: map grown to %d MiB", self._path, size >> 20)
+    @property
+    def map_full_events(self) -> int:
+        """Writes that found the map full (each grew it and ran again)."""
+        return self._map.full_events
 
     # ------------------------------------------------------------------ helpers
     def _check_open(self) -> None:
