@@ -34,7 +34,7 @@ The plan (Polymarket bot design, every number from :class:`ExitConfig`):
   marketable against the book at the trigger, and each re-price of a closing order stuck for
   ``exit_order_timeout_s`` widens the allowance by one step, up to that cap. A close the venue
   rejects is not re-sent at once: the next try waits ``close_retry_backoff_s``, doubled per
-  rejection in a row (at most :data:`~actors.core.exit_levels.CLOSE_BACKOFF_CAP_S`), and after
+  rejection in a row (at most :data:`~actors.core.position_levels.CLOSE_BACKOFF_CAP_S`), and after
   ``max_close_rejections`` in a row the position stops trying (:attr:`PositionCore.close_blocked`,
   in the heartbeat) until a re-drive asks for one more attempt (:meth:`PositionCore.retry_close`).
   Any close the venue takes (acked, or filled without an ack) ends the streak.
@@ -83,7 +83,7 @@ from collections.abc import Collection
 from decimal import Decimal
 from typing import Any
 
-from actors.core.exit_levels import (
+from actors.core.position_levels import (
     TARGET_LEGS,
     close_backoff_ms,
     close_price,
@@ -125,7 +125,7 @@ class PositionCore(PositionOrders):
     """The exit state machine of one long position; one instance per position, one owner.
 
     The orders it owns, and what they reserve, are kept by :class:`PositionOrders`; the exit
-    plan's prices and sizes come from :mod:`actors.core.exit_levels`.
+    plan's prices and sizes come from :mod:`actors.core.position_levels`.
     """
 
     def __init__(self, position: Position, instrument: Instrument, config: ExitConfig) -> None:
@@ -617,7 +617,7 @@ class PositionCore(PositionOrders):
 
     def _close_price(self, purpose: str) -> Decimal:
         """The mark (the entry before any price) less this close's slippage allowance
-        (:func:`~actors.core.exit_levels.close_price`)."""
+        (:func:`~actors.core.position_levels.close_price`)."""
         pos = self.position
         base = pos.mark_price if pos.mark_price is not None else pos.entry_price
         attempts = self._attempts.get(purpose, 0)
