@@ -28,18 +28,19 @@ Decisions worth knowing (each is also documented where it is made):
 Pre-trade limits (``PortfolioConfig.max_*``), each a gate; when one bites it is named in
 ``Decision.limits``, logged, and (as a rejection) counted by the shell under its gate name:
 
-* ``daily_loss``: the UTC day's P&L is equity now minus equity at the day's first event (realised
-  P&L since then plus the change in unrealised marks: a loss carried over from yesterday is not
-  counted twice). When the loss reaches ``max_daily_loss_fraction`` of the day's starting equity,
-  entries are rejected until the next UTC day (``now_ms // DAY_MS``); exits never are. The day
-  rolls over on any event carrying ``now_ms`` (``evaluate``, and ``on_equity`` /
-  ``on_position_closed`` when given one). Each clock keeps its own day (the clock of a signal is
-  its market's venue): live, every venue runs on the wall clock and there is one day book, but a
-  paper replay of Binance candles of 2024 beside a Polymarket day of 2026 runs on two clocks,
-  and one day shared between them would never roll over for the earlier one. A loss counts on
-  every clock's day (equity is one); a halt ends with the day of the clock it is on. The limit
-  is checked only on fresh marks: right after a close (which clears unrealised P&L) with other
-  positions still open, the check waits for the shell's next :meth:`PortfolioCore.on_equity`.
+* ``daily_loss`` (:mod:`actors.core.portfolio_daily_loss`): the UTC day's P&L is equity now
+  minus equity at the day's first event (realised P&L since then plus the change in unrealised
+  marks: a loss carried over from yesterday is not counted twice). When the loss reaches
+  ``max_daily_loss_fraction`` of the day's starting equity, entries are rejected until the next
+  UTC day (``now_ms // DAY_MS``); exits never are. The day rolls over on any event carrying
+  ``now_ms`` (``evaluate``, and ``on_equity`` / ``on_position_closed`` when given one). Each
+  clock keeps its own day (the clock of a signal is its market's venue): live, every venue runs
+  on the wall clock and there is one day book, but a paper replay of Binance candles of 2024
+  beside a Polymarket day of 2026 runs on two clocks, and one day shared between them would
+  never roll over for the earlier one. A loss counts on every clock's day (equity is one); a
+  halt ends with the day of the clock it is on. The limit is checked only on fresh marks: right
+  after a close (which clears unrealised P&L) with other positions still open, the check waits
+  for the shell's next :meth:`PortfolioCore.on_equity`.
 * ``order_rate``: at most ``max_orders_per_s`` entries approved in any rolling second of data
   time (``(now_ms - 1000, now_ms]``); further entry signals in that second are rejected.
 * ``open_orders``: the core does not see venue orders, so the shell reports them
@@ -56,12 +57,11 @@ from __future__ import annotations
 import logging
 from collections import deque
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
-from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
 from actors.core.correlation import RollingCorrelation, is_bar_close
+from actors.core.portfolio_daily_loss import DailyLossBook
 from actors.core.portfolio_decisions import (
     PRE_TRADE_LIMITS,
     Decision,
@@ -75,7 +75,6 @@ from actors.core.portfolio_decisions import (
 )
 from actors.core.sizing import RiskBook, floor_context, size_entry
 from actors.domain.model import (
-    DAY_MS,
     HOUR_MS,
     ONE,
     ZERO,
@@ -91,25 +90,8 @@ from config.models import ExitConfig, PortfolioConfig, StrategyBase
 
 log = logging.getLogger(__name__)
 
-LEGACY_CLOCK = "*"
-"""The day book of a snapshot taken before clocks were kept apart: each clock starts from it."""
-
-
-@dataclass
-class _DayBook:
-    """One clock's UTC day and the equity it started with; ``halted`` by the daily-loss limit."""
-
-    day: int
-    start_equity: Decimal
-    halted: bool = False
-
-
 STATE_VERSION = 1
 ORDER_RATE_WINDOW_MS = 1000
-
-
-def _day_text(day: int) -> str:
-    return datetime.fromtimestamp(day * DAY_MS / 1000, tz=UTC).date().isoformat()
 
 
 class PortfolioCore:
@@ -136,11 +118,8 @@ class PortfolioCore:
         self._holdings: dict[str, Holding] = {}
         self._realized = ZERO
         self._unrealized = ZERO
-        self._days: dict[str, _DayBook] = {}
-        """Per clock (a market's venue), the UTC day (``now_ms // DAY_MS``) of its latest event and
-        that day's daily-loss book."""
-        self._clock = ""
-        """The clock of the latest timed event: :attr:`day_pnl` and the status show its book."""
+        self._daily = DailyLossBook()
+        """The daily-loss limit's day book per clock (a market's venue)."""
         self._marks_stale = False
         self._recent_entries: deque[int] = deque()
         self._open_orders: dict[str, int] = {}
@@ -204,27 +183,16 @@ class PortfolioCore:
     @property
     def day_pnl(self) -> Decimal:
         """Equity now minus equity at the current UTC day's first event (0 before any timed event)."""
-        book = self._days.get(self._clock)
-        return ZERO if book is None else self.equity - book.start_equity
+        return self._daily.pnl(self.equity)
 
     @property
     def daily_loss_halted(self) -> bool:
         """Entries are halted for the rest of this UTC day by ``max_daily_loss_fraction``."""
-        book = self._days.get(self._clock)
-        return book is not None and book.halted
+        return self._daily.halted
 
     def daily_loss_status(self) -> dict[str, Any]:
         """The daily-loss book for heartbeats and alerts (money as strings, exact)."""
-        book = self._days.get(self._clock)
-        day = None if book is None else datetime.fromtimestamp(book.day * DAY_MS / 1000, tz=UTC)
-        limit = self.portfolio.max_daily_loss_fraction
-        return {
-            "day": None if day is None else day.date().isoformat(),
-            "day_pnl": str(self.day_pnl),
-            "day_start_equity": str(ZERO if book is None else book.start_equity),
-            "limit_fraction": limit,
-            "halted": self.daily_loss_halted,
-        }
+        return self._daily.status(self.equity, self.portfolio.max_daily_loss_fraction)
 
     def open_orders(self, market: str) -> int:
         """Open venue orders in ``market`` as last reported by :meth:`on_open_orders`."""
@@ -303,7 +271,7 @@ class PortfolioCore:
         gates = (
             self._gate_strategy(signal.strategy, config),
             self._gate_replayed(signal),
-            self._gate_daily_loss(clock),
+            self._daily.gate(clock, self.equity, self.portfolio.max_daily_loss_fraction),
             self._gate_one_per_market(signal, position_id, pair),
             self._gate_max_concurrent(),
             self._gate_correlation(signal.market, group),
@@ -408,7 +376,7 @@ class PortfolioCore:
         """
         if now_ms is not None:
             holding = self._holdings.get(position_id)
-            self._roll_day(now_ms, self._clock if holding is None else market_venue(holding.market))
+            self._roll_day(now_ms, self._daily.clock if holding is None else market_venue(holding.market))
         if self._holdings.pop(position_id, None) is None:
             return False
         self._realized += realized_pnl
@@ -426,7 +394,7 @@ class PortfolioCore:
         checked against this mark.
         """
         if now_ms is not None:
-            self._roll_day(now_ms, self._clock)
+            self._roll_day(now_ms, self._daily.clock)
         self._unrealized = equity - (self.initial_capital + self._realized)
         self._marks_stale = False
         self._check_daily_loss(now_ms)
@@ -452,41 +420,13 @@ class PortfolioCore:
     # ------------------------------------------------------------------ daily loss
 
     def _roll_day(self, now_ms: int, clock: str) -> None:
-        """Start a new UTC day's book on ``clock`` at its first event of the day (its time never
-        moves it back; another clock's time never moves it at all)."""
-        day = now_ms // DAY_MS
-        self._clock = clock
-        book = self._days.get(clock)
-        if book is None and LEGACY_CLOCK in self._days:
-            book = self._days[clock] = replace(self._days[LEGACY_CLOCK])
-        if book is not None and day <= book.day:
-            return
-        if book is not None and book.halted:
-            log.warning("daily loss halt lifted: a new UTC day began (%s, %s clock)", _day_text(day), clock)
-        self._days[clock] = _DayBook(day=day, start_equity=self.equity)
+        """Start a new UTC day's book on ``clock`` at its first event of the day, from equity now."""
+        self._daily.roll(now_ms, clock, self.equity)
 
     def _check_daily_loss(self, now_ms: int | None) -> None:
-        """A loss counts on every clock's day: equity is one, whichever venue lost it."""
-        limit = self.portfolio.max_daily_loss_fraction
-        if limit is None or self._marks_stale:
-            return
-        for clock, book in self._days.items():
-            start = book.start_equity
-            loss = start - self.equity
-            if book.halted or start <= 0 or loss <= 0 or loss < start * to_decimal(limit):
-                continue
-            book.halted = True
-            log.warning(
-                "pre-trade limit daily_loss: day %s (%s clock) lost %s = %s of its starting equity %s "
-                "(limit %s): entries halted until the next UTC day%s",
-                _day_text(book.day),
-                clock,
-                fmt(loss),
-                pct(loss / start),
-                fmt(start),
-                pct(to_decimal(limit)),
-                "" if now_ms is None else f" (at {now_ms} ms)",
-            )
+        """The daily-loss limit, checked on fresh marks only."""
+        if not self._marks_stale:
+            self._daily.check(self.equity, self.portfolio.max_daily_loss_fraction, now_ms)
 
     # ------------------------------------------------------------------ state
 
@@ -500,11 +440,7 @@ class PortfolioCore:
             "realized_pnl": str(self._realized),
             "unrealized_pnl": str(self._unrealized),
             "holdings": [h.model_dump(mode="json") for h in self._holdings.values()],
-            "days": {
-                clock: {"day": b.day, "start_equity": str(b.start_equity), "halted": b.halted}
-                for clock, b in self._days.items()
-            },
-            "clock": self._clock,
+            **self._daily.state(),
             "marks_stale": self._marks_stale,
             "recent_entries_ms": list(self._recent_entries),
             "acted_until_ms": dict(self._acted_until),
@@ -528,22 +464,8 @@ class PortfolioCore:
         for raw in state["holdings"]:
             holding = Holding.model_validate(raw)
             core._holdings[holding.position_id] = holding
-        # the pre-trade limits' state came later: a snapshot without it starts a fresh day book;
-        # one from before clocks were kept apart seeds every clock's first book
-        core._days = {
-            str(clock): _DayBook(
-                day=int(b["day"]), start_equity=Decimal(b["start_equity"]), halted=bool(b["halted"])
-            )
-            for clock, b in state.get("days", {}).items()
-        }
-        core._clock = str(state.get("clock", ""))
-        if state.get("day") is not None:
-            day = int(state["day"])
-            core._days[LEGACY_CLOCK] = _DayBook(
-                day=day,
-                start_equity=Decimal(state.get("day_start_equity", "0")),
-                halted=state.get("halted_day") == day,
-            )
+        # the pre-trade limits' state came later: a snapshot without it starts a fresh day book
+        core._daily = DailyLossBook.from_state(state)
         core._marks_stale = bool(state.get("marks_stale", False))
         core._recent_entries = deque(int(t) for t in state.get("recent_entries_ms", ()))
         core._acted_until = {str(k): int(v) for k, v in state.get("acted_until_ms", {}).items()}
@@ -590,21 +512,6 @@ class PortfolioCore:
         if not config.enabled:
             return GateResult(gate=Gate.STRATEGY, passed=False, detail=f"strategy {name!r} is disabled")
         return GateResult(gate=Gate.STRATEGY, passed=True, detail=f"strategy {name!r} enabled")
-
-    def _gate_daily_loss(self, clock: str) -> GateResult:
-        limit = self.portfolio.max_daily_loss_fraction
-        if limit is None:
-            return GateResult(gate=Gate.DAILY_LOSS, passed=True, detail="no daily loss limit")
-        book = self._days.get(clock)
-        start = ZERO if book is None else book.start_equity
-        pnl = ZERO if book is None else self.equity - start
-        share = f" = {pct(pnl / start)}" if start > 0 else ""
-        text = f"day P&L {fmt(pnl)}{share} of starting equity {fmt(start)}, limit -{pct(to_decimal(limit))}"
-        if book is not None and book.halted:
-            return GateResult(
-                gate=Gate.DAILY_LOSS, passed=False, detail=f"{text}: entries halted until the next UTC day"
-            )
-        return GateResult(gate=Gate.DAILY_LOSS, passed=True, detail=text)
 
     def _gate_open_orders(self, market: str) -> GateResult:
         count, limit = self.open_orders(market), self.portfolio.max_open_orders_per_market
