@@ -11,21 +11,7 @@ cluster started by a child driver process (``raytrader run --address``), so kill
 and losing a node are faults too; ``cluster=False`` runs in the caller's Ray instance instead,
 this process being the driver (the tests).
 
-The schedule is a pure function of (seed, duration, kinds, rate): exponential gaps, the kinds
-dealt from a seeded shuffled deck (every kind comes up once per round), so a failing seed is
-reproducible. The fault kinds:
-
-- actors: ``sigkill`` / ``ray_kill`` of a random actor of a random kind (store and supervisor too);
-- cluster: ``driver_kill`` (a new driver re-attaches), ``node_loss`` (a worker node removed);
-- the whole system: ``stop_resume`` (``raytrader stop``, then ``raytrader run`` on the same state)
-  and ``kill_switch_resume`` (``raytrader kill-switch``, stop, run: the latch must hold across the
-  restart, and the harness clears it as an operator would, ``raytrader resume``);
-- state: ``strategy_replay`` (a strategy killed after its checkpoint was rewound a few faults back,
-  so its restart re-emits signals already acted on: the portfolio's durable spent-signal gate must
-  refuse them) and ``store_full`` (the LMDB map made full: a write must grow it and run again);
-- the paper venue's edge (actors/venues/faults.py): windows of rejections (``reject_balance``,
-  ``reject_min_notional``, ``reject_tick_size``) and of ``partial_fills``; call errors
-  (``venue_5xx``, ``venue_429``, ``venue_timeout``, ``lost_answer``).
+The fault schedule and its kinds: :mod:`ops.chaos_schedule`; the report: :mod:`ops.chaos_report`.
 
 Each fault's recovery is timed: an actor back (a new process), the system back with every actor
 beating, the store's full map grown and the write done, a venue fault's aftermath healed (every
@@ -38,7 +24,6 @@ restart, exits back at the venue within one detection interval of each venue fau
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import logging
@@ -47,237 +32,35 @@ import random
 import signal
 import subprocess
 import sys
-import threading
 import time
-import urllib.request
 from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import ray
 
 from actors.data.replay import event_time
-from actors.domain.model import Fill, Instrument, Order
+from actors.domain.model import Instrument, Order
 from actors.domain.names import STORE, SUPERVISOR, strategy_name, venue_name
 from actors.domain.topology import topology
 from actors.shells.base import try_actor
 from actors.shells.feed import replay_source
 from actors.shells.store import store_path
-from actors.venues.faults import CALL_FAULTS, REJECTION_FAULTS, VENUE_FAULTS, WINDOW_FAULTS
+from actors.venues.faults import CALL_FAULTS, WINDOW_FAULTS
 from config.dump import dump_settings
 from config.loader import PROJECT_ROOT, load_settings
 from config.models import Settings
+from ops.chaos_report import ChaosReport
+from ops.chaos_schedule import ACTOR_FAULTS, CLUSTER_FAULTS, SYSTEM_FAULTS, FaultEvent, schedule
 from supervisor.control import runtime
 from supervisor.control.invariants import InvariantResult, check_invariants, exits_at_venue
 
 log = logging.getLogger(__name__)
 
-ACTOR_FAULTS = ("sigkill", "ray_kill")
-CLUSTER_FAULTS = ("driver_kill", "node_loss")
-SYSTEM_FAULTS = ("stop_resume", "kill_switch_resume")
-STATE_FAULTS = ("strategy_replay", "store_full")
-FAULT_KINDS = ACTOR_FAULTS + CLUSTER_FAULTS + SYSTEM_FAULTS + STATE_FAULTS + VENUE_FAULTS
-ISSUE_10_KINDS = (*SYSTEM_FAULTS, *STATE_FAULTS, *REJECTION_FAULTS, "partial_fills")
-"""The kinds added for issue 10: stop/resume with and without the kill switch, strategy replays,
-a full store, venue rejections and partial fills."""
-ACTOR_KINDS = ("store", "supervisor", "venue", "feed", "strategy", "portfolio", "position")
-WARMUP_S = 15.0
-COOLDOWN_S = 20.0
-WINDOW_S = (3.0, 8.0)
-"""A venue fault window lasts this many seconds (uniform, seeded)."""
 REPLAY_DEPTH = 4
 """Strategy checkpoints kept, one per fault: a replay rewinds to the oldest."""
 POLL_S = 0.25
-
-
-@dataclass(frozen=True)
-class FaultEvent:
-    at_s: float
-    kind: str
-    target: str = ""
-    window_s: float = 0.0
-
-
-def schedule(
-    seed: int, duration_s: float, kinds: tuple[str, ...] = FAULT_KINDS, per_minute: float = 12.0
-) -> list[FaultEvent]:
-    """The fault schedule: exponential gaps, kinds dealt from a seeded shuffled deck, targets and
-    windows drawn; seeded, pure."""
-    unknown = sorted(set(kinds) - set(FAULT_KINDS))
-    if unknown:
-        raise ValueError(f"unknown fault kinds {unknown}; known: {', '.join(FAULT_KINDS)}")
-    rng = random.Random(seed)
-    events: list[FaultEvent] = []
-    deck: list[str] = []
-    t = WARMUP_S
-    end = max(WARMUP_S, duration_s - COOLDOWN_S)
-    while True:
-        t += rng.expovariate(per_minute / 60.0)
-        if t >= end:
-            break
-        if not deck:
-            deck = list(kinds)
-            rng.shuffle(deck)
-        kind = deck.pop()
-        target = rng.choice(ACTOR_KINDS) if kind in ACTOR_FAULTS else ""
-        window = round(rng.uniform(*WINDOW_S), 3) if kind in WINDOW_FAULTS else 0.0
-        events.append(FaultEvent(round(t, 3), kind, target, window))
-    return events
-
-
-def _percentiles(times: Sequence[float]) -> dict[str, float | None]:
-    ordered = sorted(times)
-
-    def pct(q: float) -> float | None:
-        return None if not ordered else round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 3)
-
-    return {"p50": pct(0.5), "p99": pct(0.99), "max": round(ordered[-1], 3) if ordered else None}
-
-
-@dataclass
-class ChaosReport:
-    seed: int
-    duration_s: float
-    faults: dict[str, int] = field(default_factory=dict)
-    recoveries: list[dict[str, Any]] = field(default_factory=list)
-    skipped: list[dict[str, Any]] = field(default_factory=list)
-    invariants: list[InvariantResult] = field(default_factory=list)
-    orders: int = 0
-    fills: int = 0
-    trades: int = 0
-    restarts: int = 0
-    struck: dict[str, int] = field(default_factory=dict)
-    """How often the venue and store faults acted (orders refused, events thinned, calls failed,
-    writes that found the map full)."""
-    replayed_signals_refused: int = 0
-
-    @property
-    def ok(self) -> bool:
-        return bool(self.invariants) and all(r.ok for r in self.invariants)
-
-    def as_dict(self) -> dict[str, Any]:
-        times = [r["seconds"] for r in self.recoveries if r.get("seconds") is not None]
-        by_kind: dict[str, list[float]] = {}
-        for r in self.recoveries:
-            if r.get("seconds") is not None:
-                by_kind.setdefault(r["kind"], []).append(r["seconds"])
-        return {
-            "seed": self.seed,
-            "duration_s": self.duration_s,
-            "faults_injected": sum(self.faults.values()),
-            "faults_by_kind": dict(sorted(self.faults.items())),
-            "fault_kinds": len(self.faults),
-            "recoveries": len(times),
-            "recovery_s": _percentiles(times),
-            "recovery_s_by_kind": {k: {"n": len(v), **_percentiles(v)} for k, v in sorted(by_kind.items())},
-            "skipped": self.skipped,
-            "recovery_events": self.recoveries,
-            "struck": dict(sorted(self.struck.items())),
-            "replayed_signals_refused": self.replayed_signals_refused,
-            "orders": self.orders,
-            "fills": self.fills,
-            "trades": self.trades,
-            "restarts_seen_by_supervisor": self.restarts,
-            "invariants": [r.as_dict() for r in self.invariants],
-            "ok": self.ok,
-        }
-
-    def summary(self) -> str:
-        """The figures a person reads: faults by kind, recovery p50/p99, the invariants."""
-        d = self.as_dict()
-        rec = d["recovery_s"]
-        lines = [
-            f"chaos seed {self.seed}, {self.duration_s:g} s: {d['faults_injected']} faults of "
-            f"{d['fault_kinds']} kinds, {len(self.skipped)} skipped; "
-            f"{self.orders} orders, {self.fills} fills, "
-            f"{self.trades} round trips; {self.replayed_signals_refused} replayed signals refused",
-            f"recovery p50 {rec['p50']} s, p99 {rec['p99']} s, max {rec['max']} s over {d['recoveries']}",
-            "faults by kind (n, recovery p50/p99 s):",
-        ]
-        for kind, n in d["faults_by_kind"].items():
-            r = d["recovery_s_by_kind"].get(kind)
-            timing = f"{r['p50']} / {r['p99']}" if r else "-"
-            lines.append(f"  {kind:20} {n:3}  {timing}")
-        lines.append("invariants:")
-        for inv in self.invariants:
-            mark = "ok  " if inv.ok else "FAIL"
-            lines.append(f"  {mark} {inv.number} {inv.name} ({inv.checked} checked)")
-            lines += [f"         {v}" for v in inv.violations[:5]]
-        lines.append("verdict: " + ("every invariant held" if self.ok else "VIOLATED"))
-        return "\n".join(lines)
-
-
-def _http(method: str, url: str, body: dict[str, Any] | None = None) -> Any:
-    data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(
-        url, data=data, method=method, headers={"Content-Type": "application/json"}
-    )
-    with urllib.request.urlopen(request, timeout=15) as response:
-        return json.loads(response.read() or b"null")
-
-
-def sandbox_ground_truth(base_url: str) -> tuple[list[Order], list[Fill]]:
-    """Every order and fill the Binance sandbox holds, fill ids as the gateway reports them."""
-    orders = [
-        Order.model_validate({k: v for k, v in o.items() if k in Order.model_fields})
-        for o in _http("GET", f"{base_url}/_sandbox/orders")["orders"]
-    ]
-    fills = []
-    for raw in _http("GET", f"{base_url}/_sandbox/fills")["fills"]:
-        data = {k: v for k, v in raw.items() if k in Fill.model_fields}
-        # a one-symbol sandbox names no symbol per fill
-        data["fill_id"] = f"binance:{raw.get('symbol', 'BTCUSDT')}:{raw['trade_id']}"
-        fills.append(Fill.model_validate(data))
-    return orders, fills
-
-
-class SandboxThread:
-    """Both sandbox venues in a background thread with their own event loop (live-mode tests)."""
-
-    def __init__(self, speed: float) -> None:
-        from ops.sandbox.serve import serve_sandbox
-
-        self.info: dict[str, Any] = {}
-        self.loop = asyncio.new_event_loop()
-        self._task: asyncio.Task[None] | None = None
-
-        def run() -> None:
-            asyncio.set_event_loop(self.loop)
-            self._task = self.loop.create_task(
-                serve_sandbox(
-                    "127.0.0.1",
-                    0,
-                    0,
-                    binance_key=None,
-                    binance_secret=None,
-                    usdt="10000",
-                    speed=speed,
-                    faults=None,
-                    ready=asyncio.Event(),
-                    info=self.info,
-                )
-            )
-            with contextlib.suppress(asyncio.CancelledError):
-                self.loop.run_until_complete(self._task)
-
-        self.thread = threading.Thread(target=run, daemon=True)
-        self.thread.start()
-        deadline = time.monotonic() + 30
-        while not self.info.get("binance"):
-            if time.monotonic() > deadline:
-                raise RuntimeError("the sandbox did not start")
-            time.sleep(0.05)
-
-    @property
-    def binance_url(self) -> str:
-        return str(self.info["binance"]["rest_url"])
-
-    def stop(self) -> None:
-        if self._task is not None:
-            self.loop.call_soon_threadsafe(self._task.cancel)
-        self.thread.join(timeout=10)
 
 
 def trading_span_s(settings: Settings) -> float:

@@ -10,14 +10,11 @@ from typing import Any
 
 from config.loader import load_settings
 from config.models import Settings
-from ops.chaos import SandboxThread, _http
+from ops.sandbox_harness import SandboxThread
 from supervisor.control import runtime
 from tests.paths import REPO_ROOT as ROOT
 
 BINANCE_1M = ROOT / "ops/data/binance/BTCUSDT-1m-2024-03-01_2024-03-22.csv"
-
-http_json = _http
-"""One JSON request from the test process (the sandbox's ``/_sandbox`` admin endpoints)."""
 
 
 def slice_csv(out: Path, rows: int, start: int = 0) -> Path:

@@ -14,7 +14,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from ops.chaos import FAULT_KINDS, ChaosRun
+from ops.chaos import ChaosRun
+from ops.chaos_schedule import FAULT_KINDS
 
 RESULTS = Path(__file__).resolve().parent / "results"
 

@@ -27,7 +27,8 @@ def chaos(
 ) -> None:
     """Run the default paper portfolio (four strategies, Binance and Polymarket on the bundled data)
     under seeded faults; print the report and a summary; exit 1 on any violation."""
-    from ops.chaos import FAULT_KINDS, ChaosRun, schedule
+    from ops.chaos import ChaosRun
+    from ops.chaos_schedule import FAULT_KINDS, schedule
 
     kinds = tuple(k.strip() for k in faults.split(",")) if faults else FAULT_KINDS
     try:

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from actors.venues.faults import WINDOW_FAULTS
-from ops.chaos import FAULT_KINDS, WINDOW_S, ChaosRun, schedule
+from ops.chaos import ChaosRun
+from ops.chaos_schedule import FAULT_KINDS, WINDOW_S, schedule
 
 
 def test_same_seed_gives_the_same_schedule() -> None:

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from ops.chaos import ISSUE_10_KINDS, ChaosRun, FaultEvent
+from ops.chaos import ChaosRun
+from ops.chaos_schedule import ISSUE_10_KINDS, FaultEvent
 
 pytestmark = [pytest.mark.ray, pytest.mark.usefixtures("ray_local")]
 

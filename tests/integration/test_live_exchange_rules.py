@@ -12,8 +12,9 @@ from typing import Any
 
 import pytest
 
+from ops.sandbox_harness import http_json
 from supervisor.control import runtime
-from tests.runtime_harness import http_json, live_settings, sandbox_venues, wait_for
+from tests.runtime_harness import live_settings, sandbox_venues, wait_for
 
 pytestmark = [pytest.mark.ray, pytest.mark.usefixtures("ray_local")]
 

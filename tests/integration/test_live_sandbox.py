@@ -14,10 +14,10 @@ import ray
 from actors.domain.model import Fill, Order
 from actors.store.lmdb_store import StateStore
 from config.models import Settings
-from ops.chaos import sandbox_ground_truth
+from ops.sandbox_harness import http_json, sandbox_ground_truth
 from supervisor.control import runtime
 from supervisor.control.invariants import check_invariants
-from tests.runtime_harness import http_json, live_settings, sandbox_venues, wait_for
+from tests.runtime_harness import live_settings, sandbox_venues, wait_for
 
 pytestmark = [pytest.mark.ray, pytest.mark.usefixtures("ray_local")]
 

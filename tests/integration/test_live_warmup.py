@@ -21,8 +21,9 @@ from actors.data.replay import candle_events
 from actors.domain.names import feed_name, strategy_name
 from config.models import MeanReversionConfig, Settings
 from ops.sandbox.binance import HISTORY_BARS, SANDBOX_MARKETS
+from ops.sandbox_harness import http_json
 from supervisor.control import runtime
-from tests.runtime_harness import http_json, live_settings, sandbox_venues, wait_for
+from tests.runtime_harness import live_settings, sandbox_venues, wait_for
 
 pytestmark = [pytest.mark.ray, pytest.mark.usefixtures("ray_local")]
 

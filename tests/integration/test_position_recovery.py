@@ -78,7 +78,7 @@ def test_lost_exit_submit_answer_sends_no_order_twice(tmp_path: Path) -> None:
 
 @pytest.fixture(scope="module")
 def sandbox() -> Any:
-    from ops.chaos import SandboxThread
+    from ops.sandbox_harness import SandboxThread
 
     thread = SandboxThread(speed=0.0)
     yield thread.info
