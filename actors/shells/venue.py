@@ -70,6 +70,10 @@ class VenueShell(ActorShell):
         self.registered: set[str] = set()
         self.unregistered: dict[str, Order] = {}
         """Orders a gateway could not re-register at start-up (venue errors): retried by the poll loop."""
+        self.poll_lock = asyncio.Lock()
+        """One fill poll at a time: a fill one poll has marked seen is still on its way to its owner."""
+        self.deliveries: set[asyncio.Future[Any]] = set()
+        """Pushes to positions not yet applied: a stop's last look waits for them too."""
         if self.paper is not None:
             self._restore_paper(known_instruments(settings, venue) if instruments is None else instruments)
             self.ready.set()
@@ -283,6 +287,7 @@ class VenueShell(ActorShell):
         log.error(
             "venue %s: %s still unresolved; the position reconciles it later", self.venue, order.client_id
         )
+        self.views[order.client_id] = order  # polled as unfinished: if it did arrive, its fills are fetched
         return None
 
     def _market_of(self, client_id: str) -> str | None:
@@ -418,12 +423,24 @@ class VenueShell(ActorShell):
     async def sync(self) -> int:
         """A stop's last look (after its cancels): one poll whose fills and status changes their
         positions have applied when it returns, so what filled before the cancel is on the books
-        before the actors go. A simulated venue pushes its fills as it matches: nothing to do."""
-        return 0 if self.paper is not None else await self.poll_once(wait=True)
+        before the actors go. It waits for a poll already running and for every push still on
+        its way, since a fill that poll marked seen is in no position yet. A simulated venue
+        pushes its fills as it matches: only its pushes in flight to wait for."""
+        count = 0 if self.paper is not None else await self.poll_once(wait=True)
+        await self._delivered()
+        return count
+
+    async def _delivered(self) -> None:
+        while self.deliveries:
+            await asyncio.gather(*list(self.deliveries), return_exceptions=True)
 
     async def poll_once(self, wait: bool = False) -> int:
         """New fills and venue-side status changes of the orders we track, pushed to their owners
-        (``wait``: and applied by them)."""
+        (``wait``: and applied by them). Polls never overlap (see ``poll_lock``)."""
+        async with self.poll_lock:
+            return await self._poll(wait)
+
+    async def _poll(self, wait: bool) -> int:
         if self.unregistered:
             await self._register_unfinished()
         markets = {o.market for o in self.views.values() if self._awaiting_fills(o)}
@@ -453,7 +470,7 @@ class VenueShell(ActorShell):
 
     async def _dispatch(self, updates: list[OrderUpdate], wait: bool = False) -> None:
         by_owner: dict[str, list[OrderUpdate]] = {}
-        delivered = []
+        delivered: list[asyncio.Future[None]] = []
         for u in updates:
             if u.order.position_id:
                 by_owner.setdefault(u.order.position_id, []).append(u)
@@ -464,9 +481,18 @@ class VenueShell(ActorShell):
                     "updates for %s but no such position actor: the supervisor reconciles", position_id
                 )
                 continue
-            delivered.append(handle.on_updates.remote(batch))
+            delivery = asyncio.ensure_future(self._deliver(handle.on_updates.remote(batch)))
+            self.deliveries.add(delivery)
+            delivery.add_done_callback(self.deliveries.discard)
+            delivered.append(delivery)
         if wait:
             await asyncio.gather(*delivered, return_exceptions=True)
+
+    async def _deliver(self, ref: Any) -> None:
+        try:
+            await ref
+        except Exception as exc:  # the owner died or is restarting: it reconciles from the store
+            log.warning("venue %s: a push to a position was not applied (%s)", self.venue, exc)
 
     # ------------------------------------------------------------------ reconciliation
 

@@ -3,6 +3,7 @@ survives injected faults, and its books match the venue's ground truth."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,7 +12,11 @@ from typing import Any
 import pytest
 import ray
 
+from actors.domain.messages import OrderUpdate
 from actors.domain.model import Fill, Order
+from actors.domain.names import venue_name
+from actors.shells.base import actor_options, remote
+from actors.shells.venue import VenueShell
 from actors.store.lmdb_store import StateStore
 from config.models import Settings
 from ops.sandbox_harness import http_json, sandbox_ground_truth
@@ -111,6 +116,68 @@ def test_live_runtime_trades_through_faults_and_matches_the_venue(
     assert not failed, failed
     intents = {o.client_id for o in store_orders}
     assert {o.client_id for o in ours} <= intents  # nothing reached the venue without a write-ahead intent
+
+
+class HeldFillVenue(VenueShell):
+    """The live venue actor, except that the first fill a regular poll takes (marked seen, not yet
+    pushed to its position) is held until a stop's last look has begun, and two seconds more:
+    the window in which that last look used to return without it."""
+
+    def __init__(self, settings: Settings, venue: str) -> None:
+        super().__init__(settings, venue)
+        self.held: str | None = None
+        self.sync_began = asyncio.Event()
+
+    async def _commit(self, updates: list[OrderUpdate]) -> None:
+        fills = [u.fill.fill_id for u in updates if u.fill is not None]
+        if fills and self.held is None and not self.sync_began.is_set():
+            self.held = fills[0]
+            await self.sync_began.wait()
+            await asyncio.sleep(10.0)  # the race window, widened past the stop's teardown
+        await super()._commit(updates)
+
+    async def sync(self) -> int:
+        self.sync_began.set()
+        return await super().sync()
+
+    async def held_fill(self) -> str | None:
+        return self.held
+
+
+def test_stop_during_a_fill_poll_puts_the_polled_fill_in_its_position(
+    tmp_path: Path, sandbox: dict[str, Any]
+) -> None:
+    """CI flake of the live run above: a stop's last fill poll ran beside a regular poll that had
+    already marked a fill seen and not yet pushed it; the last look found nothing new, the stop
+    tore the position actors down, and the venue's fill belonged to no position (invariants 3, 6)."""
+    settings = _live_settings(tmp_path, sandbox, "t-live-held-fill")
+    venue = (
+        remote(ray.remote(HeldFillVenue))
+        .options(**actor_options(settings, venue_name("binance")))
+        .remote(settings, "binance")
+    )
+    runtime.start_system(settings)
+    try:
+        held = wait_for("a poll to hold a fill", lambda: ray.get(venue.held_fill.remote()), timeout_s=180)
+    finally:
+        runtime.stop_system(settings, cancel_orders=True, teardown=True)
+    orders, fills = _ground_truth(sandbox)
+    ours = [f for f in fills if f.client_id.startswith("rt-")]
+    assert held in {f.fill_id for f in ours}
+    with StateStore(tmp_path / "state" / "store", readonly=True) as db:
+        positions = list(db.items("position"))
+        trades = [t for _seq, t in db.trades()]
+        store_orders = db.orders()
+    results = check_invariants(
+        settings,
+        positions,
+        trades,
+        [o for o in orders if o.client_id.startswith("rt-")],
+        ours,
+        store_orders=store_orders,
+    )
+    failed = [r.as_dict() for r in results if not r.ok]
+    assert not failed, failed
 
 
 def test_live_mode_refuses_without_confirmation_or_paper_record(
