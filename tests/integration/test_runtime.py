@@ -243,17 +243,20 @@ def test_kill_switch_stays_latched_across_restart_until_resumed(tmp_path: Path) 
     started = runtime.start_system(settings)
     try:
         assert started["kill_switch_latched"]
+        # status is built from heartbeats: the positions and the portfolio each report on their own beat
         snapshot = wait_for(
-            "frozen positions to report",
-            lambda: (s := runtime.status(settings))["frozen_positions"] and s,
+            "frozen positions and the portfolio to report",
+            lambda: (s := runtime.status(settings))["frozen_positions"] and s["portfolio"] and s,
         )
         assert snapshot["kill_switch_latched"]
         assert snapshot["portfolio"].get("halted")
         resumed = ray.get(get_actor(settings, SUPERVISOR).resume.remote())
         assert resumed["was_latched"]
         after = wait_for(
-            "positions to unfreeze",
-            lambda: (s := runtime.status(settings))["frozen_positions"] == [] and s,
+            "positions to unfreeze and the portfolio to resume",
+            lambda: (s := runtime.status(settings))["frozen_positions"] == []
+            and not s["portfolio"].get("halted")
+            and s,
         )
         assert not after["kill_switch_latched"]
         assert after["portfolio"].get("halted") is None
