@@ -47,7 +47,7 @@ valued at that asset's price in quote, which the caller supplies.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from decimal import ROUND_CEILING, ROUND_DOWN, Decimal
+from decimal import ROUND_CEILING, ROUND_DOWN, Context, Decimal
 from enum import StrEnum
 
 from actors.domain.model import (
@@ -257,7 +257,9 @@ class FeeModel:
         """Upper bound of the fee of ``qty`` at ``price`` (taker, rounded up): what to reserve."""
         key = self._venue(venue)
         raw = self._raw(key, price, qty, Liquidity.TAKER)
-        return raw.quantize(FEE_PRECISION[key], rounding=ROUND_CEILING)
+        # enough digits for any magnitude: the default 28 raise InvalidOperation on an absurd order
+        digits = Context(prec=max(28, raw.adjusted() - FEE_PRECISION[key].adjusted() + 2))
+        return raw.quantize(FEE_PRECISION[key], rounding=ROUND_CEILING, context=digits)
 
     def slipped_price(self, side: Side, price: Decimal, instrument: Instrument | None = None) -> Decimal:
         """A market order's fill price in candle mode: ``slippage_pct`` worse than ``price``.

@@ -75,9 +75,7 @@ from decimal import Decimal
 from typing import Any
 
 from actors.core.fees import FeeModel, market_assets
-from actors.domain.messages import OrderUpdate as OrderUpdate  # noqa: PLC0414  (re-export until ops/sandbox imports messages)
-from actors.domain.messages import Reason as Reason  # noqa: PLC0414  (re-export until ops/sandbox imports messages)
-from actors.domain.messages import UpdateKind as UpdateKind  # noqa: PLC0414  (re-export until ops/sandbox imports messages)
+from actors.domain.messages import OrderUpdate, Reason, UpdateKind
 from actors.domain.model import (
     ZERO,
     BookLevel,
@@ -100,6 +98,9 @@ from actors.domain.model import (
 
 STATE_VERSION = 1
 DEFAULT_ACCOUNT = "default"
+MAX_AMOUNT = Decimal("1E+15")
+"""Largest quantity or price an order may carry: beyond it 28-digit decimal arithmetic loses
+digits (a lot-size check of 1e26 shares cannot even be computed): refused as invalid."""
 
 
 class Balance(Frozen):
@@ -538,6 +539,8 @@ class MatchingEngine:
             return Reason.INVALID_ORDER, "a new order cannot be partly filled"
         if order.qty <= 0:
             return Reason.INVALID_QTY, f"quantity {order.qty} must be positive"
+        if order.qty > MAX_AMOUNT:  # decimal arithmetic past this loses digits (28 of precision)
+            return Reason.INVALID_QTY, f"quantity {order.qty} is above {MAX_AMOUNT}"
         if order.qty % instrument.lot_size != 0:
             return Reason.LOT_SIZE, f"quantity {order.qty} is not a multiple of {instrument.lot_size}"
         if order.qty < instrument.min_size:
@@ -549,7 +552,7 @@ class MatchingEngine:
             if order.type is OrderType.LIMIT:
                 return Reason.INVALID_PRICE, "a limit order needs a price"
             return None
-        if price <= 0 or (instrument.kind is MarketKind.BINARY and price >= 1):
+        if price <= 0 or price > MAX_AMOUNT or (instrument.kind is MarketKind.BINARY and price >= 1):
             return Reason.INVALID_PRICE, f"price {price} is out of range"
         if price % instrument.tick_size != 0:
             return Reason.TICK_SIZE, f"price {price} is not a multiple of {instrument.tick_size}"
@@ -585,9 +588,10 @@ class MatchingEngine:
                 )
             else:
                 need = ZERO  # price unknown until the next bar's open: checked there
+        free = self._balances.get(meta.account, {}).get(asset, [ZERO, ZERO])[0]
+        if free < need:  # read without creating: a refused order leaves the books as they were
+            return Reason.INSUFFICIENT_FUNDS, f"needs {need} {asset}, {free} free"
         bal = self._bal(meta.account, asset)
-        if bal[0] < need:
-            return Reason.INSUFFICIENT_FUNDS, f"needs {need} {asset}, {bal[0]} free"
         bal[0] -= need
         bal[1] += need
         meta.reserved = need

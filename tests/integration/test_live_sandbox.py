@@ -54,6 +54,29 @@ def _ground_truth(sandbox: dict[str, Any]) -> tuple[list[Order], list[Fill]]:
     return sandbox_ground_truth(sandbox["binance"]["rest_url"])
 
 
+def _earlier_orders(sandbox: dict[str, Any]) -> set[str]:
+    """Client ids already at the module's shared sandbox: an earlier test's run, not this one's."""
+    return {o.client_id for o in _ground_truth(sandbox)[0]}
+
+
+def _assert_books_match_the_venue(
+    tmp: Path, settings: Settings, sandbox: dict[str, Any], earlier: set[str]
+) -> tuple[list[Order], list[Fill], list[Order]]:
+    """The invariants over the store and this run's part of the venue's ground truth: (our venue
+    orders, our venue fills, the store's order intents)."""
+    orders, fills = _ground_truth(sandbox)
+    ours = [o for o in orders if o.client_id.startswith("rt-") and o.client_id not in earlier]
+    our_fills = [f for f in fills if f.client_id.startswith("rt-") and f.client_id not in earlier]
+    with StateStore(tmp / "state" / "store", readonly=True) as db:
+        positions = list(db.items("position"))
+        trades = [t for _seq, t in db.trades()]
+        store_orders = db.orders()
+    results = check_invariants(settings, positions, trades, ours, our_fills, store_orders=store_orders)
+    failed = [r.as_dict() for r in results if not r.ok]
+    assert not failed, failed
+    return ours, our_fills, store_orders
+
+
 def _all_bit(base: str) -> dict[str, int] | None:
     injected: dict[str, int] = _http("GET", f"{base}/_sandbox/faults")["injected"]
     return injected if injected.get("lose_answer", 0) >= 1 and injected.get("status", 0) >= 3 else None
@@ -65,6 +88,7 @@ def test_live_runtime_trades_through_faults_and_matches_the_venue(
     settings = _live_settings(tmp_path, sandbox, "t-live")
     assert runtime.live_problems(settings, confirmed=False) == []
     base = sandbox["binance"]["rest_url"]
+    earlier = _earlier_orders(sandbox)
     started = runtime.start_system(settings)
     assert started["reconciliation"]["binance"]["cancelled_foreign"] == []
     try:
@@ -97,23 +121,8 @@ def test_live_runtime_trades_through_faults_and_matches_the_venue(
         )
     finally:
         runtime.stop_system(settings, cancel_orders=True, teardown=True)
-    orders, fills = _ground_truth(sandbox)
-    ours = [o for o in orders if o.client_id.startswith("rt-")]
+    ours, _fills, store_orders = _assert_books_match_the_venue(tmp_path, settings, sandbox, earlier)
     assert len({o.client_id for o in ours}) == len(ours)
-    with StateStore(tmp_path / "state" / "store", readonly=True) as db:
-        positions = list(db.items("position"))
-        trades = [t for _seq, t in db.trades()]
-        store_orders = db.orders()
-    results = check_invariants(
-        settings,
-        positions,
-        trades,
-        ours,
-        [f for f in fills if f.client_id.startswith("rt-")],
-        store_orders=store_orders,
-    )
-    failed = [r.as_dict() for r in results if not r.ok]
-    assert not failed, failed
     intents = {o.client_id for o in store_orders}
     assert {o.client_id for o in ours} <= intents  # nothing reached the venue without a write-ahead intent
 
@@ -156,28 +165,14 @@ def test_stop_during_a_fill_poll_puts_the_polled_fill_in_its_position(
         .options(**actor_options(settings, venue_name("binance")))
         .remote(settings, "binance")
     )
+    earlier = _earlier_orders(sandbox)
     runtime.start_system(settings)
     try:
         held = wait_for("a poll to hold a fill", lambda: ray.get(venue.held_fill.remote()), timeout_s=180)
     finally:
         runtime.stop_system(settings, cancel_orders=True, teardown=True)
-    orders, fills = _ground_truth(sandbox)
-    ours = [f for f in fills if f.client_id.startswith("rt-")]
-    assert held in {f.fill_id for f in ours}
-    with StateStore(tmp_path / "state" / "store", readonly=True) as db:
-        positions = list(db.items("position"))
-        trades = [t for _seq, t in db.trades()]
-        store_orders = db.orders()
-    results = check_invariants(
-        settings,
-        positions,
-        trades,
-        [o for o in orders if o.client_id.startswith("rt-")],
-        ours,
-        store_orders=store_orders,
-    )
-    failed = [r.as_dict() for r in results if not r.ok]
-    assert not failed, failed
+    _orders, fills, _intents = _assert_books_match_the_venue(tmp_path, settings, sandbox, earlier)
+    assert held in {f.fill_id for f in fills}
 
 
 def test_live_mode_refuses_without_confirmation_or_paper_record(

@@ -254,9 +254,11 @@ def test_kill_switch_stays_latched_across_restart_until_resumed(tmp_path: Path) 
         assert resumed["was_latched"]
         after = wait_for(
             "positions to unfreeze and the portfolio to resume",
-            lambda: (s := runtime.status(settings))["frozen_positions"] == []
-            and not s["portfolio"].get("halted")
-            and s,
+            lambda: (
+                (s := runtime.status(settings))["frozen_positions"] == []
+                and not s["portfolio"].get("halted")
+                and s
+            ),
         )
         assert not after["kill_switch_latched"]
         assert after["portfolio"].get("halted") is None

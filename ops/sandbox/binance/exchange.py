@@ -56,9 +56,10 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
 from actors.core.fees import FeeAsset, FeeModel
-from actors.core.matching import MatchingEngine, OrderUpdate, Reason, UpdateKind
+from actors.core.matching import MatchingEngine
 from actors.data.candles import CandleTable, load_table
 from actors.data.replay import BINANCE_BTCUSDT, binance_instrument
+from actors.domain.messages import OrderUpdate, Reason, UpdateKind
 from actors.domain.model import (
     ZERO,
     BookLevel,

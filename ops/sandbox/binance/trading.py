@@ -15,7 +15,7 @@ from decimal import Decimal
 
 from aiohttp import web
 
-from actors.core.matching import OrderUpdate, Reason, UpdateKind
+from actors.domain.messages import OrderUpdate, Reason, UpdateKind
 from actors.domain.model import (
     ZERO,
     Fill,

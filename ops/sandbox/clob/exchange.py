@@ -26,9 +26,10 @@ from pathlib import Path
 from typing import Any
 
 from actors.core.fees import FeeModel
-from actors.core.matching import MatchingEngine, OrderUpdate
+from actors.core.matching import MatchingEngine
 from actors.data.polymarket import VENUE, BinaryMarket, ChainlinkTicks, load_chainlink, load_markets
 from actors.data.polymarket_books import BookModel, BookModelConfig
+from actors.domain.messages import OrderUpdate
 from actors.domain.model import OrderBook, Side
 from ops.sandbox.clob.protocol import EXCHANGES, _iso_to_ms
 from ops.sandbox.clob.records import Payout, SandboxCreds, _Market, _Published, _Rec, _Subscriber, _Trade

@@ -25,8 +25,8 @@ from typing import Any
 
 from eth_utils.address import to_checksum_address
 
-from actors.core.matching import OrderUpdate, Reason, UpdateKind
 from actors.data.polymarket import VENUE
+from actors.domain.messages import OrderUpdate, Reason, UpdateKind
 from actors.domain.model import ZERO, Liquidity, Order, OrderBook, OrderType, Side, TimeInForce, floor_to
 from ops.sandbox.clob.protocol import (
     ERR_BALANCE,

@@ -129,6 +129,13 @@ def test_max_fee_rounds_up_fee_rounds_down() -> None:
     assert fees.max_fee("polymarket", D("0.33"), D("7")) == D("0.10834")
 
 
+def test_max_fee_of_an_absurd_quantity_rounds_up_without_error() -> None:
+    """Fuzzing the CLOB sandbox: 1e25 shares overflowed the default 28-digit context on
+    quantize (InvalidOperation), and the sandbox answered 500 instead of refusing the order."""
+    fee = FeeModel().max_fee("polymarket", D("0.5"), D("1E+25"))
+    assert fee == D("1.75E+23")  # 1e25 * 0.07 * 0.5 * 0.5, exact
+
+
 def test_slipped_price_adverse_and_tick_aligned() -> None:
     fees = FeeModel(CostConfig(slippage_pct=0.001))
     assert fees.slipped_price(Side.BUY, D("100")) == D("100.100")
@@ -427,6 +434,16 @@ def funded(quote: str = "1000", base: str = "0") -> MatchingEngine:
     if D(base) > 0:
         e.deposit("alice", "BTC", D(base))
     return e
+
+
+def test_refused_sell_without_holdings_leaves_balances_unchanged() -> None:
+    """Fuzzing the CLOB sandbox: a sell refused for want of the token created a zero balance of
+    it, so a refused order still changed the account's books."""
+    e = funded("100")
+    before = e.balances("alice")
+    events = e.submit(order("s", Side.SELL, price="100"), 1, account="alice")
+    assert [x.reason for x in events] == [Reason.INSUFFICIENT_FUNDS]
+    assert e.balances("alice") == before
 
 
 def test_buy_without_enough_quote_rejected_insufficient_funds() -> None:
