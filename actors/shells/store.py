@@ -20,7 +20,7 @@ from actors.domain.messages import (
 from actors.domain.model import Fill, Order, OrderStatus
 from actors.domain.names import STORE
 from actors.shells.base import ActorShell
-from actors.store.lmdb_store import StateStore
+from actors.store.lmdb_store import StateStore, StoreNotFoundError
 from config.models import Settings
 
 log = logging.getLogger(__name__)
@@ -40,7 +40,15 @@ class StoreActor(ActorShell):
         StateStore.register_secret_values(
             [secrets.binance_api_key, secrets.binance_api_secret, secrets.polymarket_private_key]
         )
-        self.db = StateStore(store_path(settings))
+        # A store Ray restarted (on whichever node had room) opens the file it had, or fails loudly:
+        # creating an empty one where there is none would forget every position and order.
+        restarted = ray.get_runtime_context().was_current_actor_reconstructed
+        path = store_path(settings)
+        try:
+            self.db = StateStore(path, create=not restarted)
+        except StoreNotFoundError:
+            log.critical("store restarted on a node without %s: refusing to start an empty one", path)
+            raise
         self.writes = 0
         self._shell_start()
 
