@@ -28,7 +28,7 @@ def resolve_endpoints(settings: Settings, venue: str) -> Endpoints:
     """
     live = settings.live
     if venue == "binance":
-        from actors.venues.binance.gateway import stream_url_for
+        from actors.venues.binance.client import stream_url_for
 
         rest = live.binance.url.rstrip("/")
         return Endpoints(venue, rest, live.binance.ws_url or stream_url_for(rest))

@@ -16,7 +16,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from actors.venues.binance.gateway import BinanceGateway, _candle, _instrument, dec
+from actors.venues.binance.gateway import BinanceGateway
+from actors.venues.binance.parse import candle_from_row, dec, instrument_from_market
 from tests.paths import FIXTURES
 from tests.property.fuzz_inputs import FUZZ, json_leaves, mutated
 
@@ -75,7 +76,7 @@ def test_gateway_kline_parsing_builds_valid_candles_or_raises(row: Any) -> None:
     if not isinstance(row, list):
         return
     try:
-        candle = _candle("binance:BTC/USDT", row, 60_000)
+        candle = candle_from_row("binance:BTC/USDT", row, 60_000)
     except PARSE_ERRORS:
         return
     for price in (candle.open, candle.high, candle.low, candle.close):
@@ -104,7 +105,7 @@ def test_gateway_market_parsing_builds_valid_instruments_or_raises(market: Any) 
     if not isinstance(market, dict):
         return
     try:
-        instrument = _instrument("BTC/USDT", market)
+        instrument = instrument_from_market("BTC/USDT", market)
     except (*PARSE_ERRORS, AttributeError):  # ccxt's own market shape (dicts) is not what is fuzzed
         return
     assert instrument.tick_size.is_finite()

@@ -24,7 +24,8 @@ import pytest
 from actors.data.candles import load_table
 from actors.data.replay import binance_instrument
 from actors.domain.model import Order, OrderType, Side
-from actors.venues.binance.gateway import BinanceGateway, ws_supported
+from actors.venues.binance.client import ws_supported
+from actors.venues.binance.gateway import BinanceGateway
 from actors.venues.gateway import VenueError, VenueErrorKind
 from ops.sandbox.binance import HISTORY_BARS, SANDBOX_MARKETS, Credentials, SandboxBinance
 from tests.integration.sandbox.binance_support import (

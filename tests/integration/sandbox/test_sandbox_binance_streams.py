@@ -11,7 +11,8 @@ import aiohttp
 import pytest
 
 from actors.domain.model import Order, OrderStatus, OrderType, Side
-from actors.venues.binance.gateway import BinanceGateway, ws_supported
+from actors.venues.binance.client import ws_supported
+from actors.venues.binance.gateway import BinanceGateway
 from actors.venues.gateway import VenueError
 from ops.sandbox.binance import Credentials, SandboxBinance
 from tests.integration.sandbox.binance_support import (
