@@ -10,8 +10,9 @@ visible (-2013), as on Binance. Commissions are charged as on Binance (``actors.
 ``FeeAsset.RECEIVED``): a buy's in the base asset out of the base received, a sell's in USDT, or
 all in BNB when a ``FeeToken`` is configured and the account holds BNB (its price is fixed, and
 ``/api/v3/ticker/price`` quotes it). Markets: BTC, ETH, SOL and XRP against USDT on one replay
-clock, with every bar before the replay's start served as history (``exchange``). No user-data
-stream, no order-count limits, no IP bans. Orders meet Binance's symbol filters, listed in
+clock, with every bar before the replay's start served as history (``exchange``). The user data
+stream (listen keys, ``executionReport``, ``outboundAccountPosition``) is served (``user_data``). No
+order-count limits, no IP bans. Orders meet Binance's symbol filters, listed in
 ``exchangeInfo`` and refused as -1013 "Filter failure: <FILTER>": PRICE_FILTER, LOT_SIZE, NOTIONAL
 and PERCENT_PRICE_BY_SIDE (0.2x..5x ``/api/v3/avgPrice``, BTCUSDT's multipliers); every refused
 new order is kept in ``order_rejections`` (what a client sent only to be rejected).
@@ -24,6 +25,7 @@ The modules, one concern each (every one says what it models and why):
 * ``exchange``: the replayed markets and their history, the modelled books, engine, accounts, order views.
 * ``rest``: request plumbing: weights and 429s, error JSON, parameters, signed requests.
 * ``market_data`` / ``trading``: the public and the signed endpoints.
+* ``user_data``: listen keys and the account's pushed events (the user data stream).
 * ``ground_truth``: what the engine really holds, and the ``/_sandbox`` admin endpoints.
 * ``venue``: ``SandboxBinance``, all of the above in one object, and ``binance_app``.
 * ``__main__``: ``python -m ops.sandbox.binance``.

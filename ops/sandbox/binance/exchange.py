@@ -258,6 +258,8 @@ class BinanceExchange(BinanceStreams):
         self.order_rejections: list[tuple[str, int, str]] = []
         """Every new order refused, as (client id, code, message): what a client sent to be rejected."""
         self._fill_trade: dict[str, int] = {}
+        self._cancel_ids: dict[str, str] = {}
+        """Client id -> the ``newClientOrderId`` of the request that cancelled it (``c`` of its report)."""
         self._weights: dict[str, tuple[int, int]] = {}
         self._clock_task: asyncio.Task[None] | None = None
         self._runner: web.AppRunner | None = None

@@ -4,10 +4,10 @@
 (``venue.orders()``/``venue.fills()`` in Python), ``/_sandbox/rejections`` every new order refused
 (``venue.order_rejections``: client id, code, message); ``POST /_sandbox/advance`` ``{"bars": n}``,
 ``POST /_sandbox/accounts`` ``{"balances": {"USDT": "1000"}}`` and ``GET /_sandbox/state`` (the
-clock, every market's close and book, the websocket subscriptions) drive a sandbox running in
-another process (``python -m ops.sandbox.binance``). Fault
-injection (``ops.sandbox.faults.FaultInjector``, ``venue.faults``) is installed on the app
-under the same prefix (``/_sandbox/faults``).
+clock, every market's close and book, the websocket subscriptions, the live listen keys) drive a
+sandbox running in another process (``python -m ops.sandbox.binance``). Fault injection
+(``ops.sandbox.faults.FaultInjector``, ``venue.faults``) is installed on the app under the same
+prefix (``/_sandbox/faults``).
 """
 
 from __future__ import annotations
@@ -94,6 +94,10 @@ class GroundTruth(BinanceExchange):
             "accounts": sorted(self._by_name),
             "websockets": len(self._conns),
             "subscriptions": sorted(set().union(*self.subscriptions())),
+            "user_streams": [
+                {"listen_key": k, "account": a, "sockets": self.user_sockets(k)}
+                for k, a in sorted(self.listen_keys.items())
+            ],
             "clock_running": self._clock_task is not None,
         }
 

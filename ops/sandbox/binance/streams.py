@@ -7,6 +7,10 @@ the last), ``<symbol>@trade``, ``<symbol>@aggTrade``, ``<symbol>@depth[@100ms]``
 ``<symbol>@depth5|10|20`` (partial snapshots), ``<symbol>`` lower case (``btcusdt``).
 ``venue.faults`` gates every websocket message (``ops.sandbox.faults``: drops, delays).
 
+User data streams ride the same sockets: ``/ws/<listenKey>`` (or ``/stream?streams=<listenKey>``)
+receives the account's events (``_push_user``) while the listen key lives; the keys themselves
+are made and kept alive by ``user_data``.
+
 This is the lowest layer of the venue: the market model above it publishes through
 ``_broadcast``, and the venue's change signal (``wait_for``/``_notify``) lives here because
 websocket subscriptions change the venue's state as much as the market does.
@@ -37,6 +41,7 @@ class _Conn:
     path: str
     combined: bool
     streams: set[str] = field(default_factory=set)
+    listen_keys: set[str] = field(default_factory=set)
     queue: asyncio.Queue[str | None] = field(default_factory=asyncio.Queue)
 
 
@@ -48,6 +53,12 @@ class BinanceStreams:
         self._stream_symbols = frozenset(s.lower() for s in symbols)
         self._conns: set[_Conn] = set()
         self._changed = asyncio.Event()
+        self.listen_keys: dict[str, str] = {}
+        """Live listen keys -> their account (``user_data`` makes, extends and ends them)."""
+        self.listen_key_expiry: dict[str, float] = {}
+        """Live listen keys -> when (wall clock) they lapse unless kept alive."""
+        self.listen_key_ttl_s = 3600.0
+        """Binance's 60 minutes; tests shorten it."""
 
     async def wait_for(self, predicate: Callable[[], bool], timeout: float = 10.0) -> None:
         """Wait until ``predicate()`` holds; re-checked on every change of the venue's state."""
@@ -74,6 +85,24 @@ class BinanceStreams:
             else:
                 raw = raw or json.dumps(payload)
                 conn.queue.put_nowait(raw)
+
+    def _push_user(self, account: str, payload: dict[str, Any]) -> None:
+        """One user data event to every socket listening with one of ``account``'s live keys."""
+        text: str | None = None
+        for conn in self._conns:
+            key = next((k for k in conn.listen_keys if self.listen_keys.get(k) == account), None)
+            if key is None:
+                continue
+            text = text or json.dumps(payload)
+            conn.queue.put_nowait(json.dumps({"stream": key, "data": payload}) if conn.combined else text)
+
+    def user_sockets(self, listen_key: str) -> int:
+        """Live sockets listening with ``listen_key`` (tests wait on these instead of sleeping)."""
+        return sum(1 for c in self._conns if listen_key in c.listen_keys)
+
+    async def _close_user_sockets(self, listen_key: str) -> None:
+        for conn in [c for c in self._conns if listen_key in c.listen_keys]:
+            await conn.ws.close(code=1000, message=b"listen key closed")
 
     def _broadcast_kline(
         self,
@@ -127,6 +156,7 @@ class BinanceStreams:
             names = tail.split("/") if tail else []
         conn = _Conn(ws=ws, path=request.path, combined=combined)
         conn.streams.update(n for n in names if self._valid_stream(n))
+        conn.listen_keys.update(n for n in names if n in self.listen_keys)
         self._conns.add(conn)
         self._notify()
         sender = asyncio.get_running_loop().create_task(self._ws_sender(conn))

@@ -242,6 +242,7 @@ class TradingEndpoints(BinanceRest):
         if not order.is_open:
             raise unknown
         cancel_id = params.get("newClientOrderId") or f"cancel-{order.venue_order_id}"
+        self._cancel_ids[order.client_id] = cancel_id
         updates = self.engine.cancel(order.client_id, self._now_ms)
         self._absorb(updates)
         self._notify()

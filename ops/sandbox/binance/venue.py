@@ -1,8 +1,9 @@
 """The sandbox Binance venue: every concern's layer composed into one object, and its app.
 
 ``SandboxBinance`` is the market and state (``exchange``, on top of ``streams``), the REST
-plumbing (``rest``), the public and signed endpoints (``market_data``, ``trading``) and the
-ground truth (``ground_truth``); ``binance_app`` routes Binance's paths to them.
+plumbing (``rest``), the public and signed endpoints (``market_data``, ``trading``), the user
+data stream (``user_data``) and the ground truth (``ground_truth``); ``binance_app`` routes
+Binance's paths to them.
 """
 
 from __future__ import annotations
@@ -11,10 +12,10 @@ from aiohttp import web
 
 from ops.sandbox.binance.ground_truth import GroundTruth
 from ops.sandbox.binance.market_data import MarketDataEndpoints
-from ops.sandbox.binance.trading import TradingEndpoints
+from ops.sandbox.binance.user_data import UserDataEndpoints
 
 
-class SandboxBinance(GroundTruth, TradingEndpoints, MarketDataEndpoints):
+class SandboxBinance(GroundTruth, UserDataEndpoints, MarketDataEndpoints):
     """State of the sandbox venue: engine, accounts, replayed market, websocket subscribers."""
 
     async def start_server(self, host: str = "127.0.0.1", port: int = 0) -> str:
@@ -75,6 +76,9 @@ def binance_app(venue: SandboxBinance) -> web.Application:
     r.add_delete("/api/v3/openOrders", venue.cancel_open_orders)
     r.add_get("/api/v3/account", venue.account_info)
     r.add_get("/api/v3/myTrades", venue.my_trades)
+    r.add_post("/api/v3/userDataStream", venue.create_listen_key)
+    r.add_put("/api/v3/userDataStream", venue.keepalive_listen_key)
+    r.add_delete("/api/v3/userDataStream", venue.close_listen_key)
     r.add_get("/ws", venue._ws_handler)
     r.add_get("/ws/{streams:.*}", venue._ws_handler)
     r.add_get("/stream", venue._ws_handler)
