@@ -104,6 +104,10 @@ class StoreActor(ActorShell):
             for key, rec in self.db.items("position")
         ]
 
+    async def unreadable_positions(self) -> list[tuple[str, str]]:
+        """Position records that do not decode, ``(position_id, reason)``: not in the index above."""
+        return self.db.unreadable("position")
+
     async def mark_released(self, position_id: str) -> bool:
         """The portfolio has booked this closed position (the supervisor released it for a dead actor)."""
         started = self._timed()

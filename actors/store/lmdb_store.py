@@ -449,15 +449,19 @@ class StateStore:
             "decode_errors": dict(self._decode_errors),
         }
         if verify:
-            corrupt: list[str] = []
-            for kind in KINDS:
-                for key, raw in self._raw_items(kind, ""):
-                    try:
-                        self._decode(kind, raw)
-                    except BadRecordError:
-                        corrupt.append(f"{kind}/{key}")
-            report["corrupt"] = corrupt
+            report["corrupt"] = [f"{kind}/{key}" for kind in KINDS for key, _why in self.unreadable(kind)]
         return report
+
+    def unreadable(self, kind: str) -> list[tuple[str, str]]:
+        """``(key, reason)`` of every record of ``kind`` that does not decode: ``items`` skips
+        them, so whoever lists records to act on (the positions to restore) asks for these too."""
+        bad: list[tuple[str, str]] = []
+        for key, raw in self._raw_items(kind, ""):
+            try:
+                self._decode(kind, raw)
+            except BadRecordError as exc:
+                bad.append((key, str(exc)))
+        return bad
 
     @property
     def decode_errors(self) -> dict[str, int]:

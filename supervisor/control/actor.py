@@ -52,6 +52,7 @@ from supervisor.control.notifier import (
     orphan_alert,
     restart_budget_alert,
     stuck_alert,
+    unreadable_position_alert,
 )
 from supervisor.control.reconcile import (
     Action,
@@ -119,6 +120,8 @@ class SupervisorActor:
         self.unowned_since: dict[str, float] = {}
         self.orphans: list[dict[str, Any]] = []
         self.stuck: list[dict[str, Any]] = []
+        self.unreadable: dict[str, str] = {}
+        """Position actor name -> why its stored record does not decode (found at start)."""
         self.started = False
         self.reconciliation: dict[str, Any] = {}
         self.stopping = False
@@ -244,6 +247,7 @@ class SupervisorActor:
             portfolio = self._handle(PORTFOLIO)
             if portfolio is not None:
                 await portfolio.resume.remote()
+        await self._note_unreadable_positions()
         for pos in await self._store().position_index.remote():
             if pos["open"]:
                 name = position_name(pos["position_id"])
@@ -350,6 +354,17 @@ class SupervisorActor:
         )
         await self._store().put.remote(HEALTH_KIND, HEALTH_KEY, record)
 
+    async def _note_unreadable_positions(self) -> None:
+        """Position records that do not decode get no actor: say so loudly (log, alert, metric,
+        status) and keep their orders from the orphan hunt, since they may hold quantity."""
+        bad = await self._store().unreadable_positions.remote()
+        self.unreadable = {position_name(key): why for key, why in bad}
+        self.registry.set("raytrader_unreadable_positions", float(len(self.unreadable)))
+        for name, why in self.unreadable.items():
+            self.actors.pop(name, None)  # never probed nor re-created: its actor could not restore
+            log.critical("%s: its stored record does not decode (%s); not restored, orders kept", name, why)
+            self.notifier.notify_soon(unreadable_position_alert(name, why))
+
     def _observe_actors(self) -> Observed:
         feeds = [r.heartbeat for r in self.actors.values() if r.kind == "feed"]
         return Observed(
@@ -359,6 +374,7 @@ class SupervisorActor:
             last_activity_wall=self.last_activity_wall,
             no_activity_alerted=self.no_activity_since is not None,
             replay_done=bool(feeds) and all(b is not None and b.detail.get("done") for b in feeds),
+            unreadable=frozenset(self.unreadable),
         )
 
     def _view(self, record: ActorRecord) -> ActorView:
@@ -623,6 +639,7 @@ class SupervisorActor:
             "restarts": sum(r.restarts_total for r in self.actors.values()),
             "orphans": list(self.orphans),
             "stuck": list(self.stuck),
+            "unreadable_positions": dict(self.unreadable),
             "ticks": self.ticks,
         }
 

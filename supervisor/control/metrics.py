@@ -117,6 +117,11 @@ SPECS: tuple[MetricSpec, ...] = (
         "1 while nothing has been traded nor evaluated for notify.no_activity_s",
     ),
     MetricSpec(
+        "gauge",
+        "raytrader_unreadable_positions",
+        "Position records in the store that do not decode: not restored, their orders kept",
+    ),
+    MetricSpec(
         "counter", "raytrader_restart_budget_spent_total", "Actors whose restart budget ran out", ("kind",)
     ),
     MetricSpec("counter", "raytrader_bad_messages_total", "Malformed inputs rejected", ("source",)),

@@ -74,6 +74,7 @@ class AlertKind(StrEnum):
     DAILY_LOSS_LIMIT = "daily_loss_limit"
     SYSTEM_SILENT = "system_silent"
     NO_ACTIVITY = "no_activity"
+    UNREADABLE_POSITION = "unreadable_position"
     TEST = "test"
 
 
@@ -190,6 +191,16 @@ def orphan_alert(client_id: str, market: str, owner: str | None, *, cancelled: b
         summary=f"orphaned order {client_id} on {market} (owner {owner or 'none'}) {what}",
         key=client_id,
         details={"client_id": client_id, "market": market, "owner": owner, "cancelled": cancelled},
+    )
+
+
+def unreadable_position_alert(position: str, reason: str) -> Alert:
+    return Alert(
+        kind=AlertKind.UNREADABLE_POSITION,
+        summary=f"position {position}: record does not decode ({reason}); not restored, orders kept",
+        key=position,
+        severity=Severity.CRITICAL,
+        details={"position": position, "reason": reason},
     )
 
 

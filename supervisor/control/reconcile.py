@@ -28,7 +28,8 @@ One tick, in the order its actions are carried out:
   (:class:`WatchOrder` starts its grace clock) and cancelled once the grace has passed
   (:class:`CancelOrphan`); an order that is owned again, or gone, is forgotten
   (:class:`ForgetOrder`). A position still starting, or being probed this tick (it may be
-  re-created right now), keeps its orders;
+  re-created right now), keeps its orders, and so does one whose stored record does not decode
+  (the operator's to repair: cancelling its exits could strand what it holds);
 - activity: nothing traded and no signal evaluated for ``no_activity_s`` (heartbeats may go on:
   a feed stalled upstream, a strategy that stopped evaluating) raises an alert once per silence
   (:class:`RaiseNoActivity`), cleared when activity resumes (:class:`ClearNoActivity`). What
@@ -207,6 +208,9 @@ class Observed:
     """The current silence has been alerted (:class:`RaiseNoActivity`) and not cleared yet."""
     replay_done: bool = False
     """Every feed has finished its replay: silence from here on is by design."""
+    unreadable: frozenset[str] = frozenset()
+    """Positions whose stored record does not decode: no actor runs them, yet they may hold
+    quantity at the venue, so their orders are left to the operator, never cancelled as orphans."""
 
 
 # ---------------------------------------------------------------------- actions
@@ -495,7 +499,10 @@ def _orphans(observed: Observed, now: float, policy: Policy) -> list[Action]:
         cid = order.client_id
         owner = position_name(order.position_id) if order.position_id else None
         if owner is not None and (
-            cid in owned or owner in observed.answered or _owner_starting(observed, owner)
+            cid in owned
+            or owner in observed.answered
+            or owner in observed.unreadable
+            or _owner_starting(observed, owner)
         ):
             continue
         seen.add(cid)

@@ -188,3 +188,42 @@ def test_risen_trailing_stop_is_durable_without_a_command(tmp_path: Path) -> Non
         assert any(live > initial for live, _kept, initial in durable.values())
     finally:
         runtime.stop_system(settings, cancel_orders=True, teardown=True)
+
+
+def _resting_exits(settings: Settings) -> dict[str, set[str]]:
+    """Open exit orders at the paper venue, by position id."""
+    out: dict[str, set[str]] = {}
+    for order in ray.get(get_actor(settings, venue_name("binance")).open_orders.remote()):
+        if order.purpose != "entry" and order.position_id:
+            out.setdefault(order.position_id, set()).add(order.client_id)
+    return out
+
+
+def test_position_whose_record_does_not_decode_is_reported_not_silently_skipped(tmp_path: Path) -> None:
+    """Issue 10: a corrupt position record was skipped from the position index in silence: no actor
+    ran the position and nothing said so. Now status, a metric and a critical alert say so (and
+    the orphan hunt keeps its orders: tests/unit/control/test_reconcile.py)."""
+    from actors.shells.store import store_path
+    from actors.store.lmdb_store import StateStore
+    from tests.unit.store.test_store_inspection import inject_raw
+
+    settings = binance_settings(tmp_path, "t-unreadable")
+    runtime.start_system(settings)
+    try:
+        wait_for("a position with resting exits", lambda: _resting_exits(settings), timeout_s=180)
+        ray.get(get_actor(settings, "feed:binance:BTC/USDT").pause.remote(True))
+    finally:
+        runtime.stop_system(settings, cancel_orders=False, teardown=True)
+    with StateStore(store_path(settings), readonly=True) as db:  # what the stop left resting
+        resting = sorted({o.position_id for o in db.open_orders() if o.purpose != "entry" and o.position_id})
+    victim = resting[0]
+    inject_raw(store_path(settings), "position", victim, b"\x00 torn write")
+    runtime.start_system(settings)
+    try:
+        supervisor = runtime.supervisor_handle(settings)
+        snapshot = runtime.status(settings)
+        assert f"position:{victim}" in snapshot["unreadable_positions"]
+        assert f"position:{victim}" not in {p["name"] for p in snapshot["positions"]}
+        assert "raytrader_unreadable_positions 1.0" in ray.get(supervisor.metrics_text.remote())
+    finally:
+        runtime.stop_system(settings, cancel_orders=True, teardown=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from actors.domain.names import ActorName
@@ -320,6 +321,15 @@ def test_orphan_of_a_starting_owner_not_cancelled() -> None:
     order = VenueOrderView("rt-1", MARKET, "p1")
     obs = observed(starting, venue_orders=(order,), unowned_since={"rt-1": NOW - 60})
     assert decide(obs, OPEN_P1) == [ForgetOrder("rt-1")]
+
+
+def test_orders_of_a_position_whose_record_does_not_decode_not_cancelled_as_orphans() -> None:
+    """Issue 10: a corrupt position record was skipped from the index in silence, so no actor ran
+    the position and its resting exits were cancelled as orphans, stranding what it held."""
+    order = VenueOrderView("rt-1", MARKET, "p1")
+    obs = observed(venue_orders=(order,), unowned_since={"rt-1": NOW - 60})
+    assert decide(obs) == [CancelOrphan("rt-1", MARKET, "position:p1")]
+    assert decide(replace(obs, unreadable=frozenset({"position:p1"}))) == [ForgetOrder("rt-1")]
 
 
 def test_orphan_of_a_recovering_owner_not_cancelled() -> None:
