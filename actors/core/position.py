@@ -33,7 +33,7 @@ The plan (Polymarket bot design, every number from :class:`ExitConfig`):
   (never below one tick, nor below ``ceil_to(mark * (1 - max_close_slippage_pct), tick)``):
   marketable against the book at the trigger, and each re-price of a closing order stuck for
   ``exit_order_timeout_s`` widens the allowance by one step, up to that cap. A close the venue
-  rejects is not re-sent at once: the next try waits ``close_retry_backoff_s``, doubled per
+  rejects (or cancels by itself: an expiry, a venue-side cancel) is not re-sent at once: the next try waits ``close_retry_backoff_s``, doubled per
   rejection in a row (at most :data:`~actors.core.position_levels.CLOSE_BACKOFF_CAP_S`), and after
   ``max_close_rejections`` in a row the position stops trying (:attr:`PositionCore.close_blocked`,
   in the heartbeat) until a re-drive asks for one more attempt (:meth:`PositionCore.retry_close`).
@@ -265,8 +265,8 @@ class PositionCore(PositionOrders):
             if dropped and client_id not in self._cancel_requested:
                 self._note(f"order {client_id} ({order.purpose}) {status.value} by the venue")
             if self._is_close(order):
-                if status is OrderStatus.REJECTED:
-                    self._close_rejected(now_ms)
+                if status is OrderStatus.REJECTED or (dropped and client_id not in self._cancel_requested):
+                    self._close_rejected(now_ms)  # a close the venue cancels by itself is refused too
                 elif status is not OrderStatus.CANCELLED:
                     self._close_rejections = 0  # the venue takes our closes again
         if self.position.status is ExitStatus.CLOSED:

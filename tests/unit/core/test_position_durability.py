@@ -99,6 +99,26 @@ def test_rejected_close_backs_off_stops_after_the_limit_and_keeps_its_price() ->
     assert [c for c in restored.on_timer(now + 3_600_000) if isinstance(c, PlaceOrder)] == []
 
 
+def test_close_cancelled_by_the_venue_again_and_again_backs_off_and_stops_after_the_limit() -> None:
+    """Issue 10, defect 2's last case: a close the venue cancelled by itself (an expiry, a venue-side
+    cancel) was re-sent at once and never counted, so such a venue got one order per turn, forever."""
+    core = _opened()
+    working, now = _closing_after_stop(core)
+    sent = [c.order for c in working]
+    turns = 0
+    while working and turns < 40:
+        turns += 1
+        for close in working:
+            again = core.on_order_update(close.order.client_id, OrderStatus.CANCELLED, Decimal(0), now)
+            assert [c for c in again if isinstance(c, PlaceOrder)] == []  # never re-sent at once
+        now += 10 * 60_000
+        working = [c for c in core.on_timer(now) if isinstance(c, PlaceOrder)]
+        sent += [c.order for c in working]
+    assert turns <= TIGHT.max_close_rejections
+    assert len(sent) <= TIGHT.max_close_rejections + 1
+    assert core.close_blocked is not None
+
+
 def test_close_accepted_and_filled_without_an_ack_breaks_the_rejection_streak() -> None:
     """Issue 10, defect 2 (the bound counts rejections *in a row*): a close the venue took and
     filled in part, reported without a separate ``OPEN`` ack, left the earlier rejection
