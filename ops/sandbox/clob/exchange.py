@@ -128,6 +128,7 @@ class ClobExchange(abc.ABC):
         self._last_trade: dict[str, tuple[Decimal, Side]] = {}
         self._model_cache: dict[str, tuple[int, OrderBook, OrderBook]] = {}
         self._subscribers: list[_Subscriber] = []
+        self._user_subscribers: list[Any] = []  # user_channel._UserSubscriber
         self._published: dict[str, _Published] = {}
         self.order_rejections: list[str] = []
         """Every order post refused (its error message): what a client sent only to be rejected."""

@@ -51,10 +51,10 @@ from ops.sandbox.clob.protocol import (
 )
 from ops.sandbox.clob.records import SandboxCreds, _Market, _Rec, _Trade
 from ops.sandbox.clob.signing import _ORDER_FIELDS, eip712_digest, order_message, recover_signer
-from ops.sandbox.clob.websocket import MarketChannel
+from ops.sandbox.clob.user_channel import UserChannel
 
 
-class Orders(MarketChannel):
+class Orders(UserChannel):
     """Posting, cancelling and filling signed orders."""
 
     def post_order(self, creds: SandboxCreds, payload: Any) -> dict[str, Any]:
@@ -232,6 +232,7 @@ class Orders(MarketChannel):
         )
         self._orders[order_id] = rec
         self._by_cid[engine_cid] = order_id
+        self.user_order_event(rec, "PLACEMENT")
         self._handle(events, now)
         self._publish()
         shares = sum((f.qty for f in fills), ZERO)
@@ -282,9 +283,15 @@ class Orders(MarketChannel):
         return found
 
     def _handle(self, events: list[OrderUpdate], t: int) -> None:
-        """Record our fills as trades and tell the market channel about them."""
+        """Record our fills as trades and tell the market channel about them (and the owner's user
+        channel about them and about cancellations)."""
         for event in events:
             fill = event.fill
+            if event.kind is UpdateKind.CANCELLED:
+                cancelled = self._by_cid.get(event.order.client_id)
+                if cancelled is not None:
+                    self.user_order_event(self._orders[cancelled], "CANCELLATION")
+                continue
             if event.kind is not UpdateKind.FILL or fill is None:
                 continue
             order_id = self._by_cid.get(fill.client_id)
@@ -303,6 +310,8 @@ class Orders(MarketChannel):
             self._trades.append(trade)
             self._trade_by_id[trade.trade_id] = trade
             rec.trade_ids.append(trade.trade_id)
+            self.user_trade_event(trade)
+            self.user_order_event(rec, "UPDATE")
             taker_side = fill.side if taker else fill.side.opposite
             self._last_trade[rec.token] = (fill.price, taker_side)
             market = self._by_token[rec.token]

@@ -45,6 +45,7 @@ from ops.sandbox.clob.protocol import (
     iso_ms,
 )
 from ops.sandbox.clob.records import SandboxCreds
+from ops.sandbox.clob.user_channel import serve_user_ws
 from ops.sandbox.clob.venue import SandboxClob
 from ops.sandbox.clob.websocket import serve_market_ws
 from ops.sandbox.faults import FaultInjector
@@ -381,6 +382,10 @@ async def h_ws_market(request: web.Request) -> web.WebSocketResponse:
     return await serve_market_ws(request, _venue(request), request.app[FAULTS_KEY])
 
 
+async def h_ws_user(request: web.Request) -> web.WebSocketResponse:
+    return await serve_user_ws(request, _venue(request), request.app[FAULTS_KEY])
+
+
 async def h_truth_orders(request: web.Request) -> web.Response:
     return web.json_response({"orders": _venue(request).orders(request.query.get("address"))})
 
@@ -487,6 +492,7 @@ def clob_app(venue: SandboxClob, faults: FaultInjector | None = None) -> web.App
     r.add_get("/balance-allowance/update", h_balance)
     r.add_get("/notifications", h_notifications)
     r.add_get("/ws/market", h_ws_market)
+    r.add_get("/ws/user", h_ws_user)
     r.add_get("/_sandbox/orders", h_truth_orders)
     r.add_get("/_sandbox/fills", h_truth_fills)
     r.add_get("/_sandbox/trades", h_truth_trades)

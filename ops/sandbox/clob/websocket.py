@@ -16,7 +16,7 @@ import contextlib
 import hashlib
 import json
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from decimal import Decimal
 from typing import Any
 
@@ -56,15 +56,8 @@ class MarketChannel(Views):
 
     def ws_command(self, sub: _Subscriber, text: str) -> None:
         """One client message on the market channel; anything unintelligible is ignored."""
-        if text.strip().upper() == "PING":
-            sub.push("PONG")
-            return
-        try:
-            message = json.loads(text)
-        except (ValueError, RecursionError):
-            log.info("sandbox clob: ignoring non-JSON websocket message %.80r", text)
-            return
-        if not isinstance(message, dict):
+        message = channel_message(sub, text)
+        if message is None:
             return
         assets = message.get("assets_ids", message.get("asset_ids"))
         if not isinstance(assets, list) or not all(isinstance(a, str) for a in assets):
@@ -175,13 +168,38 @@ class MarketChannel(Views):
                     )
 
 
+def channel_message(sub: _Subscriber, text: str) -> dict[str, Any] | None:
+    """A client's JSON object on a channel; ``PING`` is answered ``PONG``, the unintelligible ignored."""
+    if text.strip().upper() == "PING":
+        sub.push("PONG")
+        return None
+    try:
+        message = json.loads(text)
+    except (ValueError, RecursionError):
+        log.info("sandbox clob: ignoring non-JSON websocket message %.80r", text)
+        return None
+    return message if isinstance(message, dict) else None
+
+
 async def serve_market_ws(
     request: web.Request, venue: MarketChannel, faults: FaultInjector
 ) -> web.WebSocketResponse:
     """One ``/ws/market`` connection: commands in, queued messages out through the fault gate."""
+    return await serve_channel(request, faults, venue.subscribe(), venue.ws_command, venue.unsubscribe)
+
+
+async def serve_channel(
+    request: web.Request,
+    faults: FaultInjector,
+    sub: _Subscriber,
+    command: Callable[[_Subscriber, str], None],
+    unsubscribe: Callable[[_Subscriber], None],
+    refused_code: int = 4001,
+) -> web.WebSocketResponse:
+    """One channel connection: ``command`` per client text, ``sub``'s queue out through the fault
+    gate; closed 1008 for a consumer too slow, ``refused_code`` for one the channel refused."""
     ws = web.WebSocketResponse()
     await ws.prepare(request)
-    sub = venue.subscribe()
 
     async def sender() -> None:
         while True:
@@ -192,18 +210,19 @@ async def serve_market_ws(
                 break
             await ws.send_str(text)
         if not ws.closed:
-            await ws.close(code=1001 if not sub.overflowed else 1008)
+            code = 1008 if sub.overflowed else refused_code if getattr(sub, "refused", False) else 1001
+            await ws.close(code=code)
 
     task = asyncio.get_running_loop().create_task(sender())
     try:
         with faults.track_ws(request.path, ws):
             async for msg in ws:
                 if msg.type is WSMsgType.TEXT:
-                    venue.ws_command(sub, msg.data)
+                    command(sub, msg.data)
                 elif msg.type is WSMsgType.ERROR:
                     break
     finally:
-        venue.unsubscribe(sub)
+        unsubscribe(sub)
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError, ConnectionError):
             await task

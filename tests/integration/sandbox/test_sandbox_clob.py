@@ -10,16 +10,12 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import AsyncIterator
 from decimal import Decimal
 from typing import Any
 
 import aiohttp
 import pytest
-from aiohttp import web
-from eth_account import Account
-from eth_utils.crypto import keccak
 from py_clob_client.client import ClobClient
 from py_clob_client.clob_types import (
     ApiCreds,
@@ -61,93 +57,24 @@ from actors.venues.polymarket.market_stream import (
     polymarket_market_stream,
 )
 from config.loader import load_settings
-from ops.sandbox.clob import END_CURSOR, SandboxClob, clob_app, decode_cursor, encode_cursor
-from ops.sandbox.faults import FaultInjector
-from tests.paths import FIXTURES
-
-FIXTURES = FIXTURES / "polymarket"
-# Throwaway keys, fixed so a run is reproducible (Account.create mixes in os.urandom).
-MAKER = Account.from_key(keccak(text="raytrader sandbox test maker"))
-OTHER = Account.from_key(keccak(text="raytrader sandbox test other"))
-MAKER_KEY = "0x" + bytes(MAKER.key).hex()
-OTHER_KEY = "0x" + bytes(OTHER.key).hex()
-RECV_S = 5.0
-
-run = asyncio.to_thread
-
-
-@dataclass
-class Sandbox:
-    venue: SandboxClob
-    host: str
-    faults: FaultInjector
-
-    @property
-    def ws_url(self) -> str:
-        return "ws" + self.host.removeprefix("http") + "/ws/market"
-
-
-StartSandbox = Callable[..., Awaitable[Sandbox]]
-
-
-@pytest.fixture
-async def start_sandbox() -> AsyncIterator[StartSandbox]:
-    runners: list[web.AppRunner] = []
-
-    async def start(**kwargs: Any) -> Sandbox:
-        venue = SandboxClob(**kwargs)
-        faults = FaultInjector()
-        runner = web.AppRunner(clob_app(venue, faults))
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        runners.append(runner)
-        port = runner.addresses[0][1]
-        return Sandbox(venue, f"http://127.0.0.1:{port}", faults)
-
-    yield start
-    for runner in runners:
-        await runner.cleanup()
-
-
-@pytest.fixture
-async def sandbox(start_sandbox: StartSandbox) -> Sandbox:
-    return await start_sandbox(initial_usdc=10_000)
-
-
-def l2_client(host: str, key: str = MAKER_KEY) -> ClobClient:
-    """A client with API creds (create on first use, derive after)."""
-    client = ClobClient(host, chain_id=137, key=key, signature_type=0)
-    client.set_api_creds(client.create_or_derive_api_creds())
-    return client
-
-
-async def gateway(host: str, key: str = MAKER_KEY) -> PolymarketGateway:
-    gw = PolymarketGateway(host, key)
-    await gw.start()
-    return gw
-
-
-def current_tokens(venue: SandboxClob) -> tuple[str, str]:
-    """(Up, Down) of the window in progress (the first one accepting orders)."""
-    return venue.open_markets()[0].token_ids
-
-
-def find_cross(venue: SandboxClob, tokens: tuple[str, ...], horizon_s: int) -> tuple[str, Decimal, int]:
-    """(token, price, step) where the modelled ask first falls to the current best bid."""
-    best: tuple[str, Decimal, int] | None = None
-    for token in tokens:
-        bid = venue.current_book(token).best_bid
-        assert bid is not None
-        for s in range(1, horizon_s + 1):
-            t = venue.book_ms + s * 1000
-            ask = venue.model_book_at(token, t).best_ask
-            if ask is not None and ask <= bid:
-                if best is None or t < best[2]:
-                    best = (token, bid, t)
-                break
-    assert best is not None, "the modelled book never crossed in the horizon"
-    return best
+from ops.sandbox.clob import END_CURSOR, decode_cursor, encode_cursor
+from tests.integration.sandbox.clob_support import (
+    FIXTURES,
+    MAKER,
+    MAKER_KEY,
+    OTHER_KEY,
+    RECV_S,
+    Sandbox,
+    StartSandbox,
+    current_tokens,
+    find_cross,
+    gateway,
+    l2_client,
+    resting_buy,
+    run,
+    taker_buy,
+    until,
+)
 
 
 async def next_message(stream: AsyncIterator[MarketMessage]) -> MarketMessage:
@@ -460,16 +387,8 @@ async def test_immediate_order_takes_book_as_taker_with_fee(sandbox: Sandbox) ->
     venue = sandbox.venue
     up, _ = current_tokens(venue)
     gw = await gateway(sandbox.host)
-    ask = venue.current_book(up).best_ask
-    assert ask is not None
-    order = Order(
-        client_id="cid-ioc",
-        market=f"polymarket:{up}",
-        side=Side.BUY,
-        price=ask,
-        qty=Decimal(10),
-        tif=TimeInForce.IOC,
-    )
+    order = taker_buy(venue, up, "cid-ioc")
+    ask = order.price
     done = await gw.submit(order)
     assert done.status is OrderStatus.FILLED
     assert done.filled_qty == 10
@@ -791,26 +710,6 @@ async def test_background_clock_moves_books_without_being_driven(start_sandbox: 
 
 
 # --------------------------------------------------------------------------- tick size changes
-
-
-async def until(condition: Callable[[], bool], timeout_s: float = RECV_S) -> None:
-    """Poll ``condition`` on the loop (the sandbox and the gateway's websocket run on it too)."""
-    async with asyncio.timeout(timeout_s):
-        while not condition():
-            await asyncio.sleep(0.01)
-
-
-def resting_buy(
-    venue: SandboxClob, token: str, cid: str, below: str, tick: str = "0.01", off: str | None = None
-) -> Order:
-    """A buy ``below`` under the best bid, on ``tick`` (it rests: nothing fills it); ``off``: a tick
-    the price must not be on (lowered by 0.03 when it is)."""
-    bid = venue.current_book(token).best_bid
-    assert bid is not None
-    price = floor_to(bid - Decimal(below), Decimal(tick))
-    if off is not None and price % Decimal(off) == 0:
-        price -= Decimal("0.03")
-    return Order(client_id=cid, market=f"polymarket:{token}", side=Side.BUY, price=price, qty=Decimal(10))
 
 
 async def test_tick_change_pushed_then_order_off_the_new_tick_rejected_by_sandbox(sandbox: Sandbox) -> None:
