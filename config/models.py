@@ -376,6 +376,22 @@ class VenueEndpoint(Strict):
     ws_url: str | None = None
 
 
+class UserStreamConfig(Strict):
+    """A live venue's pushed order updates and fills (Binance's user data stream); REST polling
+    stays as the backstop that catches up after a drop and reconciles."""
+
+    enabled: bool = Field(default=True, description="fills and order updates pushed by the venue")
+    keepalive_s: float = Field(default=1800.0, gt=0, description="listen key keep-alive (Binance: 30 min)")
+    backstop_poll_s: float = Field(
+        default=30.0, gt=0, description="REST fill poll period while the stream is up (at least venue_poll_s)"
+    )
+    reconnect_s: float = Field(default=1.0, gt=0, description="wait before re-opening a dropped stream")
+
+
+class BinanceEndpoint(VenueEndpoint):
+    user_stream: UserStreamConfig = UserStreamConfig()
+
+
 class Secrets(Strict):
     """Credentials: only from the environment or a file, never from a committed config value."""
 
@@ -391,7 +407,7 @@ class LiveConfig(Strict):
     paper_state_dir: Path = Field(
         default=Path("state"), description="the paper runs' store whose trades count towards min_paper_trades"
     )
-    binance: VenueEndpoint = VenueEndpoint(url=BINANCE_REST_URL)
+    binance: BinanceEndpoint = BinanceEndpoint(url=BINANCE_REST_URL)
     """``ws_url`` unset: the streams of the configured host (ccxt's stream host for the real venue)."""
     polymarket: VenueEndpoint = VenueEndpoint(url=POLYMARKET_REST_URL, ws_url=POLYMARKET_MARKET_WS_URL)
 

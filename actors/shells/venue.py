@@ -10,6 +10,12 @@ Two ways a gateway reports what happened after a call:
   is checkpointed whole, since nothing outside this process remembers its orders;
 - a real venue remembers its orders: a submit whose answer is lost (timeout, 5xx, 429) is
   looked up by client id before it is sent again, and fills are polled by market.
+
+A real venue that pushes (Binance's user data stream, ``live.<venue>.user_stream``) hands its
+order updates and fills over as they happen (``on_pushed``): committed and dispatched as a poll's
+are, under the same lock, and a fill seen both ways is applied once (``seen_fills``). Polling
+stays as the backstop, slower while the stream is up (``backstop_poll_s``); each time the stream
+(re)connects one poll catches up on what was pushed while it was down.
 """
 
 from __future__ import annotations
@@ -33,7 +39,8 @@ from actors.venues.factory import make_gateway
 from actors.venues.faults import VenueFaults
 from actors.venues.gateway import OrderRefusedError, VenueError, VenueErrorKind, VenueGateway
 from actors.venues.paper import PaperGateway
-from config.models import Mode, Settings
+from actors.venues.user_stream import StreamState, UserStreamGateway
+from config.models import Mode, Settings, UserStreamConfig
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +81,8 @@ class VenueShell(ActorShell):
         """One fill poll at a time: a fill one poll has marked seen is still on its way to its owner."""
         self.deliveries: set[asyncio.Future[Any]] = set()
         """Pushes to positions not yet applied: a stop's last look waits for them too."""
+        self.stream_up = False
+        """The venue's push stream is connected: polling is only the (slower) backstop."""
         if self.paper is not None:
             self._restore_paper(known_instruments(settings, venue) if instruments is None else instruments)
             self.ready.set()
@@ -130,6 +139,9 @@ class VenueShell(ActorShell):
         finally:
             self.ready.set()
         self._spawn(self._poll_loop())
+        config = self._stream_config()
+        if config is not None and isinstance(self.gateway, UserStreamGateway):
+            self._spawn(self._stream_loop(self.gateway, config))
 
     async def _register_unfinished(self) -> None:
         """Gateways that derive venue ids from the order relearn them, for the orders that still
@@ -175,6 +187,7 @@ class VenueShell(ActorShell):
             "start_error": self.start_error,
             "tracked_orders": sum(1 for o in self.views.values() if o.is_open),
             "unregistered_orders": len(self.unregistered),
+            "user_stream_up": self.stream_up,
             "errors": dict(self.errors),
         }
 
@@ -405,13 +418,21 @@ class VenueShell(ActorShell):
             return 0
         self.paper.on_market(events)
         updates = self._taken()
-        if updates:
-            await self._commit(updates)
-            await self._dispatch(updates)
+        await self._apply(updates)
         return len(updates)
 
     async def _poll_loop(self) -> None:
-        await self._every("fill poll", lambda: self.settings.runtime.venue_poll_s, self._poll_turn)
+        await self._every("fill poll", self._poll_interval, self._poll_turn)
+
+    def _stream_config(self) -> UserStreamConfig | None:
+        """This live venue's push stream settings (``live.<venue>.user_stream``), if it is on."""
+        config = getattr(getattr(self.settings.live, self.venue, None), "user_stream", None)
+        return config if isinstance(config, UserStreamConfig) and config.enabled else None
+
+    def _poll_interval(self) -> float:
+        poll = self.settings.runtime.venue_poll_s
+        config = self._stream_config()
+        return max(poll, config.backstop_poll_s) if self.stream_up and config is not None else poll
 
     async def _poll_turn(self) -> None:
         try:
@@ -452,21 +473,95 @@ class VenueShell(ActorShell):
                 self._account(fill)
                 view = await self.gateway.order(fill.client_id, market)
                 order = self._merge(view) if view is not None else self.intents[fill.client_id]
-                self.views[fill.client_id] = order
-                updates.append(self._update(UpdateKind.FILL, order, fill=fill))
+                updates.append(self._fill_update(fill, order))
         for client_id, known in list(self.views.items()):
             if not known.is_open or any(u.order.client_id == client_id for u in updates):
                 continue
             view = await self.gateway.order(client_id, known.market)
-            if view is not None and view.status is not known.status and not view.is_open:
-                merged = self._merge(view)
-                self.views[client_id] = merged
-                kind = UpdateKind.CANCELLED if view.status is OrderStatus.CANCELLED else UpdateKind.UNCHANGED
-                updates.append(self._update(kind, merged))
+            ended = None if view is None else self._ended_update(known, view)
+            if ended is not None:
+                updates.append(ended)
+        await self._apply(updates, wait)
+        return len(updates)
+
+    def _fill_update(self, fill: Fill, order: Order) -> OrderUpdate:
+        """A new fill (already accounted) and its order as the venue shows it."""
+        self.views[fill.client_id] = order
+        return self._update(UpdateKind.FILL, order, fill=fill)
+
+    def _ended_update(self, known: Order, view: Order) -> OrderUpdate | None:
+        """The venue ended an order we knew open (cancelled, expired, rejected); else None."""
+        if view.status is known.status or view.is_open:
+            return None
+        merged = self._merge(view)
+        self.views[view.client_id] = merged
+        kind = UpdateKind.CANCELLED if view.status is OrderStatus.CANCELLED else UpdateKind.UNCHANGED
+        return self._update(kind, merged)
+
+    async def _apply(self, updates: list[OrderUpdate], wait: bool = False) -> None:
+        """Commit what a poll or a push found, then push it to the positions."""
         if updates:
             await self._commit(updates)
             await self._dispatch(updates, wait=wait)
-        return len(updates)
+
+    # ------------------------------------------------------------------ pushed updates
+
+    async def _stream_loop(self, gateway: UserStreamGateway, config: UserStreamConfig) -> None:
+        """Read the venue's pushes for ever; a stream that fails is started again."""
+        while True:
+            try:
+                async for event in gateway.user_updates(config):
+                    if isinstance(event, StreamState):
+                        await self._stream_state(event)
+                    else:
+                        await self.on_pushed([event])
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                self._count_error(exc)
+                log.exception("venue %s: user stream failed; starting it again", self.venue)
+            self._stream_changed(False)
+            await asyncio.sleep(config.reconnect_s)
+
+    def _stream_changed(self, up: bool) -> None:
+        self.stream_up = up
+        self.metrics.set("raytrader_user_stream_up", 1 if up else 0, {"venue": self.venue})
+
+    async def _stream_state(self, state: StreamState) -> None:
+        """Connected: one poll catches up on what was pushed while it was down (or before it
+        opened), so no fill is lost; a reconnect is counted. Dropped: poll at the full rate."""
+        self._stream_changed(state.connected)
+        if not state.connected:
+            log.warning("venue %s: user stream dropped; polling until it is back", self.venue)
+            return
+        if state.reconnect:
+            self.metrics.inc("raytrader_user_stream_reconnects_total", {"venue": self.venue})
+            log.info("venue %s: user stream re-opened (%d opens); catching up", self.venue, state.opened)
+        await self._poll_turn()
+
+    async def on_pushed(self, pushed: Sequence[OrderUpdate]) -> int:
+        """Updates the venue pushed: new fills and orders it ended, committed and dispatched as a
+        poll's (and under its lock: a fill is marked seen and pushed to its owner by one hand)."""
+        async with self.poll_lock:
+            updates: list[OrderUpdate] = []
+            for p in pushed:
+                client_id = p.order.client_id
+                if client_id not in self.intents:
+                    continue
+                order = self._merge(p.order)
+                if p.fill is not None:
+                    if p.fill.fill_id in self.seen_fills:
+                        continue
+                    self._account(p.fill)
+                    self.metrics.inc("raytrader_pushed_fills_total", {"venue": self.venue})
+                    updates.append(self._fill_update(p.fill, order))
+                    continue
+                known = self.views.get(client_id)
+                ended = None if known is None or not known.is_open else self._ended_update(known, order)
+                if ended is not None:
+                    updates.append(ended)
+            await self._apply(updates)
+            return len(updates)
 
     async def _dispatch(self, updates: list[OrderUpdate], wait: bool = False) -> None:
         by_owner: dict[str, list[OrderUpdate]] = {}

@@ -123,6 +123,8 @@ class BinanceClient:
         """Our fills per Binance symbol, read once: each poll asks only for trades after the last."""
         self._next_trade_id: dict[str, int] = {}
         self._pro: Any | None = None
+        self.user_stream: Any | None = None
+        """The user data stream's connection once ``user_updates`` runs (its listen key, counts)."""
 
     # ------------------------------------------------------------------ lifecycle
 

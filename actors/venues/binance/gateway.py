@@ -2,7 +2,8 @@
 
 The gateway's layers, one concern each: ``client`` (ccxt, its errors, the clock, reference data),
 ``market_data`` (candles, books, the public tape), ``parse`` (Binance's JSON onto the domain) and
-this module: orders, fills and balances. Orders are sent with ``str`` amounts, so ccxt's
+``user_stream`` (the user data stream's connection) and this module: orders, fills and balances,
+polled and pushed. Orders are sent with ``str`` amounts, so ccxt's
 precision step sees the exact decimal.
 
 Client ids: every order carries our ``Order.client_id`` as ``newClientOrderId``; lookups and
@@ -15,22 +16,41 @@ price goes onto the tick (buys down, sells up) and the quantity onto the step (d
 spares it ccxt's own rounding (to nearest); what no such adjustment fixes is refused locally
 (``OrderRefusedError``), never sent to come back -1013. The price band's reference, Binance's
 ``/api/v3/avgPrice``, is read when an order needs it, at most every ``avg_price_ttl_s``.
+
+Fills: polled from ``myTrades`` incrementally (``fills``), and pushed by the user data stream
+(``user_updates``: each ``executionReport`` as an ``OrderUpdate``, a ``TRADE`` one with its fill).
+Both read the same trade id (``myTrades``' ``id`` is the report's ``t``), so a fill has one id
+``binance:<SYMBOL>:<trade id>`` whichever way it came and is applied once.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable
+from collections.abc import AsyncGenerator, Iterable
 from decimal import Decimal
 from functools import partial
 from typing import Any
 
 from actors.core.fees import reported_commission
+from actors.domain.messages import OrderUpdate
 from actors.domain.model import ZERO, Fill, Liquidity, Order, OrderType, Side, TimeInForce
 from actors.venues.binance.market_data import BinanceMarketData
-from actors.venues.binance.parse import VENUE, dec, is_plain_order, order_from_ccxt
+from actors.venues.binance.parse import (
+    VENUE,
+    OwnTrade,
+    dec,
+    is_plain_order,
+    order_from_ccxt,
+    order_from_report,
+    own_trade_from_report,
+    own_trade_from_rest,
+    report_kind,
+)
+from actors.venues.binance.user_stream import ListenKeyStream
 from actors.venues.gateway import VenueError, VenueErrorKind, enforce_rules
+from actors.venues.user_stream import StreamState, UserStreamEvent
+from config.models import UserStreamConfig
 
 log = logging.getLogger(__name__)
 
@@ -181,46 +201,55 @@ class BinanceGateway(BinanceMarketData):
         return self._client_ids.get(key, f"orderId:{order_id}")
 
     async def _to_fill(self, trade: dict[str, Any], symbol: str, binance_symbol: str) -> Fill:
-        """One of our trades as a fill; its commission as charged (``actors.core.fees.reported_commission``).
-
-        The asset is ccxt's ``fee.currency`` (Binance's ``commissionAsset``), the amount the exact
-        ``commission`` string. In quote it stays quote; in the base asset it stays base
-        (``fee_base_qty``: the account was credited ``qty`` less it), valued at the fill price;
-        in a third asset (BNB paying) it is valued at that asset's last price in quote on the
-        venue, read when the fill is first read (``_asset_price``).
-        """
+        """One ``myTrades`` row as a fill; the fee asset is ccxt's ``fee.currency``."""
         info: dict[str, Any] = trade["info"]
-        price, qty = dec(info["price"]), dec(info["qty"])
-        side = Side.BUY if info.get("isBuyer") else Side.SELL
-        fee_info = trade.get("fee") or {}
-        amount = dec(info.get("commission") or "0")
-        asset = str(fee_info.get("currency") or info.get("commissionAsset") or "")
+        asset = str((trade.get("fee") or {}).get("currency") or info.get("commissionAsset") or "")
+        return await self._fill(own_trade_from_rest(info), asset, symbol, binance_symbol)
+
+    async def _fill(
+        self, trade: OwnTrade, asset: str, symbol: str, binance_symbol: str, client_id: str | None = None
+    ) -> Fill:
+        """One of our trades (REST or pushed) as a fill, id ``binance:<SYMBOL>:<trade id>``; its
+        commission as charged (``actors.core.fees.reported_commission``).
+
+        The amount is the exact ``commission`` string, ``asset`` its currency. In quote it stays
+        quote; in the base asset it stays base (``fee_base_qty``: the account was credited ``qty``
+        less it), valued at the fill price; in a third asset (BNB paying) it is valued at that
+        asset's last price in quote on the venue, read when the fill is first read (``_asset_price``).
+        """
+        side = Side.BUY if trade.is_buyer else Side.SELL
         market = self.exchange.market(symbol)
         base, quote = str(market["base"]), str(market["quote"])
         asset_price = None
-        if amount > 0 and asset not in (base, quote):
-            asset_price = await self._asset_price(str(info.get("commissionAsset") or asset), market)
+        if trade.commission > 0 and asset not in (base, quote):
+            asset_price = await self._asset_price(trade.commission_asset or asset, market)
             if asset_price is None:
                 log.warning(
                     "binance fill %s: fee %s %s has no price in %s; valued at 0",
-                    info["id"],
-                    amount,
+                    trade.trade_id,
+                    trade.commission,
                     asset,
                     quote,
                 )
         commission = reported_commission(
-            amount, asset, side=side, price=price, base=base, quote=quote, asset_price=asset_price
+            trade.commission,
+            asset,
+            side=side,
+            price=trade.price,
+            base=base,
+            quote=quote,
+            asset_price=asset_price,
         )
         return Fill(
-            fill_id=f"{VENUE}:{binance_symbol}:{info['id']}",
-            client_id=await self._client_id(binance_symbol, symbol, str(info["orderId"])),
+            fill_id=f"{VENUE}:{binance_symbol}:{trade.trade_id}",
+            client_id=client_id or await self._client_id(binance_symbol, symbol, trade.order_id),
             market=self._market_id(symbol),
             side=side,
-            price=price,
-            qty=qty,
+            price=trade.price,
+            qty=trade.qty,
             fee=commission.fee,
-            liquidity=Liquidity.MAKER if info.get("isMaker") else Liquidity.TAKER,
-            ts_ms=int(info["time"]),
+            liquidity=Liquidity.MAKER if trade.is_maker else Liquidity.TAKER,
+            ts_ms=trade.ts_ms,
             fee_asset=commission.asset,
             fee_base_qty=commission.base_qty,
         )
@@ -245,3 +274,46 @@ class BinanceGateway(BinanceMarketData):
         raw = await self._call(self.exchange.fetch_balance)
         rows: Iterable[dict[str, Any]] = (raw.get("info") or {}).get("balances", [])
         return {str(r["asset"]): dec(Decimal(str(r["free"])) + Decimal(str(r["locked"]))) for r in rows}
+
+    # ------------------------------------------------------------------ pushed updates
+
+    async def user_updates(self, config: UserStreamConfig) -> AsyncGenerator[UserStreamEvent, None]:
+        """Our order updates and fills as the user data stream pushes them, for ever (``user_stream``
+        re-opens a drop); a ``StreamState`` on each connect and drop. A report that cannot be read
+        is logged and skipped: the REST poll is the backstop that reads its fill."""
+        await self._ensure_markets()
+        if self.ws_url is None:
+            raise ValueError("the user data stream needs the venue's stream URL")
+        stream = ListenKeyStream(self._listen_key_call, self.ws_url, config)
+        self.user_stream = stream
+        async for event in stream.messages():
+            if isinstance(event, StreamState):
+                yield event
+                continue
+            if event.get("e") != "executionReport":  # balances are read by REST when needed
+                continue
+            try:
+                update = await self._report_update(event)
+            except (KeyError, ValueError, TypeError, VenueError) as exc:
+                log.warning("binance executionReport not applied (%s): %.300s", exc, event)
+                continue
+            if update is not None:
+                yield update
+
+    async def _listen_key_call(self, method: str, params: dict[str, str]) -> Any:
+        return await self._call(partial(getattr(self.exchange, f"public{method}UserDataStream"), params))
+
+    async def _report_update(self, report: dict[str, Any]) -> OrderUpdate | None:
+        """One ``executionReport`` as an order update (``seq`` 0: the venue actor numbers them)."""
+        binance_symbol = str(report["s"])
+        symbol = self.exchange.safe_symbol(binance_symbol)
+        if symbol not in self._instruments:
+            return None  # a pair we do not trade
+        order = order_from_report(report, self._market_id(symbol))
+        self._client_ids[(binance_symbol, str(order.venue_order_id))] = order.client_id
+        trade = own_trade_from_report(report)
+        fill = None
+        if trade is not None:
+            asset = self.exchange.safe_currency_code(trade.commission_asset) if trade.commission_asset else ""
+            fill = await self._fill(trade, str(asset), symbol, binance_symbol, order.client_id)
+        return OrderUpdate(seq=0, kind=report_kind(report), ts_ms=int(report["E"]), order=order, fill=fill)

@@ -4,6 +4,10 @@ Exactness: every price, size, fee and balance is read from the venue's own JSON 
 (``info`` of ccxt's parsed objects, or the raw implicit endpoints), never from ccxt's floats.
 Pure functions, no I/O: the gateway (``actors.venues.binance.gateway``) calls them and keeps
 what it learns (an order id's client id) itself.
+
+Our trades come two ways, read into one ``OwnTrade``: ``myTrades`` rows (REST) and the user data
+stream's ``executionReport`` of execution type ``TRADE`` (pushed; ``t`` is the row's ``id``, so a
+fill seen both ways has one fill id).
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
+from actors.domain.messages import UpdateKind
 from actors.domain.model import (
     Candle,
     Frozen,
@@ -61,6 +66,92 @@ def dec(raw: Any) -> Decimal:
     if value == value.to_integral_value():
         return value.quantize(Decimal(1))
     return value.normalize()
+
+
+class OwnTrade(Frozen):
+    """One trade of ours as Binance reports it (REST or pushed), before its fee is valued."""
+
+    trade_id: str
+    order_id: str
+    price: Decimal
+    qty: Decimal
+    is_buyer: bool
+    is_maker: bool
+    commission: Decimal
+    commission_asset: str
+    ts_ms: int
+
+
+def own_trade_from_rest(info: dict[str, Any]) -> OwnTrade:
+    """A ``myTrades`` row (``info`` of ccxt's trade)."""
+    return OwnTrade(
+        trade_id=str(info["id"]),
+        order_id=str(info["orderId"]),
+        price=dec(info["price"]),
+        qty=dec(info["qty"]),
+        is_buyer=bool(info.get("isBuyer")),
+        is_maker=bool(info.get("isMaker")),
+        commission=dec(info.get("commission") or "0"),
+        commission_asset=str(info.get("commissionAsset") or ""),
+        ts_ms=int(info["time"]),
+    )
+
+
+_REPORT_KINDS = {
+    "NEW": UpdateKind.ACCEPTED,
+    "TRADE": UpdateKind.FILL,
+    "CANCELED": UpdateKind.CANCELLED,
+    "EXPIRED": UpdateKind.CANCELLED,
+    "TRADE_PREVENTION": UpdateKind.CANCELLED,
+    "REJECTED": UpdateKind.REJECTED,
+}
+
+
+def report_kind(report: dict[str, Any]) -> UpdateKind:
+    """What an ``executionReport``'s execution type (``x``) did to the order."""
+    return _REPORT_KINDS.get(str(report.get("x")), UpdateKind.UNCHANGED)
+
+
+def report_client_id(report: dict[str, Any]) -> str:
+    """Our client id of a report: a cancel's ``c`` is the cancel request's own, ``C`` the order's."""
+    return str(report.get("C") or report["c"]) if report.get("x") == "CANCELED" else str(report["c"])
+
+
+def order_from_report(report: dict[str, Any], market: str) -> Order:
+    """The order as an ``executionReport`` shows it after the event (``z``: filled in total)."""
+    wire_type = str(report.get("o") or "LIMIT").upper()
+    price = dec(report.get("p") or "0")
+    return Order(
+        client_id=report_client_id(report),
+        market=market,
+        side=Side.BUY if str(report.get("S")).upper() == "BUY" else Side.SELL,
+        type=OrderType.MARKET if wire_type == "MARKET" else OrderType.LIMIT,
+        tif=tif_of(wire_type, report.get("f")),
+        price=price if price > 0 else None,
+        qty=dec(report["q"]),
+        filled_qty=dec(report.get("z") or "0"),
+        status=status_of(report.get("X")),
+        venue_order_id=str(report["i"]),
+        created_ms=int(report.get("O") or report.get("T") or 0),
+        updated_ms=int(report.get("T") or report.get("E") or 0),
+    )
+
+
+def own_trade_from_report(report: dict[str, Any]) -> OwnTrade | None:
+    """The trade a ``TRADE`` report announces (``l`` at ``L``, commission ``n`` in ``N``); else None."""
+    if report.get("x") != "TRADE":
+        return None
+    return OwnTrade(
+        trade_id=str(report["t"]),
+        order_id=str(report["i"]),
+        price=dec(report["L"]),
+        qty=dec(report["l"]),
+        is_buyer=str(report.get("S")).upper() == "BUY",
+        is_maker=bool(report.get("m")),
+        commission=dec(report.get("n") or "0"),
+        commission_asset=str(report.get("N") or ""),
+        ts_ms=int(report["T"]),
+    )
 
 
 def status_of(raw: Any) -> OrderStatus:

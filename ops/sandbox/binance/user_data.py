@@ -88,6 +88,7 @@ class UserDataEndpoints(TradingEndpoints):
     async def keepalive_listen_key(self, request: web.Request) -> web.Response:
         _account, key = await self._key_request(request)
         self.listen_key_expiry[key] = self.clock() + self.listen_key_ttl_s
+        self._notify()
         return web.json_response({})
 
     async def close_listen_key(self, request: web.Request) -> web.Response:

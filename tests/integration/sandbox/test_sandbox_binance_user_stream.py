@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from decimal import Decimal
@@ -10,8 +11,13 @@ from typing import Any
 import aiohttp
 import pytest
 
+from actors.domain.messages import OrderUpdate, UpdateKind
+from actors.domain.model import OrderStatus, Side
+from actors.venues.binance.gateway import BinanceGateway
+from actors.venues.user_stream import StreamState, UserStreamEvent
+from config.models import UserStreamConfig
 from ops.sandbox.binance import Credentials, SandboxBinance
-from tests.integration.sandbox.binance_support import SYMBOL, below_bid
+from tests.integration.sandbox.binance_support import MARKET, SYMBOL, below_bid, limit_order
 
 EXECUTION_REPORT_FIELDS = frozenset("eEscSofqpPFgCxXrilzLnNTtIwmMOZYQV")
 """Every field Binance documents for a spot ``executionReport`` (``W`` only while on the book)."""
@@ -134,3 +140,68 @@ async def test_drop_ws_fault_on_the_user_stream_closes_it_instead_of_pushing(
     assert msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED)
     assert venue.faults.stats.count("drop_ws") == 1
     assert key in venue.listen_keys  # the socket went, the key lives: a client reconnects with it
+
+
+# --------------------------------------------------------------------------- the gateway's side
+
+
+async def _next(updates: AsyncIterator[UserStreamEvent]) -> UserStreamEvent:
+    return await asyncio.wait_for(anext(updates), 5)
+
+
+async def test_gateway_pushed_fill_is_the_polled_fill_with_the_same_id(
+    venue: SandboxBinance, gateway: BinanceGateway
+) -> None:
+    updates = gateway.user_updates(UserStreamConfig())
+    assert await _next(updates) == StreamState(connected=True, opened=1)
+    ask = venue.book().best_ask
+    assert ask is not None
+    await gateway.submit(limit_order("gw-1", Side.BUY, ask, "0.001"))
+    accepted, filled = await _next(updates), await _next(updates)
+    assert isinstance(accepted, OrderUpdate)
+    assert isinstance(filled, OrderUpdate)
+    assert (accepted.kind, accepted.order.client_id) == (UpdateKind.ACCEPTED, "gw-1")
+    assert (filled.kind, filled.order.status, filled.order.filled_qty) == (
+        UpdateKind.FILL,
+        OrderStatus.FILLED,
+        Decimal("0.001"),
+    )
+    (polled,) = await gateway.fills(MARKET)
+    assert filled.fill == polled  # id, price, qty, fee and its asset: one fill whichever way it came
+    await updates.aclose()
+
+
+async def test_gateway_user_stream_dropped_is_reopened_and_pushes_again(
+    venue: SandboxBinance, gateway: BinanceGateway
+) -> None:
+    updates = gateway.user_updates(UserStreamConfig(reconnect_s=0.05))
+    await _next(updates)
+    assert gateway.user_stream is not None
+    key = gateway.user_stream.listen_key
+    assert await venue.faults.close_websockets(f"/ws/{key}") == 1
+    assert await _next(updates) == StreamState(connected=False, opened=1)
+    assert await _next(updates) == StreamState(connected=True, opened=2)
+    assert gateway.user_stream.listen_key == key  # still live: Binance answers the same key
+    await gateway.submit(limit_order("gw-2", Side.BUY, below_bid(venue, "500"), "0.001"))
+    pushed = await _next(updates)
+    assert isinstance(pushed, OrderUpdate)
+    assert pushed.order.client_id == "gw-2"
+    await updates.aclose()
+
+
+async def test_gateway_keeps_the_listen_key_alive_and_replaces_a_closed_one(
+    venue: SandboxBinance, exchange: Any, gateway: BinanceGateway
+) -> None:
+    updates = gateway.user_updates(UserStreamConfig(keepalive_s=0.05, reconnect_s=0.05))
+    await _next(updates)
+    stream = gateway.user_stream
+    assert stream is not None
+    key = stream.listen_key
+    assert key is not None
+    await venue.wait_for(lambda: stream.keepalives >= 2)
+    await exchange.publicDeleteUserDataStream({"listenKey": key})  # the key is gone
+    assert await _next(updates) == StreamState(connected=False, opened=1)
+    assert await _next(updates) == StreamState(connected=True, opened=2)
+    assert stream.listen_key not in (None, key)
+    assert stream.listen_key in venue.listen_keys
+    await updates.aclose()
