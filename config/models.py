@@ -392,6 +392,12 @@ class BinanceEndpoint(VenueEndpoint):
     user_stream: UserStreamConfig = UserStreamConfig()
 
 
+class PolymarketEndpoint(VenueEndpoint):
+    user_stream: UserStreamConfig = UserStreamConfig()
+    """The user channel beside ``ws_url`` (``.../ws/market`` -> ``.../ws/user``); ``keepalive_s``
+    is unused (the channel is kept alive by a text PING every 10 s)."""
+
+
 class Secrets(Strict):
     """Credentials: only from the environment or a file, never from a committed config value."""
 
@@ -409,7 +415,9 @@ class LiveConfig(Strict):
     )
     binance: BinanceEndpoint = BinanceEndpoint(url=BINANCE_REST_URL)
     """``ws_url`` unset: the streams of the configured host (ccxt's stream host for the real venue)."""
-    polymarket: VenueEndpoint = VenueEndpoint(url=POLYMARKET_REST_URL, ws_url=POLYMARKET_MARKET_WS_URL)
+    polymarket: PolymarketEndpoint = PolymarketEndpoint(
+        url=POLYMARKET_REST_URL, ws_url=POLYMARKET_MARKET_WS_URL
+    )
 
 
 class NotifyConfig(Strict):

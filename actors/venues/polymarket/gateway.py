@@ -52,7 +52,8 @@ import hashlib
 import importlib
 import json
 import logging
-from collections.abc import Callable
+import time
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, TypeVar
@@ -97,6 +98,9 @@ from actors.venues.polymarket.parse import (
     token_of,
 )
 from actors.venues.polymarket.tick_watch import TickWatch
+from actors.venues.polymarket.user_stream import UserChannelReader, polymarket_user_stream, user_ws_url
+from actors.venues.user_stream import UserStreamEvent
+from config.models import UserStreamConfig
 
 bound_recursion()  # py_ecc raised it at import; see actors.domain.safety
 log = logging.getLogger(__name__)
@@ -248,6 +252,7 @@ class PolymarketGateway:
         self._ticks: dict[str, Decimal] = {}
         """Ticks pushed by the market channel since its last snapshot (they beat the REST cache)."""
         self._tick_watch = TickWatch(ws_url, self._on_tick, self._on_snapshot) if ws_url else None
+        self.ws_url = ws_url
 
     # ------------------------------------------------------------------ plumbing
 
@@ -282,6 +287,20 @@ class PolymarketGateway:
         """The tick watch's socket; py-clob-client's HTTP client is process-wide and owned by it."""
         if self._tick_watch is not None:
             await self._tick_watch.close()
+
+    # ------------------------------------------------------------------ pushed updates
+
+    def user_updates(self, config: UserStreamConfig) -> AsyncIterator[UserStreamEvent]:
+        """Our order and trade events from the user channel beside the market channel (see
+        ``actors.venues.polymarket.user_stream``); needs ``ws_url`` and started creds."""
+        if self.ws_url is None:
+            raise VenueError(VENUE, VenueErrorKind.UNAVAILABLE, "no websocket URL: no user channel")
+        creds = self.client.creds
+        auth = {"apiKey": creds.api_key, "secret": creds.api_secret, "passphrase": creds.api_passphrase}
+        reader = UserChannelReader(client_id=self._client_id, fills_of=self._fills_of)
+        return polymarket_user_stream(
+            user_ws_url(self.ws_url), auth, reader, config, lambda: time.time_ns() // 1_000_000
+        )
 
     # ------------------------------------------------------------------ ticks
 

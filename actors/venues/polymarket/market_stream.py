@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import AsyncGenerator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Literal
@@ -325,6 +325,23 @@ async def _pinger(ws: aiohttp.ClientWebSocketResponse, interval_s: float) -> Non
             await ws.send_str("PING")
 
 
+async def pinged_frames(
+    ws: aiohttp.ClientWebSocketResponse, ping_interval_s: float
+) -> AsyncIterator[str | bytes]:
+    """A channel socket's data frames until it closes or fails, with its PINGs sent meanwhile."""
+    pinger = asyncio.create_task(_pinger(ws, ping_interval_s))
+    try:
+        async for frame in ws:
+            if frame.type in (aiohttp.WSMsgType.TEXT, aiohttp.WSMsgType.BINARY):
+                yield frame.data
+            elif frame.type is aiohttp.WSMsgType.ERROR:
+                break
+    finally:
+        pinger.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await pinger
+
+
 async def polymarket_market_stream(
     url: str,
     asset_ids: Sequence[str],
@@ -355,18 +372,9 @@ async def polymarket_market_stream(
                     await ws.send_str(json.dumps(subscription))
                     parser.reset()
                     delay = backoff_s
-                    pinger = asyncio.create_task(_pinger(ws, ping_interval_s))
-                    try:
-                        async for frame in ws:
-                            if frame.type in (aiohttp.WSMsgType.TEXT, aiohttp.WSMsgType.BINARY):
-                                for message in parser.feed(frame.data):
-                                    yield message
-                            elif frame.type is aiohttp.WSMsgType.ERROR:
-                                break
-                    finally:
-                        pinger.cancel()
-                        with contextlib.suppress(asyncio.CancelledError):
-                            await pinger
+                    async for data in pinged_frames(ws, ping_interval_s):
+                        for message in parser.feed(data):
+                            yield message
             except (aiohttp.ClientError, OSError, TimeoutError) as exc:
                 log.warning("polymarket market channel %s: %s", url, exc)
             if not reconnect:

@@ -124,3 +124,33 @@ async def test_user_channel_refuses_bad_credentials_and_keeps_accounts_apart(san
         await mine.submit(resting_buy(venue, up, "cid-mine", below="0.06"))
         (event,) = await _events(ws, 1)
     assert event["id"] == await mine.order_id_for(resting_buy(venue, up, "cid-mine", below="0.06"))
+
+
+async def test_gateway_user_updates_push_a_taker_fill_with_its_rest_fill_id(sandbox: Sandbox) -> None:
+    """PolymarketGateway.user_updates (what the live venue actor reads) against the sandbox's
+    channel: a connect state, then the fill of an order placed through the gateway."""
+    from actors.venues.polymarket.gateway import PolymarketGateway
+    from actors.venues.user_stream import StreamState
+    from config.models import UserStreamConfig
+    from tests.integration.sandbox.clob_support import MAKER_KEY
+
+    venue = sandbox.venue
+    up, _ = current_tokens(venue)
+    gw = PolymarketGateway(sandbox.host, MAKER_KEY, ws_url=sandbox.ws_url)
+    await gw.start()
+    stream = aiter(gw.user_updates(UserStreamConfig()))
+    try:
+        state = await asyncio.wait_for(anext(stream), RECV_S)
+        assert state == StreamState(connected=True, opened=1)
+        order = taker_buy(venue, up, "cid-pushed")
+        await gw.submit(order)
+        pushed = await asyncio.wait_for(anext(stream), RECV_S)
+        while pushed.fill is None:  # the order's own events (placed, ended) come first
+            pushed = await asyncio.wait_for(anext(stream), RECV_S)
+    finally:
+        await stream.aclose()  # type: ignore[attr-defined]
+        await gw.close()
+    (polled,) = await gw.fills(order.market)
+    assert pushed.fill == polled
+    assert pushed.order.client_id == "cid-pushed"
+    assert pushed.order.filled_qty == order.qty
