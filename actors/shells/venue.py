@@ -464,13 +464,22 @@ class VenueShell(ActorShell):
     async def _poll(self, wait: bool) -> int:
         if self.unregistered:
             await self._register_unfinished()
-        markets = {o.market for o in self.views.values() if self._awaiting_fills(o)}
         updates: list[OrderUpdate] = []
+        try:
+            await self._poll_venue(updates)
+        finally:  # a venue call failing halfway (a 503, a 429) loses none of what was found before it
+            await self._apply(updates, wait)
+        return len(updates)
+
+    async def _poll_venue(self, updates: list[OrderUpdate]) -> None:
+        """Add to ``updates`` the new fills of the orders awaiting them, then the orders the venue
+        ended. A fill is marked seen only once its order was read: if that read fails, the next
+        poll (or push) takes the fill again (pushes wait for ``poll_lock``, so none lands meanwhile)."""
+        markets = {o.market for o in self.views.values() if self._awaiting_fills(o)}
         for market in sorted(markets):
             for fill in await self.gateway.fills(market):
                 if fill.fill_id in self.seen_fills or fill.client_id not in self.intents:
                     continue
-                self._account(fill)
                 view = await self.gateway.order(fill.client_id, market)
                 order = self._merge(view) if view is not None else self.intents[fill.client_id]
                 updates.append(self._fill_update(fill, order))
@@ -481,11 +490,10 @@ class VenueShell(ActorShell):
             ended = None if view is None else self._ended_update(known, view)
             if ended is not None:
                 updates.append(ended)
-        await self._apply(updates, wait)
-        return len(updates)
 
     def _fill_update(self, fill: Fill, order: Order) -> OrderUpdate:
-        """A new fill (already accounted) and its order as the venue shows it."""
+        """A new fill, now seen and accounted, and its order as the venue shows it."""
+        self._account(fill)
         self.views[fill.client_id] = order
         return self._update(UpdateKind.FILL, order, fill=fill)
 
@@ -552,7 +560,6 @@ class VenueShell(ActorShell):
                 if p.fill is not None:
                     if p.fill.fill_id in self.seen_fills:
                         continue
-                    self._account(p.fill)
                     self.metrics.inc("raytrader_pushed_fills_total", {"venue": self.venue})
                     updates.append(self._fill_update(p.fill, order))
                     continue

@@ -13,6 +13,10 @@ import pytest
 import ray
 
 from actors.domain.model import Fill
+from actors.domain.names import venue_name
+from actors.shells.base import actor_options, remote
+from actors.shells.venue import VenueShell
+from actors.venues.gateway import VenueError, VenueErrorKind
 from config.models import Settings
 from ops.sandbox_harness import http_json, sandbox_ground_truth
 from supervisor.control import runtime
@@ -99,3 +103,63 @@ def test_dropped_user_stream_is_reopened_and_caught_up_without_a_lost_fill(
     finally:
         runtime.stop_system(settings, cancel_orders=True, teardown=True)
     _assert_books_match_the_venue(tmp_path, settings, sandbox, earlier)
+
+
+class FailingReadVenue(VenueShell):
+    """The live venue actor, except that a poll's first order read after it found a new fill fails
+    as a 503 would: the poll used to mark the fill seen before that read, so the failed poll lost it
+    for the whole run (no later poll or push took it again)."""
+
+    def __init__(self, settings: Settings, venue: str) -> None:
+        super().__init__(settings, venue)
+        self.failed: str | None = None
+        found: list[str] = []
+        fills, order = self.gateway.fills, self.gateway.order
+
+        async def polled(market: str, since_ms: int | None = None) -> list[Fill]:
+            out = await fills(market, since_ms)
+            if self.failed is None and self.poll_lock.locked():
+                found[:] = [
+                    f.fill_id for f in out if f.fill_id not in self.seen_fills and f.client_id in self.intents
+                ]
+            return out
+
+        async def read(client_id: str, market: str) -> Any:
+            if self.failed is None and found and self.poll_lock.locked():
+                self.failed = found[0]
+                raise VenueError("binance", VenueErrorKind.UNAVAILABLE, "injected: 503 reading the order")
+            return await order(client_id, market)
+
+        self.gateway.fills = polled  # type: ignore[method-assign]
+        self.gateway.order = read  # type: ignore[method-assign]
+
+    async def failed_fill(self) -> str | None:
+        return self.failed
+
+
+def test_poll_failing_after_a_new_fill_takes_that_fill_on_the_next_poll(
+    tmp_path: Path, sandbox: dict[str, Any]
+) -> None:
+    """Streams off (fills by polling alone): a poll cut short by a venue error keeps its fill."""
+    extra = [
+        "runtime.venue_poll_s=0.3",
+        "live.binance.user_stream.enabled=false",
+        "strategies.ml_momentum.enabled=false",
+    ]
+    settings = live_settings(tmp_path, sandbox, "t-poll-fails", extra)
+    venue = (
+        remote(ray.remote(FailingReadVenue))
+        .options(**actor_options(settings, venue_name("binance")))
+        .remote(settings, "binance")
+    )
+    earlier = _earlier_orders(sandbox)
+    runtime.start_system(settings)
+    try:
+        failed = wait_for("a poll to fail on a new fill", lambda: ray.get(venue.failed_fill.remote()), 240)
+        at_venue = len(_ours(sandbox, earlier))  # the failed one among them: taken by a later poll
+        wait_for("the fills recorded", lambda: _metric(settings, "raytrader_fills_total") >= at_venue, 60)
+        assert _metric(settings, "raytrader_pushed_fills_total") == 0
+    finally:
+        runtime.stop_system(settings, cancel_orders=True, teardown=True)
+    _orders, fills, _intents = _assert_books_match_the_venue(tmp_path, settings, sandbox, earlier)
+    assert failed in {f.fill_id for f in fills}
