@@ -162,4 +162,5 @@ def _weight(method: str, path: str, query: Mapping[str, str]) -> int:
         "/api/v3/aggTrades": 4,
         "/api/v3/account": 20,
         "/api/v3/ticker/price": 2 if query.get("symbol") else 4,
+        "/api/v3/userDataStream": 2,
     }.get(path, 1)
