@@ -6,7 +6,8 @@ minutes (sent every ``keepalive_s``, Binance recommends 30 min), and ``<stream h
 pushes the account's events. A connection ends at the latest after 24 hours, on a network fault,
 when the server closes it (a ``drop_ws`` fault in the sandbox), when the heartbeat goes unanswered
 (aiohttp pings every ``heartbeat_s``), or after ``listenKeyExpired``; each is detected here and the
-stream is re-opened after ``reconnect_s`` with a ``POST`` (a new key only if the old one lapsed).
+stream is re-opened after ``reconnect_s`` with a ``POST`` (a new key only if the old one lapsed);
+attempts that fail to open back off (doubling, up to ``MAX_REOPEN_S``).
 A keep-alive answered -1125 (the key is gone) closes the socket, which re-opens it the same way.
 
 ``messages`` yields every event as Binance sends it (the combined form's ``data`` unwrapped) and a
@@ -31,6 +32,9 @@ from config.models import UserStreamConfig
 
 log = logging.getLogger(__name__)
 
+MAX_REOPEN_S = 30.0
+"""The longest wait between attempts to open a stream that keeps failing to open."""
+
 ListenKeyCall = Callable[[str, dict[str, str]], Awaitable[Any]]
 """``(method, params)`` -> the answer of ``<method> /api/v3/userDataStream`` (Post, Put, Delete)."""
 
@@ -50,18 +54,23 @@ class ListenKeyStream:
         self.keepalives = 0
 
     async def messages(self) -> AsyncGenerator[dict[str, Any] | StreamState, None]:
+        delay = self.config.reconnect_s
         async with aiohttp.ClientSession() as session:
             while True:
+                before = self.opened
                 try:
                     async with contextlib.aclosing(self._connection(session)) as connection:
                         async for message in connection:
                             yield message
                 except (aiohttp.ClientError, TimeoutError, OSError, VenueError) as exc:
                     log.warning("binance user stream: %s", exc)
-                if self.opened:
+                if self.opened > before:  # it was up: say it dropped, re-open at once
+                    delay = self.config.reconnect_s
                     yield StreamState(connected=False, opened=self.opened)
-                log.warning("binance user stream down; re-opening in %.1fs", self.config.reconnect_s)
-                await asyncio.sleep(self.config.reconnect_s)
+                else:  # it could not open: back off, up to MAX_REOPEN_S
+                    delay = min(MAX_REOPEN_S, delay * 2)
+                log.warning("binance user stream down; re-opening in %.1fs", delay)
+                await asyncio.sleep(delay)
 
     async def _connection(
         self, session: aiohttp.ClientSession

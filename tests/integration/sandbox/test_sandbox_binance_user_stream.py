@@ -205,3 +205,21 @@ async def test_gateway_keeps_the_listen_key_alive_and_replaces_a_closed_one(
     assert stream.listen_key not in (None, key)
     assert stream.listen_key in venue.listen_keys
     await updates.aclose()
+
+
+async def test_gateway_user_stream_that_cannot_open_retries_until_it_does(
+    venue: SandboxBinance, gateway: BinanceGateway
+) -> None:
+    venue.faults.add(
+        {
+            "path": "/api/v3/userDataStream",
+            "method": "POST",
+            "kind": "status",
+            "status": 503,
+            "when": {"first": 2},
+        }
+    )
+    updates = gateway.user_updates(UserStreamConfig(reconnect_s=0.01))
+    assert await _next(updates) == StreamState(connected=True, opened=1)  # no drop told for a failed open
+    assert venue.faults.stats.count("status") == 2
+    await updates.aclose()
