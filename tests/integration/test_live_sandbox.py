@@ -36,8 +36,9 @@ def sandbox() -> Iterator[dict[str, Any]]:
 _http = http_json
 
 
-def _live_settings(tmp: Path, sandbox: dict[str, Any], name: str) -> Settings:
+def _live_settings(tmp: Path, sandbox: dict[str, Any], name: str, *more: str) -> Settings:
     extra = [
+        *more,
         "runtime.venue_poll_s=0.3",
         "strategies.ml_momentum.enabled=false",
         # a tight exit plan, so round trips complete within a short test
@@ -159,7 +160,14 @@ def test_stop_during_a_fill_poll_puts_the_polled_fill_in_its_position(
     """CI flake of the live run above: a stop's last fill poll ran beside a regular poll that had
     already marked a fill seen and not yet pushed it; the last look found nothing new, the stop
     tore the position actors down, and the venue's fill belonged to no position (invariants 3, 6)."""
-    settings = _live_settings(tmp_path, sandbox, "t-live-held-fill")
+    # fills by polling alone (the poll race this guards), as before the venues pushed them
+    settings = _live_settings(
+        tmp_path,
+        sandbox,
+        "t-live-held-fill",
+        "live.binance.user_stream.enabled=false",
+        "live.polymarket.user_stream.enabled=false",
+    )
     venue = (
         remote(ray.remote(HeldFillVenue))
         .options(**actor_options(settings, venue_name("binance")))
