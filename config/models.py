@@ -389,10 +389,15 @@ class UserStreamConfig(Strict):
 
 
 class BinanceEndpoint(VenueEndpoint):
+    url: str = BINANCE_REST_URL
+    """The real venue unless set: so one nested override (``live.binance.user_stream.enabled``)
+    keeps the rest of the section's defaults."""
     user_stream: UserStreamConfig = UserStreamConfig()
 
 
 class PolymarketEndpoint(VenueEndpoint):
+    url: str = POLYMARKET_REST_URL
+    """As for Binance; ``ws_url`` unset resolves to the real market channel for the real host."""
     user_stream: UserStreamConfig = UserStreamConfig()
     """The user channel beside ``ws_url`` (``.../ws/market`` -> ``.../ws/user``); ``keepalive_s``
     is unused (the channel is kept alive by a text PING every 10 s)."""
@@ -413,11 +418,10 @@ class LiveConfig(Strict):
     paper_state_dir: Path = Field(
         default=Path("state"), description="the paper runs' store whose trades count towards min_paper_trades"
     )
-    binance: BinanceEndpoint = BinanceEndpoint(url=BINANCE_REST_URL)
+    binance: BinanceEndpoint = BinanceEndpoint()
     """``ws_url`` unset: the streams of the configured host (ccxt's stream host for the real venue)."""
-    polymarket: PolymarketEndpoint = PolymarketEndpoint(
-        url=POLYMARKET_REST_URL, ws_url=POLYMARKET_MARKET_WS_URL
-    )
+    polymarket: PolymarketEndpoint = PolymarketEndpoint()
+    """``ws_url`` unset: the real market channel for the real host, ``<host>/ws/market`` else."""
 
 
 class NotifyConfig(Strict):

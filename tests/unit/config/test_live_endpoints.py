@@ -57,3 +57,19 @@ def test_config_check_live_with_every_secret_exits_zero() -> None:
     assert result.exit_code == 0, result.output
     assert "secrets: all present" in result.output
     assert "k" * 64 not in result.output
+
+
+def test_one_nested_live_override_keeps_the_sections_other_defaults() -> None:
+    """Turning a push stream off (``live.<venue>.user_stream.enabled=false``) named the section
+    without its url, and the config was refused: "live.polymarket.url: expected a value"."""
+    settings = load_settings(
+        None,
+        overrides=["live.binance.user_stream.enabled=false", "live.polymarket.user_stream.enabled=false"],
+    )
+    assert not settings.live.binance.user_stream.enabled
+    assert not settings.live.polymarket.user_stream.enabled
+    assert (
+        resolve_endpoints(settings, "polymarket").ws_url
+        == "wss://ws-subscriptions-clob.polymarket.com/ws/market"
+    )
+    assert resolve_endpoints(settings, "binance").rest_url == "https://api.binance.com"
