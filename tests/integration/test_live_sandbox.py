@@ -124,6 +124,14 @@ def test_live_runtime_trades_through_faults_and_matches_the_venue(
         runtime.stop_system(settings, cancel_orders=True, teardown=True)
     ours, _fills, store_orders = _assert_books_match_the_venue(tmp_path, settings, sandbox, earlier)
     assert len({o.client_id for o in ours}) == len(ours)
+    # Binance enforces client-id uniqueness only among *open* orders: a client id re-sent after a
+    # lost answer whose order had filled would be a second order there. The sandbox refuses every
+    # reuse and keeps the refusal, so none here means no client id was ever sent twice.
+    refused = _http("GET", f"{base}/_sandbox/rejections")["rejections"]
+    resent = [
+        r for r in refused if r["client_id"] not in earlier and r["code"] == -2010 and "Duplicate" in r["msg"]
+    ]
+    assert resent == []
     intents = {o.client_id for o in store_orders}
     assert {o.client_id for o in ours} <= intents  # nothing reached the venue without a write-ahead intent
 
