@@ -33,8 +33,9 @@ The plan (Polymarket bot design, every number from :class:`ExitConfig`):
   (never below one tick, nor below ``ceil_to(mark * (1 - max_close_slippage_pct), tick)``):
   marketable against the book at the trigger, and each re-price of a closing order stuck for
   ``exit_order_timeout_s`` widens the allowance by one step, up to that cap. A close the venue
-  rejects (or cancels by itself: an expiry, a venue-side cancel) is not re-sent at once: the next try waits ``close_retry_backoff_s``, doubled per
-  rejection in a row (at most :data:`~actors.core.position_levels.CLOSE_BACKOFF_CAP_S`), and after
+  rejects (or cancels by itself: an expiry, a venue-side cancel) is not re-sent at once: the
+  next try waits ``close_retry_backoff_s``, doubled per rejection in a row (at most
+  :data:`~actors.core.position_levels.CLOSE_BACKOFF_CAP_S`), and after
   ``max_close_rejections`` in a row the position stops trying (:attr:`PositionCore.close_blocked`,
   in the heartbeat) until a re-drive asks for one more attempt (:meth:`PositionCore.retry_close`).
   Any close the venue takes (acked, or filled without an ack) ends the streak.
@@ -415,6 +416,7 @@ class PositionCore(PositionOrders):
         if held > 0:
             pos.sold_qty += held
             pos.sale_proceeds += payout * held
+            pos.settled_qty, pos.settled_value = held, payout * held
         self._trigger = ExitReason.SETTLEMENT
         reason = ExitReason.SETTLEMENT if pos.entry_qty > 0 else ExitReason.UNFILLED
         return cmds + self._close(reason, now_ms)

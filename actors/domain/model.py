@@ -379,6 +379,10 @@ class Position(Mutable):
     fees: Decimal = ZERO
     exit_reason: ExitReason | None = None
     closed_ms: int | None = None
+    settled_qty: Decimal = Field(default=ZERO, ge=0, description="shares held when the market resolved")
+    settled_value: Decimal = Field(
+        default=ZERO, ge=0, description="what they pay (shares x payout): to redeem on chain when live"
+    )
 
     @property
     def open_qty(self) -> Decimal:

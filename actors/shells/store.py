@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -103,6 +104,25 @@ class StoreActor(ActorShell):
             }
             for key, rec in self.db.items("position")
         ]
+
+    async def pending_redemptions(self) -> list[dict[str, Any]]:
+        """Closed positions whose market resolved in their favour: winning shares to redeem on
+        chain, which this project cannot send (issue 12): listed with the amount instead."""
+        found = []
+        for key, rec in self.db.items("position"):
+            position = (rec.get("core") or {}).get("position") or {}
+            value = Decimal(str(position.get("settled_value") or 0))
+            if value > 0:
+                found.append(
+                    {
+                        "position_id": key,
+                        "market": rec.get("market"),
+                        "shares": str(position.get("settled_qty")),
+                        "usdc": str(value),
+                        "resolved_ms": position.get("closed_ms"),
+                    }
+                )
+        return found
 
     async def unreadable_positions(self) -> list[tuple[str, str]]:
         """Position records that do not decode, ``(position_id, reason)``: not in the index above."""
