@@ -18,8 +18,9 @@ VENUE = "venue"
 FEED = "feed"
 STRATEGY = "strategy"
 POSITION = "position"
+POOL = "pool"
 """The kinds with one actor per key: ``venue:<venue>``, ``feed:<feed id>``, ``strategy:<name>``,
-``position:<position id>``."""
+``position:<position id>``, ``pool:<n>`` (a pre-started position actor, see :func:`pool_name`)."""
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,13 @@ def strategy_name(name: str) -> str:
 
 def position_name(position_id: str) -> str:
     return str(ActorName(POSITION, position_id))
+
+
+def pool_name(number: int) -> str:
+    """The Ray name of the portfolio's ``number``-th pre-started position actor. Never reused: once
+    assigned, ``pool:<n>`` runs one position for life and is found under ``position:<id>``
+    through the alias it registers (actors.shells.base.try_actor)."""
+    return str(ActorName(POOL, str(number)))
 
 
 def parse_actor_name(name: str) -> ActorName:

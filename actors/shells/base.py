@@ -16,7 +16,7 @@ from typing import Any
 
 import ray
 
-from actors.domain.names import STORE, SUPERVISOR
+from actors.domain.names import POSITION, STORE, SUPERVISOR
 from actors.domain.telemetry import Heartbeat, MetricsBuffer, state_digest
 from config.models import Settings
 
@@ -55,14 +55,61 @@ def remote(actor_class: Any) -> Any:
 
 
 def get_actor(settings: Settings, name: str) -> Any:
-    return ray.get_actor(name, namespace=settings.runtime.namespace)
+    """A named actor's handle; a position's may be a pooled actor's (see :func:`try_actor`)."""
+    handle = try_actor(settings, name)
+    if handle is None:
+        raise ValueError(f"no actor {name!r} in namespace {settings.runtime.namespace!r}")
+    return handle
+
+
+def _ray_actor(settings: Settings, name: str) -> Any | None:
+    try:
+        return ray.get_actor(name, namespace=settings.runtime.namespace)
+    except ValueError:
+        return None
+
+
+_ALIASES: dict[str, str] = {}
+"""This process's cache of ``position:<id>`` -> ``pool:<n>``: an alias never changes (a pool
+actor runs one position for life), it only dies with its actor."""
+
+
+def _alias_key(name: str) -> str:
+    return f"raytrader-alias/{name}"
+
+
+def register_alias(settings: Settings, name: str, ray_name: str) -> None:
+    """Make ``name`` (``position:<id>``) resolve to the pooled actor ``ray_name`` (``pool:<n>``).
+
+    Ray cannot rename an actor, so the alias lives in the GCS key-value store, beside the Ray
+    names themselves and with their lifetime; the store's position record (its ``actor``) is the
+    durable owner the supervisor trusts."""
+    from ray.experimental import internal_kv
+
+    internal_kv._internal_kv_put(
+        _alias_key(name), ray_name, overwrite=True, namespace=settings.runtime.namespace
+    )
+    _ALIASES[name] = ray_name
 
 
 def try_actor(settings: Settings, name: str) -> Any | None:
-    try:
-        return get_actor(settings, name)
-    except ValueError:
+    """A named actor's handle, or None. ``position:<id>`` is the actor of that Ray name if there is
+    one, else the pooled actor (``pool:<n>``) that was assigned the position and is alive."""
+    alias = _ALIASES.get(name)
+    if alias is not None:  # the common case for a pooled position: one GCS lookup
+        found = _ray_actor(settings, alias)
+        if found is not None:
+            return found
+    found = _ray_actor(settings, name)
+    if found is not None or not name.startswith(f"{POSITION}:"):
+        return found
+    from ray.experimental import internal_kv
+
+    stored = internal_kv._internal_kv_get(_alias_key(name), namespace=settings.runtime.namespace)
+    if stored is None or stored.decode() == alias:
         return None
+    _ALIASES[name] = stored.decode()
+    return _ray_actor(settings, stored.decode())
 
 
 def _is_actor_failure(exc: BaseException) -> bool:

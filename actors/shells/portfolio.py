@@ -1,10 +1,11 @@
 """The portfolio actor: gates and sizes every signal, opens positions, keeps the books.
 
 Opening a position is write-ahead: the position's record (its core, already holding the
-entry order's intent) and the portfolio's reservation are committed in one transaction
-before the position actor is created; a crash in between leaves a record the supervisor
-turns into an actor. Entries stop while trading is halted (kill switch, restart budget,
-loss limit); exits never stop.
+entry order's intent), the portfolio's reservation and, when a pre-started position actor is
+ready (``runtime.position_pool``), its assignment are committed in one transaction before the
+actor is told; a crash in between leaves a record the assigned actor (or the supervisor)
+takes up. Without a ready pooled actor the position's actor is created as before. Entries
+stop while trading is halted (kill switch, restart budget, loss limit); exits never stop.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from actors.core.portfolio_decisions import Decision, DecisionKind
 from actors.core.position_runner import open_position
 from actors.domain.messages import PositionMarked, PositionReport, PutRecord
 from actors.domain.model import ZERO, Candle, Instrument, MarketEvent, OrderBook, Signal
-from actors.domain.names import PORTFOLIO, position_name
+from actors.domain.names import PORTFOLIO, pool_name, position_name
 from actors.shells.base import ActorShell, actor_options, remote
 from actors.shells.feed import known_instruments
 from actors.shells.position import PositionActor, position_record
@@ -59,7 +60,15 @@ class PortfolioActor(ActorShell):
         self.peak_equity = self.core.equity
         self.decisions = 0
         self.approved = 0
+        pool = (saved or {}).get("pool") or {}
+        self.pool_names: list[str] = list(pool.get("idle", []))
+        """Pooled position actors created (or about to be) and not yet assigned."""
+        self.pool_next = int(pool.get("next", 0))
+        self.pool_ready: list[str] = []
+        """Those of ``pool_names`` that answered: an entry is assigned to the first one."""
+        self.pool_lock = asyncio.Lock()
         self._shell_start()
+        self._spawn(self._fill_pool())
 
     # ------------------------------------------------------------------ reports
 
@@ -102,8 +111,13 @@ class PortfolioActor(ActorShell):
         await self.store_call("put", "portfolio", "main", self._record())
 
     def _record(self) -> dict[str, Any]:
-        """The checkpoint: a halt is kept only while it is latched (a stop's pause is not)."""
-        return {"core": self.core.state(), "halted": self.halted if self.halt_latched else None}
+        """The checkpoint: a halt is kept only while it is latched (a stop's pause is not); the
+        pooled actors' names (idle ones, and the next number: a name is never reused)."""
+        return {
+            "core": self.core.state(),
+            "halted": self.halted if self.halt_latched else None,
+            "pool": {"idle": list(self.pool_names), "next": self.pool_next},
+        }
 
     # ------------------------------------------------------------------ control
 
@@ -192,28 +206,69 @@ class PortfolioActor(ActorShell):
         core, _entry = open_position(
             plan, instrument, exits, has_book=plan.market in self.books, now_ms=decision.signal.ts_ms
         )
-        record = position_record(core, exits, origin_ns=ingest_ns)
-        await self.store_call(
-            "batch",
-            [
-                PutRecord("position", plan.position_id, record),
-                PutRecord("portfolio", "main", self._record()),
-            ],
-        )
+        pooled = self.pool_ready.pop(0) if self.pool_ready else None
+        record = position_record(core, exits, origin_ns=ingest_ns, actor=pooled)
+        ops = [PutRecord("position", plan.position_id, record)]
+        if pooled is not None:  # the assignment is durable with the intent: a restart of either finds it
+            self.pool_names.remove(pooled)
+            ops.append(PutRecord("portfolio", pooled, {"position_id": plan.position_id}))
+        try:
+            await self.store_call("batch", [*ops, PutRecord("portfolio", "main", self._record())])
+        except Exception:
+            if pooled is not None:  # not assigned after all: still idle
+                self.pool_names.append(pooled)
+                self.pool_ready.append(pooled)
+            raise
         self.approved += 1
-        handle = (
-            remote(PositionActor)
-            .options(**actor_options(self.settings, position_name(plan.position_id)))
-            .remote(self.settings, plan.position_id)
-        )
+        if pooled is not None:
+            handle = self.handle(pooled)
+            ready = handle.assign.remote(plan.position_id, True) if handle is not None else None
+            self._spawn(self._fill_pool())
+        else:
+            handle = (
+                remote(PositionActor)
+                .options(**actor_options(self.settings, position_name(plan.position_id)))
+                .remote(self.settings, plan.position_id)
+            )
+            ready = handle.wait_ready.remote()
         # Wait until the entry is at the venue before acknowledging the signal: the feed waits on
         # this call, so the venue sees the order before the next events (as in a backtest).
         try:
-            await asyncio.wait_for(handle.wait_ready.remote(), timeout=30.0)
+            if ready is None:
+                raise LookupError(f"pooled actor {pooled} not found")
+            await asyncio.wait_for(ready, timeout=30.0)
         except Exception as exc:  # the record is durable: the supervisor brings the actor up
             log.error(
                 "position %s did not start in time (%s); the supervisor takes over", plan.position_id, exc
             )
+
+    # ------------------------------------------------------------------ the pool
+
+    async def _fill_pool(self) -> None:
+        """Keep ``runtime.position_pool`` pre-started position actors ready for entries.
+
+        Each one's name is in the portfolio's record before it is created (creation by name is
+        idempotent), so a restarted portfolio finds the ones it made instead of leaking them."""
+        async with self.pool_lock:
+            while len(self.pool_names) < self.settings.runtime.position_pool:
+                self.pool_names.append(pool_name(self.pool_next))
+                self.pool_next += 1
+            await self._checkpoint()
+            for name in [n for n in self.pool_names if n not in self.pool_ready]:
+                handle = self.handle(name) or (
+                    remote(PositionActor)
+                    .options(**actor_options(self.settings, name))
+                    .remote(self.settings, None, name)
+                )
+                try:
+                    await handle.ping.remote()
+                except Exception as exc:  # gone for good: a fresh name takes its place next time
+                    log.warning("pooled position actor %s did not start (%s)", name, exc)
+                    self.pool_names.remove(name)
+                    self.forget(name)
+                    continue
+                if name in self.pool_names and name not in self.pool_ready:
+                    self.pool_ready.append(name)
 
     async def on_position_report(self, report: PositionReport) -> None:
         """Positions report their cost and marks, and their close."""

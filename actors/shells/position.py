@@ -43,16 +43,19 @@ from actors.domain.model import (
     Settlement,
     to_decimal,
 )
-from actors.domain.names import PORTFOLIO, feed_name, position_name, venue_name
+from actors.domain.names import POOL, PORTFOLIO, feed_name, position_name, venue_name
 from actors.domain.topology import feed_of_market
-from actors.shells.base import ActorShell, wall_ms
+from actors.shells.base import ActorShell, register_alias, wall_ms
 from config.models import ExitConfig, Settings
 
 log = logging.getLogger(__name__)
 
 
-def position_record(core: PositionCore, exits: ExitConfig, *, origin_ns: int | None = None) -> dict[str, Any]:
-    """What the store keeps of a position: enough to rebuild its actor anywhere."""
+def position_record(
+    core: PositionCore, exits: ExitConfig, *, origin_ns: int | None = None, actor: str | None = None
+) -> dict[str, Any]:
+    """What the store keeps of a position: enough to rebuild its actor anywhere. ``actor``: the Ray
+    name of the actor that runs it (a pooled ``pool:<n>``); ``None``: ``position:<id>``."""
     pos = core.position
     return {
         "core": core.state(),
@@ -64,6 +67,7 @@ def position_record(core: PositionCore, exits: ExitConfig, *, origin_ns: int | N
         "open": pos.status is not ExitStatus.CLOSED,
         "status_since_ms": wall_ms(),
         "origin_ns": origin_ns,
+        "actor": actor,
     }
 
 
@@ -77,44 +81,109 @@ def _keep_closes(queue: list[Command]) -> list[Command]:
 class PositionActor(ActorShell):
     kind = "position"
 
-    def __init__(self, settings: Settings, position_id: str) -> None:
-        self._shell_init(position_name(position_id), settings)
-        self.position_id = position_id
-        record = ray.get(self.store.get.remote("position", position_id))
+    def __init__(self, settings: Settings, position_id: str | None = None, pool: str | None = None) -> None:
+        """``position_id``: run that position, as the actor named ``position:<id>``. ``pool``: a
+        pre-started actor of that Ray name (``pool:<n>``), idle until :meth:`assign`; after a Ray
+        restart it runs the position the store says it was assigned (``portfolio/pool:<n>``)."""
+        self.ray_name = pool if pool is not None else position_name(str(position_id))
+        self._shell_init(self.ray_name, settings)
+        self.pool = pool
+        self.position_id = ""
+        self.loaded = False
+        self.lock = asyncio.Lock()
+        self.assigning = asyncio.Lock()
+        self.ready = asyncio.Event()
+        self._shell_start()  # idle, it beats as kind "pool": listed by the supervisor, never re-created by it
+        if position_id is None and pool is not None:
+            assigned = ray.get(self.store.get.remote("portfolio", pool))
+            if assigned is None:
+                self.kind = POOL
+                self._spawn(self._idle_loop())
+                return
+            position_id = str(assigned["position_id"])
+        assert position_id is not None
+        if self._claim(position_id, ray.get(self.store.get.remote("position", position_id))):
+            self._spawn(self._startup())
+
+    def _claim(self, position_id: str, record: dict[str, Any] | None) -> bool:
+        """Take the position over from its record; a pooled actor only if the record names it its
+        owner (a position whose pooled actor died for good is run by a named one from then on)."""
         if record is None:
             raise RuntimeError(f"position {position_id} has no record in the store")
+        if self.pool is not None and record.get("actor") != self.pool:
+            log.error(
+                "%s: position %s is owned by %s, not run here", self.pool, position_id, record.get("actor")
+            )
+            return False
+        self.position_id = position_id
+        self.actor_id = position_name(position_id)
+        if self.pool is not None:
+            register_alias(self.settings, self.actor_id, self.pool)
         self.instrument = Instrument.model_validate(record["instrument"])
         self.exits = ExitConfig.model_validate(record["exits"])
         self.core = PositionCore.from_state(record["core"], self.instrument, self.exits)
         self.origin_ns: int | None = record.get("origin_ns")
         self.status_since_ms = int(record.get("status_since_ms") or wall_ms())
-        self.lock = asyncio.Lock()
-        self.ready = asyncio.Event()
         self.closed = self.core.position.status is ExitStatus.CLOSED
         self.redrives = 0
         self.frozen = bool(record.get("frozen", False))
         """No new orders leave while frozen; they stay intents in the core until unfrozen."""
         self.frozen_latched = self.frozen
+        """Only the kill switch's freeze is persisted: a stop's freeze ends with the run."""
         self.unarmed_since_ms: int | None = None
         """Since when (wall ms) this open position's exits are not all at the venue."""
-        """Only the kill switch's freeze is persisted: a stop's freeze ends with the run."""
         close = record.get("close")
         self.close_info: PositionReleased | None = (
             None if close is None else PositionReleased.from_record(position_id, close)
         )
         self.released = bool(record.get("released", False))
-        self._shell_start()
-        self._spawn(self._startup())
+        self.loaded = True
+        self.kind = "position"
+        return True
+
+    async def assign(self, position_id: str, fresh: bool = False) -> str:
+        """Run ``position_id`` (a pooled actor; idempotent); returns once its orders are at the venue.
+
+        ``fresh``: the portfolio has just written the record, whose entry intent no venue has seen:
+        it is sent without a venue lookup (its client id still guards against a second send)."""
+        async with self.assigning:
+            if not self.loaded:
+                record = await self.store_call("get", "position", position_id)
+                if not self._claim(position_id, record):
+                    raise RuntimeError(f"{self.ray_name} does not own position {position_id}")
+                self._spawn(self._startup(fresh))
+        if self.position_id != position_id:
+            raise RuntimeError(f"{self.ray_name} runs position {self.position_id}, not {position_id}")
+        return await self.wait_ready()
+
+    async def _idle_loop(self) -> None:
+        await self._every("pool assignment", lambda: self.settings.runtime.position_timer_s, self._idle_turn)
+
+    async def _idle_turn(self) -> bool:
+        """An idle pooled actor takes up an assignment the portfolio wrote but did not deliver (it
+        died in between); True once it runs a position or cannot."""
+        if self.loaded or self.pool is None:
+            return True
+        assigned = await self.store_call("get", "portfolio", self.pool)
+        if assigned is None:
+            return False
+        try:
+            await self.assign(str(assigned["position_id"]))
+        except RuntimeError:
+            log.exception("%s: assignment not taken up", self.pool)
+        return True
 
     # ------------------------------------------------------------------ reports
 
     def owned_orders(self) -> tuple[str, ...]:
-        return tuple(o.client_id for o in self.core.open_orders())
+        return tuple(o.client_id for o in self.core.open_orders()) if self.loaded else ()
 
     def digest_source(self) -> Any:
-        return self.core.state()
+        return self.core.state() if self.loaded else None
 
     def heartbeat_detail(self) -> dict[str, Any]:
+        if not self.loaded:
+            return {"idle": True}
         pos = self.core.position
         armed = self.core.exits_armed() and not self._unsent_exits()
         if armed or self.frozen or pos.status not in (ExitStatus.OPEN, ExitStatus.HALF_CLOSED):
@@ -141,6 +210,7 @@ class PositionActor(ActorShell):
             "fills": self.core.seen_fill_ids(),
             "ready": self.ready.is_set(),
             "redrives": self.redrives,
+            "pool": self.pool,
         }
 
     def _unsent_exits(self) -> list[str]:
@@ -165,19 +235,33 @@ class PositionActor(ActorShell):
     def venue(self) -> Any:
         return self.handle(venue_name(self.instrument.venue))
 
-    async def _startup(self) -> None:
+    async def _startup(self, fresh: bool = False) -> None:
+        """Subscribe and reconcile; a ``fresh`` entry (see :meth:`assign`) is sent first instead."""
         try:
+            if fresh:
+                async with self.lock:
+                    await self._execute(self._unsent_entries(), self.origin_ns)
+                    await self._report()
             feed = self.handle(feed_name(feed_of_market(self.instrument.market_id)))
             if feed is not None and not self.closed:
                 await feed.subscribe.remote(self.actor_id, self.instrument.market_id)
-            async with self.lock:
-                await self._reconcile()
+            if not fresh:
+                async with self.lock:
+                    await self._reconcile()
         except Exception:
             self._handles.clear()  # the venue or feed may have been re-created under its name
             log.exception("position %s: startup failed; the supervisor will re-drive it", self.position_id)
         finally:
             self.ready.set()
         self._spawn(self._timer_loop())
+
+    def _unsent_entries(self) -> list[Command]:
+        """A fresh position's entry intents: what reconciling would send, without asking the venue."""
+        return [
+            PlaceOrder(order=o.model_copy())
+            for o in self.core.orders.values()
+            if o.status is OrderStatus.PENDING
+        ]
 
     async def _reconcile(self) -> None:
         """Bring the core in line with the venue, by client id; never re-send blindly."""
@@ -320,6 +404,7 @@ class PositionActor(ActorShell):
         record["frozen"] = self.frozen_latched
         record["close"] = None if self.close_info is None else self.close_info.to_record()
         record["released"] = self.released
+        record["actor"] = self.ray_name
         results: list[Any] = await self.store_call(
             "batch", [*extra, PutRecord("position", self.position_id, record)]
         )

@@ -217,6 +217,19 @@ class SupervisorActor:
             return remote(PositionActor).options(**options).remote(s, actor_key(name))
         raise ValueError(f"unknown actor kind {kind!r}")
 
+    async def _create_position(self, name: str) -> Any:
+        """The actor of ``position:<id>``: the pooled actor its record names, if that one is alive
+        (told to run it: idempotent), else a new actor of that name. A pooled actor gone for good
+        never comes back, so this never makes two actors run one position."""
+        record = await self._store().get.remote("position", actor_key(name)) or {}
+        owner = record.get("actor")
+        if owner and owner != name:
+            handle = try_actor(self.settings, str(owner))
+            if handle is not None:
+                handle.assign.remote(actor_key(name))
+                return handle
+        return self._create(name, "position")
+
     async def start(self, clear_kill_switch: bool = False) -> dict[str, Any]:
         """Spawn every actor the config and the store call for (consumers before feeds).
 
@@ -253,7 +266,7 @@ class SupervisorActor:
                 name = position_name(pos["position_id"])
                 self._expect(name, "position")
                 if self._handle(name) is None:
-                    self._handles[name] = self._create(name, "position")
+                    self._handles[name] = await self._create_position(name)
                 if pos.get("frozen") and not self.frozen:  # frozen only while the kill switch is latched
                     try:
                         await self._handles[name].freeze.remote(False)
@@ -274,6 +287,9 @@ class SupervisorActor:
 
     async def heartbeat(self, beat: Heartbeat) -> None:
         """Record the beat; what it means (a restart, a stuck position) is decided each tick."""
+        pool = beat.detail.get("pool") if beat.kind == "position" else None
+        if pool and self.actors.pop(str(pool), None) is not None:  # a pooled actor now runs a position
+            self._handles.pop(str(pool), None)
         record = self._expect(beat.actor_id, beat.kind)
         record.last_beat_wall = time.time()
         self.silence.beat()
@@ -448,7 +464,7 @@ class SupervisorActor:
                 self.actors[name].incarnation = incarnation
                 log.warning("%s restarted (incarnation %s -> %s)", name, previous, incarnation)
             case RecreateActor(name, kind):
-                self._recreate(name, kind, now)
+                await self._recreate(name, kind, now)
                 done["recreated"].append(name)
             case RestartActor(name):
                 handle = self._handle(name)
@@ -482,7 +498,7 @@ class SupervisorActor:
         record.restarts.append(now)
         self.registry.inc("raytrader_actor_restarts_total", {"kind": kind, "actor": name})
 
-    def _recreate(self, name: str, kind: str, now: float) -> None:
+    async def _recreate(self, name: str, kind: str, now: float) -> None:
         """Kill what is left of a gone actor and create it again; it restores from the store."""
         record = self.actors[name]
         handle = self._handle(name)
@@ -495,7 +511,9 @@ class SupervisorActor:
             name,
             None if record.last_beat_wall is None else now - record.last_beat_wall,
         )
-        self._handles[name] = self._create(name, kind)
+        self._handles[name] = (
+            await self._create_position(name) if kind == "position" else self._create(name, kind)
+        )
         record.recreated += 1
         self._count_restart(name, kind, now)
         record.last_beat_wall = time.time()  # give the new actor a full grace period
@@ -684,7 +702,7 @@ class SupervisorActor:
             self._expect(name, "position")
             handle = self._handle(name)
             if handle is None:
-                handle = self._handles[name] = self._create(name, "position")
+                handle = self._handles[name] = await self._create_position(name)
             handles[name] = handle
         answers = await asyncio.gather(
             *(h.flatten.remote() for h in handles.values()), return_exceptions=True

@@ -46,7 +46,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from actors.domain.names import PORTFOLIO, POSITION, STRATEGY, ActorName, actor_key, position_name
+from actors.domain.names import POOL, PORTFOLIO, POSITION, STRATEGY, ActorName, actor_key, position_name
 from actors.domain.telemetry import Heartbeat
 from config.models import Mode, Settings, SupervisionConfig
 
@@ -353,9 +353,14 @@ Action = (
 
 
 def _watched(desired: Desired, observed: Observed) -> list[ActorView]:
-    """The actors whose liveness and budget matter: all but the actors of closed positions."""
+    """The actors whose liveness and budget matter: all but the actors of closed positions, and
+    idle pooled ones (Ray restarts those; the portfolio replaces one gone for good)."""
     open_ids = {p.position_id for p in desired.positions if p.open}
-    return [v for v in observed.actors.values() if v.kind != POSITION or actor_key(v.name) in open_ids]
+    return [
+        v
+        for v in observed.actors.values()
+        if v.kind != POOL and (v.kind != POSITION or actor_key(v.name) in open_ids)
+    ]
 
 
 def _suspect(view: ActorView, started_wall: float, now: float, policy: Policy) -> bool:

@@ -163,6 +163,15 @@ def test_silent_non_position_that_answers_left_alone() -> None:
     assert decide(observed(silent, answered={"portfolio": True})) == []
 
 
+def test_silent_idle_pooled_actor_never_suspect_nor_recreated() -> None:
+    """Ray restarts an idle pooled actor and the portfolio replaces one gone for good: the
+    supervisor only lists it (status, teardown); once assigned it is watched as its position."""
+    gone = healthy("pool:0", "pool", last_beat_wall=NOW - 600)
+    obs = observed(gone, answered={"pool:0": False})
+    assert suspects(desired(), observed(gone), NOW, POLICY) == ()
+    assert decide(obs) == []
+
+
 # ---------------------------------------------------------------------- restarts and budget
 
 

@@ -1,0 +1,105 @@
+"""Pre-started position actors (runtime.position_pool): entries go to an actor already running,
+and a pooled actor's crash, idle or just assigned, still leaves one actor per open position."""
+
+from __future__ import annotations
+
+import os
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import ray
+
+from actors.domain.names import position_name
+from actors.shells.base import get_actor
+from actors.store.lmdb_store import StateStore
+from config.models import Settings
+from supervisor.control import runtime
+from tests.runtime_harness import binance_settings, run_to_end, wait_for
+
+pytestmark = [pytest.mark.ray, pytest.mark.usefixtures("ray_local")]
+
+
+@pytest.fixture
+def system(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Settings]:
+    settings = binance_settings(tmp_path, f"p-{request.node.name[:40]}")
+    runtime.start_system(settings)
+    yield settings
+    runtime.stop_system(settings, cancel_orders=True, teardown=True)
+
+
+def _records(settings: Settings) -> dict[str, dict[str, Any]]:
+    with StateStore(Path(settings.state_dir) / "store", readonly=True) as db:
+        return dict(db.items("position"))
+
+
+def _pooled_positions(settings: Settings) -> list[dict[str, Any]]:
+    return [p for p in runtime.status(settings)["positions"] if p["detail"].get("pool")]
+
+
+def _idle_pool(settings: Settings) -> list[str]:
+    return [a["name"] for a in runtime.status(settings)["actors"] if a["kind"] == "pool"]
+
+
+def _sigkill(handle: Any) -> int:
+    pid = int(ray.get(handle.pid.remote(), timeout=10))
+    os.kill(pid, signal.SIGKILL)
+    return pid
+
+
+def _restarted(handle: Any, old_pid: int) -> bool:
+    try:
+        return int(ray.get(handle.pid.remote(), timeout=10)) != old_pid
+    except Exception:
+        return False
+
+
+def _assert_one_actor_per_open_position(settings: Settings) -> None:
+    """Every open record has an actor; a pooled one's position has no second, named actor."""
+    for position_id, record in _records(settings).items():
+        if not record["open"]:
+            continue
+        handle = get_actor(settings, position_name(position_id))  # raises if none
+        assert ray.get(handle.snapshot.remote(), timeout=10)["position_id"] == position_id
+        if str(record.get("actor") or "").startswith("pool:"):
+            with pytest.raises(ValueError, match="look up actor"):
+                ray.get_actor(position_name(position_id), namespace=settings.runtime.namespace)
+
+
+def _assert_invariants(settings: Settings) -> None:
+    failed = [r.as_dict() for r in runtime.verify_from_store(settings) if not r.ok]
+    assert not failed, failed
+
+
+def test_entry_is_placed_by_a_pooled_actor_started_before_its_signal(system: Settings) -> None:
+    pooled = wait_for("a position run by a pooled actor", lambda: _pooled_positions(system), timeout_s=180)
+    name = str(pooled[0]["name"])
+    record = _records(system)[name.split(":", 1)[1]]
+    incarnation = str(ray.get(get_actor(system, name).ping.remote(), timeout=10))
+    started_ns = int(incarnation.split("-")[1])
+    assert record["actor"] == pooled[0]["detail"]["pool"]
+    assert started_ns < int(record["origin_ns"]), "the actor started after the tick that opened it"
+    run_to_end(system)
+    runtime.stop_system(system, cancel_orders=True, teardown=False)
+    assert any(r.get("actor", "").startswith("pool:") for r in _records(system).values())
+    _assert_invariants(system)
+
+
+def test_pooled_actor_killed_idle_or_just_assigned_leaves_one_actor_per_position(system: Settings) -> None:
+    idle = wait_for("an idle pooled actor", lambda: _idle_pool(system), timeout_s=60, poll_s=0.05)
+    handle = get_actor(system, idle[0])
+    pid = _sigkill(handle)
+    wait_for("the idle pooled actor back", lambda: _restarted(handle, pid), timeout_s=60)
+    pooled = wait_for(
+        "a just assigned pooled actor", lambda: _pooled_positions(system), timeout_s=180, poll_s=0.02
+    )
+    victim = get_actor(system, str(pooled[0]["name"]))
+    pid = _sigkill(victim)
+    wait_for("the assigned pooled actor back", lambda: _restarted(victim, pid), timeout_s=60)
+    _assert_one_actor_per_open_position(system)
+    run_to_end(system)
+    _assert_one_actor_per_open_position(system)
+    runtime.stop_system(system, cancel_orders=True, teardown=False)
+    _assert_invariants(system)
