@@ -9,7 +9,6 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +21,7 @@ from actors.domain.model import Fill, Order, OrderStatus
 from actors.domain.names import STORE
 from actors.shells.base import ActorShell
 from actors.store.lmdb_store import StateStore, StoreNotFoundError
+from actors.store.records import pending_redemption
 from config.models import Settings
 
 log = logging.getLogger(__name__)
@@ -108,21 +108,9 @@ class StoreActor(ActorShell):
     async def pending_redemptions(self) -> list[dict[str, Any]]:
         """Closed positions whose market resolved in their favour: winning shares to redeem on
         chain, which this project cannot send (issue 12): listed with the amount instead."""
-        found = []
-        for key, rec in self.db.items("position"):
-            position = (rec.get("core") or {}).get("position") or {}
-            value = Decimal(str(position.get("settled_value") or 0))
-            if value > 0:
-                found.append(
-                    {
-                        "position_id": key,
-                        "market": rec.get("market"),
-                        "shares": str(position.get("settled_qty")),
-                        "usdc": str(value),
-                        "resolved_ms": position.get("closed_ms"),
-                    }
-                )
-        return found
+        return [
+            r for key, rec in self.db.items("position") if (r := pending_redemption(key, rec)) is not None
+        ]
 
     async def unreadable_positions(self) -> list[tuple[str, str]]:
         """Position records that do not decode, ``(position_id, reason)``: not in the index above."""

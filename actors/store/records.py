@@ -203,3 +203,19 @@ def register_migration(from_version: int) -> Callable[[Migration], Migration]:
 def _v0_to_v1(_kind: str, _key: str, data: dict[str, Any]) -> dict[str, Any] | None:
     """v0 (pre-release) and v1 share the record layout: the example of a no-op step."""
     return data
+
+
+def pending_redemption(position_id: str, record: dict[str, Any]) -> dict[str, Any] | None:
+    """A stored position's winning shares at its market's resolution and what they pay, to redeem
+    on chain (``None``: nothing to redeem). Records from before settlement was kept have none."""
+    position = (record.get("core") or {}).get("position") or {}
+    value = Decimal(str(position.get("settled_value") or 0))
+    if value <= 0:
+        return None
+    return {
+        "position_id": position_id,
+        "market": record.get("market"),
+        "shares": str(position.get("settled_qty")),
+        "usdc": str(value),
+        "resolved_ms": position.get("closed_ms"),
+    }

@@ -28,6 +28,7 @@ import time
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from decimal import Decimal
 from typing import Any
 
 import ray
@@ -85,6 +86,8 @@ from supervisor.control.watchdog import HEALTH_KEY, HEALTH_KIND, health_record
 
 log = logging.getLogger(__name__)
 
+REDEMPTIONS_EVERY_S = 30.0
+
 
 @dataclass
 class ActorRecord:
@@ -121,6 +124,9 @@ class SupervisorActor:
         self.orphans: list[dict[str, Any]] = []
         self.stuck: list[dict[str, Any]] = []
         self.unreadable: dict[str, str] = {}
+        self.redemptions: list[dict[str, Any]] = []
+        """Live: winning shares of resolved Polymarket markets, to redeem on chain (read every 30 s)."""
+        self.redemptions_read_wall = 0.0
         """Position actor name -> why its stored record does not decode (found at start)."""
         self.started = False
         self.reconciliation: dict[str, Any] = {}
@@ -620,8 +626,22 @@ class SupervisorActor:
 
     # ------------------------------------------------------------------ operator commands
 
+    async def _pending_redemptions(self, now: float) -> list[dict[str, Any]]:
+        """What resolved in our favour and waits for an on-chain redemption this project cannot
+        send (live only: paper books the payout as cash), with its metric."""
+        if self.settings.mode is Mode.LIVE and now - self.redemptions_read_wall >= REDEMPTIONS_EVERY_S:
+            self.redemptions_read_wall = now
+            try:
+                self.redemptions = await self._store().pending_redemptions.remote()
+            except Exception as exc:  # the store restarting: keep the last list
+                log.warning("pending redemptions not read: %s", exc)
+            total = sum((Decimal(r["usdc"]) for r in self.redemptions), Decimal(0))
+            self.registry.set("raytrader_pending_redemptions_usdc", float(total))
+        return self.redemptions
+
     async def status(self) -> dict[str, Any]:
         now = time.time()
+        redemptions = await self._pending_redemptions(now)
         actors: list[dict[str, Any]] = []
         for record in sorted(self.actors.values(), key=lambda r: (r.kind, r.name)):
             beat = record.heartbeat
@@ -658,6 +678,7 @@ class SupervisorActor:
             "orphans": list(self.orphans),
             "stuck": list(self.stuck),
             "unreadable_positions": dict(self.unreadable),
+            "pending_redemptions": list(redemptions),
             "ticks": self.ticks,
         }
 

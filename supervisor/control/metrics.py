@@ -131,6 +131,11 @@ SPECS: tuple[MetricSpec, ...] = (
     ),
     MetricSpec(
         "gauge",
+        "raytrader_pending_redemptions_usdc",
+        "Live: USDC of winning Polymarket shares waiting for an on-chain redemption",
+    ),
+    MetricSpec(
+        "gauge",
         "raytrader_unreadable_positions",
         "Position records in the store that do not decode: not restored, their orders kept",
     ),
