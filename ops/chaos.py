@@ -44,7 +44,7 @@ from actors.data.replay import event_time
 from actors.domain.model import Instrument, Order
 from actors.domain.names import STORE, SUPERVISOR, strategy_name, venue_name
 from actors.domain.topology import topology
-from actors.shells.base import try_actor
+from actors.shells.base import get_actor, try_actor
 from actors.shells.feed import replay_source
 from actors.shells.store import store_path
 from actors.venues.faults import CALL_FAULTS, WINDOW_FAULTS
@@ -297,7 +297,8 @@ class ChaosRun:
         return self.rng.choice(names) if names else None
 
     def _handle(self, name: str) -> Any:
-        return ray.get_actor(name, namespace=self.namespace)
+        """By the runtime's own lookup: ``position:<id>`` may be a pooled actor (``pool:<n>``)."""
+        return get_actor(self.cfg, name)
 
     def _pid(self, name: str) -> int:
         return int(str(ray.get(self._handle(name).pid.remote(), timeout=5)))
