@@ -64,6 +64,7 @@ from supervisor.control.reconcile import (
     Desired,
     EscalateStuck,
     ExpectActor,
+    ForgetActor,
     ForgetOrder,
     HaltBudgetSpent,
     NoteIncarnation,
@@ -296,6 +297,7 @@ class SupervisorActor:
         pool = beat.detail.get("pool") if beat.kind == "position" else None
         if pool and self.actors.pop(str(pool), None) is not None:  # a pooled actor now runs a position
             self._handles.pop(str(pool), None)
+            self._forget_series("pool", str(pool))
         record = self._expect(beat.actor_id, beat.kind)
         record.last_beat_wall = time.time()
         self.silence.beat()
@@ -463,6 +465,8 @@ class SupervisorActor:
                 await self._release(position_id, close)
             case ReapPosition(name):
                 done["reaped"] += await self._reap(name)
+            case ForgetActor(name):
+                self._forget_actor(name)
             case NoteIncarnation(name, incarnation):
                 self.actors[name].incarnation = incarnation
             case CountRestart(name, kind, previous, incarnation):
@@ -592,9 +596,22 @@ class SupervisorActor:
             with contextlib.suppress(Exception):
                 ray.kill(handle, no_restart=True)
         if record is not None:
-            for labels in ({"kind": record.kind, "actor": name},):
-                self.registry.set("raytrader_actor_up", 0.0, labels)
+            self._forget_series(record.kind, name)
         return [name]
+
+    def _forget_series(self, kind: str, name: str) -> None:
+        """An actor that is gone on purpose (reaped, a previous pool) has no health series left:
+        at 0 they would raise RaytraderActorDown for ever."""
+        labels = {"kind": kind, "actor": name}
+        self.registry.forget("raytrader_actor_up", labels)
+        self.registry.forget("raytrader_heartbeat_age_seconds", labels)
+
+    def _forget_actor(self, name: str) -> None:
+        record = self.actors.pop(name, None)
+        self._handles.pop(name, None)
+        if record is not None:
+            self._forget_series(record.kind, name)
+            log.info("%s forgotten: silent past the stale limit, replaced by the portfolio", name)
 
     def _raise_no_activity(self, silent_s: float, since_wall: float, policy: Policy) -> None:
         """Nothing traded nor evaluated for too long: the metric, the log, the notifier; once."""

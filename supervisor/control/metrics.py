@@ -8,6 +8,7 @@ portfolio's quote currency (USD/USDT).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -178,6 +179,12 @@ class MetricsRegistry:
 
     def set(self, name: str, value: float, labels: dict[str, str] | None = None) -> None:
         self._child(name, labels or {}).set(value)
+
+    def forget(self, name: str, labels: dict[str, str]) -> None:
+        """Drop one labelled series (an actor that no longer exists): absent, not stuck at a value."""
+        spec = SPEC_BY_NAME[name]
+        with contextlib.suppress(KeyError):
+            self._metrics[name].remove(*(labels.get(k, "") for k in spec.labels))
 
     def observe(self, name: str, value: float, labels: dict[str, str] | None = None) -> None:
         self._child(name, labels or {}).observe(value)

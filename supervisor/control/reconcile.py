@@ -316,6 +316,15 @@ class ReapPosition:
 
 
 @dataclass(frozen=True)
+class ForgetActor:
+    """An idle pooled actor silent for ``stale_factor`` suspect periods: gone (a stop's teardown, a
+    previous run's pool) and replaced by the portfolio under a new name. Forgotten, with its
+    metric series, so status and the actor-down alert speak only of actors that exist."""
+
+    name: str
+
+
+@dataclass(frozen=True)
 class RaiseNoActivity:
     """Nothing traded and no signal evaluated for ``silent_s`` (the runtime's clock): alert once."""
 
@@ -344,6 +353,7 @@ Action = (
     | CancelOrphan
     | ReleasePosition
     | ReapPosition
+    | ForgetActor
     | RaiseNoActivity
     | ClearNoActivity
 )
@@ -393,6 +403,21 @@ def reconcile(desired: Desired, observed: Observed, now: float, policy: Policy) 
     actions += _stuck(watched, now, policy)
     actions += _orphans(observed, now, policy)
     actions += _activity(observed, now, policy)
+    actions += _gone_pool(observed, now, policy)
+    return actions
+
+
+def _gone_pool(observed: Observed, now: float, policy: Policy) -> list[Action]:
+    stale = policy.stale_factor * policy.suspect_after_s
+    actions: list[Action] = []
+    for view in observed.actors.values():
+        if view.kind != POOL:
+            continue
+        age = view.beat_age(now)
+        if age is None:  # never beat: counted from its creation (or the supervisor's start)
+            age = now - max(observed.started_wall, view.created_wall) - policy.start_grace_s
+        if age > stale:
+            actions.append(ForgetActor(view.name))
     return actions
 
 

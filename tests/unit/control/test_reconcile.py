@@ -14,6 +14,7 @@ from supervisor.control.reconcile import (
     Desired,
     EscalateStuck,
     ExpectActor,
+    ForgetActor,
     ForgetOrder,
     HaltBudgetSpent,
     NoteIncarnation,
@@ -166,10 +167,20 @@ def test_silent_non_position_that_answers_left_alone() -> None:
 def test_silent_idle_pooled_actor_never_suspect_nor_recreated() -> None:
     """Ray restarts an idle pooled actor and the portfolio replaces one gone for good: the
     supervisor only lists it (status, teardown); once assigned it is watched as its position."""
-    gone = healthy("pool:0", "pool", last_beat_wall=NOW - 600)
-    obs = observed(gone, answered={"pool:0": False})
-    assert suspects(desired(), observed(gone), NOW, POLICY) == ()
+    quiet = healthy("pool:0", "pool", last_beat_wall=NOW - 5)
+    obs = observed(quiet, answered={"pool:0": False})
+    assert suspects(desired(), observed(quiet), NOW, POLICY) == ()
     assert decide(obs) == []
+
+
+def test_idle_pooled_actor_silent_past_the_stale_limit_forgotten() -> None:
+    """A stop's teardown killed the idle pool and the next run started its own under new names: the
+    old records stayed with ever older heartbeats (status listed them, raytrader_actor_up went to 0
+    and RaytraderActorDown fired, chaos never saw "every actor up"). Forgotten, series and all."""
+    gone = healthy("pool:0", "pool", last_beat_wall=NOW - 600)
+    never = healthy("pool:1", "pool", last_beat_wall=None, beat_incarnation=None, created_wall=NOW - 600)
+    fresh = healthy("pool:2", "pool")
+    assert decide(observed(gone, never, fresh)) == [ForgetActor("pool:0"), ForgetActor("pool:1")]
 
 
 # ---------------------------------------------------------------------- restarts and budget
