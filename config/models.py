@@ -33,6 +33,13 @@ class Mode(StrEnum):
     LIVE = "live"
 
 
+class Feeds(StrEnum):
+    """Where prices come from, orthogonal to where orders go (``Mode``): live mode implies live."""
+
+    REPLAY = "replay"
+    LIVE = "live"
+
+
 # --------------------------------------------------------------------------- strategies
 
 
@@ -478,6 +485,11 @@ class NotifyConfig(Strict):
 
 class Settings(Strict):
     mode: Mode = Mode.PAPER
+    feeds: Feeds = Field(
+        default=Feeds.REPLAY,
+        description="market data source: replay files, or the venues' public live feeds "
+        "(paper trading on live data; live mode always reads live feeds)",
+    )
     state_dir: Path = Path("state")
     strategies: list[StrategyConfig] = Field(default_factory=list)
     portfolio: PortfolioConfig = PortfolioConfig()

@@ -55,8 +55,9 @@ def trade_record(trip: RoundTrip) -> dict[str, object]:
     return {**trip.model_dump(mode="json"), "ts_ms": trip.exit_time_ms}
 
 
-def round_trip(core: PositionCore, closed: PositionClosed) -> RoundTrip | None:
-    """The trade-log record of a closed position; ``None`` for an entry that bought nothing."""
+def round_trip(core: PositionCore, closed: PositionClosed, *, data: str = "replay") -> RoundTrip | None:
+    """The trade-log record of a closed position; ``None`` for an entry that bought nothing.
+    ``data`` says whether its prices came from a replay or the live feeds."""
     pos = core.position
     if closed.exit_reason is ExitReason.UNFILLED or pos.entry_qty <= 0:
         return None
@@ -75,4 +76,5 @@ def round_trip(core: PositionCore, closed: PositionClosed) -> RoundTrip | None:
         exit_reason=closed.exit_reason,
         fees=closed.fees,
         pnl=closed.realized_pnl,
+        data=data,
     )

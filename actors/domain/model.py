@@ -461,6 +461,11 @@ class RoundTrip(Frozen):
     exit_reason: ExitReason
     fees: Decimal
     pnl: Decimal = Field(description="realised, after every fee")
+    data: str = Field(
+        default="replay",
+        pattern="^(replay|live)$",
+        description="where its prices came from: only live-data paper trades count towards going live",
+    )
 
     @property
     def holding_ms(self) -> int:

@@ -24,7 +24,7 @@ from actors.domain.names import (
     ActorName,
     market_venue,
 )
-from config.models import Settings, StrategyBase
+from config.models import Feeds, Mode, Settings, StrategyBase
 
 SERIES_VENUES = ("polymarket",)
 """Venues whose strategy ``market`` names a series of short-lived markets, not one market."""
@@ -34,6 +34,17 @@ SERIES_FEED_OF_VENUE = {"polymarket": "polymarket", "chainlink": "polymarket"}
 
 
 # ---------------------------------------------------------------------- markets and feeds
+
+
+def live_data(settings: Settings) -> bool:
+    """Whether feeds read the venues' live streams rather than replay files: chosen here alone.
+    Orthogonal to where orders go, except that live orders always trade on live data."""
+    return settings.mode is Mode.LIVE or settings.feeds is Feeds.LIVE
+
+
+def data_source(settings: Settings) -> str:
+    """The ``data`` mark of a trade made under ``settings``: ``live`` or ``replay``."""
+    return Feeds.LIVE.value if live_data(settings) else Feeds.REPLAY.value
 
 
 def feed_of_market(market_id: str) -> str:

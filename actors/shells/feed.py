@@ -30,9 +30,9 @@ from actors.data.live import History
 from actors.data.replay import binance_instrument, candle_events, event_time, polymarket_events
 from actors.domain.model import Candle, Instrument, MarketEvent, OrderBook, Settlement
 from actors.domain.names import PORTFOLIO, feed_name, market_venue, strategy_name, venue_name
-from actors.domain.topology import topology, venue_of_feed
+from actors.domain.topology import live_data, topology, venue_of_feed
 from actors.shells.base import ActorShell, try_actor
-from config.models import Mode, Settings
+from config.models import Settings
 
 log = logging.getLogger(__name__)
 
@@ -109,7 +109,7 @@ class FeedActor(ActorShell):
     def __init__(self, settings: Settings, feed_id: str) -> None:
         self._shell_init(feed_name(feed_id), settings)
         self.feed_id = feed_id
-        self.live = settings.mode is Mode.LIVE
+        self.live = live_data(settings)
         self.instruments: list[Instrument] = []
         self._source: Iterator[MarketEvent] = iter(())
         if not self.live:

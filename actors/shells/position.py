@@ -44,7 +44,7 @@ from actors.domain.model import (
     to_decimal,
 )
 from actors.domain.names import POOL, PORTFOLIO, feed_name, position_name, venue_name
-from actors.domain.topology import feed_of_market
+from actors.domain.topology import data_source, feed_of_market
 from actors.shells.base import ActorShell, register_alias, wall_ms
 from config.models import ExitConfig, Settings
 
@@ -490,7 +490,7 @@ class PositionActor(ActorShell):
         if self.close_info is not None:
             return  # already logged and booked: a close is carried out once
         self.closed = True
-        trip = round_trip(self.core, closed)
+        trip = round_trip(self.core, closed, data=data_source(self.settings))
         self.close_info = PositionReleased(
             position_id=self.position_id,
             realized_pnl=closed.realized_pnl,

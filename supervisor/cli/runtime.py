@@ -110,6 +110,10 @@ def run(
     set_: SetOption = None,
     mode: Annotated[Mode | None, typer.Option("--mode", help="paper (default) or live.")] = None,
     speed: Annotated[str | None, typer.Option(help="Replay speed multiplier, or 'max'.")] = None,
+    live_data: Annotated[
+        bool,
+        typer.Option("--live-data", help="Paper trade on the venues' live feeds instead of replay files."),
+    ] = False,
     duration: Annotated[float | None, typer.Option(help="Stop after this many seconds.")] = None,
     state_dir: StateDirOption = None,
     address: AddressOption = None,
@@ -136,6 +140,8 @@ def run(
     flags: dict[str, Any] = {"mode": mode.value if mode else None, "metrics.port": metrics_port}
     if speed is not None:
         flags["replay.speed"] = speed if speed == "max" else float(speed)
+    if live_data:
+        flags["feeds"] = "live"
     settings = _settings(config, set_, state_dir, **flags)
     if settings.mode is Mode.LIVE:
         problems = runtime.live_problems(settings, confirmed=confirm_live)
@@ -235,6 +241,7 @@ def status(
         snapshot = runtime.status(settings)
     except (ConnectionError, RuntimeError) as exc:
         fail(str(exc), code=1)
+    snapshot["paper_trades"] = runtime.paper_trade_progress(settings)
     if as_json:
         typer.echo(json.dumps(snapshot, indent=2, default=str))
         return
@@ -251,6 +258,9 @@ def status(
             f"age {actor['heartbeat_age_s']}s restarts {actor['restarts']}"
         )
     typer.echo(f"orphans found {len(snapshot['orphans'])}, stuck positions found {len(snapshot['stuck'])}")
+    progress = snapshot["paper_trades"]
+    for name, done in progress["live_data"].items():
+        typer.echo(f"live-data paper trades {name}: {done}/{progress['minimum']}")
 
 
 @app.command()

@@ -53,7 +53,10 @@ def startup_instruments(settings: Settings) -> list[Instrument]:
 
 
 def paper_trade_counts(paper_state_dir: Path) -> dict[str, int]:
-    """Completed paper round trips per strategy in a paper run's store (empty entries excluded)."""
+    """Completed paper round trips made on live data, per strategy, in a paper run's store.
+
+    Replay trades (and stored ones without a ``data`` mark, which predate it) prove nothing
+    about live conditions, so they do not count towards ``live.min_paper_trades``."""
     from actors.store.lmdb_store import StateStore
     from config.loader import resolve_path
 
@@ -63,9 +66,18 @@ def paper_trade_counts(paper_state_dir: Path) -> dict[str, int]:
     counts: dict[str, int] = {}
     with StateStore(path, readonly=True) as db:
         for _seq, trade in db.trades():
-            if trade.get("exit_reason") != "unfilled":
+            if trade.get("exit_reason") != "unfilled" and trade.get("data", "replay") == "live":
                 counts[trade["strategy"]] = counts.get(trade["strategy"], 0) + 1
     return counts
+
+
+def paper_trade_progress(settings: Settings) -> dict[str, Any]:
+    """Each enabled strategy's live-data paper trades against the minimum before going live."""
+    counts = paper_trade_counts(Path(settings.live.paper_state_dir))
+    return {
+        "minimum": settings.live.min_paper_trades,
+        "live_data": {s.name: counts.get(s.name, 0) for s in settings.strategies if s.enabled},
+    }
 
 
 def live_problems(settings: Settings, *, confirmed: bool) -> list[str]:
@@ -81,7 +93,8 @@ def live_problems(settings: Settings, *, confirmed: bool) -> list[str]:
             done = counts.get(strategy.name, 0)
             if done < live.min_paper_trades:
                 problems.append(
-                    f"strategy {strategy.name} has {done} completed paper trades in {live.paper_state_dir}, "
+                    f"strategy {strategy.name} has {done} completed paper trades on live data "
+                    f"in {live.paper_state_dir}, "
                     f"needs {live.min_paper_trades} (or set live.override_paper_minimum = true)"
                 )
     return problems
