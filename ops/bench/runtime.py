@@ -28,6 +28,12 @@ latency
     beside the exact percentiles. Only orders accepted after all 10 held positions were
     open are counted.
 
+latency_nopool
+    The latency set-up again, right after it in the same run (so on the same machine load),
+    with ``runtime.position_pool = 0``: every entry starts its position actor in the signal's
+    path, as before the pool. ``latency`` runs with the default pool of 2 pre-started
+    position actors that entries are assigned to.
+
 latency_paced (full run only)
     The same set-up with the feed paced at 50 events/s (replay speed 3000) and feed_batch 1,
     i.e. one event per delivery and spare time between events, closer to live operation
@@ -155,8 +161,17 @@ class Plan:
         )
 
 
+def latency_alone(
+    tmp: Path, rows: int, timeout_s: float, name: str, extra: tuple[str, ...], pause: bool = True
+) -> dict[str, Any]:
+    """A latency section on a system of its own, stopped afterwards (no recovery nor memory on it)."""
+    value, system = section_latency(tmp, rows, timeout_s, name=name, extra=extra, pause=pause)
+    system.stop()
+    return value
+
+
 def summary_lines(result: dict[str, Any]) -> Iterator[str]:
-    for key in ("latency", "latency_paced"):
+    for key in ("latency", "latency_nopool", "latency_paced"):
         lat = result.get(key)
         if not lat:
             continue
@@ -201,10 +216,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="smaller runs, under 2 minutes")
     parser.add_argument(
         "--sections",
-        default="latency,recovery,memory,throughput,profile,latency_paced,feed_stall",
+        default="latency,latency_nopool,recovery,memory,throughput,profile,latency_paced,feed_stall",
         help="comma-separated subset (recovery and memory run on the latency system)",
     )
+    parser.add_argument(
+        "--position-pool",
+        type=int,
+        default=None,
+        help="runtime.position_pool of the latency section (default: the config's, 2)",
+    )
     args = parser.parse_args(argv)
+    pool = () if args.position_pool is None else (f"runtime.position_pool={args.position_pool}",)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     sections = set(args.sections.split(","))
     quick = args.quick
@@ -244,7 +266,9 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         if sections & {"latency", "recovery", "memory"}:
-            pair = run("latency", lambda: section_latency(tmp, plan.latency_bars, plan.latency_timeout_s))
+            pair = run(
+                "latency", lambda: section_latency(tmp, plan.latency_bars, plan.latency_timeout_s, extra=pool)
+            )
             if pair is not None:
                 result["latency"], system = pair
                 try:
@@ -254,6 +278,14 @@ def main(argv: list[str] | None = None) -> int:
                         result["memory"] = run("memory", lambda: section_memory(system, plan.extra_positions))
                 finally:
                     system.stop()
+        if "latency_nopool" in sections:
+            no_pool = ("runtime.position_pool=0",)
+            result["latency_nopool"] = run(
+                "latency_nopool",
+                lambda: latency_alone(
+                    tmp, plan.latency_bars, plan.latency_timeout_s, "latency-nopool", no_pool
+                ),
+            )
         if "throughput" in sections:
             profile_batches = plan.profile_batches if "profile" in sections else ()
             result["throughput"] = run(
@@ -276,20 +308,13 @@ def main(argv: list[str] | None = None) -> int:
                         one.pop("profile", None)
                 result["profile"] = profile
         if "latency_paced" in sections and plan.latency_paced:
-
-            def paced() -> dict[str, Any]:
-                value, paced_system = section_latency(
-                    tmp,
-                    plan.paced_bars,
-                    plan.paced_timeout_s,
-                    name="latency-paced",
-                    extra=("runtime.feed_batch=1", "replay.speed=3000"),
-                    pause=False,
-                )
-                paced_system.stop()
-                return value
-
-            result["latency_paced"] = run("latency_paced", paced)
+            paced = ("runtime.feed_batch=1", "replay.speed=3000")
+            result["latency_paced"] = run(
+                "latency_paced",
+                lambda: latency_alone(
+                    tmp, plan.paced_bars, plan.paced_timeout_s, "latency-paced", paced, pause=False
+                ),
+            )
         if "feed_stall" in sections and plan.feed_stall:
             result["feed_stall"] = run("feed_stall", lambda: section_feed_stall(tmp))
     finally:

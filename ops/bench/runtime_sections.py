@@ -145,8 +145,15 @@ def section_latency(
         "all_orders": dist_ms([v for vs in by_purpose.values() for v in vs]),
         "entry_orders": {
             **dist_ms(entries),
-            "path": "feed -> strategy -> portfolio (gates, store write) -> NEW position actor process "
-            "(Ray worker start, store read, feed subscribe, reconcile) -> venue.submit",
+            "position_pool": system.settings.runtime.position_pool,
+            "path": "feed -> strategy -> portfolio (gates, store write) -> "
+            + (
+                "pre-started pooled position actor (assign: store read, intent recorded) -> venue.submit; "
+                "a NEW actor as below only while the pool is empty"
+                if system.settings.runtime.position_pool
+                else "NEW position actor process (Ray worker start, store read, feed subscribe, reconcile) "
+                "-> venue.submit"
+            ),
         },
         "exit_orders": {
             **dist_ms(exits),
