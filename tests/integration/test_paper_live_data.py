@@ -12,23 +12,16 @@ from typing import Any
 import pytest
 
 from config.loader import load_settings
-from config.models import MeanReversionConfig, Mode, Settings
+from config.models import Mode, Settings
 from ops.sandbox_harness import http_json
 from supervisor.control import runtime
+from tests.integration.test_live_warmup import STRATEGY as WARM_MR
 from tests.runtime_harness import sandbox_venues, wait_for
 
 pytestmark = [pytest.mark.ray, pytest.mark.usefixtures("ray_local")]
 
-# Bands a quarter of a std wide and an RSI threshold at 50: it enters and exits on most bars.
-STRATEGY = MeanReversionConfig(
-    name="paper_live_mr",
-    markets=("binance:BTC/USDT",),
-    allocation=0.4,
-    bb_period=20,
-    bb_std=0.25,
-    rsi_buy=49.9,
-    rsi_sell=50.1,
-)
+STRATEGY = WARM_MR.model_copy(update={"name": "paper_live_mr"})
+"""Enters and exits on most bars once warm (from the venue's history), as in the warm-up test."""
 
 
 @pytest.fixture(scope="module")
