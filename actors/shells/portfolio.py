@@ -67,6 +67,8 @@ class PortfolioActor(ActorShell):
         self.pool_ready: list[str] = []
         """Those of ``pool_names`` that answered: an entry is assigned to the first one."""
         self.pool_lock = asyncio.Lock()
+        self.pool_event = asyncio.Event()
+        """Set when a pooled actor becomes ready: an entry that found the pool empty waits on it."""
         self._shell_start()
         self._spawn(self._fill_pool())
 
@@ -206,7 +208,7 @@ class PortfolioActor(ActorShell):
         core, _entry = open_position(
             plan, instrument, exits, has_book=plan.market in self.books, now_ms=decision.signal.ts_ms
         )
-        pooled = self.pool_ready.pop(0) if self.pool_ready else None
+        pooled = await self._take_pooled()
         record = position_record(core, exits, origin_ns=ingest_ns, actor=pooled)
         ops = [PutRecord("position", plan.position_id, record)]
         if pooled is not None:  # the assignment is durable with the intent: a restart of either finds it
@@ -244,6 +246,21 @@ class PortfolioActor(ActorShell):
 
     # ------------------------------------------------------------------ the pool
 
+    async def _take_pooled(self, wait_s: float = 10.0) -> str | None:
+        """A ready pooled actor. While the pool refills, the first one to come up: it has a head
+        start on any actor this entry could start itself. None without a pool, or if none comes."""
+        if self.settings.runtime.position_pool == 0:
+            return None
+        try:
+            while not self.pool_ready:
+                self.pool_event.clear()
+                self._spawn(self._fill_pool())  # one refill at a time (pool_lock); a no-op when full
+                await asyncio.wait_for(self.pool_event.wait(), timeout=wait_s)
+        except TimeoutError:
+            log.warning("no pooled position actor came up in %.0fs: starting one for this entry", wait_s)
+            return None
+        return self.pool_ready.pop(0)
+
     async def _fill_pool(self) -> None:
         """Keep ``runtime.position_pool`` pre-started position actors ready for entries.
 
@@ -269,6 +286,7 @@ class PortfolioActor(ActorShell):
                     continue
                 if name in self.pool_names and name not in self.pool_ready:
                     self.pool_ready.append(name)
+                    self.pool_event.set()
 
     async def on_position_report(self, report: PositionReport) -> None:
         """Positions report their cost and marks, and their close."""

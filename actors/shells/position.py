@@ -4,7 +4,8 @@ Its constructor is its recovery: it rebuilds the core from the store, then recon
 order it has not seen finish with the venue, by client id. A write-ahead intent the venue
 never saw is sent; one it did see is adopted with its fills; cancels that were requested but
 never confirmed are sent again. Only then does it take new events. Every event is handled
-under one lock, and the core's state is committed before any order leaves.
+under one lock, and the core's state is committed before any order leaves. A pooled one
+(``runtime.position_pool``) starts idle and is assigned its position later (:meth:`assign`).
 """
 
 from __future__ import annotations
@@ -93,11 +94,12 @@ class PositionActor(ActorShell):
         self.lock = asyncio.Lock()
         self.assigning = asyncio.Lock()
         self.ready = asyncio.Event()
-        self._shell_start()  # idle, it beats as kind "pool": listed by the supervisor, never re-created by it
+        if pool is not None:
+            self.kind = POOL  # until it runs a position: listed by the supervisor, never re-created by it
+        self._shell_start()
         if position_id is None and pool is not None:
             assigned = ray.get(self.store.get.remote("portfolio", pool))
             if assigned is None:
-                self.kind = POOL
                 self._spawn(self._idle_loop())
                 return
             position_id = str(assigned["position_id"])

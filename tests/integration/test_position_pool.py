@@ -56,6 +56,13 @@ def _restarted(handle: Any, old_pid: int) -> bool:
         return False
 
 
+def _back(settings: Settings, name: str, old_pid: int) -> bool:
+    try:
+        return _restarted(get_actor(settings, name), old_pid)
+    except ValueError:
+        return False
+
+
 def _assert_one_actor_per_open_position(settings: Settings) -> None:
     """Every open record has an actor; a pooled one's position has no second, named actor."""
     for position_id, record in _records(settings).items():
@@ -73,17 +80,24 @@ def _assert_invariants(settings: Settings) -> None:
     assert not failed, failed
 
 
+def _prestarted_entries(settings: Settings) -> list[str]:
+    """Positions whose pooled actor was already running at the tick that opened them (an entry that
+    found the pool empty waits for one starting: not counted)."""
+    found = []
+    records = _records(settings)
+    for position in _pooled_positions(settings):
+        record = records[str(position["name"]).split(":", 1)[1]]
+        assert record["actor"] == position["detail"]["pool"]
+        incarnation = str(ray.get(get_actor(settings, str(position["name"])).ping.remote(), timeout=10))
+        if int(incarnation.split("-")[1]) < int(record["origin_ns"]):
+            found.append(str(position["name"]))
+    return found
+
+
 def test_entry_is_placed_by_a_pooled_actor_started_before_its_signal(system: Settings) -> None:
-    pooled = wait_for("a position run by a pooled actor", lambda: _pooled_positions(system), timeout_s=180)
-    name = str(pooled[0]["name"])
-    record = _records(system)[name.split(":", 1)[1]]
-    incarnation = str(ray.get(get_actor(system, name).ping.remote(), timeout=10))
-    started_ns = int(incarnation.split("-")[1])
-    assert record["actor"] == pooled[0]["detail"]["pool"]
-    assert started_ns < int(record["origin_ns"]), "the actor started after the tick that opened it"
+    wait_for("an entry placed by a pre-started actor", lambda: _prestarted_entries(system), timeout_s=180)
     run_to_end(system)
     runtime.stop_system(system, cancel_orders=True, teardown=False)
-    assert any(r.get("actor", "").startswith("pool:") for r in _records(system).values())
     _assert_invariants(system)
 
 
@@ -95,9 +109,10 @@ def test_pooled_actor_killed_idle_or_just_assigned_leaves_one_actor_per_position
     pooled = wait_for(
         "a just assigned pooled actor", lambda: _pooled_positions(system), timeout_s=180, poll_s=0.02
     )
-    victim = get_actor(system, str(pooled[0]["name"]))
-    pid = _sigkill(victim)
-    wait_for("the assigned pooled actor back", lambda: _restarted(victim, pid), timeout_s=60)
+    name = str(pooled[0]["name"])
+    pid = _sigkill(get_actor(system, name))
+    # restarted by Ray, or (if that is slow) re-created by the supervisor: either way under its name
+    wait_for("the assigned position's actor back", lambda: _back(system, name, pid), timeout_s=120)
     _assert_one_actor_per_open_position(system)
     run_to_end(system)
     _assert_one_actor_per_open_position(system)
