@@ -48,7 +48,8 @@ from typing import Any
 
 from actors.domain.names import POOL, PORTFOLIO, POSITION, STRATEGY, ActorName, actor_key, position_name
 from actors.domain.telemetry import Heartbeat
-from config.models import Mode, Settings, SupervisionConfig
+from actors.domain.topology import live_data
+from config.models import Settings, SupervisionConfig
 
 TRANSIENT = ("entering", "closing")
 HOLDING = ("open", "half_closed")
@@ -111,9 +112,10 @@ class Policy:
 
 def activity_clock_rate(settings: Settings) -> float:
     """How fast the runtime's clock runs against the wall: a paper replay paced at ``speed`` runs
-    its data clock ``speed`` times faster; live trading and a replay at ``max`` count wall time."""
+    its data clock ``speed`` times faster; live data (live trading, paper on live feeds) and a
+    replay at ``max`` count wall time."""
     speed = settings.replay.speed
-    return float(speed) if settings.mode is Mode.PAPER and speed != "max" else 1.0
+    return float(speed) if not live_data(settings) and speed != "max" else 1.0
 
 
 # ---------------------------------------------------------------------- desired state

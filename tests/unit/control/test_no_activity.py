@@ -82,6 +82,13 @@ def test_paced_replay_counts_on_its_data_clock() -> None:
     assert activity_clock_rate(load_settings(None, env={})) == 1.0  # speed max: wall time
 
 
+def test_paper_on_live_data_counts_wall_time_whatever_the_replay_speed() -> None:
+    """Paper trading on live feeds (issue 12) runs on the wall clock: a configured replay speed,
+    which it does not use, made the no-activity alert fire 60 times too early."""
+    live_feeds = load_settings(None, env={}, overrides=["replay.speed=60.0", 'feeds="live"'])
+    assert activity_clock_rate(live_feeds) == 1.0
+
+
 def test_policy_from_settings_carries_the_configured_limit() -> None:
     settings = load_settings(None, env={})
     assert settings.notify.no_activity_s == 3600.0  # the guide's one hour
