@@ -25,9 +25,8 @@ import contextlib
 import json
 import logging
 import time
-from collections import deque
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from decimal import Decimal
 from typing import Any
 
@@ -83,32 +82,12 @@ from supervisor.control.reconcile import (
     shows_activity,
     suspects,
 )
+from supervisor.control.status import ActorRecord, status_snapshot
 from supervisor.control.watchdog import HEALTH_KEY, HEALTH_KIND, health_record
 
 log = logging.getLogger(__name__)
 
 REDEMPTIONS_EVERY_S = 30.0
-
-
-@dataclass
-class ActorRecord:
-    """What the supervisor knows of one actor it expects to exist."""
-
-    name: str
-    kind: str
-    last_beat_wall: float | None = None
-    heartbeat: Heartbeat | None = None
-    incarnation: str | None = None
-    """The incarnation acknowledged by the control loop (the latest beat may carry a newer one)."""
-    restarts: deque[float] = field(default_factory=deque)
-    restarts_total: int = 0
-    recreated: int = 0
-    budget_spent: bool = False
-    created_wall: float = field(default_factory=time.time)
-    """When the supervisor first expected it: start-up grace counts from here, not from its own start."""
-    redrives: int = 0
-    escalated: bool = False
-    last_redrive_wall: float = 0.0
 
 
 @ray.remote
@@ -658,46 +637,18 @@ class SupervisorActor:
 
     async def status(self) -> dict[str, Any]:
         now = time.time()
-        redemptions = await self._pending_redemptions(now)
-        actors: list[dict[str, Any]] = []
-        for record in sorted(self.actors.values(), key=lambda r: (r.kind, r.name)):
-            beat = record.heartbeat
-            actors.append(
-                {
-                    "name": record.name,
-                    "kind": record.kind,
-                    "heartbeat_age_s": None
-                    if record.last_beat_wall is None
-                    else round(now - record.last_beat_wall, 3),
-                    "restarts": record.restarts_total,
-                    "detail": beat.detail if beat is not None else {},
-                    "event_ms": beat.event_ms if beat is not None else None,
-                    "owned_orders": list(beat.owned_orders) if beat is not None else [],
-                }
-            )
-        portfolio: dict[str, Any] = next((a["detail"] for a in actors if a["kind"] == "portfolio"), {})
-        feeds = [a for a in actors if a["kind"] == "feed"]
-        positions = [a for a in actors if a["kind"] == "position"]
-        return {
-            "started": self.started,
-            "frozen": self.frozen,
-            "kill_switch_latched": self.frozen,
-            "frozen_positions": sorted(p["name"] for p in positions if p["detail"].get("frozen")),
-            "metrics_port": self.metrics_port,
-            "actors": actors,
-            "portfolio": portfolio,
-            "feeds_done": bool(feeds) and all(f["detail"].get("done") for f in feeds),
-            "positions": positions,
-            "transient_positions": sum(
-                1 for p in positions if p["detail"].get("status") in ("entering", "closing")
-            ),
-            "restarts": sum(r.restarts_total for r in self.actors.values()),
-            "orphans": list(self.orphans),
-            "stuck": list(self.stuck),
-            "unreadable_positions": dict(self.unreadable),
-            "pending_redemptions": list(redemptions),
-            "ticks": self.ticks,
-        }
+        return status_snapshot(
+            self.actors.values(),
+            now,
+            started=self.started,
+            frozen=self.frozen,
+            metrics_port=self.metrics_port,
+            orphans=self.orphans,
+            stuck=self.stuck,
+            unreadable=self.unreadable,
+            redemptions=await self._pending_redemptions(now),
+            ticks=self.ticks,
+        )
 
     async def kill_switch(self, reason: str = "kill switch", flatten: bool = False) -> dict[str, Any]:
         """Halt entries, freeze positions (no new orders), cancel every open order; within a second.
