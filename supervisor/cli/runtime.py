@@ -234,6 +234,7 @@ def status(
     """Actors, heartbeat ages, restarts, positions, open orders and P&L of a running system."""
 
     from supervisor.control import runtime
+    from supervisor.control.status import status_lines
 
     settings = _settings(config, set_)
     try:
@@ -245,22 +246,8 @@ def status(
     if as_json:
         typer.echo(json.dumps(snapshot, indent=2, default=str))
         return
-    p = snapshot.get("portfolio", {})
-    typer.echo(
-        f"equity {p.get('equity')}  realised {p.get('realized_pnl')}  halted {p.get('halted') or 'no'}"
-    )
-    latched = "LATCHED (clear: raytrader resume)" if snapshot.get("kill_switch_latched") else "clear"
-    frozen = snapshot.get("frozen_positions", [])
-    typer.echo(f"kill switch {latched}  frozen positions {len(frozen)}")
-    for actor in snapshot["actors"]:
-        typer.echo(
-            f"{actor['kind']:10} {actor['name']:48} "
-            f"age {actor['heartbeat_age_s']}s restarts {actor['restarts']}"
-        )
-    typer.echo(f"orphans found {len(snapshot['orphans'])}, stuck positions found {len(snapshot['stuck'])}")
-    progress = snapshot["paper_trades"]
-    for name, done in progress["live_data"].items():
-        typer.echo(f"live-data paper trades {name}: {done}/{progress['minimum']}")
+    for line in status_lines(snapshot):
+        typer.echo(line)
 
 
 @app.command()

@@ -9,6 +9,7 @@ import time
 from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 from actors.domain.telemetry import Heartbeat
@@ -88,3 +89,40 @@ def status_snapshot(
         "pending_redemptions": list(redemptions),
         "ticks": ticks,
     }
+
+
+def status_lines(snapshot: Mapping[str, Any]) -> list[str]:
+    """``raytrader status`` as text: what an operator must see without ``--json``, including what
+    needs a hand (a latched kill switch, unreadable positions, redemptions to send on chain)."""
+    p = snapshot.get("portfolio", {})
+    latched = "LATCHED (clear: raytrader resume)" if snapshot.get("kill_switch_latched") else "clear"
+    lines = [
+        f"equity {p.get('equity')}  realised {p.get('realized_pnl')}  halted {p.get('halted') or 'no'}",
+        f"kill switch {latched}  frozen positions {len(snapshot.get('frozen_positions', []))}",
+    ]
+    lines += [
+        f"{a['kind']:10} {a['name']:48} age {a['heartbeat_age_s']}s restarts {a['restarts']}"
+        for a in snapshot.get("actors", [])
+    ]
+    lines.append(
+        f"orphans found {len(snapshot.get('orphans', []))}, "
+        f"stuck positions found {len(snapshot.get('stuck', []))}"
+    )
+    unreadable: Mapping[str, str] = snapshot.get("unreadable_positions", {})
+    if unreadable:
+        lines.append(
+            f"UNREADABLE positions {len(unreadable)} (kept out of the orphan hunt; inspect the store):"
+        )
+        lines += [f"  {name}: {why}" for name, why in sorted(unreadable.items())]
+    redemptions: Sequence[Mapping[str, Any]] = snapshot.get("pending_redemptions", [])
+    if redemptions:
+        total = sum((Decimal(str(r.get("usdc") or 0)) for r in redemptions), Decimal(0))
+        lines.append(f"pending redemptions {len(redemptions)}, {total} USDC (redeem on chain):")
+        lines += [
+            f"  {r.get('position_id')} {r.get('market')}: {r.get('shares')} shares -> {r.get('usdc')} USDC"
+            for r in redemptions
+        ]
+    progress = snapshot.get("paper_trades") or {}
+    for name, done in (progress.get("live_data") or {}).items():
+        lines.append(f"live-data paper trades {name}: {done}/{progress.get('minimum')}")
+    return lines

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from actors.domain.telemetry import Heartbeat
-from supervisor.control.status import ActorRecord, status_snapshot
+from supervisor.control.status import ActorRecord, status_lines, status_snapshot
 
 NOW = 1_000_000.0
 
@@ -58,3 +58,48 @@ def test_snapshot_reports_positions_portfolio_and_findings() -> None:
     assert snap["unreadable_positions"] == {"position:c": "not UTF-8 JSON"}
     assert snap["pending_redemptions"] == [{"position_id": "d", "usdc": "12.5"}]
     assert (snap["kill_switch_latched"], snap["ticks"], snap["metrics_port"]) == (False, 7, 9464)
+
+
+def test_status_text_with_unreadable_positions_and_redemptions_lists_each() -> None:
+    snap = status_snapshot(
+        [_record("portfolio", "portfolio", {"equity": "10000", "realized_pnl": "3.5"})],
+        NOW,
+        started=True,
+        frozen=True,
+        metrics_port=None,
+        orphans=[],
+        stuck=[],
+        unreadable={"position:c": "not UTF-8 JSON"},
+        redemptions=[
+            {"position_id": "d", "market": "polymarket:up", "shares": "10", "usdc": "10"},
+            {"position_id": "e", "market": "polymarket:dn", "shares": "2.5", "usdc": "2.50"},
+        ],
+        ticks=1,
+    )
+    snap["paper_trades"] = {"minimum": 30, "live_data": {"mean_reversion": 4}}
+    text = "\n".join(status_lines(snap))
+    assert "kill switch LATCHED" in text
+    assert "UNREADABLE positions 1" in text
+    assert "position:c: not UTF-8 JSON" in text
+    assert "pending redemptions 2, 12.50 USDC" in text
+    assert "d polymarket:up: 10 shares -> 10 USDC" in text
+    assert "live-data paper trades mean_reversion: 4/30" in text
+
+
+def test_status_text_of_a_healthy_system_has_no_action_lines() -> None:
+    snap = status_snapshot(
+        [],
+        NOW,
+        started=True,
+        frozen=False,
+        metrics_port=None,
+        orphans=[],
+        stuck=[],
+        unreadable={},
+        redemptions=[],
+        ticks=1,
+    )
+    text = "\n".join(status_lines(snap))
+    assert "kill switch clear" in text
+    assert "UNREADABLE" not in text
+    assert "redemptions" not in text
