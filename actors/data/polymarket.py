@@ -34,7 +34,7 @@ import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict, Field
 
 from actors.data.candles_csv import open_text
-from actors.domain.model import Instrument, MarketKind, to_decimal
+from actors.domain.model import Candle, Instrument, MarketKind, to_decimal
 
 Outcome = Literal["Up", "Down"]
 
@@ -277,3 +277,18 @@ def settlement_outcome(market: BinaryMarket, ticks: ChainlinkTicks) -> Outcome |
     if strike is None or final is None:
         return None
     return "Up" if final >= strike else "Down"
+
+
+def tick_candle(market: str, ts_ms: int, price: float) -> Candle:
+    """A Chainlink tick as the strategies see it, replayed or live: a 1-second candle closing at
+    the tick's time (the moment it is known). Unvalidated: callers pass a positive finite price."""
+    return Candle.model_construct(
+        market=market,
+        ts_ms=ts_ms - 1000,
+        interval_ms=1000,
+        open=price,
+        high=price,
+        low=price,
+        close=price,
+        volume=0.0,
+    )

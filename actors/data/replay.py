@@ -12,7 +12,14 @@ from decimal import Decimal
 from pathlib import Path
 
 from actors.data.candles import CandleTable
-from actors.data.polymarket import VENUE, BinaryMarket, ChainlinkTicks, load_chainlink, load_markets
+from actors.data.polymarket import (
+    VENUE,
+    BinaryMarket,
+    ChainlinkTicks,
+    load_chainlink,
+    load_markets,
+    tick_candle,
+)
 from actors.data.polymarket_books import BookModel, BookModelConfig
 from actors.domain.model import Candle, Instrument, MarketEvent, MarketKind, OrderBook, Settlement
 
@@ -105,16 +112,7 @@ CHAINLINK_INSTRUMENT = Instrument(
 def chainlink_candles(ticks: ChainlinkTicks, market: str = CHAINLINK_MARKET) -> Iterator[Candle]:
     """One 1-second candle per Chainlink tick, closing at the tick's time (so it is known then)."""
     for ts, price in zip(ticks.ts_ms.tolist(), ticks.price.tolist(), strict=True):
-        yield Candle.model_construct(
-            market=market,
-            ts_ms=ts - 1000,
-            interval_ms=1000,
-            open=price,
-            high=price,
-            low=price,
-            close=price,
-            volume=0.0,
-        )
+        yield tick_candle(market, ts, price)
 
 
 def market_listings(markets: Iterable[BinaryMarket]) -> Iterator[Instrument]:

@@ -57,6 +57,7 @@ async def serve_sandbox(
         "polymarket": {
             "url": f"http://{host}:{clob_port_bound}",
             "ws_url": f"ws://{host}:{clob_port_bound}/ws/market",
+            "rtds_url": f"ws://{host}:{clob_port_bound}/rtds",
             "auth": "any wallet: create or derive API credentials with L1 auth",
         },
         "ground_truth": {

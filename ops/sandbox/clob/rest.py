@@ -15,6 +15,9 @@ Wire protocol (shapes of ``tests/fixtures/polymarket`` and what py-clob-client 0
   methods. Fault injection
   (``ops.sandbox.faults``) is installed on every app: ``/_sandbox/faults``.
 
+Websockets: ``/ws/market`` (``websocket``), ``/ws/user`` (``user_channel``) and ``/rtds``, the RTDS
+Chainlink prices (``rtds``).
+
 Signed trading routes authenticate with L2 (``auth``); their bodies are handled by ``orders``.
 Refusals answer the venue's JSON errors; an unexpected failure answers 500 ``{"error":
 "Internal server error"}``; bad input never takes the server down.
@@ -45,6 +48,7 @@ from ops.sandbox.clob.protocol import (
     iso_ms,
 )
 from ops.sandbox.clob.records import SandboxCreds
+from ops.sandbox.clob.rtds import serve_rtds_ws
 from ops.sandbox.clob.user_channel import serve_user_ws
 from ops.sandbox.clob.venue import SandboxClob
 from ops.sandbox.clob.websocket import serve_market_ws
@@ -386,6 +390,10 @@ async def h_ws_user(request: web.Request) -> web.WebSocketResponse:
     return await serve_user_ws(request, _venue(request), request.app[FAULTS_KEY])
 
 
+async def h_ws_rtds(request: web.Request) -> web.WebSocketResponse:
+    return await serve_rtds_ws(request, _venue(request), request.app[FAULTS_KEY])
+
+
 async def h_truth_orders(request: web.Request) -> web.Response:
     return web.json_response({"orders": _venue(request).orders(request.query.get("address"))})
 
@@ -493,6 +501,7 @@ def clob_app(venue: SandboxClob, faults: FaultInjector | None = None) -> web.App
     r.add_get("/notifications", h_notifications)
     r.add_get("/ws/market", h_ws_market)
     r.add_get("/ws/user", h_ws_user)
+    r.add_get("/rtds", h_ws_rtds)
     r.add_get("/_sandbox/orders", h_truth_orders)
     r.add_get("/_sandbox/fills", h_truth_fills)
     r.add_get("/_sandbox/trades", h_truth_trades)
