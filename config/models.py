@@ -382,6 +382,8 @@ BINANCE_STREAM_URL = "wss://stream.binance.com:9443/ws"
 """Binance's spot stream host (ccxt.pro's default): not the REST host with a ws scheme."""
 POLYMARKET_REST_URL = "https://clob.polymarket.com"
 POLYMARKET_MARKET_WS_URL = "wss://ws-subscriptions-clob.polymarket.com/ws/market"
+POLYMARKET_RTDS_URL = "wss://ws-live-data.polymarket.com"
+"""Polymarket's Real-Time Data Socket: the Chainlink prices its crypto markets settle on."""
 
 
 class VenueEndpoint(Strict):
@@ -414,6 +416,9 @@ class PolymarketEndpoint(VenueEndpoint):
     user_stream: UserStreamConfig = UserStreamConfig()
     """The user channel beside ``ws_url`` (``.../ws/market`` -> ``.../ws/user``); ``keepalive_s``
     is unused (the channel is kept alive by a text PING every 10 s)."""
+    rtds_url: str | None = None
+    """The Chainlink reference (``chainlink:BTC/USD``) on live data; unset: Polymarket's RTDS for the
+    real host, ``<host>/rtds`` for any other (a sandbox)."""
 
 
 class Secrets(Strict):

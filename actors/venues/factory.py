@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from actors.venues.gateway import VenueGateway, stream_url
-from config.models import POLYMARKET_MARKET_WS_URL, POLYMARKET_REST_URL, Settings
+from config.models import POLYMARKET_MARKET_WS_URL, POLYMARKET_REST_URL, POLYMARKET_RTDS_URL, Settings
 
 
 @dataclass(frozen=True)
@@ -17,6 +17,8 @@ class Endpoints:
     venue: str
     rest_url: str
     ws_url: str
+    prices_url: str | None = None
+    """Polymarket: the RTDS socket of the Chainlink reference prices."""
 
 
 def resolve_endpoints(settings: Settings, venue: str) -> Endpoints:
@@ -37,7 +39,8 @@ def resolve_endpoints(settings: Settings, venue: str) -> Endpoints:
         ws = live.polymarket.ws_url or stream_url(
             rest, POLYMARKET_REST_URL, POLYMARKET_MARKET_WS_URL, "/ws/market"
         )
-        return Endpoints(venue, rest, ws)
+        rtds = live.polymarket.rtds_url or stream_url(rest, POLYMARKET_REST_URL, POLYMARKET_RTDS_URL, "/rtds")
+        return Endpoints(venue, rest, ws, rtds)
     raise ValueError(f"no live endpoints for venue {venue!r}")
 
 

@@ -69,6 +69,8 @@ def config_check(
         ends = resolve_endpoints(settings, venue)
         typer.echo(f"{venue:11} rest {ends.rest_url}")
         typer.echo(f"{'':11} ws   {ends.ws_url}")
+        if ends.prices_url is not None:
+            typer.echo(f"{'':11} rtds {ends.prices_url}")
     missing = settings.missing_live_secrets()
     typer.echo(f"live.confirm {str(settings.live.confirm).lower()}")
     if not missing:

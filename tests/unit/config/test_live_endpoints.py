@@ -31,6 +31,7 @@ def test_live_example_resolves_the_venues_real_stream_hosts() -> None:
         "https://clob.polymarket.com",
         "wss://ws-subscriptions-clob.polymarket.com/ws/market",
     )
+    assert polymarket.prices_url == "wss://ws-live-data.polymarket.com"
 
 
 def test_sandbox_endpoints_stream_beside_their_rest_api() -> None:
@@ -41,6 +42,7 @@ def test_sandbox_endpoints_stream_beside_their_rest_api() -> None:
     )
     assert resolve_endpoints(settings, "binance").ws_url == "ws://127.0.0.1:8801/ws"
     assert resolve_endpoints(settings, "polymarket").ws_url == "ws://127.0.0.1:8802/ws/market"
+    assert resolve_endpoints(settings, "polymarket").prices_url == "ws://127.0.0.1:8802/rtds"
 
 
 def test_config_check_live_prints_endpoints_and_names_missing_secrets() -> None:
@@ -48,6 +50,7 @@ def test_config_check_live_prints_endpoints_and_names_missing_secrets() -> None:
     assert result.exit_code == 1
     assert "wss://stream.binance.com:9443/ws" in result.output
     assert "wss://ws-subscriptions-clob.polymarket.com/ws/market" in result.output
+    assert "rtds wss://ws-live-data.polymarket.com" in result.output
     for name in ("binance_api_key", "binance_api_secret", "polymarket_private_key"):
         assert f"missing secrets.{name}" in result.output
 
