@@ -31,6 +31,9 @@ Decisions, so nobody has to guess:
 - Relative paths in ``state_dir`` and ``replay.*`` are anchored at `PROJECT_ROOT` (see
   `resolve_path`) after validation, so one config works from any working directory. The config file
   path itself is taken as given (relative to the working directory).
+- Market patterns (``markets = ["binance:*/USDT"]``) are resolved after validation by
+  `config.market_patterns` (the rules are there); one that matches nothing is reported at the
+  strategy's ``markets`` with the source that wrote it.
 """
 
 from __future__ import annotations
@@ -51,6 +54,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
+from config.market_patterns import available_markets, resolve_markets
 from config.models import (
     STRATEGY_KINDS,
     MeanReversionConfig,
@@ -153,9 +157,12 @@ def load_settings(
     path: Path | None = None,
     env: Mapping[str, str] | None = None,
     overrides: Sequence[str] = (),
+    markets: Sequence[str] = (),
 ) -> Settings:
     """Load `path` (default: the packaged default.toml), apply `env` (default: os.environ) and
-    `overrides` ("key.path=value"), validate, and anchor relative paths at PROJECT_ROOT.
+    `overrides` ("key.path=value"), validate, resolve market patterns (`config.market_patterns`:
+    against ``replay.candles`` and ``markets``, e.g. the research CLI's ``--data MARKET=FILE``),
+    and anchor relative paths at PROJECT_ROOT.
 
     Raises ConfigError listing every problem found.
     """
@@ -164,7 +171,7 @@ def load_settings(
     builder.take_file_secrets_out()
     builder.apply_env(os.environ if env is None else env)
     builder.apply_overrides(overrides)
-    return _with_resolved_paths(builder.validate())
+    return _with_resolved_paths(builder.resolve_patterns(builder.validate(), markets))
 
 
 def resolve_path(p: Path) -> Path:
@@ -493,6 +500,28 @@ class _Builder:
         if self.problems or settings is None:
             raise ConfigError(self.problems)
         return settings
+
+    def resolve_patterns(self, settings: Settings, extra: Sequence[str]) -> Settings:
+        """Settings with every strategy's market patterns resolved; a pattern matching nothing is a
+        problem of the strategy's ``markets`` (or ``market``, where only that was written)."""
+        resolved, failed = resolve_markets(settings, extra)
+        strategies = self.data.get("strategies")
+        for index, patterns in failed.items():
+            item = strategies[index] if isinstance(strategies, list) and index < len(strategies) else None
+            field = "markets" if isinstance(item, dict) and "markets" in item else "market"
+            path: DataPath = ("strategies", index, field)
+            where = "replay.candles" + (" and the run's data" if extra else "")
+            available = ", ".join(available_markets(settings, extra)) or "none"
+            self.problem(
+                self._sources_for(path),
+                self.display(path),
+                f"pattern{'s' if len(patterns) > 1 else ''} {', '.join(map(repr, patterns))} "
+                f"match{'' if len(patterns) > 1 else 'es'} no market; patterns resolve against the markets "
+                f"of {where} ({available}), never the venue's listing",
+            )
+        if self.problems:
+            raise ConfigError(self.problems)
+        return resolved
 
     def _explain(self, errors: list[ErrorDetails]) -> None:
         """Group pydantic errors by field (a union reports one error per member) and phrase each group."""

@@ -60,7 +60,8 @@ class StrategyBase(Strict):
     markets: tuple[str, ...] = Field(
         default=(),
         description="every market the strategy trades, each with its own indicator state and checkpoint; "
-        "``market = X`` alone means ``markets = [X]``",
+        "``market = X`` alone means ``markets = [X]``; an entry may be a glob (``binance:*/USDT``), "
+        "resolved on load against replay.candles (config/market_patterns.py)",
     )
     enabled: bool = True
     allocation: Fraction = Field(default=0.2, description="share of equity this strategy may commit")

@@ -24,6 +24,7 @@ from actors.domain.names import (
     ActorName,
     market_venue,
 )
+from config.market_patterns import unresolved
 from config.models import Feeds, Mode, Settings, StrategyBase
 
 SERIES_VENUES = ("polymarket",)
@@ -130,7 +131,15 @@ class Topology:
 
 
 def topology(settings: Settings) -> Topology:
+    """The actors of ``settings``, whose market patterns must be resolved (``load_settings`` does):
+    a glob is no feed id, and a strategy core per glob would trade nothing."""
     enabled = [s for s in settings.strategies if s.enabled]
+    patterns = unresolved(m for s in enabled for m in watched_markets(s))
+    if patterns:
+        raise ValueError(
+            f"unresolved market patterns {patterns}: resolve them first "
+            "(config.market_patterns.resolve_markets)"
+        )
     venues = sorted({market_venue(m) for s in enabled for m in s.markets})
     feeds = sorted({feed_of_market(m) for s in enabled for m in watched_markets(s)})
     return Topology(

@@ -14,10 +14,11 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from supervisor.cli.app import ConfigOption, SetOption, app, fail, settings_or_exit, write_json
+from supervisor.cli.app import ConfigOption, SetOption, app, fail, write_json
 
 if TYPE_CHECKING:
     from actors.data.candles import CandleTable
+    from config.models import Settings
     from supervisor.research.backtest_setup import DataSpec, EngineMode, ExitsMode, MarketCandles
 
 data_app = typer.Typer(help="Market data: download, import and inspect candle files.", no_args_is_help=True)
@@ -116,6 +117,18 @@ def _data_specs(data: list[str] | None) -> list[DataSpec]:
     from supervisor.research.backtest_setup import parse_data_spec
 
     return [parse_data_spec(text) for text in data or ()]
+
+
+def _run_settings(config: Path | None, set_: list[str] | None, data: list[str] | None) -> Settings:
+    """The config with its market patterns resolved against replay.candles and the ``--data`` markets
+    (exit 2 naming every problem, as ``settings_or_exit``)."""
+    from config.loader import ConfigError, load_settings
+
+    markets = [market for market, _path in _data_specs(data) if market is not None]
+    try:
+        return load_settings(config, overrides=set_ or (), markets=markets)
+    except ConfigError as exc:
+        fail(str(exc))
 
 
 def _progress(label: str) -> Any:
@@ -281,7 +294,7 @@ def backtest(
     from supervisor.research.backtest import run_backtest
     from supervisor.research.backtest_setup import BacktestError
 
-    settings = settings_or_exit(config, set_)
+    settings = _run_settings(config, set_, data)
     bar = _progress("backtest")
     try:
         result = run_backtest(
@@ -322,7 +335,7 @@ def _research_inputs(
         select_strategies,
     )
 
-    settings = settings_or_exit(config, set_)
+    settings = _run_settings(config, set_, data)
     try:
         chosen, _notes = select_strategies(settings, [strategy])
         if is_polymarket(chosen.strategies[0]):

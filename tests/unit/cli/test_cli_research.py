@@ -402,6 +402,40 @@ def test_backtest_repeated_data_market_file_trades_each_market_and_counts_trades
     assert any("not every market" in note for note in alone["notes"])
 
 
+def test_backtest_with_a_market_pattern_trades_as_its_explicit_list(tmp_path: Path) -> None:
+    """``binance:*/USDT`` resolves against replay.candles and the --data markets (ADA is only given
+    here): the run trades exactly what the explicit (sorted) list of those markets trades."""
+    btc, ada = _bundled_slice(tmp_path, "BTC", 2 * 1440), _bundled_slice(tmp_path, "ETH", 2 * 1440)
+    data = ["--data", f"binance:BTC/USDT={btc}", "--data", f"binance:ADA/USDT={ada}"]
+    runs = {}
+    for name, markets in (
+        ("pattern", '["binance:*/USDT"]'),
+        ("listed", '["binance:ADA/USDT", "binance:BTC/USDT"]'),
+    ):
+        config, out = tmp_path / f"{name}.toml", tmp_path / f"{name}.json"
+        config.write_text(
+            f'[[strategies]]\nkind = "mean_reversion"\nname = "mean_reversion"\nmarkets = {markets}\n'
+            "allocation = 0.4\n"
+        )
+        _ok(invoke("backtest", "--config", str(config), *data, "--json", str(out)))
+        runs[name] = json.loads(out.read_text())
+    pattern, listed = runs["pattern"], runs["listed"]
+    assert list(pattern["trades_by_market"]) == ["binance:ADA/USDT", "binance:BTC/USDT"]  # sorted
+    assert pattern["trades"] > 0
+    for key in ("trades", "trades_by_market", "pnl_by_market", "stats", "pair_correlation"):
+        assert pattern[key] == listed[key], key
+
+
+def test_backtest_with_a_pattern_matching_nothing_exits_2_naming_field_and_file(tmp_path: Path) -> None:
+    config = tmp_path / "nothing.toml"
+    config.write_text('[[strategies]]\nkind = "mean_reversion"\nname = "mr"\nmarkets = ["binance:*/EUR"]\n')
+    result = invoke("backtest", "--config", str(config))
+    assert result.exit_code == 2
+    assert (
+        f"{config}: strategies[name=mr].markets: pattern 'binance:*/EUR' matches no market" in result.output
+    )
+
+
 def test_backtest_data_for_a_market_no_strategy_trades_exits_2(tmp_path: Path) -> None:
     eth = _bundled_slice(tmp_path, "ETH", 100)
     result = invoke("backtest", "--strategy", "mean_reversion", "--data", f"binance:DOGE/USDT={eth}")
