@@ -17,6 +17,7 @@ from typing import Any
 
 import ray
 
+from actors.domain.market_groups import conditions_of, count_by_market
 from actors.domain.model import Fill, Instrument, Order, RoundTrip
 from actors.domain.names import STORE, SUPERVISOR
 from actors.shells.base import actor_options, remote, try_actor
@@ -221,24 +222,29 @@ def read_trades(settings: Settings) -> list[RoundTrip]:
 def summary(
     settings: Settings, snapshot: dict[str, Any], reason: str, stop: dict[str, Any]
 ) -> dict[str, Any]:
-    """The final figures of a run, as `--json` writes them."""
+    """The final figures of a run, as `--json` writes them. ``trades_by_market`` counts a Polymarket
+    window's Up and Down tokens as one market (its condition, from the positions' instruments)."""
     from actors.store.lmdb_store import StateStore
 
     trips = read_trades(settings)
     orders: dict[str, int] = {}
     fills = 0
+    conditions: dict[str, str] = {}
     path = store_path(settings)
     if path.exists():
         with StateStore(path, readonly=True) as db:
             for order in db.orders():
                 orders[order.status.value] = orders.get(order.status.value, 0) + 1
             fills = len(db.fills())
+            conditions = conditions_of(
+                Instrument.model_validate(record["instrument"])
+                for _key, record in db.items("position")
+                if isinstance(record.get("instrument"), dict)
+            )
     pnl = sum((t.pnl for t in trips), Decimal(0))
     by_strategy: dict[str, str] = {}
-    by_market: dict[str, int] = {}
     for trip in trips:
         by_strategy[trip.strategy] = str(Decimal(by_strategy.get(trip.strategy, "0")) + trip.pnl)
-        by_market[trip.market] = by_market.get(trip.market, 0) + 1
     portfolio = snapshot.get("portfolio", {})
     return {
         "reason": reason,
@@ -246,7 +252,7 @@ def summary(
         "trades": len(trips),
         "realized_pnl": str(pnl),
         "pnl_by_strategy": by_strategy,
-        "trades_by_market": dict(sorted(by_market.items())),
+        "trades_by_market": count_by_market((t.market for t in trips), conditions),
         "equity": portfolio.get("equity"),
         "fees": str(sum((t.fees for t in trips), Decimal(0))),
         "orders": orders,

@@ -36,8 +36,9 @@ Decisions, so nobody has to guess:
   common clock), each position marked at its own market's last close. Buy and hold is the equal-weight
   portfolio of the markets: each market's close over its first close in the data, averaged (bought in
   equal parts at the start, never rebalanced; a market with no bar yet counts at its first close).
-  The JSON adds ``trades_by_market``, ``pnl_by_market``, ``per_market`` (tally and each market's own
-  buy and hold), ``market_correlation`` (per-bar close-to-close returns on the common clock) and
+  The JSON adds ``trades_by_market``, ``pnl_by_market`` (a Polymarket window's Up and Down tokens
+  are one market, ``polymarket:<condition id>``, as for the gates), ``per_market`` (tally and each
+  market's own buy and hold), ``market_correlation`` (per-bar close-to-close returns on the common clock) and
   ``pair_correlation`` (each strategy/market pair's realised P&L per UTC day).
 * **Timing.** Signals act on the bar after: a signal from a bar closing at T is an order at T that
   the matching engine fills no earlier than the next bar's open (the driver guarantees it).
@@ -74,6 +75,7 @@ from actors.data.replay import (
     merge_streams,
     polymarket_events,
 )
+from actors.domain.market_groups import conditions_of
 from actors.domain.model import Candle, Instrument, MarketEvent, MarketKind, RoundTrip
 from actors.domain.topology import watches
 from config.models import Settings
@@ -102,10 +104,10 @@ from supervisor.research.performance import (
     compute_stats,
     daily_pnl,
     iso_utc,
+    market_tally,
     per_strategy_stats,
     round_trips_csv,
     strategy_return_correlation,
-    tally_by,
 )
 
 FloatArray = npt.NDArray[np.float64]
@@ -163,6 +165,9 @@ class BacktestResult:
     """Candle runs: correlation of the markets' per-bar returns on the common clock."""
     pair_correlation: dict[str, dict[str, float]] = field(default_factory=dict)
     """Candle runs: correlation of each strategy@market pair's realised P&L per UTC day."""
+    conditions: dict[str, str] = field(default_factory=dict)
+    """Binary runs: outcome token market id -> its window (``conditions_of``), so a window's Up and
+    Down count as one market, as every gate counts them."""
 
     @property
     def allocations(self) -> dict[str, float]:
@@ -170,8 +175,9 @@ class BacktestResult:
 
     @property
     def by_market(self) -> dict[str, TradeTally]:
-        """Closed trades per market: every market of a candle run (idle ones too), then any other."""
-        return tally_by(self.trips, lambda t: t.market, self.prices)
+        """Closed trades per market (a Polymarket window is one): every market of a candle run (idle
+        ones too), then any other."""
+        return market_tally(self.trips, self.conditions, self.prices)
 
     def per_market_json(self) -> dict[str, dict[str, Any]]:
         """Per market: its trade tally, its bars and its own buy and hold over the run."""
@@ -259,6 +265,7 @@ class BacktestResult:
             self.title,
             self.notes,
             prices=self.prices,
+            conditions=self.conditions,
         )
         extra: list[str] = []
         if len(self.per_strategy) > 1:
@@ -454,6 +461,7 @@ def _collect(
         notes=all_notes,
         signal_methods=signal_methods or {},
         exits_mode=exits_mode,
+        conditions=conditions_of(driver.instruments.values()),
     )
 
 

@@ -41,6 +41,7 @@ import numpy as np
 import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict, model_validator
 
+from actors.domain.market_groups import gate_market
 from actors.domain.model import DAY_MS, ZERO, ExitReason, RoundTrip, Side
 
 YEAR_MS = 365 * DAY_MS
@@ -465,6 +466,15 @@ def tally_by(
         )
         for name, group in groups.items()
     }
+
+
+def market_tally(
+    trips: Iterable[RoundTrip], conditions: Mapping[str, str] | None = None, keys: Iterable[str] = ()
+) -> dict[str, TradeTally]:
+    """Closed trades per market as the gates count markets (a Polymarket window's Up and Down are one:
+    ``conditions`` from :func:`actors.domain.market_groups.conditions_of`), as :func:`tally_by`."""
+    found = conditions or {}
+    return tally_by(trips, lambda t: gate_market(t.market, found), keys)
 
 
 def daily_pnl(

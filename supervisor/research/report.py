@@ -27,6 +27,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter
 
+from actors.domain.market_groups import gate_market
 from actors.domain.model import DAY_MS, HOUR_MS, MINUTE_MS, ZERO, ExitReason, RoundTrip
 from supervisor.research.performance import (
     EXIT_REASONS,
@@ -474,8 +475,10 @@ def render_markdown(
     title: str,
     notes: Sequence[str],
     charts: Sequence[tuple[str, str]],
+    conditions: Mapping[str, str] | None = None,
 ) -> str:
-    """The report's text; ``charts`` are (caption, relative file name) pairs."""
+    """The report's text; ``charts`` are (caption, relative file name) pairs; ``conditions`` group a
+    Polymarket window's tokens into one market in the by-market table."""
     traded = [t for t in trips if t.exit_reason is not ExitReason.UNFILLED]
     lines = [f"# {title}", "", "## Summary", ""]
     lines += _table(["Metric", "Value"], _summary_rows(stats))
@@ -517,7 +520,8 @@ def render_markdown(
         lines += ["", "### By strategy", ""]
         lines += _table(["Strategy", *header[1:]], _group_rows(traded, lambda t: t.strategy))
         lines += ["", "### By market", ""]
-        lines += _table(["Market", *header[1:]], _group_rows(traded, lambda t: t.market))
+        found = conditions or {}
+        lines += _table(["Market", *header[1:]], _group_rows(traded, lambda t: gate_market(t.market, found)))
         ranked = sorted(traded, key=lambda t: t.pnl)
         trade_header = ["Entry", "Exit", "Strategy", "Market", "Qty", "Entry px", "Exit px", "Reason", "P&L"]
         lines += ["", "### Best trades", ""]
@@ -545,6 +549,7 @@ def write_report(
     notes: list[str],
     *,
     prices: Mapping[str, tuple[npt.ArrayLike, npt.ArrayLike]] | None = None,
+    conditions: Mapping[str, str] | None = None,
 ) -> list[Path]:
     """Write report.md, equity.png, drawdown.png and trades.png into ``out_dir``; return their paths.
 
@@ -566,7 +571,7 @@ def write_report(
         else plot_trades(trades, price_ts_ms, price_close, trips, title, stats.bar_ms),
     ]
     report = out_dir / "report.md"
-    report.write_text(render_markdown(stats, trips, title, notes, charts), encoding="utf-8")
+    report.write_text(render_markdown(stats, trips, title, notes, charts, conditions), encoding="utf-8")
     return [report, *written]
 
 

@@ -63,7 +63,7 @@ from supervisor.research.backtest_setup import (
     prepare,
     revalidated,
 )
-from supervisor.research.performance import PerformanceStats, compute_stats, iso_utc, tally_by
+from supervisor.research.performance import PerformanceStats, compute_stats, iso_utc, market_tally
 
 T = TypeVar("T")
 FloatArray = npt.NDArray[np.float64]
@@ -384,8 +384,9 @@ class WindowResult:
 
 
 def trades_by_market(trips: Sequence[RoundTrip]) -> dict[str, int]:
-    """Closed trades per market, markets sorted."""
-    return {m: t.trades for m, t in tally_by(trips, lambda t: t.market).items()}
+    """Closed trades per market (as the gates count markets: :func:`market_tally`), markets sorted.
+    Walk-forward runs candle strategies only, whose markets are their own."""
+    return {m: t.trades for m, t in market_tally(trips).items()}
 
 
 def _finite_or_none(value: float) -> float | None:

@@ -312,6 +312,13 @@ def test_backtest_polymarket_lag_says_what_is_real_and_what_is_modelled(tmp_path
     assert doc["trades"] > 0
     assert doc["trades_by_exit_reason"]["settlement"] == doc["trades"]
     assert doc["data"]["markets"] == 24
+    # a window's Up and Down tokens are one market, as for every gate: counted by condition
+    with gzip.open(markets, "rt") as handle:
+        windows = {f"polymarket:{json.loads(line)['condition_id']}" for line in handle if line.strip()}
+    assert set(doc["trades_by_market"]) <= windows
+    assert sum(doc["trades_by_market"].values()) == doc["trades"]
+    assert set(doc["pnl_by_market"]) == set(doc["trades_by_market"])
+    assert f"| {next(iter(doc['trades_by_market']))} |" in (tmp_path / "rep/report.md").read_text()
     notes = " ".join(doc["notes"])
     assert "REAL (recorded)" in notes
     assert "MODELLED" in notes
