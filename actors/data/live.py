@@ -20,17 +20,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from dataclasses import dataclass
 
 from actors.core.strategies.book import StrategyBook
 from actors.domain.model import Candle, Instrument, MarketEvent
-from actors.domain.names import market_symbol
-from actors.domain.topology import watches
+from actors.domain.names import market_symbol, market_venue
+from actors.domain.topology import watched_markets, watches
 from actors.venues.factory import make_gateway, resolve_endpoints
 from config.models import Settings
 
 log = logging.getLogger(__name__)
+
+DAY_MS = 86_400_000
 
 INTERVAL = "1m"
 INTERVAL_MS = 60_000
@@ -101,42 +103,105 @@ async def binance_live(
 async def polymarket_live(
     settings: Settings, feed_id: str, since_ms: int | None
 ) -> AsyncIterator[MarketEvent]:
-    """Listed outcome tokens, then their books and resolutions from the market websocket.
+    """Listed outcome tokens, then their books and resolutions from the market websocket, and the
+    Chainlink reference prices (``chainlink:<pair>``, from Polymarket's RTDS socket) that a strategy
+    watching the series prices against, merged as they arrive.
 
     A ``tick_size_change`` is yielded as the token's ``Instrument`` on its new tick, so the cores
     price the next orders on it (the venue gateway follows the change itself). The listing is
     refreshed every ``runtime.listing_refresh_s``; the websocket is re-opened
     with the new token ids when the set changes.
     """
+    del feed_id, since_ms  # one feed carries the whole series; books are snapshots: nothing to back-fill
+    references = chainlink_references(settings)
+    if not references:
+        async for event in _polymarket_books(settings):
+            yield event
+        return
+    from actors.data.merge import merge_streams
+    from actors.data.replay import CHAINLINK_INSTRUMENT
+    from actors.venues.polymarket.rtds import chainlink_candles_live
+
+    url = resolve_endpoints(settings, "polymarket").prices_url
+    assert url is not None
+    for market in references:
+        yield CHAINLINK_INSTRUMENT.model_copy(update={"symbol": market_symbol(market)})
+    sources: list[AsyncIterator[MarketEvent]] = [_polymarket_books(settings)]
+    sources += [chainlink_candles_live(url, market) for market in references]
+    async for event in merge_streams(*sources):
+        yield event
+
+
+def chainlink_references(settings: Settings) -> list[str]:
+    """The Chainlink markets enabled strategies watch (their reference prices), sorted."""
+    return sorted(
+        {
+            m
+            for s in settings.strategies
+            if s.enabled
+            for m in watched_markets(s)
+            if market_venue(m) == "chainlink"
+        }
+    )
+
+
+BOOK_HORIZON_MS = 15 * 60_000
+"""Books are read for the windows open now or opening within this long (venue time). Polymarket
+lists each 5-minute window a day ahead; subscribing to all 576 tokens would stream books nobody
+can trade yet (the strategy waits for a window's start, the portfolio sizes from the book then)."""
+
+
+def book_tokens(known: Mapping[str, Instrument], now_ms: int, horizon_ms: int = BOOK_HORIZON_MS) -> list[str]:
+    """The tokens whose books a feed subscribes to at ``now_ms``: windows not over and starting
+    within ``horizon_ms``, and any instrument without a window; sorted."""
+    return sorted(
+        market_symbol(m)
+        for m, i in known.items()
+        if (i.end_ms is None or i.end_ms > now_ms)
+        and (i.start_ms is None or i.start_ms <= now_ms + horizon_ms)
+    )
+
+
+async def _polymarket_books(settings: Settings) -> AsyncIterator[MarketEvent]:
+    from actors.venues.polymarket.gateway import PolymarketGateway
     from actors.venues.polymarket.market_stream import (
         BookMessage,
+        MarketMessage,
         ResolvedMessage,
         TickSizeMessage,
         polymarket_market_stream,
     )
     from actors.venues.polymarket.parse import market_of
 
-    del feed_id, since_ms  # one feed carries the whole series; books are snapshots: nothing to back-fill
-    gateway = make_gateway(settings, "polymarket")
+    gateway = make_gateway(settings, "polymarket", market_data=True)
+    assert isinstance(gateway, PolymarketGateway)
     await gateway.start()
     ws_url = resolve_endpoints(settings, "polymarket").ws_url
     known: dict[str, Instrument] = {}
-    while True:
-        instruments = await gateway.instruments()
-        fresh = [i for i in instruments if i.market_id not in known]
-        for instrument in fresh:
-            known[instrument.market_id] = instrument
-            yield instrument
-        tokens = [market_symbol(m) for m in known]
-        deadline = asyncio.get_event_loop().time() + settings.runtime.listing_refresh_s
-        stream = polymarket_market_stream(ws_url, tokens)
-        try:
+    tokens: list[str] | None = None
+    stream: AsyncGenerator[MarketMessage, None] | None = None
+    try:
+        while True:
+            for instrument in await gateway.instruments():
+                if instrument.market_id not in known:
+                    known[instrument.market_id] = instrument
+                    yield instrument
+            now_ms = await gateway.server_time_ms()
+            for ended in [m for m, i in known.items() if i.end_ms is not None and i.end_ms < now_ms - DAY_MS]:
+                del known[ended]
+            wanted = book_tokens(known, now_ms)
+            if stream is None or wanted != tokens:  # re-subscribe only when the set changed
+                if stream is not None:
+                    await stream.aclose()
+                tokens, stream = wanted, polymarket_market_stream(ws_url, wanted)
+            deadline = asyncio.get_event_loop().time() + settings.runtime.listing_refresh_s
             while asyncio.get_event_loop().time() < deadline:
                 try:
                     message = await asyncio.wait_for(anext(stream), timeout=1.0)
                 except TimeoutError:
                     continue
                 except StopAsyncIteration:
+                    stream = None
                     break
                 if isinstance(message, BookMessage):
                     yield message.book
@@ -149,5 +214,6 @@ async def polymarket_live(
                         listed = listed.model_copy(update={"tick_size": message.new_tick_size})
                         known[listed.market_id] = listed
                         yield listed
-        finally:
+    finally:
+        if stream is not None:
             await stream.aclose()

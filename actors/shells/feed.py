@@ -81,6 +81,8 @@ def known_instruments(settings: Settings, venue: str | None = None) -> list[Inst
             if venue_of_feed(feed) == BINANCE:  # a pair's instrument needs none of its candles
                 instruments.append(binance_instrument(feed))
                 continue
+            if live_data(settings):  # the venue's own listing arrives as the feed's first events
+                continue
             known, _events = replay_source(settings, feed)
             instruments += known
     return instruments

@@ -44,8 +44,11 @@ def resolve_endpoints(settings: Settings, venue: str) -> Endpoints:
     raise ValueError(f"no live endpoints for venue {venue!r}")
 
 
-def make_gateway(settings: Settings, venue: str) -> VenueGateway:
-    """The real-client gateway of one venue, pointed at the configured endpoint (venue or sandbox)."""
+def make_gateway(settings: Settings, venue: str, *, market_data: bool = False) -> VenueGateway:
+    """The real-client gateway of one venue, pointed at the configured endpoint (venue or sandbox).
+
+    ``market_data``: for a feed, which reads public data only: Polymarket's then works without a
+    wallet key (paper trading on live data needs none) and creates no API credentials."""
     secrets = settings.secrets
     endpoints = resolve_endpoints(settings, venue)
     if venue == "binance":
@@ -61,6 +64,8 @@ def make_gateway(settings: Settings, venue: str) -> VenueGateway:
         from actors.venues.polymarket.gateway import PolymarketGateway
 
         key = secrets.polymarket_private_key
+        if market_data:
+            return PolymarketGateway(endpoints.rest_url, None)
         if key is None:
             raise ValueError("live polymarket needs secrets.polymarket_private_key")
         # the market channel too: a pushed tick change reaches the orders before the REST cache does

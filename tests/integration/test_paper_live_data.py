@@ -13,7 +13,7 @@ import pytest
 
 from config.loader import load_settings
 from config.models import Mode, Settings
-from ops.sandbox_harness import http_json
+from ops.sandbox_harness import SandboxThread, http_json
 from supervisor.control import runtime
 from tests.integration.test_live_warmup import STRATEGY as WARM_MR
 from tests.runtime_harness import sandbox_venues, wait_for
@@ -65,3 +65,43 @@ def test_paper_run_on_live_feeds_trades_without_sending_an_order_and_marks_trade
     assert http_json("GET", f"{base}/_sandbox/orders")["orders"] == []
     paper_dir = settings.state_dir
     assert runtime.paper_trade_counts(paper_dir)[STRATEGY.name] == len(runtime.read_trades(settings))
+
+
+def test_paper_run_on_live_polymarket_feeds_trades_windows_on_the_rtds_reference(tmp_path: Path) -> None:
+    """The Polymarket bot's own way to paper trade: the CLOB's live books and listing and the
+    Chainlink reference from RTDS (the sandbox replays the day its markets settle on), fills by
+    the one matching engine, no wallet key, no order at the venue; each trade marked live."""
+    thread = SandboxThread(speed=60.0)  # a 5-minute window in 5 s
+    base = thread.info["polymarket"]["url"]
+    defaults = load_settings(None, env={})
+    settings = load_settings(
+        None,
+        env={},
+        overrides=[
+            'feeds="live"',
+            f'live.polymarket.url="{base}"',
+            f'state_dir="{tmp_path / "state"}"',
+            'runtime.namespace="t-paper-live-pm"',
+            "runtime.listing_refresh_s=5",  # 5 min of venue time: books of the next windows in time
+            "metrics.port=0",
+            "supervision.heartbeat_interval_s=0.5",
+        ],
+    ).model_copy(update={"strategies": [s for s in defaults.strategies if s.kind == "polymarket_lag"]})
+    assert settings.secrets.polymarket_private_key is None
+    runtime.start_system(settings)
+    try:
+        trades = wait_for(
+            "a paper round trip on a live Polymarket window",
+            lambda: runtime.read_trades(settings),
+            timeout_s=300,
+        )
+    finally:
+        runtime.stop_system(settings, cancel_orders=True, teardown=True)
+        orders_at_venue = http_json("GET", f"{base}/_sandbox/orders")["orders"]
+        thread.stop()
+    assert {t.data for t in trades} == {"live"}
+    assert all(t.market.startswith("polymarket:") for t in trades)
+    assert orders_at_venue == []
+    assert runtime.paper_trade_counts(settings.state_dir)["polymarket_lag"] == len(
+        runtime.read_trades(settings)
+    )

@@ -226,7 +226,7 @@ class PolymarketGateway:
     def __init__(
         self,
         host: str,
-        private_key: str,
+        private_key: str | None,
         *,
         chain_id: int = POLYGON,
         signature_type: int = 0,
@@ -242,9 +242,11 @@ class PolymarketGateway:
         self.api_nonce = api_nonce
         self.fees = fees if fees is not None else FeeModel()
         self.only_accepting = only_accepting
+        self.trading = private_key is not None
+        """Without a key the gateway reads public market data only (paper trading on live data)."""
         self.client: Any = ClobClient(self.host, chain_id=chain_id, key=private_key, signature_type=0)
-        self.address: str = str(self.client.get_address())
-        self._builder = DeterministicOrderBuilder(self.client.builder)
+        self.address: str = str(self.client.get_address() or "")
+        self._builder = DeterministicOrderBuilder(getattr(self.client, "builder", None))  # no key: none
         self._instruments: dict[str, Instrument] = {}
         self._order_ids: dict[str, str] = {}
         self._client_ids: dict[str, str] = {}
@@ -277,6 +279,9 @@ class PolymarketGateway:
 
     async def start(self) -> None:
         """L1: create or derive the API creds; L2 from then on; load the markets."""
+        if not self.trading:  # public data needs no credentials (and must not create any)
+            await self.instruments()
+            return
         creds = await self._call("api creds", self.client.create_or_derive_api_creds, self.api_nonce)
         if creds is None:
             raise VenueError(VENUE, VenueErrorKind.AUTH, "could not create or derive API credentials")
@@ -354,6 +359,14 @@ class PolymarketGateway:
         self._instruments.update({i.symbol: i for i in found})
         return found
 
+    async def server_time_ms(self) -> int:
+        """The venue's clock (``GET /time``, Unix seconds): which windows are near is its call."""
+        seconds = await self._call("time", self.client.get_server_time)
+        try:
+            return int(seconds) * 1000
+        except (TypeError, ValueError) as exc:
+            raise VenueError(VENUE, VenueErrorKind.UNAVAILABLE, f"malformed /time {seconds!r}") from exc
+
     async def order_book(self, market: str) -> OrderBook:
         token = token_of(market)
         summary = await self._call("book", self.client.get_order_book, token)
@@ -399,6 +412,8 @@ class PolymarketGateway:
         return prepared.order_id
 
     async def _prepare(self, order: Order) -> _Prepared:
+        if not self.trading:
+            raise VenueError(VENUE, VenueErrorKind.AUTH, "no wallet key: this gateway reads market data only")
         token = token_of(order.market)
         if order.type is not OrderType.LIMIT or order.price is None:
             raise VenueError(
