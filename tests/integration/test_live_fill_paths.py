@@ -8,6 +8,7 @@ is a difference between the two fill paths."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from decimal import Decimal
 from pathlib import Path
@@ -16,7 +17,7 @@ from typing import Any
 import pytest
 import ray
 
-from actors.domain.model import Order, Side, TimeInForce
+from actors.domain.model import Fill, Order, OrderStatus, Side, TimeInForce
 from actors.domain.names import STORE, venue_name
 from actors.shells.base import actor_options, remote
 from actors.shells.store import StoreActor, store_path
@@ -25,6 +26,8 @@ from actors.store.lmdb_store import StateStore
 from config.loader import load_settings
 from config.models import Settings
 from ops.sandbox_harness import SandboxThread, http_json, sandbox_ground_truth
+from supervisor.control import runtime
+from supervisor.control.invariants import check_invariants
 from tests.runtime_harness import live_settings, wait_for
 
 pytestmark = [pytest.mark.ray, pytest.mark.usefixtures("ray_local")]
@@ -168,10 +171,12 @@ def _polymarket_script(venue: Any, sandbox: dict[str, Any]) -> Trades:
 SCRIPTS = {"binance": _binance_script, "polymarket": _polymarket_script}
 
 
-def _settings(tmp: Path, sandbox: dict[str, Any], venue: str, pushed: bool) -> Settings:
+def _settings(
+    tmp: Path, sandbox: dict[str, Any], venue: str, pushed: bool, extra: Sequence[str] = ()
+) -> Settings:
     name = f"t-paths-{venue}-{'pushed' if pushed else 'polled'}"
     if venue == "binance":
-        return live_settings(tmp, sandbox, name, _paths(venue, pushed))
+        return live_settings(tmp, sandbox, name, [*_paths(venue, pushed), *extra])
     env = {  # only the Polymarket venue actor runs here; live mode asks for every venue's secrets
         "RAYTRADER_SECRETS__POLYMARKET_PRIVATE_KEY": "0x" + "42" * 32,
         "RAYTRADER_SECRETS__BINANCE_API_KEY": sandbox["binance"]["api_key"],
@@ -186,7 +191,9 @@ def _settings(tmp: Path, sandbox: dict[str, Any], venue: str, pushed: bool) -> S
         f'state_dir="{tmp / "state"}"',
         f'runtime.namespace="{name}"',
         "metrics.port=0",
+        "supervision.heartbeat_interval_s=0.5",
         *_paths(venue, pushed),
+        *extra,
     ]
     return load_settings(None, env=env, overrides=overrides)
 
@@ -244,3 +251,72 @@ def test_pushed_and_polled_fill_paths_end_in_the_same_books(tmp_path: Path, venu
     # and each came by its own path: every fill pushed in one session, none in the other
     assert pushed["paths"]["pushed"] == pushed["fill_ids"]
     assert polled["paths"]["pushed"] == []
+
+
+def _clob_ground_truth(base: str, store_orders: Sequence[Order]) -> tuple[list[Order], list[Fill]]:
+    """The CLOB sandbox's orders and fills of our wallet, named as the runtime names them (our
+    client ids; fill ids ``polymarket:<trade>:<order>``, as the gateway reads trades)."""
+    ours = {o.venue_order_id: o for o in store_orders if o.venue_order_id}
+    orders = []
+    for raw in http_json("GET", f"{base}/_sandbox/orders")["orders"]:
+        mine = ours.get(raw["id"])
+        if mine is None:
+            continue
+        matched, size = Decimal(raw["size_matched"]), Decimal(raw["original_size"])
+        status = {"LIVE": OrderStatus.OPEN, "MATCHED": OrderStatus.FILLED}.get(
+            raw["status"], OrderStatus.CANCELLED
+        )
+        if status is OrderStatus.OPEN and matched > 0:
+            status = OrderStatus.PARTIALLY_FILLED
+        orders.append(mine.model_copy(update={"filled_qty": matched, "qty": size, "status": status}))
+    fills = [
+        Fill.model_validate(
+            {k: v for k, v in raw.items() if k in Fill.model_fields}
+            | {
+                "fill_id": f"polymarket:{raw['trade_id']}:{raw['order_id']}",
+                "client_id": ours[raw["order_id"]].client_id,
+            }
+        )
+        for raw in http_json("GET", f"{base}/_sandbox/fills")["fills"]
+        if raw["order_id"] in ours
+    ]
+    return orders, fills
+
+
+def test_live_polymarket_run_gets_its_fills_from_the_user_channel(tmp_path: Path) -> None:
+    """Live trading on the CLOB sandbox (polymarket_lag on the RTDS reference), the REST poll
+    asleep: every fill arrives pushed by the user channel, and the store matches the venue."""
+    thread = SandboxThread(speed=60.0)  # a 5-minute window in 5 s
+    base = thread.info["polymarket"]["url"]
+    defaults = load_settings(None, env={})
+    settings = _settings(
+        tmp_path, thread.info, "polymarket", pushed=True, extra=["runtime.listing_refresh_s=5"]
+    ).model_copy(update={"strategies": [s for s in defaults.strategies if s.kind == "polymarket_lag"]})
+    runtime.start_system(settings)
+    try:
+        trades = wait_for("a live Polymarket round trip", lambda: runtime.read_trades(settings), 300)
+        text = ray.get(runtime.supervisor_handle(settings).metrics_text.remote())
+    finally:
+        runtime.stop_system(settings, cancel_orders=True, teardown=True)
+    try:
+        with StateStore(store_path(settings), readonly=True) as db:
+            positions = list(db.items("position"))
+            logged = [t for _seq, t in db.trades()]
+            store_orders = db.orders()
+            recorded = sorted(f.fill_id for f in db.fills())
+        orders, fills = _clob_ground_truth(base, store_orders)
+    finally:
+        thread.stop()
+    assert trades
+    assert recorded == sorted(f.fill_id for f in fills)
+    # every fill recorded while running came pushed (the poll sleeps for an hour); the stop's
+    # last look may add one the channel had not yet pushed
+    pushed = _sample(text, "raytrader_pushed_fills_total", "polymarket")
+    assert pushed == _sample(text, "raytrader_fills_total", "polymarket") >= 1
+    results = check_invariants(settings, positions, logged, orders, fills, store_orders=store_orders)
+    assert not [r.as_dict() for r in results if not r.ok]
+
+
+def _sample(text: str, name: str, venue: str) -> float:
+    found = re.search(rf'^{name}\{{venue="{venue}"\}} (\S+)$', text, re.MULTILINE)
+    return float(found.group(1)) if found else 0.0
