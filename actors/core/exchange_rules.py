@@ -8,16 +8,20 @@ locally.
 What is adjusted, always in the direction that never trades more nor at a worse price than asked:
 - the price onto the tick (PRICE_FILTER ``tickSize``; Polymarket's tick): a buy rounds down, a
   sell up;
-- the quantity onto the step (LOT_SIZE ``stepSize``; Polymarket's 0.01 shares): always down.
+- the quantity onto the step (LOT_SIZE ``stepSize``; Polymarket's 0.01 shares): always down; a
+  market order also onto MARKET_LOT_SIZE's ``stepSize`` (0, as Binance lists most pairs: LOT_SIZE's
+  step alone).
 
 What is refused (adjusting would change the order's intent): a price outside ``[minPrice,
-maxPrice]`` (Polymarket: ``[tick, 1 - tick]``), a quantity outside ``[minQty, maxQty]`` after
-flooring, a notional outside ``[minNotional, maxNotional]`` (MIN_NOTIONAL, NOTIONAL; a market
-order only where ``applyToMarket`` / ``applyMinToMarket`` / ``applyMaxToMarket`` say, priced at
-the reference), a limit price outside PERCENT_PRICE_BY_SIDE's band around the reference price
-(buys: ``[ref * bidMultiplierDown, ref * bidMultiplierUp]``, sells with the ask multipliers;
-PERCENT_PRICE has one band for both sides). The reference is the venue's average price over
-``avgPriceMins`` (Binance's ``/api/v3/avgPrice``), which the caller reads.
+maxPrice]`` (Polymarket: ``[tick, 1 - tick]``); a quantity outside ``[minQty, maxQty]`` after
+flooring (a market order: LOT_SIZE's and MARKET_LOT_SIZE's bounds both, as Binance applies the
+second on top of the first); a notional outside ``[minNotional, maxNotional]`` (MIN_NOTIONAL,
+NOTIONAL; a market order only where ``applyToMarket`` / ``applyMinToMarket`` /
+``applyMaxToMarket`` say, priced at the reference); a limit price outside
+PERCENT_PRICE_BY_SIDE's band around the reference price (buys: ``[ref * bidMultiplierDown,
+ref * bidMultiplierUp]``, sells with the ask multipliers; PERCENT_PRICE has one band for both
+sides). The reference is the venue's average price over ``avgPriceMins`` (Binance's
+``/api/v3/avgPrice``), which the caller reads.
 """
 
 from __future__ import annotations
@@ -40,6 +44,7 @@ class Rule(StrEnum):
 
     PRICE_FILTER = "price_filter"
     LOT_SIZE = "lot_size"
+    MARKET_LOT_SIZE = "market_lot_size"
     NOTIONAL = "notional"
     PERCENT_PRICE = "percent_price"
 
@@ -67,6 +72,10 @@ class OrderRules(Frozen):
     step_size: Decimal = Field(ge=0)
     min_qty: Decimal = ZERO
     max_qty: Decimal | None = None
+    market_step_size: Decimal = Field(default=ZERO, ge=0)
+    """MARKET_LOT_SIZE, for market orders on top of LOT_SIZE; a step of 0 leaves LOT_SIZE's alone."""
+    market_min_qty: Decimal = ZERO
+    market_max_qty: Decimal | None = None
     min_notional: Decimal = ZERO
     max_notional: Decimal | None = None
     min_notional_to_market: bool = False
@@ -126,6 +135,13 @@ def binance_rules(filters: Iterable[Mapping[str, Any]]) -> OrderRules:
         "min_qty": _dec(lot.get("minQty", 0)),
         "max_qty": _bound(lot.get("maxQty")),
     }
+    if "MARKET_LOT_SIZE" in by_type:
+        market_lot = by_type["MARKET_LOT_SIZE"]
+        fields.update(
+            market_step_size=_dec(market_lot.get("stepSize", 0)),
+            market_min_qty=_dec(market_lot.get("minQty", 0)),
+            market_max_qty=_bound(market_lot.get("maxQty")),
+        )
     if "NOTIONAL" in by_type:
         notional = by_type["NOTIONAL"]
         fields.update(
@@ -210,17 +226,23 @@ def check_order(rules: OrderRules, order: Order, reference: Decimal | None = Non
                 rule=Rule.PRICE_FILTER,
                 reason=f"price {_fmt(price)} outside [{_fmt(rules.min_price)}, {upper}]",
             )
-    qty = _align(order.qty, rules.min_qty if rules.min_qty > 0 else ZERO, rules.step_size, up=False)
-    if qty != order.qty:
-        adjusted.append(f"qty {_fmt(order.qty)} -> {_fmt(qty)} (step {_fmt(rules.step_size)})")
-    if qty <= 0 or qty < rules.min_qty or (rules.max_qty is not None and qty > rules.max_qty):
-        upper = _fmt(rules.max_qty) if rules.max_qty is not None else "-"
-        return Refusal(
-            rule=Rule.LOT_SIZE,
-            reason=(
-                f"qty {_fmt(order.qty)} (on the step: {_fmt(qty)}) outside [{_fmt(rules.min_qty)}, {upper}]"
-            ),
+    lots = [(Rule.LOT_SIZE, rules.step_size, rules.min_qty, rules.max_qty)]
+    if order.type is OrderType.MARKET:
+        lots.append(
+            (Rule.MARKET_LOT_SIZE, rules.market_step_size, rules.market_min_qty, rules.market_max_qty)
         )
+    qty = order.qty
+    for _, step, low, _ in lots:
+        qty = _align(qty, low if low > 0 else ZERO, step, up=False)
+    if qty != order.qty:
+        steps = " and ".join(_fmt(step) for _, step, _, _ in lots if step > 0)
+        adjusted.append(f"qty {_fmt(order.qty)} -> {_fmt(qty)} (step {steps})")
+    for rule, step, low, high in lots:
+        off_step = step > 0 and _align(qty, low if low > 0 else ZERO, step, up=False) != qty
+        if qty <= 0 or qty < low or (high is not None and qty > high) or off_step:
+            upper = _fmt(high) if high is not None else "-"
+            where = f"off the step {_fmt(step)}" if off_step else f"outside [{_fmt(low)}, {upper}]"
+            return Refusal(rule=rule, reason=f"qty {_fmt(order.qty)} (on the step: {_fmt(qty)}) {where}")
     if rules.needs_reference(order) and reference is None:
         rule = Rule.NOTIONAL if order.type is OrderType.MARKET else Rule.PERCENT_PRICE
         return Refusal(rule=rule, reason="no reference price to check it against")

@@ -13,8 +13,9 @@ all in BNB when a ``FeeToken`` is configured and the account holds BNB (its pric
 clock, with every bar before the replay's start served as history (``exchange``). The user data
 stream (listen keys, ``executionReport``, ``outboundAccountPosition``) is served (``user_data``). No
 order-count limits, no IP bans. Orders meet Binance's symbol filters, listed in
-``exchangeInfo`` and refused as -1013 "Filter failure: <FILTER>": PRICE_FILTER, LOT_SIZE, NOTIONAL
-and PERCENT_PRICE_BY_SIDE (0.2x..5x ``/api/v3/avgPrice``, BTCUSDT's multipliers); every refused
+``exchangeInfo`` and refused as -1013 "Filter failure: <FILTER>": PRICE_FILTER, LOT_SIZE,
+MARKET_LOT_SIZE (a market order's maxQty, on top of LOT_SIZE), NOTIONAL and PERCENT_PRICE_BY_SIDE
+(0.2x..5x ``/api/v3/avgPrice``, BTCUSDT's multipliers); every refused
 new order is kept in ``order_rejections`` (what a client sent only to be rejected).
 
 The modules, one concern each (every one says what it models and why):

@@ -88,6 +88,7 @@ from ops.sandbox.binance.protocol import (
     BinanceError,
     binance_symbol,
     fmt,
+    market_max_qty,
     max_qty,
 )
 from ops.sandbox.binance.streams import BinanceStreams
@@ -173,6 +174,10 @@ class SandboxMarket:
     @property
     def max_qty(self) -> Decimal:
         return max_qty(self.instrument.lot_size)
+
+    @property
+    def market_max_qty(self) -> Decimal:
+        return market_max_qty(self.instrument.lot_size)
 
     def bar(self, i: int) -> tuple[int, Decimal, Decimal, Decimal, Decimal, Decimal]:
         t = self.table
@@ -607,7 +612,8 @@ class BinanceExchange(BinanceStreams):
     def _check_filters(
         self, m: SandboxMarket, order_type: OrderType, side: Side, price: Decimal | None, qty: Decimal
     ) -> None:
-        """Binance's symbol filters, each refused as -1013 "Filter failure: <FILTER>"."""
+        """Binance's symbol filters, each refused as -1013 "Filter failure: <FILTER>" (MARKET_LOT_SIZE on top
+        of LOT_SIZE for a market order)."""
         inst = m.instrument
         min_price = inst.tick_size  # Binance's minPrice is the pair's tick
         if price is not None and (
@@ -626,6 +632,8 @@ class BinanceExchange(BinanceStreams):
         min_qty = inst.min_size or inst.lot_size
         if qty <= 0 or qty < min_qty or qty > m.max_qty or (qty - min_qty) % inst.lot_size != 0:
             raise BinanceError(-1013, "Filter failure: LOT_SIZE")
+        if order_type is OrderType.MARKET and qty > m.market_max_qty:  # minQty and stepSize 0: LOT_SIZE's
+            raise BinanceError(-1013, "Filter failure: MARKET_LOT_SIZE")
         notional = (price if price is not None else avg) * qty
         if notional < MIN_NOTIONAL or (order_type is OrderType.LIMIT and notional > MAX_NOTIONAL):
             raise BinanceError(-1013, "Filter failure: NOTIONAL")

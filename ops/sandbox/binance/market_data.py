@@ -282,6 +282,12 @@ def _symbol_info(m: SandboxMarket) -> dict[str, Any]:
                 "stepSize": fmt(inst.lot_size),
             },
             {
+                "filterType": "MARKET_LOT_SIZE",
+                "minQty": "0.00000000",
+                "maxQty": fmt(m.market_max_qty),
+                "stepSize": "0.00000000",
+            },
+            {
                 "filterType": "NOTIONAL",
                 "minNotional": fmt(MIN_NOTIONAL),
                 "applyMinToMarket": True,

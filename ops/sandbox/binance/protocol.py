@@ -26,6 +26,10 @@ MAX_PRICE = Decimal(1_000_000)
 MAX_QTY = Decimal(9000)
 """LOT_SIZE maxQty of a pair traded in fractions (BTC, ETH, SOL); whole-unit pairs (XRP) allow more."""
 MAX_WHOLE_QTY = Decimal(92_141_578)
+MARKET_MAX_QTY = Decimal("63.94567891")
+"""MARKET_LOT_SIZE maxQty of a fractional pair: Binance lists a market order limit far under LOT_SIZE's
+(BTCUSDT: tens of BTC, off any grid), with ``minQty`` and ``stepSize`` 0 (LOT_SIZE's apply)."""
+MARKET_MAX_WHOLE_QTY = Decimal("1847263.5")
 
 
 def binance_symbol(symbol: str) -> str:
@@ -36,6 +40,11 @@ def binance_symbol(symbol: str) -> str:
 def max_qty(lot: Decimal) -> Decimal:
     """LOT_SIZE maxQty of a pair with step ``lot`` (as Binance lists BTCUSDT and XRPUSDT)."""
     return MAX_WHOLE_QTY if lot >= 1 else MAX_QTY
+
+
+def market_max_qty(lot: Decimal) -> Decimal:
+    """MARKET_LOT_SIZE maxQty of a pair with step ``lot``: what one market order may trade."""
+    return MARKET_MAX_WHOLE_QTY if lot >= 1 else MARKET_MAX_QTY
 
 
 _INT_RE = re.compile(r"-?[0-9]{1,20}")

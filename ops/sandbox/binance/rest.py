@@ -9,7 +9,8 @@ parameters and signed requests. The endpoints are in ``market_data`` (public) an
 ``GET /api/v3/myTrades``. Order types LIMIT (GTC/IOC), LIMIT_MAKER, MARKET (``quantity`` or
 ``quoteOrderQty``); FOK and stop orders are answered as unsupported. Errors as Binance:
 -1000 unknown, -1003 weight exceeded (429 + ``Retry-After``), -1013 filter failure
-("Filter failure: PRICE_FILTER" / "PERCENT_PRICE_BY_SIDE" / "LOT_SIZE" / "NOTIONAL"), -1021
+("Filter failure: PRICE_FILTER" / "PERCENT_PRICE_BY_SIDE" / "LOT_SIZE" / "MARKET_LOT_SIZE" /
+"NOTIONAL"), -1021
 timestamp, -1022 signature, -1100/-1101/-1102/-1106 parameters, -1115/-1116/-1117 enums,
 -1120 interval, -1121 symbol, -1131 recvWindow, -2010 new order rejected (insufficient
 balance, would take as maker, duplicate client id), -2011 cancel of an unknown/closed

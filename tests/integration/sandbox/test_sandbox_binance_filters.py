@@ -35,7 +35,19 @@ def _order_query(creds: Credentials, cid: str, side: str, price: Decimal | None,
 async def test_exchange_info_lists_filters_and_avg_price_answers_binance_shape(exchange: Any) -> None:
     info = await exchange.publicGetExchangeInfo({"symbol": "BTCUSDT"})
     filters = {f["filterType"]: f for f in info["symbols"][0]["filters"]}
-    assert set(filters) == {"PRICE_FILTER", "LOT_SIZE", "NOTIONAL", "PERCENT_PRICE_BY_SIDE"}
+    assert set(filters) == {
+        "PRICE_FILTER",
+        "LOT_SIZE",
+        "MARKET_LOT_SIZE",
+        "NOTIONAL",
+        "PERCENT_PRICE_BY_SIDE",
+    }
+    assert filters["MARKET_LOT_SIZE"] == {
+        "filterType": "MARKET_LOT_SIZE",
+        "minQty": "0.00000000",
+        "maxQty": "63.94567891",
+        "stepSize": "0.00000000",
+    }
     assert filters["PERCENT_PRICE_BY_SIDE"]["bidMultiplierUp"] == "5"
     assert filters["PERCENT_PRICE_BY_SIDE"]["askMultiplierDown"] == "0.2"
     avg = await exchange.publicGetAvgPrice({"symbol": "BTCUSDT"})
@@ -51,6 +63,7 @@ async def test_exchange_info_lists_filters_and_avg_price_answers_binance_shape(e
         ("BUY", lambda avg: avg.quantize(Decimal("0.01")) - 100, "0.0012345", "LOT_SIZE"),
         ("BUY", lambda avg: avg.quantize(Decimal("0.01")) - 100, "0.00005", "NOTIONAL"),
         ("SELL", lambda avg: None, "0.00005", "NOTIONAL"),
+        ("SELL", lambda avg: None, "63.94568", "MARKET_LOT_SIZE"),
         ("BUY", lambda avg: (avg / 10).quantize(Decimal("0.01")), "0.01", "PERCENT_PRICE_BY_SIDE"),
         ("SELL", lambda avg: (avg * 6).quantize(Decimal("0.01")), "0.001", "PERCENT_PRICE_BY_SIDE"),
     ],
@@ -102,6 +115,7 @@ async def test_gateway_puts_off_tick_price_and_off_step_qty_on_the_grid_and_venu
         (Side.BUY, OrderType.LIMIT, lambda avg: avg - 100, "0.000001", Rule.LOT_SIZE),
         (Side.BUY, OrderType.LIMIT, lambda avg: avg - 100, "0.00005", Rule.NOTIONAL),
         (Side.SELL, OrderType.MARKET, lambda avg: None, "0.00005", Rule.NOTIONAL),
+        (Side.SELL, OrderType.MARKET, lambda avg: None, "63.94568", Rule.MARKET_LOT_SIZE),
         (Side.BUY, OrderType.LIMIT, lambda avg: avg / 10, "0.01", Rule.PERCENT_PRICE),
         (Side.SELL, OrderType.LIMIT, lambda avg: avg * 6, "0.001", Rule.PERCENT_PRICE),
         (Side.SELL, OrderType.LIMIT, lambda avg: Decimal(2_000_000), "0.001", Rule.PRICE_FILTER),
@@ -132,3 +146,17 @@ async def test_gateway_refuses_unfixable_order_locally_without_venue_rejection(
     assert refused.value.message.startswith(f"refused before sending: {rule.value}: ")
     assert venue.order_rejections == []  # it never left
     assert venue.orders() == []
+
+
+async def test_gateway_floors_market_order_onto_lot_step_and_venue_fills_it(
+    venue: SandboxBinance, gateway: BinanceGateway
+) -> None:
+    market = Order(
+        client_id="mkt-step", market=MARKET, side=Side.BUY, type=OrderType.MARKET, qty=Decimal("0.0009876")
+    )
+    taken = await gateway.submit(market)
+    assert taken.qty == Decimal("0.00098")  # MARKET_LOT_SIZE's step is 0: LOT_SIZE's, down
+    assert venue.order_rejections == []
+    assert [(o.client_id, o.qty, o.status) for o in venue.orders()] == [
+        ("mkt-step", Decimal("0.00098"), OrderStatus.FILLED)
+    ]

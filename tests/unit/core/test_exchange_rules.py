@@ -157,6 +157,61 @@ def test_min_notional_filter_applies_to_market_only_when_asked() -> None:
     refused(check_order(rules, order(Side.SELL, "60000", "0.0001")), Rule.NOTIONAL)
 
 
+# BTCUSDT's MARKET_LOT_SIZE as Binance lists it: no minimum, no step of its own, a maxQty off any grid
+MARKET_LOT = {
+    "filterType": "MARKET_LOT_SIZE",
+    "minQty": "0.00000000",
+    "maxQty": "63.94567891",
+    "stepSize": "0.00000000",
+}
+WITH_MARKET_LOT = binance_rules([*BTCUSDT_FILTERS, MARKET_LOT])
+
+
+def test_market_lot_size_parsed_zero_step_and_minimum_mean_lot_size_alone() -> None:
+    assert WITH_MARKET_LOT.market_max_qty == D("63.94567891")
+    assert WITH_MARKET_LOT.market_step_size == 0
+    assert WITH_MARKET_LOT.market_min_qty == 0
+    assert RULES.market_max_qty is None  # a symbol without the filter: LOT_SIZE alone
+
+
+def test_market_order_over_market_max_refused_market_lot_size_limit_of_same_qty_passes() -> None:
+    market = order(Side.SELL, None, "63.94568", OrderType.MARKET)
+    refusal = refused(check_order(WITH_MARKET_LOT, market, REF), Rule.MARKET_LOT_SIZE)
+    assert refusal.reason == "qty 63.94568 (on the step: 63.94568) outside [0, 63.94567891]"
+    assert refusal.message.startswith("refused before sending: market_lot_size: ")
+    assert isinstance(check_order(WITH_MARKET_LOT, order(Side.SELL, "60000", "63.94568"), REF), Checked)
+    assert isinstance(
+        check_order(WITH_MARKET_LOT, market.model_copy(update={"qty": D("63.94567")}), REF), Checked
+    )
+
+
+def test_market_order_with_zero_market_step_floored_to_lot_step() -> None:
+    result = checked(check_order(WITH_MARKET_LOT, order(Side.SELL, None, "0.0012345", OrderType.MARKET), REF))
+    assert result.order.qty == D("0.00123")
+    assert result.adjusted == ("qty 0.0012345 -> 0.00123 (step 0.00001)",)
+
+
+def test_market_order_floored_onto_both_steps_and_refused_under_market_minimum() -> None:
+    coarse = {**MARKET_LOT, "minQty": "0.01", "stepSize": "0.001"}
+    rules = binance_rules([*BTCUSDT_FILTERS, coarse])
+    result = checked(check_order(rules, order(Side.SELL, None, "0.0123456", OrderType.MARKET), REF))
+    assert result.order.qty == D("0.012")  # 0.01 + k * 0.001, down: never sells more than asked
+    assert result.adjusted == ("qty 0.0123456 -> 0.012 (step 0.00001 and 0.001)",)
+    small = refused(
+        check_order(rules, order(Side.SELL, None, "0.009", OrderType.MARKET), REF), Rule.MARKET_LOT_SIZE
+    )
+    assert "outside [0.01, 63.94567891]" in small.reason
+    assert isinstance(
+        check_order(rules, order(Side.SELL, "60000", "0.009"), REF), Checked
+    )  # a limit: LOT_SIZE
+
+
+def test_market_step_off_the_lot_grid_refused_rather_than_sent() -> None:
+    rules = OrderRules(tick_size=D("0.01"), step_size=D("0.02"), market_step_size=D("0.03"))
+    refusal = refused(check_order(rules, order(Side.SELL, None, "1", OrderType.MARKET)), Rule.LOT_SIZE)
+    assert refusal.reason == "qty 1 (on the step: 0.99) off the step 0.02"
+
+
 @pytest.mark.parametrize(
     ("side", "price", "ok"),
     [
