@@ -438,24 +438,68 @@ class MatchingEngine:
 
     # ------------------------------------------------------------------ state
 
-    def state(self) -> dict[str, Any]:
-        """JSON-serialisable snapshot (Decimals as strings) from which ``from_state`` rebuilds the engine."""
+    def state(self, *, history: bool = True) -> dict[str, Any]:
+        """JSON-serialisable snapshot (Decimals as strings) from which ``from_state`` rebuilds the engine.
+
+        ``history=False``: only what matching needs from here on (open orders, balances, clocks,
+        the markets still trading or holding an open order, their books), so a checkpoint per
+        order costs the same in week six as on day one. Terminal orders and fills are then the
+        caller's to keep (the paper venue's are its store's order and fill records, written in the
+        same transaction) and come back through ``restore_history``."""
+        live = self._live_markets() if not history else set(self._instruments)
+        orders = self._orders.values() if history else self._open_in_seq_order()
         return {
             "version": STATE_VERSION,
+            "history": history,
             "balances_enabled": self.balances_enabled,
             "participation": self.participation,
             "order_seq": self._order_seq,
             "event_seq": self._event_seq,
             "last_ms": self._last_ms,
-            "instruments": [i.model_dump(mode="json") for i in self._instruments.values()],
-            "books": [b.model_dump(mode="json") for b in self._books.values()],
-            "orders": [self._order_state(o) for o in self._orders.values()],
-            "fills": [f.model_dump(mode="json") for f in self._fills],
+            "instruments": [i.model_dump(mode="json") for m, i in self._instruments.items() if m in live],
+            "books": [b.model_dump(mode="json") for m, b in self._books.items() if history or m in live],
+            "orders": [self._order_state(o) for o in orders],
+            "fills": [f.model_dump(mode="json") for f in self._fills] if history else [],
             "balances": {
                 account: {asset: [str(b[0]), str(b[1])] for asset, b in per.items()}
                 for account, per in self._balances.items()
             },
         }
+
+    def _open_in_seq_order(self) -> list[Order]:
+        """Open orders as accepted, from the open index (not a scan of the whole history)."""
+        open_orders = [o for per in self._open.values() for o in per.values()]
+        return sorted(open_orders, key=lambda o: self._meta[o.client_id].seq)
+
+    def _live_markets(self) -> set[str]:
+        """Markets still trading (no end, or an end after the engine's clock) or with open orders."""
+        return {m for m, i in self._instruments.items() if i.end_ms is None or i.end_ms > self._last_ms} | {
+            m for m, open_orders in self._open.items() if open_orders
+        }
+
+    def restore_history(
+        self, orders: Iterable[Order], fills: Iterable[Fill], account: str = DEFAULT_ACCOUNT
+    ) -> None:
+        """Put back the terminal orders and fills a ``history=False`` checkpoint left out (those
+        this engine accepted: ``venue_order_id`` set; refusals made before it are not its own)."""
+        counts: dict[str, int] = {}
+        known = {f.fill_id for f in self._fills}
+        restored = [f for f in fills if f.fill_id not in known]
+        for fill in restored:
+            counts[fill.client_id] = counts.get(fill.client_id, 0) + 1
+        for order in sorted(orders, key=lambda o: _seq_of(o.venue_order_id)):
+            if order.is_open or not order.venue_order_id or order.client_id in self._orders:
+                continue
+            self._orders[order.client_id] = order
+            self._meta[order.client_id] = _Meta(
+                seq=_seq_of(order.venue_order_id),
+                account=account,
+                accepted_ms=order.created_ms,
+                arrived=True,
+                fills=counts.get(order.client_id, 0),
+            )
+        self._orders = dict(sorted(self._orders.items(), key=lambda kv: self._meta[kv[0]].seq))  # as accepted
+        self._fills = sorted(restored, key=lambda f: f.ts_ms) + self._fills
 
     def _order_state(self, order: Order) -> dict[str, Any]:
         meta = self._meta[order.client_id]
@@ -777,6 +821,14 @@ class MatchingEngine:
         cost = price * qty + self._buy_fee(instrument, price, qty)
         free = self._bal(meta.account, self._assets[order.market][1])[0]
         return cost <= free + meta.reserved
+
+
+def _seq_of(venue_order_id: str | None) -> int:
+    """The engine's acceptance number of an order (its ``venue_order_id``; 0 if not its own)."""
+    try:
+        return int(venue_order_id or 0)
+    except ValueError:
+        return 0
 
 
 def _walk(levels: Iterable[BookLevel], qty: Decimal, lot: Decimal) -> list[tuple[Decimal, Decimal]]:

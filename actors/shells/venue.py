@@ -38,7 +38,7 @@ from actors.shells.feed import known_instruments
 from actors.venues.factory import make_gateway
 from actors.venues.faults import VenueFaults
 from actors.venues.gateway import OrderRefusedError, VenueError, VenueErrorKind, VenueGateway
-from actors.venues.paper import PaperGateway
+from actors.venues.paper import PaperGateway, restore_venue_history
 from actors.venues.user_stream import StreamState, UserStreamGateway
 from config.models import Mode, Settings, UserStreamConfig
 
@@ -99,6 +99,9 @@ class VenueShell(ActorShell):
         saved = ray.get(self.store.get.remote("venue", self.venue))
         if saved is not None:
             self.paper.restore(saved["engine"])
+            if saved["engine"].get("history") is False:  # the history is the store's records
+                orders, fills = ray.get([self.store.orders.remote(), self.store.fills.remote()])
+                restore_venue_history(self.paper.engine, self.venue, orders, fills)
             log.info(
                 "venue %s restored: %d orders, %d fills",
                 self.venue,

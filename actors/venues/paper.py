@@ -14,7 +14,7 @@ partial fills, call errors injected at this edge, never inside the engine); with
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -22,6 +22,7 @@ from actors.core.fees import FeeModel
 from actors.core.matching import MatchingEngine
 from actors.domain.messages import OrderUpdate, UpdateKind
 from actors.domain.model import Candle, Fill, Instrument, MarketEvent, Order, OrderBook, Settlement
+from actors.domain.names import market_venue
 from actors.venues.faults import PARTICIPATION, TIMEOUT_S, VenueFaults
 from actors.venues.gateway import VenueError, VenueErrorKind
 
@@ -56,7 +57,9 @@ class PaperGateway:
         self.engine = MatchingEngine.from_state(state, self.fees)
 
     def checkpoint(self) -> dict[str, Any]:
-        return self.engine.state()
+        """The engine without its history: terminal orders and fills are in the store's order and
+        fill records, committed with it (``restore_history`` puts them back)."""
+        return self.engine.state(history=False)
 
     def add_instrument(self, instrument: Instrument) -> None:
         if self.fees.trades_on(instrument.venue) and self.engine.instrument(instrument.market_id) is None:
@@ -172,3 +175,14 @@ class PaperGateway:
         if book is None:
             raise VenueError(self.venue, VenueErrorKind.NOT_FOUND, f"no book for {market}")
         return book
+
+
+def restore_venue_history(
+    engine: MatchingEngine, venue: str, orders: Iterable[Order], fills: Iterable[Fill]
+) -> None:
+    """A compact paper checkpoint's history back from the store: this venue's terminal orders
+    and fills (the store holds every venue's; ``MatchingEngine.restore_history`` keeps its own)."""
+    engine.restore_history(
+        (o for o in orders if market_venue(o.market) == venue),
+        (f for f in fills if market_venue(f.market) == venue),
+    )

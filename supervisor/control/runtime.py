@@ -270,11 +270,18 @@ def paper_ground_truth(settings: Settings, db: Any) -> tuple[list[Order], list[F
     """Every order and fill the paper venues hold, from their checkpoints in the store ``db``."""
     from actors.core.fees import FeeModel
     from actors.core.matching import MatchingEngine
+    from actors.venues.paper import restore_venue_history
 
     orders: list[Order] = []
     fills: list[Fill] = []
-    for _key, saved in db.items("venue"):
+    store_orders: list[Order] | None = None
+    store_fills: list[Fill] = []
+    for venue, saved in db.items("venue"):
         engine = MatchingEngine.from_state(saved["engine"], FeeModel(settings.costs))
+        if saved["engine"].get("history") is False:  # a compact checkpoint: its history is in the store
+            if store_orders is None:
+                store_orders, store_fills = db.orders(), db.fills()
+            restore_venue_history(engine, venue, store_orders, store_fills)
         orders += engine.orders()
         fills += engine.fills()
     return orders, fills

@@ -539,6 +539,43 @@ def test_state_round_trip_is_exact_and_behaves_identically() -> None:
     assert restored.state() == e.state()
 
 
+def test_checkpoint_without_history_stays_small_and_restores_with_the_store_history() -> None:
+    """A paper venue checkpointed its engine's whole history on every order (O(n) per order,
+    O(n^2) over a run of weeks): the compact checkpoint holds open orders only, and the engine
+    rebuilt from it plus the terminal orders and fills kept elsewhere behaves identically."""
+    e = MatchingEngine(FeeModel(), [BTC, UP], balances=True, participation=0.5)
+    e.deposit("default", "USDT", D("100000"))
+    for i in range(40):  # forty round trips: history the compact checkpoint must not carry
+        e.on_book(book([("98", "5")], [("99", "5")]), 10 * i)
+        e.submit(order(f"b{i}", price="99", qty="1"), 10 * i + 1)
+        e.submit(order(f"s{i}", Side.SELL, price="98", qty="1"), 10 * i + 2)
+    e.submit(order("rest", price="90"), 500)
+    compact = json.loads(json.dumps(e.state(history=False)))
+    assert [row["order"]["client_id"] for row in compact["orders"]] == ["rest"]
+    assert compact["fills"] == []
+    assert len(json.dumps(compact)) * 10 < len(json.dumps(e.state()))
+    restored = MatchingEngine.from_state(compact, FeeModel())
+    restored.restore_history(e.orders(), e.fills())
+    assert [o.model_dump() for o in restored.orders()] == [o.model_dump() for o in e.orders()]
+    assert [f.model_dump() for f in restored.fills()] == [f.model_dump() for f in e.fills()]
+    bar = candle(105, 111, 89, 108)
+    ours = e.on_candle(bar, 60_000) + e.submit(order("b0"), 60_001) + e.submit(order("n"), 60_002)
+    theirs = restored.on_candle(bar, 60_000) + restored.submit(order("b0"), 60_001)
+    theirs += restored.submit(order("n"), 60_002)
+    assert [x.model_dump(mode="json") for x in theirs] == [x.model_dump(mode="json") for x in ours]
+    assert theirs[1].reason is Reason.DUPLICATE_CLIENT_ID  # a restored terminal id is still spent
+    assert restored.state(history=False) == e.state(history=False)
+
+
+def test_checkpoint_without_history_drops_ended_markets_without_open_orders() -> None:
+    ended = UP.model_copy(update={"symbol": "ended-token", "end_ms": 1_000})
+    e = MatchingEngine(FeeModel(), [BTC, UP, ended])
+    e.on_book(book([("98", "5")], [("99", "5")]), 5_000)
+    kept = {i["symbol"] for i in e.state(history=False)["instruments"]}
+    assert kept == {BTC.symbol, UP.symbol}
+    assert {i["symbol"] for i in e.state()["instruments"]} == {BTC.symbol, UP.symbol, "ended-token"}
+
+
 def test_fill_ids_deterministic_across_runs() -> None:
     one, two = MatchingEngine(balances=True), MatchingEngine(balances=True)
     for e in (one, two):
@@ -708,9 +745,12 @@ def test_random_sequences_keep_invariants(
     ids: list[str] = []
     cancelled: set[str] = set()
     twin: MatchingEngine | None = None
+    compact: MatchingEngine | None = None  # rebuilt from a checkpoint without history + the history
     for step, op in enumerate(sequence, start=1):
         if step == split:
             twin = MatchingEngine.from_state(json.loads(json.dumps(e.state())), fees)
+            compact = MatchingEngine.from_state(json.loads(json.dumps(e.state(history=False))), fees)
+            compact.restore_history(e.orders(), e.fills(), account="acct")
         before = len(e.orders())
         twin_ids = list(ids)
         events = _apply(e, op, step, ids)
@@ -718,10 +758,13 @@ def test_random_sequences_keep_invariants(
             assert kinds(events) == [UpdateKind.UNCHANGED]
         assert len(e.orders()) == len(set(ids))
         _check(e, events, cancelled)
-        if twin is not None:
-            mirrored = _apply(twin, op, step, twin_ids)
-            assert [x.model_dump(mode="json") for x in mirrored] == [
-                x.model_dump(mode="json") for x in events
-            ]
-    if twin is not None:
+        for other in (twin, compact):
+            if other is not None:
+                mirrored = _apply(other, op, step, list(twin_ids))
+                assert [x.model_dump(mode="json") for x in mirrored] == [
+                    x.model_dump(mode="json") for x in events
+                ]
+    if twin is not None and compact is not None:
         assert twin.state() == e.state()
+        assert compact.state(history=False) == e.state(history=False)
+        assert [f.model_dump() for f in compact.fills()] == [f.model_dump() for f in e.fills()]
