@@ -33,10 +33,14 @@ from typing import Any
 
 from pydantic import Field
 
-from actors.domain.model import ZERO, Frozen, Order, OrderType, Side, ceil_to, floor_to
+from actors.domain.model import ZERO, Frozen, Instrument, Order, OrderType, Side, ceil_to, floor_to
 
 POLYMARKET_LOT = Decimal("0.01")
 """Polymarket sizes are in hundredths of a share."""
+BINANCE_MIN_NOTIONAL = Decimal(5)
+"""NOTIONAL ``minNotional`` of Binance's USDT spot pairs (BTC, ETH, SOL, XRP list 5 USDT, market
+orders included): what a paper order on a Binance instrument is held to, as an ``Instrument``
+carries the tick, lot and minimum size but not the notional."""
 
 
 class Rule(StrEnum):
@@ -188,6 +192,23 @@ def polymarket_rules(tick: Decimal, min_size: Decimal = ZERO) -> OrderRules:
         max_price=1 - tick,
         step_size=POLYMARKET_LOT,
         min_qty=max(min_size, POLYMARKET_LOT),
+    )
+
+
+def instrument_rules(instrument: Instrument) -> OrderRules:
+    """The live venue's rules as far as ``instrument`` knows them: what a paper venue holds an order
+    to, so a paper run refuses and adjusts what the live venue would (no price band: the paper venue
+    has no ``avgPrice`` history)."""
+    if instrument.venue == "polymarket":
+        return polymarket_rules(instrument.tick_size, instrument.min_size)
+    binance = instrument.venue == "binance"
+    return OrderRules(
+        tick_size=instrument.tick_size,
+        min_price=instrument.tick_size if binance else ZERO,
+        step_size=instrument.lot_size,
+        min_qty=instrument.min_size or instrument.lot_size,
+        min_notional=BINANCE_MIN_NOTIONAL if binance else ZERO,
+        min_notional_to_market=binance,
     )
 
 

@@ -8,7 +8,8 @@ id up at the venue (the answer may have been lost after the venue accepted it).
 
 Venue rules (tick, step, minimum notional, price bands) are applied by the real gateways before
 an order leaves (``enforce_rules``): an order is adjusted onto the tick and step, or refused
-locally as ``OrderRefusedError`` (a ``REJECTED`` that never made a round trip).
+locally as ``OrderRefusedError`` (a ``REJECTED`` that never made a round trip). The paper venue
+applies the same, from its instruments (``instrument_rules``), so paper refuses what live would.
 """
 
 from __future__ import annotations

@@ -6,6 +6,13 @@ caused by market data, and the engine's own reasons for a rejection. The venue s
 those to their owners, as a real venue's user stream would. Its whole state is checkpointed
 by the shell, because nothing outside the process remembers a simulated venue's orders.
 
+It holds orders to the live venue's rules as its instruments know them (``instrument_rules``: tick,
+step, minimum size, Binance's minimum notional) through the live gateways' ``enforce_rules``: an
+order is adjusted onto the grid or refused (``OrderRefusedError``, the same rule, reason and metric
+as live) before the engine sees it, so a paper run holds no order the venue would reject. A market
+order's notional is taken at the book's mid, else the last close seen (not checkpointed: after a
+restart, a market order before the next candle is refused for want of a reference).
+
 For chaos runs only, a gateway may carry :class:`~actors.venues.faults.VenueFaults` (rejections,
 partial fills, call errors injected at this edge, never inside the engine); without them
 (the default, and always in live mode, which has no paper gateway) it behaves exactly as before.
@@ -18,13 +25,24 @@ from collections.abc import Iterable, Sequence
 from decimal import Decimal
 from typing import Any
 
+from actors.core.exchange_rules import instrument_rules
 from actors.core.fees import FeeModel
 from actors.core.matching import MatchingEngine
 from actors.domain.messages import OrderUpdate, UpdateKind
-from actors.domain.model import Candle, Fill, Instrument, MarketEvent, Order, OrderBook, Settlement
+from actors.domain.model import (
+    Candle,
+    Fill,
+    Instrument,
+    MarketEvent,
+    Order,
+    OrderBook,
+    OrderType,
+    Settlement,
+    to_decimal,
+)
 from actors.domain.names import market_venue
 from actors.venues.faults import PARTICIPATION, TIMEOUT_S, VenueFaults
-from actors.venues.gateway import VenueError, VenueErrorKind
+from actors.venues.gateway import VenueError, VenueErrorKind, enforce_rules
 
 
 class PaperGateway:
@@ -45,6 +63,8 @@ class PaperGateway:
         self.engine = MatchingEngine(fees, participation=None if faults is None else PARTICIPATION)
         self.frozen: set[str] = set()
         self._outbox: list[OrderUpdate] = []
+        self._closes: dict[str, Decimal] = {}
+        """Each market's last close: a market order's reference where no book is kept."""
         for instrument in instruments:
             self.add_instrument(instrument)
 
@@ -91,6 +111,7 @@ class PaperGateway:
             if isinstance(event, Instrument):
                 self.add_instrument(event)
             elif isinstance(event, Candle):
+                self._closes[event.market] = to_decimal(event.close)
                 if event.market not in self.frozen:
                     self._outbox += self.engine.on_candle(event, event.ts_ms + event.interval_ms)
             elif isinstance(event, OrderBook):
@@ -127,9 +148,28 @@ class PaperGateway:
             await asyncio.sleep(TIMEOUT_S)
             raise self.faults.timeout_error(call)
 
+    def _reference(self, market: str) -> Decimal | None:
+        """The price a market order's notional is checked at: the book's mid, else the last close."""
+        book = self.engine.book(market)
+        if book is not None and book.mid is not None:
+            return book.mid
+        return self._closes.get(market)
+
+    def _within_rules(self, order: Order) -> Order:
+        """The order under its instrument's venue rules (``instrument_rules``), as a live gateway sends
+        it: onto the tick and step, or refused (``OrderRefusedError``) before the engine sees it."""
+        instrument = self.engine.instrument(order.market)
+        if instrument is None:
+            return order  # unknown to the engine: it rejects it with its own reason
+        rules = instrument_rules(instrument)
+        reference = self._reference(order.market) if order.type is OrderType.MARKET else None
+        return enforce_rules(self.venue, rules, order, reference)
+
     async def submit(self, order: Order) -> Order:
-        """Accept (or reject, with the engine's reason in the updates) at the order's own time."""
+        """Accept (or reject, with the engine's reason in the updates) at the order's own time, once
+        made valid under the venue's rules (or refused, as the live gateways do)."""
         await self._weather("submit")
+        order = self._within_rules(order)
         if self.faults is not None:
             refused = self.faults.rejection(order, self.engine.instrument(order.market))
             if refused is not None:

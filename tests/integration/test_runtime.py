@@ -115,7 +115,7 @@ def test_orphaned_order_planted_at_the_venue_is_cancelled(system: Settings) -> N
         side=Side.BUY,
         type=OrderType.LIMIT,
         price=Decimal("1000.00"),
-        qty=Decimal("0.001"),
+        qty=Decimal("0.01"),  # 10 USDT: above the venue's minimum notional, as live needs
         created_ms=ray.get(venue.engine_clock.remote()),
     )
     ray.get(venue.submit.remote(planted))
