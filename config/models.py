@@ -404,11 +404,60 @@ class UserStreamConfig(Strict):
     reconnect_s: float = Field(default=1.0, gt=0, description="wait before re-opening a dropped stream")
 
 
+BINANCE_TIMEFRAMES_MS: dict[str, int] = {
+    "1s": 1_000,
+    "1m": 60_000,
+    "3m": 180_000,
+    "5m": 300_000,
+    "15m": 900_000,
+    "30m": 1_800_000,
+    "1h": 3_600_000,
+    "2h": 7_200_000,
+    "4h": 14_400_000,
+    "6h": 21_600_000,
+    "8h": 28_800_000,
+    "12h": 43_200_000,
+    "1d": 86_400_000,
+    "3d": 259_200_000,
+    "1w": 604_800_000,
+    "1M": 2_592_000_000,
+}
+"""The kline intervals Binance serves (ccxt's names), each in ms (``1M``: ccxt's 30 days)."""
+
+
+def _binance_timeframe(value: str) -> str:
+    if value not in BINANCE_TIMEFRAMES_MS:
+        raise ValueError(f"{value!r} is not a Binance timeframe (one of {', '.join(BINANCE_TIMEFRAMES_MS)})")
+    return value
+
+
 class BinanceEndpoint(VenueEndpoint):
     url: str = BINANCE_REST_URL
     """The real venue unless set: so one nested override (``live.binance.user_stream.enabled``)
     keeps the rest of the section's defaults."""
     user_stream: UserStreamConfig = UserStreamConfig()
+    timeframe: str = Field(
+        default="1m", description="the candles a live Binance feed reads (and warms up on)"
+    )
+    timeframes: dict[str, str] = Field(
+        default_factory=dict, description="per-market timeframe overrides: market id -> timeframe"
+    )
+
+    @field_validator("timeframe")
+    @classmethod
+    def _known_timeframe(cls, value: str) -> str:
+        return _binance_timeframe(value)
+
+    @field_validator("timeframes")
+    @classmethod
+    def _known_timeframes(cls, value: dict[str, str]) -> dict[str, str]:
+        for tf in value.values():
+            _binance_timeframe(tf)
+        return value
+
+    def timeframe_of(self, market: str) -> str:
+        """The candle timeframe of ``market``'s live feed: its override, else ``timeframe``."""
+        return self.timeframes.get(market, self.timeframe)
 
 
 class PolymarketEndpoint(VenueEndpoint):

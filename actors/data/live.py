@@ -28,7 +28,7 @@ from actors.domain.model import Candle, Instrument, MarketEvent
 from actors.domain.names import market_symbol, market_venue
 from actors.domain.topology import watched_markets, watches
 from actors.venues.factory import make_gateway, resolve_endpoints
-from config.models import Settings
+from config.models import BINANCE_TIMEFRAMES_MS, Settings
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +36,14 @@ DAY_MS = 86_400_000
 
 INTERVAL = "1m"
 INTERVAL_MS = 60_000
-"""The candles a live Binance feed reads (and its warm-up counts in)."""
+"""The default candles of a live Binance feed (``live.binance.timeframe``, per market
+``live.binance.timeframes``): what its warm-up counts in unless configured otherwise."""
+
+
+def binance_timeframe(settings: Settings, market: str) -> tuple[str, int]:
+    """The timeframe a live Binance feed of ``market`` reads, and its length in ms."""
+    timeframe = settings.live.binance.timeframe_of(market)
+    return timeframe, BINANCE_TIMEFRAMES_MS[timeframe]
 
 
 @dataclass(frozen=True)
@@ -76,25 +83,26 @@ def bars_to_learn(
 async def binance_live(
     settings: Settings, market: str, since_ms: int | None
 ) -> AsyncIterator[MarketEvent | History]:
-    """One market's instrument, its warm-up ``History`` when it needs one, then its closed 1m candles
-    (back-filled from ``since_ms`` after a short outage)."""
+    """One market's instrument, its warm-up ``History`` when it needs one, then its closed candles of
+    the configured timeframe (back-filled from ``since_ms`` after a short outage)."""
+    interval, interval_ms = binance_timeframe(settings, market)
     gateway = make_gateway(settings, "binance")
     await gateway.start()
     try:
         for instrument in await gateway.instruments():
             if instrument.market_id == market:
                 yield instrument
-        warmup = warmup_bars(settings, market)
+        warmup = warmup_bars(settings, market, interval_ms)
         if warmup > 0:
-            newest = [] if since_ms is None else await gateway.history(market, INTERVAL, 1)  # type: ignore[attr-defined]
+            newest = [] if since_ms is None else await gateway.history(market, interval, 1)  # type: ignore[attr-defined]
             newest_ms = newest[-1].close_ms if newest else 0
-            learn = bars_to_learn(since_ms, newest_ms, INTERVAL_MS, warmup, settings.runtime.feed_buffer)
-            candles = await gateway.history(market, INTERVAL, learn) if learn else []  # type: ignore[attr-defined]
+            learn = bars_to_learn(since_ms, newest_ms, interval_ms, warmup, settings.runtime.feed_buffer)
+            candles = await gateway.history(market, interval, learn) if learn else []  # type: ignore[attr-defined]
             if candles:
-                log.info("feed %s: warming up on %d bars of history", market, len(candles))
+                log.info("feed %s: warming up on %d %s bars of history", market, len(candles), interval)
                 yield History(market, tuple(candles))
                 since_ms = candles[-1].close_ms
-        async for candle in gateway.watch_candles(market, INTERVAL, since_ms):  # type: ignore[attr-defined]
+        async for candle in gateway.watch_candles(market, interval, since_ms):  # type: ignore[attr-defined]
             yield candle
     finally:
         await gateway.close()

@@ -82,6 +82,7 @@ from ops.sandbox.binance.protocol import (
     BAR_MS,
     BID_MULTIPLIER_DOWN,
     BID_MULTIPLIER_UP,
+    INTERVALS_MS,
     MAX_NOTIONAL,
     MAX_PRICE,
     MIN_NOTIONAL,
@@ -467,8 +468,54 @@ class BinanceExchange(BinanceStreams):
                     closed=k == len(PATH_OFFSETS_MS) - 1,
                     event_ms=t,
                 )
+                for interval in self.kline_intervals(m.symbol):
+                    self._broadcast_interval_kline(
+                        m, i, interval, seen, volume * (k + 1) / 4, t, last=k == len(PATH_OFFSETS_MS) - 1
+                    )
         self._now_ms = ts + BAR_MS
         return events
+
+    def _broadcast_interval_kline(
+        self,
+        m: SandboxMarket,
+        i: int,
+        interval: str,
+        seen: list[Decimal],
+        volume: Decimal,
+        t: int,
+        *,
+        last: bool,
+    ) -> None:
+        """Bar ``i``'s update of the ``interval`` kline holding it: the interval's earlier 1m bars
+        and bar ``i`` so far; closed (then equal to the REST kline) on the interval's last minute."""
+        step = INTERVALS_MS[interval]
+        ts = int(m.table.timestamp[i])
+        open_ms = ts - ts % step
+        first = int(np.searchsorted(m.table.timestamp, open_ms, "left"))
+        earlier = slice(first, i)
+        closed = last and (ts + BAR_MS) % step == 0
+        table = m.table
+        if closed:
+            whole = slice(first, i + 1)
+            high = to_decimal(float(table.high[whole].max()))
+            low = to_decimal(float(table.low[whole].min()))
+            total = to_decimal(round(float(table.volume[whole].sum()), 8))
+        else:
+            high = max([*seen, *(to_decimal(float(x)) for x in table.high[earlier])])
+            low = min([*seen, *(to_decimal(float(x)) for x in table.low[earlier])])
+            total = to_decimal(round(float(table.volume[earlier].sum()), 8)) + volume
+        self._broadcast_kline(
+            m.symbol,
+            open_ms,
+            to_decimal(float(table.open[first])),
+            high,
+            low,
+            seen[-1],
+            total,
+            closed=closed,
+            event_ms=t,
+            interval=interval,
+        )
 
     def _record_trade(
         self, m: SandboxMarket, price: Decimal, qty: Decimal, *, buyer_maker: bool, ts_ms: int

@@ -18,8 +18,10 @@ from ops.sandbox.binance.protocol import (
     ASK_MULTIPLIER_DOWN,
     ASK_MULTIPLIER_UP,
     AVG_PRICE_MINS,
+    BAR_MS,
     BID_MULTIPLIER_DOWN,
     BID_MULTIPLIER_UP,
+    INTERVALS_MS,
     MAX_NOTIONAL,
     MAX_PRICE,
     MIN_NOTIONAL,
@@ -31,21 +33,6 @@ from ops.sandbox.binance.protocol import (
     fmt,
 )
 from ops.sandbox.binance.rest import BinanceRest
-
-INTERVALS_MS = {
-    "1m": 60_000,
-    "3m": 180_000,
-    "5m": 300_000,
-    "15m": 900_000,
-    "30m": 1_800_000,
-    "1h": 3_600_000,
-    "2h": 7_200_000,
-    "4h": 14_400_000,
-    "6h": 21_600_000,
-    "8h": 28_800_000,
-    "12h": 43_200_000,
-    "1d": 86_400_000,
-}
 
 
 class MarketDataEndpoints(BinanceRest):
@@ -119,14 +106,23 @@ class MarketDataEndpoints(BinanceRest):
     def klines_rows(
         self, market: SandboxMarket, step: int, start: int | None, end: int | None, limit: int
     ) -> list[list[Any]]:
-        """Bars of ``step`` ms built from the 1m data up to the current bar (the last may be partial).
+        """Bars of ``step`` ms built from the 1m data up to the current bar, closed ones only.
+
+        Binance also serves the bar still forming, which a client tells apart by its clock; the
+        sandbox's replay clock is not the wall clock a client reads, so a 5m bar half played would
+        pass as closed (and a strategy would warm up on it): it is left out until its last minute.
 
         As Binance: bars opening in [startTime, endTime]; the first ``limit`` of them from
         ``startTime``, else the last ``limit``. History is every bar of the data before the
         replay's start, so a client asking for the last bars gets them from the first second.
         """
         table = market.table
-        groups = table.timestamp[: self._bar + 1] // step
+        played = table.timestamp[: self._bar + 1]
+        groups = (
+            played[: int(np.searchsorted(played, (int(played[-1]) + BAR_MS) // step * step, "left"))] // step
+        )
+        if len(groups) == 0:
+            return []
         g_lo = -(-start // step) if start is not None else int(groups[0])
         g_hi = end // step if end is not None else int(groups[-1])
         lo = int(np.searchsorted(groups, g_lo, "left"))

@@ -11,10 +11,14 @@ from decimal import ROUND_DOWN, Decimal
 
 from aiohttp import web
 
+from config.models import BINANCE_TIMEFRAMES_MS
+
 SYMBOL = "BTCUSDT"
 BASE, QUOTE = "BTC", "USDT"
 """The first replayed pair and its assets (what a fresh account is funded in)."""
 BAR_MS = 60_000
+INTERVALS_MS = {name: ms for name, ms in BINANCE_TIMEFRAMES_MS.items() if BAR_MS <= ms <= 86_400_000}
+"""The kline intervals served (REST ``interval``, ``<symbol>@kline_<interval>``): 1m bars aggregated."""
 
 MIN_NOTIONAL = Decimal(5)
 MAX_NOTIONAL = Decimal(9_000_000)

@@ -3,7 +3,9 @@
 ``/ws/<stream>`` (raw), ``/stream?streams=a/b`` (combined, ``{"stream", "data"}``) and
 ``SUBSCRIBE``/``UNSUBSCRIBE``/``LIST_SUBSCRIPTIONS`` messages on either (how ccxt.pro
 subscribes), for every replayed symbol: ``<symbol>@kline_1m`` (four updates a bar, ``x`` true on
-the last), ``<symbol>@trade``, ``<symbol>@aggTrade``, ``<symbol>@depth[@100ms]`` (diffs) and
+the last; ``@kline_<interval>`` for the REST intervals, the 1m bars aggregated, ``x`` true on the
+last update of the interval's last minute), ``<symbol>@trade``, ``<symbol>@aggTrade``,
+``<symbol>@depth[@100ms]`` (diffs) and
 ``<symbol>@depth5|10|20`` (partial snapshots), ``<symbol>`` lower case (``btcusdt``).
 ``venue.faults`` gates every websocket message (``ops.sandbox.faults``: drops, delays).
 
@@ -29,7 +31,7 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
-from ops.sandbox.binance.protocol import BAR_MS, fmt
+from ops.sandbox.binance.protocol import INTERVALS_MS, fmt
 from ops.sandbox.faults import FaultInjector
 
 _DEPTH_STREAM_RE = re.compile(r"(?P<sym>[a-z0-9]+)@depth(?P<levels>5|10|20)?(@(100|1000)ms)?")
@@ -116,6 +118,7 @@ class BinanceStreams:
         *,
         closed: bool,
         event_ms: int,
+        interval: str = "1m",
     ) -> None:
         if not self._conns:
             return
@@ -125,9 +128,9 @@ class BinanceStreams:
             "s": symbol,
             "k": {
                 "t": ts,
-                "T": ts + BAR_MS - 1,
+                "T": ts + INTERVALS_MS[interval] - 1,
                 "s": symbol,
-                "i": "1m",
+                "i": interval,
                 "f": -1,
                 "L": -1,
                 "o": fmt(o),
@@ -143,7 +146,14 @@ class BinanceStreams:
                 "B": "0",
             },
         }
-        self._broadcast(f"{symbol.lower()}@kline_1m", payload)
+        self._broadcast(f"{symbol.lower()}@kline_{interval}", payload)
+
+    def kline_intervals(self, symbol: str) -> list[str]:
+        """The kline intervals other than 1m someone streams for ``symbol`` (aggregated on demand)."""
+        prefix = f"{symbol.lower()}@kline_"
+        return sorted(
+            {n.removeprefix(prefix) for c in self._conns for n in c.streams if n.startswith(prefix)} - {"1m"}
+        )
 
     async def _ws_handler(self, request: web.Request) -> web.StreamResponse:
         ws = web.WebSocketResponse(autoping=True)
@@ -227,7 +237,7 @@ class BinanceStreams:
         symbol, _, kind = name.partition("@")
         if symbol not in self._stream_symbols:
             return False
-        if kind in ("kline_1m", "trade", "aggTrade"):
+        if kind in ("trade", "aggTrade") or kind.removeprefix("kline_") in INTERVALS_MS:
             return True
         m = _DEPTH_STREAM_RE.fullmatch(name)
         return m is not None and m.group("sym") == symbol
