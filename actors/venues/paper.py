@@ -82,7 +82,12 @@ class PaperGateway:
         return self.engine.state(history=False)
 
     def add_instrument(self, instrument: Instrument) -> None:
-        if self.fees.trades_on(instrument.venue) and self.engine.instrument(instrument.market_id) is None:
+        """A new market, or a known one on a new tick (Polymarket's ``tick_size_change``, which the
+        live gateway follows too and the backtest driver's engine takes): orders go onto it from now."""
+        if not self.fees.trades_on(instrument.venue):
+            return
+        known = self.engine.instrument(instrument.market_id)
+        if known is None or known.tick_size != instrument.tick_size:
             self.engine.add_instrument(instrument)
 
     def clock_ms(self) -> int:

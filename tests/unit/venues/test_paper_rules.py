@@ -80,3 +80,16 @@ async def test_paper_market_order_notional_checked_at_the_last_close() -> None:
     with pytest.raises(OrderRefusedError) as refused:
         await venue.submit(market)  # 4 USDT at the close
     assert refused.value.message == result.message
+
+
+async def test_paper_polymarket_tick_change_moves_the_grid_orders_go_onto() -> None:
+    venue = paper()
+    before = await venue.submit(order("coarse", Side.BUY, "0.0345", "200", market=UP.market_id))
+    assert before.price == D("0.03")
+    venue.on_market([UP.model_copy(update={"tick_size": D("0.001")})])  # the feed's tick_size_change
+    after = await venue.submit(order("fine", Side.BUY, "0.0345", "200", market=UP.market_id))
+    assert after.price == D("0.034")
+    assert after.status is OrderStatus.OPEN
+    venue.on_market([UP])  # back to 0.01: a price on the finer grid only goes down onto it
+    back = await venue.submit(order("coarse-again", Side.BUY, "0.0345", "200", market=UP.market_id))
+    assert back.price == D("0.03")
