@@ -455,6 +455,12 @@ class BinanceEndpoint(VenueEndpoint):
             _binance_timeframe(tf)
         return value
 
+    order_book: bool = Field(
+        default=True,
+        description="live feeds stream each watched market's order book (conflated) for the liquidity "
+        "gate; false: candles only, the gate skipped as bookless",
+    )
+
     def timeframe_of(self, market: str) -> str:
         """The candle timeframe of ``market``'s live feed: its override, else ``timeframe``."""
         return self.timeframes.get(market, self.timeframe)

@@ -14,17 +14,22 @@ learn from them, and whatever they signal on them is dropped, never sent to the 
 the bars never reach the venue or the positions). Then the stream starts with the next closed
 bar. A short outage (at most ``feed_buffer`` bars missed) back-fills the missed bars as live
 ones instead, as before.
+
+**Books** (``live.binance.order_book``): a Binance feed of a watched market merges its order book
+stream with the candles (``with_latest_books``, conflated), for the portfolio's liquidity gate.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from actors.core.strategies.book import StrategyBook
-from actors.domain.model import Candle, Instrument, MarketEvent
+from actors.domain.model import Candle, Instrument, MarketEvent, OrderBook
 from actors.domain.names import market_symbol, market_venue
 from actors.domain.topology import watched_markets, watches
 from actors.venues.factory import make_gateway, resolve_endpoints
@@ -84,7 +89,8 @@ async def binance_live(
     settings: Settings, market: str, since_ms: int | None
 ) -> AsyncIterator[MarketEvent | History]:
     """One market's instrument, its warm-up ``History`` when it needs one, then its closed candles of
-    the configured timeframe (back-filled from ``since_ms`` after a short outage)."""
+    the configured timeframe (back-filled from ``since_ms`` after a short outage), merged with its
+    latest order books when the liquidity gate reads them (``wants_book``)."""
     interval, interval_ms = binance_timeframe(settings, market)
     gateway = make_gateway(settings, "binance")
     await gateway.start()
@@ -102,10 +108,82 @@ async def binance_live(
                 log.info("feed %s: warming up on %d %s bars of history", market, len(candles), interval)
                 yield History(market, tuple(candles))
                 since_ms = candles[-1].close_ms
-        async for candle in gateway.watch_candles(market, interval, since_ms):  # type: ignore[attr-defined]
-            yield candle
+        stream: AsyncIterator[MarketEvent] = gateway.watch_candles(market, interval, since_ms)  # type: ignore[attr-defined]
+        if wants_book(settings, market):
+            levels = settings.portfolio.book_depth_levels
+            stream = with_latest_books(stream, gateway.watch_order_book(market, levels))  # type: ignore[attr-defined]
+        async for event in stream:
+            yield event
     finally:
         await gateway.close()
+
+
+def wants_book(settings: Settings, market: str) -> bool:
+    """Whether a live Binance feed of ``market`` streams its book: the portfolio's liquidity gate reads
+    it for every signal on the market (``live.binance.order_book``), so only a watched market's."""
+    return settings.live.binance.order_book and any(
+        s.enabled and watches(s, market) for s in settings.strategies
+    )
+
+
+async def with_latest_books(
+    main: AsyncIterator[MarketEvent], books: AsyncIterator[OrderBook]
+) -> AsyncIterator[MarketEvent]:
+    """``main``'s events as they come, and the newest book whenever one arrived since the last.
+
+    Conflated at the source: a venue sends books many times a second (Binance every 100 ms) and
+    only the latest matters to the gate, so a slow reader gets one book, not a backlog queued in
+    front of the candles; when both are ready the candle goes first. Either stream's error ends it.
+    """
+    latest: OrderBook | None = None
+    failed: list[Exception] = []
+    arrived = asyncio.Event()
+
+    async def pump() -> None:
+        nonlocal latest
+        try:
+            async for book in books:
+                latest = book
+                arrived.set()
+        except Exception as exc:  # raised by the reader
+            failed.append(exc)
+            arrived.set()
+
+    pumping = asyncio.create_task(pump())
+    following: asyncio.Future[MarketEvent] | None = None
+    try:
+        while True:
+            if following is None:
+                following = asyncio.ensure_future(anext(main))
+            book_wait = asyncio.ensure_future(arrived.wait())
+            waiting: set[asyncio.Future[Any]] = {following, book_wait}
+            await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+            book_wait.cancel()
+            if following.done():
+                ready, following = following, None
+                try:
+                    event = ready.result()
+                except StopAsyncIteration:
+                    return
+                yield event
+            if arrived.is_set():
+                arrived.clear()
+                if latest is not None:
+                    book, latest = latest, None
+                    yield book
+                if failed:
+                    raise failed[0]
+    finally:
+        for task in (pumping, following):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+        for source in (books, main):
+            closer = getattr(source, "aclose", None)
+            if closer is not None:
+                with contextlib.suppress(Exception):
+                    await closer()
 
 
 async def polymarket_live(

@@ -335,7 +335,7 @@ class FeedActor(ActorShell):
             self.buffer.append((t, event))
             kind = type(event).__name__.lower()
             self.metrics.inc("raytrader_events_total", {"feed": self.feed_id, "type": kind})
-        self.progressed(event_time(batch[-1]))
+        self.progressed(self._resume_ms(batch))
         venue_events: dict[str, list[MarketEvent]] = {}
         for event in batch:
             venue = market_venue(_market_of(event))
@@ -361,6 +361,14 @@ class FeedActor(ActorShell):
         self.delivered += len(batch)
         self.lag_s = (time.time_ns() - ingest_ns) / 1e9
         self.metrics.set("raytrader_feed_lag_seconds", self.lag_s, {"feed": self.feed_id})
+
+    def _resume_ms(self, batch: Sequence[MarketEvent]) -> int | None:
+        """Where a reopened stream resumes (``last_event_ms``): a live Binance feed back-fills candles
+        from it, so its books (stamped mid-bar) must not move it past a bar not yet delivered."""
+        if self.live and venue_of_feed(self.feed_id) == BINANCE:
+            candles = [e for e in batch if isinstance(e, Candle)]
+            return event_time(candles[-1]) if candles else None
+        return event_time(batch[-1])
 
     async def _to_positions(self, batch: Sequence[MarketEvent], ingest_ns: int) -> None:
         if not self.subscribers:

@@ -21,7 +21,10 @@ FIVE_MIN = 300_000
 STRATEGY = MeanReversionConfig(name="mr_5m", markets=(MARKET,), allocation=0.4, bb_period=8)
 
 
-def _settings(venue: SandboxBinance, creds: Credentials) -> Settings:
+def live_settings_for(
+    venue: SandboxBinance, creds: Credentials, strategy: MeanReversionConfig, extra: tuple[str, ...] = ()
+) -> Settings:
+    """Settings of a live Binance feed on the sandbox, ``strategy`` the one watching, then ``extra``."""
     settings = load_settings(
         None,
         env={
@@ -31,10 +34,10 @@ def _settings(venue: SandboxBinance, creds: Credentials) -> Settings:
         overrides=[
             f'live.binance.url="{venue.rest_url}"',
             f'live.binance.ws_url="{venue.ws_url}"',
-            f'live.binance.timeframes={{"{MARKET}"="5m"}}',
+            *extra,
         ],
     )
-    return settings.model_copy(update={"strategies": [STRATEGY]})
+    return settings.model_copy(update={"strategies": [strategy]})
 
 
 def _aggregate(venue: SandboxBinance, open_ms: int) -> tuple[int, float, float, float, float]:
@@ -60,7 +63,12 @@ def _ohlc(candle: Candle) -> tuple[int, float, float, float, float]:
 async def test_live_feed_on_5m_timeframe_warms_up_on_5m_history_and_streams_5m_candles(
     venue: SandboxBinance, creds: Credentials
 ) -> None:
-    settings = _settings(venue, creds)
+    settings = live_settings_for(
+        venue,
+        creds,
+        STRATEGY,
+        (f'live.binance.timeframes={{"{MARKET}"="5m"}}', "live.binance.order_book=false"),
+    )
     assert settings.live.binance.timeframe_of("binance:ETH/USDT") == "1m"  # the default elsewhere
     warmup = warmup_bars(settings, MARKET, FIVE_MIN)
     assert 0 < warmup < 20  # the sandbox holds 100 1m bars of history: 20 5m bars
