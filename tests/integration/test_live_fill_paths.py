@@ -309,10 +309,13 @@ def test_live_polymarket_run_gets_its_fills_from_the_user_channel(tmp_path: Path
         thread.stop()
     assert trades
     assert recorded == sorted(f.fill_id for f in fills)
-    # every fill recorded while running came pushed (the poll sleeps for an hour); the stop's
-    # last look may add one the channel had not yet pushed
+    # every fill recorded while running came pushed (the poll sleeps for an hour), unless the
+    # channel was re-opened (a loaded machine can overflow the sandbox's socket): each re-open
+    # runs a catch-up poll; the stop's last look may add one the channel had not yet pushed
     pushed = _sample(text, "raytrader_pushed_fills_total", "polymarket")
-    assert pushed == _sample(text, "raytrader_fills_total", "polymarket") >= 1
+    assert pushed >= 1
+    if _sample(text, "raytrader_user_stream_reconnects_total", "polymarket") == 0:
+        assert pushed == _sample(text, "raytrader_fills_total", "polymarket")
     results = check_invariants(settings, positions, logged, orders, fills, store_orders=store_orders)
     assert not [r.as_dict() for r in results if not r.ok]
 
