@@ -325,6 +325,19 @@ async def _pinger(ws: aiohttp.ClientWebSocketResponse, interval_s: float) -> Non
             await ws.send_str("PING")
 
 
+def frame_items(raw: str | bytes) -> list[Any] | None:
+    """A channel frame's JSON items, one or a list of them; ``[]`` for a keep-alive (``PING``,
+    ``PONG``, empty), ``None`` when the frame is not JSON (the reader counts it malformed)."""
+    text = raw.decode() if isinstance(raw, bytes) else raw
+    if text.strip().upper() in ("PONG", "PING", ""):
+        return []
+    try:
+        decoded = json.loads(text)
+    except (ValueError, RecursionError):
+        return None
+    return decoded if isinstance(decoded, list) else [decoded]
+
+
 async def pinged_frames(
     ws: aiohttp.ClientWebSocketResponse, ping_interval_s: float
 ) -> AsyncIterator[str | bytes]:

@@ -28,7 +28,7 @@ import aiohttp
 
 from actors.data.polymarket import tick_candle
 from actors.domain.model import Candle
-from actors.venues.polymarket.market_stream import pinged_frames
+from actors.venues.polymarket.market_stream import frame_items, pinged_frames
 
 log = logging.getLogger(__name__)
 
@@ -66,15 +66,11 @@ class ChainlinkReader:
         return rtds_symbol(self.market)
 
     def feed(self, raw: str | bytes) -> list[Candle]:
-        text = raw.decode() if isinstance(raw, bytes) else raw
-        if text.strip().upper() in ("PONG", "PING", ""):
-            return []
-        try:
-            decoded = json.loads(text)
-        except (ValueError, RecursionError):
-            return self._malformed("not JSON", text)
+        items = frame_items(raw)
+        if items is None:
+            return self._malformed("not JSON", raw)
         candles: list[Candle] = []
-        for item in decoded if isinstance(decoded, list) else [decoded]:
+        for item in items:
             candles += self._one(item)
         return candles
 

@@ -27,7 +27,7 @@ from pydantic import ValidationError
 
 from actors.domain.messages import OrderUpdate, UpdateKind
 from actors.domain.model import Fill, Order, OrderStatus
-from actors.venues.polymarket.market_stream import pinged_frames
+from actors.venues.polymarket.market_stream import frame_items, pinged_frames
 from actors.venues.polymarket.parse import order_from_json
 from actors.venues.user_stream import StreamState, UserStreamEvent
 from config.models import UserStreamConfig
@@ -55,14 +55,9 @@ class UserChannelReader:
     malformed: int = 0
 
     def feed(self, raw: str | bytes, now_ms: int) -> list[OrderUpdate]:
-        text = raw.decode() if isinstance(raw, bytes) else raw
-        if text.strip().upper() in ("PONG", "PING", ""):
-            return []
-        try:
-            decoded = json.loads(text)
-        except (ValueError, RecursionError):
-            return self._reject("not JSON", text)
-        items = decoded if isinstance(decoded, list) else [decoded]
+        items = frame_items(raw)
+        if items is None:
+            return self._reject("not JSON", raw)
         updates: list[OrderUpdate] = []
         for item in items:
             try:
