@@ -231,6 +231,13 @@ class MatchingEngine:
             and (account is None or self._meta[o.client_id].account == account)
         ]
 
+    def has_open_orders(self, market: str | None = None) -> bool:
+        """Whether any order is still working (in ``market``): :meth:`open_orders` without the copies,
+        for a driver that asks on every bar."""
+        if market is not None:
+            return bool(self._open.get(market))
+        return any(self._open.values())
+
     def open_orders(self, market: str | None = None, account: str | None = None) -> list[Order]:
         """Orders still working, in arrival order."""
         pools = [self._open.get(market, {})] if market is not None else list(self._open.values())

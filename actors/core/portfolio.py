@@ -93,6 +93,12 @@ log = logging.getLogger(__name__)
 STATE_VERSION = 1
 ORDER_RATE_WINDOW_MS = 1000
 
+# Verdicts that never vary, built once (results are frozen models; every entry signal reports them).
+_NEW_SIGNAL = GateResult(gate=Gate.REPLAYED, passed=True, detail="a new signal")
+_AGE_UNKNOWN = GateResult(gate=Gate.MARKET_AGE, passed=True, detail="listing time unknown")
+_AROUND_THE_CLOCK = GateResult(gate=Gate.PEAK_HOURS, passed=True, detail="strategy trades around the clock")
+_NO_BOOK = GateResult(gate=Gate.LIQUIDITY, passed=None, detail="no order book: skipped")
+
 
 class PortfolioCore:
     """Risk book and entry gates of the portfolio actor; events in, decisions out.
@@ -136,6 +142,8 @@ class PortfolioCore:
         self._pairs: dict[str, str] = {}
         """Binary market id -> its condition (the Up/Down pair), from the instruments evaluated."""
         self.correlations = RollingCorrelation(portfolio.correlation_window_bars)
+        self._enabled_gates: dict[str, GateResult] = {}
+        """The ``strategy`` gate's pass per strategy name (the same verdict on every signal)."""
         """Rolling return correlation of every market the feeds carry (observations, not state)."""
 
     # ------------------------------------------------------------------ books
@@ -511,7 +519,12 @@ class PortfolioCore:
             return GateResult(gate=Gate.STRATEGY, passed=False, detail=f"unknown strategy {name!r}")
         if not config.enabled:
             return GateResult(gate=Gate.STRATEGY, passed=False, detail=f"strategy {name!r} is disabled")
-        return GateResult(gate=Gate.STRATEGY, passed=True, detail=f"strategy {name!r} enabled")
+        passed = self._enabled_gates.get(name)
+        if passed is None:
+            passed = self._enabled_gates[name] = GateResult(
+                gate=Gate.STRATEGY, passed=True, detail=f"strategy {name!r} enabled"
+            )
+        return passed
 
     def _gate_open_orders(self, market: str) -> GateResult:
         count, limit = self.open_orders(market), self.portfolio.max_open_orders_per_market
@@ -573,7 +586,7 @@ class PortfolioCore:
                 detail=f"signal of {signal.ts_ms} already spent (older than the replay horizon: "
                 f"{signal.strategy}'s signals up to {floor} are spent)",
             )
-        return GateResult(gate=Gate.REPLAYED, passed=True, detail="a new signal")
+        return _NEW_SIGNAL
 
     def _spend(self, signal: Signal) -> None:
         """Mark an approved entry signal spent, and forget the strategy's pairs older than the
@@ -681,7 +694,7 @@ class PortfolioCore:
         minimum = to_decimal(hours)
         age_ms = instrument.age_ms(now_ms)
         if age_ms is None:
-            return GateResult(gate=Gate.MARKET_AGE, passed=True, detail="listing time unknown")
+            return _AGE_UNKNOWN
         age_h = Decimal(age_ms) / HOUR_MS
         passed = age_ms >= minimum * HOUR_MS
         op = ">=" if passed else "<"
@@ -693,7 +706,7 @@ class PortfolioCore:
         start, end = self.portfolio.peak_hours_utc
         window = f"[{start:02d}:00, {end:02d}:00) UTC"
         if config is None or not config.peak_hours_only:
-            return GateResult(gate=Gate.PEAK_HOURS, passed=True, detail="strategy trades around the clock")
+            return _AROUND_THE_CLOCK
         hour = (now_ms // HOUR_MS) % 24
         passed = start <= hour < end
         where = "inside" if passed else "outside"
@@ -701,7 +714,7 @@ class PortfolioCore:
 
     def _gate_liquidity(self, book: OrderBook | None, config: StrategyBase | None) -> GateResult:
         if book is None:
-            return GateResult(gate=Gate.LIQUIDITY, passed=None, detail="no order book: skipped")
+            return _NO_BOOK
         p = self.portfolio
         spread_limit = p.max_spread_fraction
         if config is not None and config.max_spread_fraction is not None:

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from actors.domain.model import ONE, ExitReason, Instrument, MarketKind, Side, ceil_to, floor_to, to_decimal
+from actors.core.config_decimals import config_decimal
+from actors.domain.model import ONE, ExitReason, Instrument, MarketKind, Side, ceil_to, floor_to
 from config.models import ExitConfig
 
 TARGET_LEGS = (ExitReason.TARGET_ONE.value, ExitReason.TARGET_TWO.value)
@@ -23,7 +24,7 @@ CLOSE_BACKOFF_CAP_S = 300.0
 
 def stop_price(entry: Decimal, config: ExitConfig) -> Decimal:
     """The initial stop, ``entry * (1 - stop_pct)`` (also the provisional stop of a partial entry)."""
-    return entry * (ONE - to_decimal(config.stop_pct))
+    return entry * (ONE - config_decimal(config.stop_pct))
 
 
 def target_price(raw: Decimal, instrument: Instrument) -> Decimal:
@@ -36,8 +37,8 @@ def target_price(raw: Decimal, instrument: Instrument) -> Decimal:
 
 def target_prices(entry: Decimal, config: ExitConfig, instrument: Instrument) -> tuple[Decimal, Decimal]:
     """Target one and target two: ``entry * (1 + target_one_pct)`` and ``entry * (1 + target_two_pct)``."""
-    one = target_price(entry * (ONE + to_decimal(config.target_one_pct)), instrument)
-    two = target_price(entry * (ONE + to_decimal(config.target_two_pct)), instrument)
+    one = target_price(entry * (ONE + config_decimal(config.target_one_pct)), instrument)
+    two = target_price(entry * (ONE + config_decimal(config.target_two_pct)), instrument)
     return one, two
 
 
@@ -49,7 +50,7 @@ def sellable(qty: Decimal, instrument: Instrument) -> bool:
 def split_targets(total: Decimal, instrument: Instrument, config: ExitConfig) -> dict[str, Decimal]:
     """The lot-aligned quantity per target leg: ``target_one_fraction`` at target one and the rest at
     target two, or everything at target one when either half would be below the venue's minimums."""
-    one = instrument.round_qty(total * to_decimal(config.target_one_fraction))
+    one = instrument.round_qty(total * config_decimal(config.target_one_fraction))
     two = total - one
     if sellable(one, instrument) and sellable(two, instrument):
         return {TARGET_LEGS[0]: one, TARGET_LEGS[1]: two}
@@ -60,16 +61,16 @@ def trailing_stop(entry: Decimal, high: Decimal, stop: Decimal, config: ExitConf
     """The raised stop once the high since open reached ``entry * (1 + trailing_activate_pct)``:
     ``max(stop, entry * (1 + trailing_lock_pct), high * (1 - trailing_distance_pct))``, so it only
     rises; ``None`` while trailing is not active."""
-    if high < entry * (ONE + to_decimal(config.trailing_activate_pct)):
+    if high < entry * (ONE + config_decimal(config.trailing_activate_pct)):
         return None
-    lock = entry * (ONE + to_decimal(config.trailing_lock_pct))
-    trail = high * (ONE - to_decimal(config.trailing_distance_pct))
+    lock = entry * (ONE + config_decimal(config.trailing_lock_pct))
+    trail = high * (ONE - config_decimal(config.trailing_distance_pct))
     return max(stop, lock, trail)
 
 
 def in_time_band(price: Decimal, entry: Decimal, config: ExitConfig) -> bool:
     """The time-exit band: ``|price - entry| <= entry * time_exit_band_pct``."""
-    return abs(price - entry) <= entry * to_decimal(config.time_exit_band_pct)
+    return abs(price - entry) <= entry * config_decimal(config.time_exit_band_pct)
 
 
 def close_price(base: Decimal, purpose: str, attempts: int, config: ExitConfig, tick: Decimal) -> Decimal:
@@ -78,8 +79,8 @@ def close_price(base: Decimal, purpose: str, attempts: int, config: ExitConfig, 
     keeps refusing must not walk it to a tick); a flatten (``KILL_SWITCH``) is priced at that cap
     from its first attempt. Never below one tick."""
     steps = Decimal(attempts + 1)
-    cap = to_decimal(config.max_close_slippage_pct)
-    slip = min(cap, to_decimal(config.exit_slippage_pct) * steps)
+    cap = config_decimal(config.max_close_slippage_pct)
+    slip = min(cap, config_decimal(config.exit_slippage_pct) * steps)
     if purpose == ExitReason.KILL_SWITCH.value:
         slip = cap
     return max(tick, ceil_to(base * (ONE - cap), tick), floor_to(base * (ONE - slip), tick))

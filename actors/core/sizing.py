@@ -6,11 +6,11 @@ arithmetic (every rounding down, a cap never exceeded) is tested and read in one
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-from decimal import ROUND_FLOOR, Decimal, localcontext
+from contextlib import AbstractContextManager
+from decimal import ROUND_FLOOR, Context, Decimal, localcontext
 from typing import NamedTuple
 
+from actors.core.config_decimals import config_decimal
 from actors.core.portfolio_decisions import Gate, GateResult, fmt, pct
 from actors.domain.model import ONE, ZERO, Instrument, OrderBook, Side, Signal, floor_to, to_decimal
 from config.models import ExitConfig, PortfolioConfig, StrategyBase
@@ -41,12 +41,12 @@ class Sizing(NamedTuple):
     """``max_order_notional`` is what sized the entry down."""
 
 
-@contextmanager
-def floor_context() -> Iterator[None]:
+_NO_MAX_NOTIONAL = GateResult(gate=Gate.ORDER_NOTIONAL, passed=True, detail="no max order notional")
+
+
+def floor_context() -> AbstractContextManager[Context]:
     """Every rounding in sizing goes down, so a cap computed here is never exceeded."""
-    with localcontext() as ctx:
-        ctx.rounding = ROUND_FLOOR
-        yield
+    return localcontext(rounding=ROUND_FLOOR)
 
 
 def on_grid(value: Decimal, step: Decimal) -> Decimal:
@@ -75,7 +75,7 @@ def size_entry(
     # Floored so the stop distance, and so the sized risk, is never understated. A plan
     # without a stop (unmanaged exits) can lose the whole entry: its stop is 0.
     exits = risk_book.exits
-    stop_pct = to_decimal(exits.stop_pct) if exits.managed else ONE
+    stop_pct = config_decimal(exits.stop_pct) if exits.managed else ONE
     stop = on_grid(
         max(ZERO, floor_to(entry * (ONE - stop_pct), instrument.tick_size)),
         instrument.tick_size,
@@ -100,22 +100,23 @@ def size_entry(
 
     with floor_context():
         risk_qty = equity * risk / (entry - stop) if risk > 0 else ZERO
-        cap_qty = equity * to_decimal(p.max_position_fraction) / entry
+        cap_qty = equity * config_decimal(p.max_position_fraction) / entry
         base = min(risk_qty, cap_qty) * strength
         reserve_room = min(
-            equity * (ONE - to_decimal(p.cash_reserve)) - risk_book.committed_total, risk_book.cash
+            equity * (ONE - config_decimal(p.cash_reserve)) - risk_book.committed_total, risk_book.cash
         )
         reserve_qty = max(ZERO, reserve_room) / entry
         if config is None:
             alloc_qty = None
             allocation = GateResult(gate=Gate.ALLOCATION, passed=None, detail="no strategy config")
         else:
-            limit = equity * to_decimal(config.allocation)
+            share = config_decimal(config.allocation)
+            limit = equity * share
             committed = risk_book.committed_by_strategy
             alloc_qty = max(ZERO, limit - committed) / entry
             allocation = room_gate(
                 Gate.ALLOCATION,
-                f"allocation {pct(to_decimal(config.allocation))} = {fmt(limit)}, committed {fmt(committed)}",
+                f"allocation {pct(share)} = {fmt(limit)}, committed {fmt(committed)}",
                 room_qty=alloc_qty,
                 base=base,
                 entry=entry,
@@ -124,7 +125,7 @@ def size_entry(
         reserve = room_gate(
             Gate.CASH_RESERVE,
             f"cash {fmt(risk_book.cash)}, committed {fmt(risk_book.committed_total)}, "
-            f"reserve {pct(to_decimal(p.cash_reserve))} of equity {fmt(equity)}",
+            f"reserve {pct(config_decimal(p.cash_reserve))} of equity {fmt(equity)}",
             room_qty=reserve_qty,
             base=base,
             entry=entry,
@@ -133,7 +134,7 @@ def size_entry(
         caps = [base, reserve_qty] if alloc_qty is None else [base, reserve_qty, alloc_qty]
         if p.max_order_notional is None:
             notional_qty = None
-            order_notional = GateResult(gate=Gate.ORDER_NOTIONAL, passed=True, detail="no max order notional")
+            order_notional = _NO_MAX_NOTIONAL
         else:
             notional_qty = p.max_order_notional / entry
             order_notional = room_gate(

@@ -59,8 +59,10 @@ class DriverCounters:
     events: int = 0
 
 
-@dataclass
+@dataclass(slots=True)
 class EquityPoint:
+    """Equity and exposure after an event (slots: a backtest makes one per bar)."""
+
     ts_ms: int
     equity: Decimal
     exposure: Decimal
@@ -142,7 +144,7 @@ class Driver:
 
     def _on_candle(self, candle: Candle, now: int) -> None:
         market = candle.market
-        if self.engine.open_orders(market):
+        if self.engine.has_open_orders(market):
             self._route(self.engine.on_candle(candle, candle.ts_ms), now)
         held = [core for core in self.positions.values() if core.position.market == market]
         if held:

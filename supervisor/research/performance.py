@@ -209,11 +209,11 @@ def max_drawdown(curve: npt.ArrayLike) -> float:
 def longest_underwater_steps(curve: npt.ArrayLike) -> int:
     """Most consecutive steps spent below a previous peak (drawdown duration, in bars)."""
     under = drawdown_series(curve) > 0
-    best = run = 0
-    for flag in under.tolist():
-        run = run + 1 if flag else 0
-        best = max(best, run)
-    return best
+    if not under.any():
+        return 0
+    # runs of True: the distance between the steps that are not under water around them
+    edges = np.flatnonzero(np.concatenate(([True], ~under, [True])))
+    return int(np.diff(edges).max()) - 1
 
 
 def cagr(initial_capital: float, final_equity: float, bars: int, bar_ms: int) -> float | None:

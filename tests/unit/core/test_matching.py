@@ -768,3 +768,16 @@ def test_random_sequences_keep_invariants(
         assert twin.state() == e.state()
         assert compact.state(history=False) == e.state(history=False)
         assert [f.model_dump() for f in compact.fills()] == [f.model_dump() for f in e.fills()]
+
+
+def test_has_open_orders_follows_the_open_orders_per_market_and_overall(engine: MatchingEngine) -> None:
+    assert not engine.has_open_orders()
+    assert not engine.has_open_orders(M)
+    engine.submit(order("rest", price="90"), 1)
+    assert engine.has_open_orders()
+    assert engine.has_open_orders(M)
+    assert not engine.has_open_orders(UP.market_id)
+    engine.cancel("rest", 2)
+    assert not engine.has_open_orders()
+    assert not engine.has_open_orders(M)
+    assert engine.has_open_orders(M) == bool(engine.open_orders(M))

@@ -22,7 +22,9 @@ from supervisor.research.performance import (
     EXIT_REASONS,
     PerformanceStats,
     compute_stats,
+    drawdown_series,
     iso_utc,
+    longest_underwater_steps,
     parse_iso_utc,
     per_strategy_stats,
     read_round_trips_csv,
@@ -500,3 +502,33 @@ def test_progress_bar_throttles_redraws_and_finishes() -> None:
     assert "100.0%" in out
     assert "10,000/10,000" in out
     assert out.endswith("\n")
+
+
+@pytest.mark.parametrize(
+    ("curve", "expected"),
+    [
+        ([], 0),
+        ([100.0], 0),
+        ([100.0, 101.0, 102.0], 0),
+        ([100.0, 99.0], 1),
+        ([100.0, 99.0, 98.0, 100.0, 97.0], 2),
+        ([100.0, 90.0, 95.0, 99.0, 101.0, 100.0, 100.5], 3),
+        ([100.0, 90.0, 91.0, 92.0, 93.0], 4),
+    ],
+)
+def test_longest_underwater_steps_counts_the_longest_run_below_a_peak(
+    curve: list[float], expected: int
+) -> None:
+    assert longest_underwater_steps(curve) == expected
+
+
+def test_longest_underwater_steps_equals_a_step_by_step_count_on_random_walks() -> None:
+    rng = np.random.default_rng(7)
+    for n in (2, 3, 10, 500):
+        for _ in range(50):
+            curve = 100.0 + np.cumsum(rng.normal(size=n))
+            run = best = 0
+            for flag in (drawdown_series(curve) > 0).tolist():
+                run = run + 1 if flag else 0
+                best = max(best, run)
+            assert longest_underwater_steps(curve) == best
