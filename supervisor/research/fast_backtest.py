@@ -461,6 +461,9 @@ class FastDriver(Driver):
             col.tolist() for col in (bars.ts, bars.open, bars.high, bars.low, bars.close, bars.volume)
         )
         self._close_ms: list[int] = bars.close_ms.tolist()
+        whole = Window.of(bars.low, bars.high, bars.close, bars.close_ms)
+        self._step_prices, self._step_times = whole.prices, whole.times
+        """Every bar's intrabar steps, built once: a held window is a slice of them."""
 
     def _flat(self) -> bool:
         return not self.positions and not self.engine.has_open_orders()
@@ -564,7 +567,8 @@ class FastDriver(Driver):
             if watches is None:
                 return i
             end = min(limit, i + size)
-            window = Window.of(bars.low[i:end], bars.high[i:end], bars.close[i:end], bars.close_ms[i:end])
+            steps = slice(i * STEPS_PER_BAR, end * STEPS_PER_BAR)
+            window = Window(prices=self._step_prices[steps], times=self._step_times[steps])
             high = bars.high[i:end]
             quiet = min(next_event(w, window, high) for _core, w in watches)
             if quiet:
@@ -597,10 +601,8 @@ class FastDriver(Driver):
         else:
             marks = [sum((price * q for q in qtys), zero) for price in closes]
         equities = [cash + m for m in marks]
-        self.curve.extend(
-            EquityPoint(t, e, m / e if e > 0 else zero)
-            for t, e, m in zip(self._close_ms[a:b], equities, marks, strict=True)
-        )
+        exposures = [m / e if e > 0 else zero for e, m in zip(equities, marks, strict=True)]
+        self.curve.extend(map(EquityPoint, self._close_ms[a:b], equities, exposures))
         self._peak_equity = max(self._peak_equity, *equities)
         self.portfolio.on_equity(min(equities))  # a daily-loss limit latches on the lowest mark
         self.portfolio.on_equity(equities[-1])
