@@ -349,6 +349,12 @@ class RuntimeConfig(Strict):
     cancel_on_stop: bool = Field(default=True, description="false keeps resting orders at the venue on stop")
     feed_batch: int = Field(default=16, ge=1, le=10_000, description="events per delivery at speed max")
     feed_buffer: int = Field(default=10_000, ge=100, description="events kept for replays to consumers")
+    feed_checkpoint_batches: int = Field(
+        default=32, ge=1, description="a feed writes its position after this many batches (1: every batch)"
+    )
+    feed_checkpoint_ms: int = Field(
+        default=1_000, ge=0, description="... or this many wall ms since, whichever comes first"
+    )
     book_interval_ms: int = Field(default=5_000, ge=100, description="modelled Polymarket book cadence")
     strategy_checkpoint_s: float = Field(default=2.0, gt=0, description="strategy state checkpoint period")
     position_timer_s: float = Field(default=1.0, gt=0, description="time-exit / stuck-order check period")

@@ -6,6 +6,12 @@ portfolio. Each stage is awaited, so a replay at speed ``max`` runs exactly as f
 slowest consumer and never builds an unbounded queue (backpressure instead of buffering).
 A consumer that was restarted asks for the events it missed from a bounded replay buffer.
 
+The feed's position is written to the store every ``runtime.feed_checkpoint_batches`` batches
+or ``runtime.feed_checkpoint_ms``, whichever comes first (not a durable commit per batch), and
+always when it finishes, pauses (a stop), subscribes or warms up. A crash re-delivers what came
+after the last write: strategy cores, position cores and the portfolio's correlation ignore data
+older than what they have seen; the paper venue matches it again (README: repeated market data).
+
 Live, a Binance feed may first get its market's history (``actors.data.live.History``: a fresh
 start, or an outage longer than the buffer holds): it goes to the strategies watching the market
 alone, flagged ``warmup`` (they learn from it, their signals on it are dropped), in chunks of
@@ -17,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -98,6 +104,40 @@ def paced_time(batch: Sequence[MarketEvent]) -> int | None:
     return None
 
 
+class CheckpointPacer:
+    """When a feed writes its position: after ``every_batches`` delivered batches or ``every_ms``
+    since the last write, whichever comes first; pure (the caller passes its clock)."""
+
+    def __init__(self, every_batches: int, every_ms: float, now_ms: float) -> None:
+        self.every_batches = every_batches
+        self.every_ms = every_ms
+        self.unsaved = 0
+        self.saved_ms = now_ms
+
+    def delivered(self, now_ms: float) -> bool:
+        """One more batch delivered; is a write due?"""
+        self.unsaved += 1
+        return self.due(now_ms)
+
+    def due(self, now_ms: float) -> bool:
+        if self.unsaved == 0:
+            return False
+        return self.unsaved >= self.every_batches or now_ms - self.saved_ms >= self.every_ms
+
+    def saved(self, now_ms: float) -> None:
+        """A write of everything delivered so far has started (it covers those batches)."""
+        self.unsaved = 0
+        self.saved_ms = now_ms
+
+    def failed(self) -> None:
+        """That write failed: the batches it covered are unsaved again (the next turn retries)."""
+        self.unsaved = max(self.unsaved, 1)
+
+
+def _monotonic_ms() -> float:
+    return time.monotonic() * 1000.0
+
+
 def _market_of(event: MarketEvent) -> str:
     if isinstance(event, Instrument):
         return event.market_id
@@ -118,6 +158,8 @@ class FeedActor(ActorShell):
             self.instruments, self._source = replay_source(settings, feed_id)
         saved = ray.get(self.store.get.remote("feed", feed_id)) or {}
         self.position: int = int(saved.get("position", 0))
+        self.restored_from: int | None = self.position if saved else None
+        """The written position this incarnation started from: what came after it is re-delivered."""
         self.subscribers: dict[str, list[str]] = dict(saved.get("subscribers", {}))
         self.done = bool(saved.get("done", False))
         self.paused = False
@@ -125,6 +167,9 @@ class FeedActor(ActorShell):
         self.delivered = 0
         self.lag_s = 0.0
         self.last_event_ms = saved.get("last_event_ms")
+        self.resume_ms: int | None = self.last_event_ms
+        """``last_event_ms`` of the last batch fully delivered: what a checkpoint records (a pause or a
+        subscription may write while a batch is in flight; a restart must not resume past it)."""
         if not self.live:
             for _ in range(self.position):  # fast-forward to where the last incarnation stopped
                 if next(self._source, None) is None:
@@ -135,11 +180,20 @@ class FeedActor(ActorShell):
         self.conflated = 0
         self.dropped = 0
         self._arrived = asyncio.Event()
+        runtime = settings.runtime
+        self.pacer = CheckpointPacer(
+            runtime.feed_checkpoint_batches, runtime.feed_checkpoint_ms, _monotonic_ms()
+        )
+        self._checkpoint_lock = asyncio.Lock()
+        self._venue_of: dict[str, str] = {}
+        self._watchers: dict[str, tuple[str, ...]] = {}
+        self._kind_labels: dict[type, dict[str, str]] = {}
         self._shell_start()
         if self.live:
             self.done = False
             self._spawn(self._read_live())
         self._spawn(self._run())
+        self._spawn(self._flush_loop())
 
     def heartbeat_detail(self) -> dict[str, Any]:
         return {
@@ -157,10 +211,19 @@ class FeedActor(ActorShell):
     # ------------------------------------------------------------------ control
 
     async def status(self) -> dict[str, Any]:
-        return {"feed": self.feed_id, **self.heartbeat_detail(), "last_event_ms": self.last_event_ms}
+        return {
+            "feed": self.feed_id,
+            **self.heartbeat_detail(),
+            "last_event_ms": self.last_event_ms,
+            "restored_from": self.restored_from,
+        }
 
     async def pause(self, paused: bool = True) -> None:
+        """Pause (or resume) delivery; a pause writes the position first (a stop must not lose it;
+        a batch still in flight is written by the loop when it ends)."""
         self.paused = paused
+        if paused:
+            await self._checkpoint()
 
     async def subscribe(self, actor: str, market: str) -> None:
         """A position actor wants this market's prices and settlements (idempotent, durable)."""
@@ -190,13 +253,38 @@ class FeedActor(ActorShell):
         return len(events)
 
     async def _checkpoint(self) -> None:
-        data = {
-            "position": self.position,
-            "subscribers": self.subscribers,
-            "done": self.done,
-            "last_event_ms": self.last_event_ms,
-        }
-        await self.store_call("put", "feed", self.feed_id, data)
+        """Write the position, subscribers and resume time as they are now. One write at a time:
+        two in flight could land out of order and leave the older position in the store."""
+        async with self._checkpoint_lock:
+            data = {
+                "position": self.position,
+                "subscribers": self.subscribers,
+                "done": self.done,
+                "last_event_ms": self.resume_ms,
+            }
+            self.pacer.saved(_monotonic_ms())
+            try:
+                await self.store_call("put", "feed", self.feed_id, data)
+            except BaseException:
+                self.pacer.failed()
+                raise
+
+    async def _checkpoint_if_due(self, force: bool = False) -> None:
+        """The paced write; a failure is logged (the next turn writes it: replay is idempotent)."""
+        if not (force and self.pacer.unsaved) and not self.pacer.due(_monotonic_ms()):
+            return
+        try:
+            await self._checkpoint()
+        except Exception:
+            log.exception("feed %s: checkpoint failed", self.feed_id)
+
+    async def _flush_loop(self) -> None:
+        """Write a position left unsaved when batches stop coming (a quiet live market, a pause)."""
+        await self._every(
+            "checkpoint",
+            lambda: max(0.05, self.settings.runtime.feed_checkpoint_ms / 1000.0),
+            self._checkpoint_if_due,
+        )
 
     # ------------------------------------------------------------------ live data
 
@@ -277,6 +365,7 @@ class FeedActor(ActorShell):
         self.warmup_bars += len(candles)
         log.info("feed %s: %d bars of history learnt by its strategies", self.feed_id, len(candles))
         self.progressed(candles[-1].close_ms)
+        self.resume_ms = self.last_event_ms
         await self._checkpoint()
 
     # ------------------------------------------------------------------ the loop
@@ -288,6 +377,7 @@ class FeedActor(ActorShell):
         data0: int | None = None
         while not self.done:
             if self.paused:
+                await self._checkpoint_if_due(force=True)  # the batch that was in flight at the pause
                 await asyncio.sleep(0.05)
                 continue
             batch: list[MarketEvent] = []
@@ -324,22 +414,27 @@ class FeedActor(ActorShell):
                 self._source = _prepend(batch, self._source)
                 continue
             self.position += len(batch)
-            try:
-                await self._checkpoint()
-            except Exception:  # the next checkpoint covers it; re-delivery after a crash is idempotent
-                log.exception("feed %s: checkpoint failed", self.feed_id)
+            self.resume_ms = self.last_event_ms
+            self.pacer.delivered(_monotonic_ms())
+            await self._checkpoint_if_due(force=self.paused)
 
     async def _deliver(self, batch: Sequence[MarketEvent], ingest_ns: int) -> None:
-        for event in batch:
-            t = event_time(event)
-            self.buffer.append((t, event))
-            kind = type(event).__name__.lower()
-            self.metrics.inc("raytrader_events_total", {"feed": self.feed_id, "type": kind})
+        """One batch to the venue, then the positions, then the strategies and the portfolio; one
+        pass over the batch sorts it per consumer (a market's venue and watchers are looked up once)."""
+        self.buffer.extend((event_time(e), e) for e in batch)
+        for kind, n in Counter(type(e) for e in batch).items():
+            self.metrics.inc("raytrader_events_total", self._labels_of(kind), n)
         self.progressed(self._resume_ms(batch))
         venue_events: dict[str, list[MarketEvent]] = {}
+        strategy_events: dict[str, list[MarketEvent]] = {}
+        portfolio_events: list[MarketEvent] = []
         for event in batch:
-            venue = market_venue(_market_of(event))
-            venue_events.setdefault(venue, []).append(event)
+            market = _market_of(event)
+            venue_events.setdefault(self._venue(market), []).append(event)
+            for name in self._watching(market):
+                strategy_events.setdefault(name, []).append(event)
+            if _for_portfolio(event):
+                portfolio_events.append(event)
         venue_calls = []
         for venue, events in venue_events.items():
             handle = self.handle(venue_name(venue))
@@ -348,12 +443,11 @@ class FeedActor(ActorShell):
         await asyncio.gather(*venue_calls)
         await self._to_positions(batch, ingest_ns)
         calls = []
-        for name in self.topology.strategies:
-            mine = [e for e in batch if self.topology.watches(name, _market_of(e))]
-            strategy = self.handle(strategy_name(name))
+        for name in self.topology.strategies:  # config order, as before
+            mine = strategy_events.get(name)
+            strategy = self.handle(strategy_name(name)) if mine else None
             if mine and strategy is not None:
                 calls.append(strategy.on_events.remote(mine, ingest_ns))
-        portfolio_events = [e for e in batch if _for_portfolio(e)]
         portfolio = self.handle(PORTFOLIO)
         if portfolio_events and portfolio is not None:
             calls.append(portfolio.on_market.remote(portfolio_events))
@@ -361,6 +455,25 @@ class FeedActor(ActorShell):
         self.delivered += len(batch)
         self.lag_s = (time.time_ns() - ingest_ns) / 1e9
         self.metrics.set("raytrader_feed_lag_seconds", self.lag_s, {"feed": self.feed_id})
+
+    def _labels_of(self, kind: type) -> dict[str, str]:
+        labels = self._kind_labels.get(kind)
+        if labels is None:
+            labels = self._kind_labels[kind] = {"feed": self.feed_id, "type": kind.__name__.lower()}
+        return labels
+
+    def _venue(self, market: str) -> str:
+        venue = self._venue_of.get(market)
+        if venue is None:
+            venue = self._venue_of[market] = market_venue(market)
+        return venue
+
+    def _watching(self, market: str) -> tuple[str, ...]:
+        """The strategies consuming ``market`` (the topology is fixed for the actor's life)."""
+        names = self._watchers.get(market)
+        if names is None:
+            names = self._watchers[market] = self.topology.strategies_watching(market)
+        return names
 
     def _resume_ms(self, batch: Sequence[MarketEvent]) -> int | None:
         """Where a reopened stream resumes (``last_event_ms``): a live Binance feed back-fills candles
