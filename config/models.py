@@ -362,7 +362,7 @@ class RuntimeConfig(Strict):
         default=0,
         ge=0,
         le=64,
-        description="pre-started position actors entries are assigned to (0: none; experimental, see README)",
+        description="pre-started position actors entries are assigned to (0: none; see README)",
     )
     venue_poll_s: float = Field(
         default=1.0, gt=0, description="live venues: fill and order-status poll period"

@@ -112,6 +112,11 @@ def try_actor(settings: Settings, name: str) -> Any | None:
     return _ray_actor(settings, stored.decode())
 
 
+def same_actor(handle: Any, other: Any | None) -> bool:
+    """Do two handles name the same Ray actor (one incarnation line, whatever names resolve to it)?"""
+    return other is not None and getattr(handle, "_actor_id", None) == getattr(other, "_actor_id", ())
+
+
 def _is_actor_failure(exc: BaseException) -> bool:
     """A failure of the callee actor (died, restarting, unreachable), not of the request."""
     from ray.exceptions import ActorDiedError, ActorUnavailableError, GetTimeoutError, RayActorError

@@ -246,6 +246,12 @@ class PortfolioActor(ActorShell):
 
     # ------------------------------------------------------------------ the pool
 
+    async def fill_pool(self) -> int:
+        """Fill the pool now; returns how many pooled actors are ready. The supervisor awaits this
+        before any feed starts, so the first entries of a run meet actors already running."""
+        await self._fill_pool()
+        return len(self.pool_ready)
+
     async def _take_pooled(self, wait_s: float = 10.0) -> str | None:
         """A ready pooled actor. While the pool refills, the first one to come up: it has a head
         start on any actor this entry could start itself. None without a pool, or if none comes."""

@@ -36,7 +36,7 @@ from actors.domain.messages import PositionReleased
 from actors.domain.names import PORTFOLIO, STORE, actor_key, market_venue, position_name, venue_name
 from actors.domain.telemetry import Heartbeat
 from actors.domain.topology import topology
-from actors.shells.base import actor_options, remote, try_actor, wall_ms
+from actors.shells.base import actor_options, remote, same_actor, try_actor, wall_ms
 from actors.shells.feed import FeedActor
 from actors.shells.portfolio import STOPPED, PortfolioActor
 from actors.shells.position import PositionActor
@@ -203,15 +203,19 @@ class SupervisorActor:
             return remote(PositionActor).options(**options).remote(s, actor_key(name))
         raise ValueError(f"unknown actor kind {kind!r}")
 
-    async def _create_position(self, name: str) -> Any:
+    async def _create_position(self, name: str, killed: Any | None = None) -> Any:
         """The actor of ``position:<id>``: the pooled actor its record names, if that one is alive
         (told to run it: idempotent), else a new actor of that name. A pooled actor gone for good
-        never comes back, so this never makes two actors run one position."""
+        never comes back, so this never makes two actors run one position.
+
+        ``killed``: the handle this tick has just killed for good. Ray forgets its name only after
+        the kill has gone through, so a lookup can still return it; handing it the position would
+        leave the position without an actor for another round of grace periods."""
         record = await self._store().get.remote("position", actor_key(name)) or {}
         owner = record.get("actor")
         if owner and owner != name:
             handle = try_actor(self.settings, str(owner))
-            if handle is not None:
+            if handle is not None and not same_actor(handle, killed):
                 handle.assign.remote(actor_key(name))
                 return handle
         return self._create(name, "position")
@@ -237,6 +241,7 @@ class SupervisorActor:
                 handle = self._handle(venue_name(venue))
                 if handle is not None:
                     self.reconciliation[venue] = await handle.reconcile_startup.remote()
+        await self._fill_position_pool()
         for name, kind in feeds:
             if self._handle(name) is None:
                 self._handles[name] = self._create(name, kind)
@@ -268,6 +273,19 @@ class SupervisorActor:
             "metrics_port": self.metrics_port,
             "reconciliation": self.reconciliation,
         }
+
+    async def _fill_position_pool(self, timeout_s: float = 60.0) -> None:
+        """Pre-start the pooled position actors before the first event (``runtime.position_pool``):
+        a slow start only delays the first entries, which then start an actor themselves."""
+        portfolio = self._handle(PORTFOLIO)
+        if self.settings.runtime.position_pool == 0 or portfolio is None:
+            return
+        try:
+            ready = await asyncio.wait_for(portfolio.fill_pool.remote(), timeout=timeout_s)
+        except Exception as exc:
+            log.warning("position pool not filled before the feeds start (%s)", exc)
+            return
+        log.info("%d pooled position actors ready before the feeds start", ready)
 
     # ------------------------------------------------------------------ heartbeats
 
@@ -500,9 +518,10 @@ class SupervisorActor:
             name,
             None if record.last_beat_wall is None else now - record.last_beat_wall,
         )
-        self._handles[name] = (
-            await self._create_position(name) if kind == "position" else self._create(name, kind)
-        )
+        if kind == "position":
+            self._handles[name] = await self._create_position(name, killed=handle)
+        else:
+            self._handles[name] = self._create(name, kind)
         record.recreated += 1
         self._count_restart(name, kind, now)
         record.last_beat_wall = time.time()  # give the new actor a full grace period

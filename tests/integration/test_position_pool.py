@@ -94,11 +94,6 @@ def _prestarted_entries(settings: Settings) -> list[str]:
     return found
 
 
-@pytest.mark.skip(
-    reason="pool off by default (experimental): on a fresh clone no entry met a pre-started pooled actor "
-    "within 180 s (at speed max the first entries come while the pool is starting); needs a "
-    "deterministic set-up (issue 13)"
-)
 def test_entry_is_placed_by_a_pooled_actor_started_before_its_signal(system: Settings) -> None:
     wait_for("an entry placed by a pre-started actor", lambda: _prestarted_entries(system), timeout_s=180)
     run_to_end(system)
@@ -106,23 +101,42 @@ def test_entry_is_placed_by_a_pooled_actor_started_before_its_signal(system: Set
     _assert_invariants(system)
 
 
-@pytest.mark.skip(
-    reason="known defect, pool off by default (experimental): a pooled actor SIGKILLed while it runs a "
-    "position was neither restarted nor re-created within 120 s on the code of 2026-12-04 (issue 13)"
-)
+def _feed(settings: Settings) -> Any:
+    return get_actor(settings, "feed:binance:BTC/USDT")
+
+
+def _paused_with_open_pooled_position(settings: Settings) -> str | None:
+    """A pooled actor running an open position, the feed paused so that position cannot close (its
+    entry expire, its exits fill) while its actor is killed and comes back; None, feed running."""
+    feed = _feed(settings)
+    ray.get(feed.pause.remote(True), timeout=10)
+    records = _records(settings)
+    for position in _pooled_positions(settings):
+        if records[str(position["name"]).split(":", 1)[1]]["open"]:
+            return str(position["name"])
+    ray.get(feed.pause.remote(False), timeout=10)
+    return None
+
+
 def test_pooled_actor_killed_idle_or_just_assigned_leaves_one_actor_per_position(system: Settings) -> None:
+    # the feed paused while an idle pooled actor is killed: no entry is assigned to it meanwhile
+    ray.get(_feed(system).pause.remote(True), timeout=10)
     idle = wait_for("an idle pooled actor", lambda: _idle_pool(system), timeout_s=60, poll_s=0.05)
     handle = get_actor(system, idle[0])
     pid = _sigkill(handle)
     wait_for("the idle pooled actor back", lambda: _restarted(handle, pid), timeout_s=60)
-    pooled = wait_for(
-        "a just assigned pooled actor", lambda: _pooled_positions(system), timeout_s=180, poll_s=0.02
+    ray.get(_feed(system).pause.remote(False), timeout=10)
+    name = wait_for(
+        "a pooled actor running an open position",
+        lambda: _paused_with_open_pooled_position(system),
+        timeout_s=180,
+        poll_s=0.02,
     )
-    name = str(pooled[0]["name"])
     pid = _sigkill(get_actor(system, name))
     # restarted by Ray, or (if that is slow) re-created by the supervisor: either way under its name
     wait_for("the assigned position's actor back", lambda: _back(system, name, pid), timeout_s=120)
     _assert_one_actor_per_open_position(system)
+    ray.get(_feed(system).pause.remote(False), timeout=10)
     run_to_end(system)
     _assert_one_actor_per_open_position(system)
     runtime.stop_system(system, cancel_orders=True, teardown=False)
