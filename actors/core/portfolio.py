@@ -98,6 +98,21 @@ _NEW_SIGNAL = GateResult(gate=Gate.REPLAYED, passed=True, detail="a new signal")
 _AGE_UNKNOWN = GateResult(gate=Gate.MARKET_AGE, passed=True, detail="listing time unknown")
 _AROUND_THE_CLOCK = GateResult(gate=Gate.PEAK_HOURS, passed=True, detail="strategy trades around the clock")
 _NO_BOOK = GateResult(gate=Gate.LIQUIDITY, passed=None, detail="no order book: skipped")
+_VERDICTS: dict[tuple[Gate, bool | None, str], GateResult] = {}
+_MAX_VERDICTS = 4096
+
+
+def _verdict(*, gate: Gate, passed: bool | None, detail: str) -> GateResult:
+    """``GateResult(...)``, one frozen object per distinct verdict: most gates say the same thing
+    on signal after signal (no open orders, one position, ...), and a model costs microseconds.
+    Bounded: the memo starts over past :data:`_MAX_VERDICTS`."""
+    key = (gate, passed, detail)
+    found = _VERDICTS.get(key)
+    if found is None:
+        if len(_VERDICTS) >= _MAX_VERDICTS:
+            _VERDICTS.clear()
+        found = _VERDICTS[key] = GateResult(gate=gate, passed=passed, detail=detail)
+    return found
 
 
 class PortfolioCore:
@@ -142,8 +157,6 @@ class PortfolioCore:
         self._pairs: dict[str, str] = {}
         """Binary market id -> its condition (the Up/Down pair), from the instruments evaluated."""
         self.correlations = RollingCorrelation(portfolio.correlation_window_bars)
-        self._enabled_gates: dict[str, GateResult] = {}
-        """The ``strategy`` gate's pass per strategy name (the same verdict on every signal)."""
         """Rolling return correlation of every market the feeds carry (observations, not state)."""
 
     # ------------------------------------------------------------------ books
@@ -492,7 +505,7 @@ class PortfolioCore:
         """
         acted = self._acted_until.get(_signal_key(signal))
         if acted is not None and signal.ts_ms < acted:
-            stale = GateResult(
+            stale = _verdict(
                 gate=Gate.REPLAYED,
                 passed=False,
                 detail=f"exit signal of {signal.ts_ms} predates the entry acted on at {acted}",
@@ -516,19 +529,14 @@ class PortfolioCore:
 
     def _gate_strategy(self, name: str, config: StrategyBase | None) -> GateResult:
         if config is None:
-            return GateResult(gate=Gate.STRATEGY, passed=False, detail=f"unknown strategy {name!r}")
+            return _verdict(gate=Gate.STRATEGY, passed=False, detail=f"unknown strategy {name!r}")
         if not config.enabled:
-            return GateResult(gate=Gate.STRATEGY, passed=False, detail=f"strategy {name!r} is disabled")
-        passed = self._enabled_gates.get(name)
-        if passed is None:
-            passed = self._enabled_gates[name] = GateResult(
-                gate=Gate.STRATEGY, passed=True, detail=f"strategy {name!r} enabled"
-            )
-        return passed
+            return _verdict(gate=Gate.STRATEGY, passed=False, detail=f"strategy {name!r} is disabled")
+        return _verdict(gate=Gate.STRATEGY, passed=True, detail=f"strategy {name!r} enabled")
 
     def _gate_open_orders(self, market: str) -> GateResult:
         count, limit = self.open_orders(market), self.portfolio.max_open_orders_per_market
-        return GateResult(
+        return _verdict(
             gate=Gate.OPEN_ORDERS,
             passed=count < limit,
             detail=f"{count} open orders in {market}, max {limit}",
@@ -540,7 +548,7 @@ class PortfolioCore:
             self._recent_entries.popleft()
         count = sum(1 for t in self._recent_entries if start < t <= now_ms)
         limit = self.portfolio.max_orders_per_s
-        return GateResult(
+        return _verdict(
             gate=Gate.ORDER_RATE,
             passed=count < limit,
             detail=f"{count} entries approved in the last second, max {limit}",
@@ -573,14 +581,14 @@ class PortfolioCore:
     def _gate_replayed(self, signal: Signal) -> GateResult:
         acted = self._acted_until.get(_signal_key(signal))
         if acted is not None and signal.ts_ms <= acted:
-            return GateResult(
+            return _verdict(
                 gate=Gate.REPLAYED,
                 passed=False,
                 detail=f"signal of {signal.ts_ms} already spent (acted on entries up to {acted})",
             )
         floor = self._acted_floor.get(signal.strategy)
         if floor is not None and signal.ts_ms <= floor:
-            return GateResult(
+            return _verdict(
                 gate=Gate.REPLAYED,
                 passed=False,
                 detail=f"signal of {signal.ts_ms} already spent (older than the replay horizon: "
@@ -608,7 +616,7 @@ class PortfolioCore:
         """
         market = signal.market
         if position_id in self._holdings:
-            return GateResult(
+            return _verdict(
                 gate=Gate.ONE_PER_MARKET,
                 passed=False,
                 detail=f"duplicate signal: position {position_id} already recorded",
@@ -617,7 +625,7 @@ class PortfolioCore:
         for h in self._holdings.values():
             what = "an entry is pending" if h.pending else "a position is open"
             if pair and h.pair == pair and h.market != market:
-                return GateResult(
+                return _verdict(
                     gate=Gate.ONE_PER_MARKET,
                     passed=False,
                     detail=f"{what} on the other side of this window ({h.market}, {h.position_id}, "
@@ -626,17 +634,17 @@ class PortfolioCore:
             if (h.market == market or (pair and h.pair == pair)) and not (
                 per_strategy and h.strategy != signal.strategy
             ):
-                return GateResult(
+                return _verdict(
                     gate=Gate.ONE_PER_MARKET,
                     passed=False,
                     detail=f"{what} in {market} ({h.position_id}, {h.strategy})",
                 )
         scope = f" for {signal.strategy}" if per_strategy else ""
-        return GateResult(gate=Gate.ONE_PER_MARKET, passed=True, detail=f"no position in {market}{scope}")
+        return _verdict(gate=Gate.ONE_PER_MARKET, passed=True, detail=f"no position in {market}{scope}")
 
     def _gate_max_concurrent(self) -> GateResult:
         count, limit = len(self._holdings), self.portfolio.max_concurrent_positions
-        return GateResult(
+        return _verdict(
             gate=Gate.MAX_CONCURRENT,
             passed=count < limit,
             detail=f"{count} positions and pending entries, max {limit}",
@@ -674,7 +682,7 @@ class PortfolioCore:
         else:
             rule = f"in correlation group {group!r}"
         listed = f": {', '.join(together)}" if together else ""
-        return GateResult(
+        return _verdict(
             gate=Gate.CORRELATION,
             passed=len(together) < limit,
             detail=f"{len(together)} open {rule}, max {limit}{listed}",
@@ -698,7 +706,7 @@ class PortfolioCore:
         age_h = Decimal(age_ms) / HOUR_MS
         passed = age_ms >= minimum * HOUR_MS
         op = ">=" if passed else "<"
-        return GateResult(
+        return _verdict(
             gate=Gate.MARKET_AGE, passed=passed, detail=f"market age {fmt(age_h)}h {op} {fmt(minimum)}h"
         )
 
@@ -710,7 +718,7 @@ class PortfolioCore:
         hour = (now_ms // HOUR_MS) % 24
         passed = start <= hour < end
         where = "inside" if passed else "outside"
-        return GateResult(gate=Gate.PEAK_HOURS, passed=passed, detail=f"hour {hour:02d} UTC {where} {window}")
+        return _verdict(gate=Gate.PEAK_HOURS, passed=passed, detail=f"hour {hour:02d} UTC {where} {window}")
 
     def _gate_liquidity(self, book: OrderBook | None, config: StrategyBase | None) -> GateResult:
         if book is None:
@@ -725,12 +733,12 @@ class PortfolioCore:
         depth_text = f"depth {fmt(depth)} {'>=' if depth_ok else '<'} {fmt(p.min_book_depth)} (top {levels})"
         spread = book.spread_fraction
         if spread is None:
-            return GateResult(
+            return _verdict(
                 gate=Gate.LIQUIDITY, passed=False, detail=f"one-sided or empty book; {depth_text}"
             )
         spread_ok = spread <= max_spread
         spread_text = f"spread {pct(spread)} of mid {'<=' if spread_ok else '>'} {pct(max_spread)}"
-        return GateResult(
+        return _verdict(
             gate=Gate.LIQUIDITY, passed=spread_ok and depth_ok, detail=f"{spread_text}; {depth_text}"
         )
 

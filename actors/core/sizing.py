@@ -51,7 +51,7 @@ def floor_context() -> AbstractContextManager[Context]:
 
 def on_grid(value: Decimal, step: Decimal) -> Decimal:
     """Give an already step-aligned value the step's exponent, so it prints as 100.00, not 1E+2."""
-    return value.quantize(step) if step.as_tuple().exponent != value.as_tuple().exponent else value
+    return value.quantize(step)  # a no-op on a value that already has the step's exponent
 
 
 def size_entry(

@@ -6,6 +6,7 @@ from decimal import Decimal
 
 from actors.core.portfolio import PortfolioCore
 from actors.core.portfolio_decisions import Gate
+from actors.core.sizing import floor_context, on_grid
 from config.models import ExitConfig
 from tests.unit.core.portfolio_helpers import NOON, book, inst, make_core, open_position, plan_of, sig, strat
 
@@ -159,3 +160,24 @@ def test_kelly_default_exit_plan_blends_targets() -> None:
 
 def test_kelly_off_returns_none() -> None:
     assert make_core().kelly_risk_fraction() is None
+
+
+def test_on_grid_gives_the_steps_exponent_and_leaves_an_aligned_value_as_it_is() -> None:
+    assert str(on_grid(Decimal("1E+2"), Decimal("0.01"))) == "100.00"
+    assert str(on_grid(Decimal("65432.1"), Decimal("0.01"))) == "65432.10"
+    assert str(on_grid(Decimal("0.00120"), Decimal("0.00001"))) == "0.00120"
+    assert str(on_grid(Decimal("0"), Decimal("0.001"))) == "0.000"
+    with floor_context():
+        assert str(on_grid(Decimal("12.34"), Decimal("0.01"))) == "12.34"
+
+
+def test_repeated_rejections_report_equal_verdicts_gate_for_gate() -> None:
+    core = make_core()
+    first = core.evaluate(sig(ts=NOON), inst(), None, NOON)
+    assert first.approved
+    again = [core.evaluate(sig(ts=NOON + k * 60_000), inst(), None, NOON + k * 60_000) for k in (1, 2)]
+    assert again[0].rejected_by is Gate.ONE_PER_MARKET
+    assert [g.gate for g in again[0].gates] == [g.gate for g in first.gates]
+    for a, b in zip(again[0].gates, again[1].gates, strict=True):
+        if a.gate not in (Gate.DAILY_LOSS, Gate.ALLOCATION, Gate.CASH_RESERVE, Gate.SIZE):
+            assert a == b
