@@ -1,13 +1,13 @@
 """The Store actor: the one LMDB writer. Every durable change in the runtime goes through it.
 
-Its methods run on one event loop, so writes are serialised without locks; each is one LMDB
-transaction (``batch`` groups several into one), committed durably before it returns.
+Its methods run on one event loop, so writes are serialised without locks; each is committed
+durably before it returns. Writes that arrive while the store is busy share one transaction
+(:mod:`actors.store.group_commit`): one fsync for many checkpoints of the same price.
 """
 
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -20,6 +20,8 @@ from actors.domain.messages import (
 from actors.domain.model import Fill, Order, OrderStatus
 from actors.domain.names import STORE
 from actors.shells.base import ActorShell
+from actors.store.batch import Batch, apply_op
+from actors.store.group_commit import GroupCommitter
 from actors.store.lmdb_store import StateStore, StoreNotFoundError
 from actors.store.records import pending_redemption
 from config.models import Settings
@@ -51,23 +53,27 @@ class StoreActor(ActorShell):
             log.critical("store restarted on a node without %s: refusing to start an empty one", path)
             raise
         self.writes = 0
+        self.group: GroupCommitter[Batch] = GroupCommitter(
+            self.db.run_writes, self.db.run_write, self._committed
+        )
         self._shell_start()
 
     def heartbeat_detail(self) -> dict[str, Any]:
-        return {"writes": self.writes, "path": str(self.db.path), "map_full": self.db.map_full_events}
+        return {
+            "writes": self.writes,
+            "commits": self.group.commits,
+            "largest_group": self.group.largest_group,
+            "path": str(self.db.path),
+            "map_full": self.db.map_full_events,
+        }
 
-    def _timed(self) -> float:
-        return time.perf_counter()
-
-    def _observe(self, started: float) -> None:
-        self.writes += 1
-        self.metrics.observe("raytrader_checkpoint_seconds", time.perf_counter() - started)
+    def _committed(self, writes: int, seconds: float) -> None:
+        self.writes += writes
+        self.metrics.observe("raytrader_checkpoint_seconds", seconds)
         self.progressed()
 
     async def put(self, kind: str, key: str, data: dict[str, Any]) -> None:
-        started = self._timed()
-        self.db.put(kind, key, data)
-        self._observe(started)
+        await self.group.write(lambda tx: tx.put(kind, key, data))
 
     async def get(self, kind: str, key: str) -> dict[str, Any] | None:
         return self.db.get(kind, key)
@@ -76,16 +82,11 @@ class StoreActor(ActorShell):
         return list(self.db.items(kind, prefix))
 
     async def delete(self, kind: str, key: str) -> bool:
-        started = self._timed()
-        deleted = self.db.delete(kind, key)
-        self._observe(started)
-        return deleted
+        return bool(await self.group.write(lambda tx: tx.delete(kind, key)))
 
     async def batch(self, ops: Sequence[StoreOp]) -> list[Any]:
         """Several changes in one atomic, durable transaction; returns each op's result."""
-        started = self._timed()
-        results = self.db.apply(ops)
-        self._observe(started)
+        results: list[Any] = await self.group.write(lambda tx: [apply_op(tx, op) for op in ops])
         return results
 
     async def position_index(self) -> list[dict[str, Any]]:
@@ -118,14 +119,16 @@ class StoreActor(ActorShell):
 
     async def mark_released(self, position_id: str) -> bool:
         """The portfolio has booked this closed position (the supervisor released it for a dead actor)."""
-        started = self._timed()
-        record = self.db.get("position", position_id)
-        if record is None or record.get("released"):
-            return False
-        record["released"] = True
-        self.db.put("position", position_id, record)
-        self._observe(started)
-        return True
+
+        def release(tx: Batch) -> bool:
+            record = tx.get("position", position_id)
+            if record is None or record.get("released"):
+                return False
+            record["released"] = True
+            tx.put("position", position_id, record)
+            return True
+
+        return bool(await self.group.write(release))
 
     async def unanswered_intents(self) -> list[Order]:
         return self.db.unanswered_intents()
