@@ -359,7 +359,7 @@ class RuntimeConfig(Strict):
     strategy_checkpoint_s: float = Field(default=2.0, gt=0, description="strategy state checkpoint period")
     position_timer_s: float = Field(default=1.0, gt=0, description="time-exit / stuck-order check period")
     position_pool: int = Field(
-        default=0,
+        default=2,
         ge=0,
         le=64,
         description="pre-started position actors entries are assigned to (0: none; see README)",
