@@ -292,9 +292,10 @@ class Driver:
         return self.cash + self.marked_positions
 
     def _mark(self, now: int) -> None:
-        equity = self.equity
+        marked = self.marked_positions
+        equity = self.cash + marked  # self.equity, with the positions summed once
         self.portfolio.on_equity(equity)
-        exposure = self.marked_positions / equity if equity > 0 else ZERO
+        exposure = marked / equity if equity > 0 else ZERO
         if self.curve and self.curve[-1].ts_ms == now:
             self.curve[-1] = EquityPoint(now, equity, exposure)
         else:
