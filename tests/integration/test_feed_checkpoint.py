@@ -84,13 +84,15 @@ def _status(feed: Any) -> dict[str, Any]:
 
 def test_feed_killed_between_checkpoints_redelivers_and_invariants_hold(system: Settings) -> None:
     feed = get_actor(system, feed_name(MARKET))
-    wait_for(
-        "an open position, mid-replay",
-        lambda: _open_position(system) and _status(feed)["position"] >= 400,
-        timeout_s=120,
-        poll_s=0.05,
+    store = get_actor(system, STORE)
+    wait_for("an open position", lambda: _open_position(system), timeout_s=120, poll_s=0.05)
+    written_before = _written(store) or 0  # its subscription wrote the feed's position
+    live = wait_for(
+        "batches delivered since the last write",
+        lambda: _at_least(_status(feed)["position"], written_before + 64),
+        timeout_s=60,
+        poll_s=0.02,
     )
-    live = _status(feed)["position"]
     pid = int(ray.get(feed.pid.remote()))
     os.kill(pid, signal.SIGKILL)
     restarted = wait_for(
