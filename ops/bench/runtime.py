@@ -220,6 +220,13 @@ def main(argv: list[str] | None = None) -> int:
         help="comma-separated subset (recovery and memory run on the latency system)",
     )
     parser.add_argument(
+        "--throughput-set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a config override of every throughput run (repeatable), e.g. runtime.feed_checkpoint_batches=1",
+    )
+    parser.add_argument(
         "--position-pool",
         type=int,
         default=None,
@@ -296,6 +303,7 @@ def main(argv: list[str] | None = None) -> int:
                     plan.throughput_window_s,
                     profile_batches,
                     plan.profile_s,
+                    tuple(args.throughput_set),
                 ),
             )
             if profile_batches and result["throughput"]:

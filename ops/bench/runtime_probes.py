@@ -82,6 +82,64 @@ def _feed_batches(self: Any) -> list[tuple[int, int, int]]:
     return list(getattr(self, "_bench_batches", []))
 
 
+def _install_stage_probe(self: Any) -> bool:
+    """Log (consumer, seconds, wall end) of every call the feed makes to a consumer (from submission
+    to its answer, as the feed waits for it) and of every checkpoint it writes: where a batch's
+    time goes. A position's calls are logged as ``position``, a strategy's under its name."""
+    import time as _time
+
+    if hasattr(self, "_bench_stages"):
+        return False
+    stages: list[tuple[str, float, float]] = []
+    lookup = self.handle
+
+    class Timed:
+        def __init__(self, handle: Any, label: str, method: str) -> None:
+            self.handle, self.label, self.method = handle, label, method
+
+        def remote(self, *args: Any) -> Any:
+            started = _time.perf_counter()
+            ref = getattr(self.handle, self.method).remote(*args)
+
+            async def answer() -> Any:
+                try:
+                    return await ref
+                finally:
+                    stages.append((self.label, _time.perf_counter() - started, _time.time()))
+
+            return answer()
+
+    class Handle:
+        def __init__(self, handle: Any, name: str) -> None:
+            kind = name.split(":", 1)[0]
+            self._handle, self._label = handle, name if kind == "strategy" else kind
+
+        def __getattr__(self, method: str) -> Timed:
+            return Timed(self._handle, f"{self._label}.{method}", method)
+
+    def handle(name: str) -> Any:
+        found = lookup(name)
+        return None if found is None else Handle(found, name)
+
+    checkpoint = self._checkpoint
+
+    async def timed_checkpoint() -> None:
+        started = _time.perf_counter()
+        try:
+            await checkpoint()
+        finally:
+            stages.append(("store.feed_checkpoint", _time.perf_counter() - started, _time.time()))
+
+    self.handle = handle
+    self._checkpoint = timed_checkpoint
+    self._bench_stages = stages
+    return True
+
+
+def _feed_stages(self: Any) -> list[tuple[str, float, float]]:
+    return list(getattr(self, "_bench_stages", []))
+
+
 @ray.remote(max_restarts=-1, max_task_retries=0, num_cpus=0)
 class _Trivial:
     """The smallest restartable actor: Ray's own restart cost, without raytrader's imports or state."""

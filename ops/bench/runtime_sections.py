@@ -22,7 +22,9 @@ from actors.domain.names import parse_actor_name, position_name, venue_name
 from actors.shells.base import try_actor
 from ops.bench.runtime_probes import (
     _feed_batches,
+    _feed_stages,
     _install_feed_probe,
+    _install_stage_probe,
     _install_venue_probe,
     _Trivial,
     _venue_samples,
@@ -483,15 +485,24 @@ def section_memory(system: System, extra: int) -> dict[str, Any]:
 
 
 def run_throughput(
-    tmp: Path, data: Path, batch: int, window_s: float, profile_s: float = 0.0
+    tmp: Path,
+    data: Path,
+    batch: int,
+    window_s: float,
+    profile_s: float = 0.0,
+    overrides: tuple[str, ...] = (),
 ) -> dict[str, Any]:
     system = System(
-        f"rtbench-tput-b{batch}", tmp / f"tput-{batch}", data, overrides=(f"runtime.feed_batch={batch}",)
+        f"rtbench-tput-b{batch}",
+        tmp / f"tput-{batch}",
+        data,
+        overrides=(f"runtime.feed_batch={batch}", *overrides),
     )
     try:
         startup_s = system.start()
         feed = system.actor("feed:binance:BTC/USDT")
         ray.get(feed.__ray_call__.remote(_install_feed_probe))
+        ray.get(feed.__ray_call__.remote(_install_stage_probe))
         wait_until("the feed to deliver", lambda: ray.get(feed.status.remote())["position"] > 0, 60, 0.05)
         time.sleep(1.0)  # past the first batches (strategies' first checkpoints, first order)
         polls: list[tuple[float, int, float]] = []
@@ -511,6 +522,7 @@ def run_throughput(
         approved1 = ray.get(system.actor("portfolio").snapshot.remote()).get("approved", 0)
         profile = profile_actors(system, profile_s) if profile_s > 0 else None
         batches = ray.get(feed.__ray_call__.remote(_feed_batches))
+        stages = ray.get(feed.__ray_call__.remote(_feed_stages))
     finally:
         system.stop()
     inside = [(i / 1e9, d / 1e9, n) for i, d, n in batches if t_start <= d / 1e9 <= t_end]
@@ -535,20 +547,36 @@ def run_throughput(
         "events_per_s_excluding_stalls": _r(
             sum(n for i, d, n in inside if d - i <= 0.5) / max(1e-9, busy - sum(stalls)), 1
         ),
+        "stages": stage_times(stages, t_start, t_end),
         "cpu": cpu.report(),
         "profile": profile,
     }
 
 
+def stage_times(stages: list[tuple[str, float, float]], t_start: float, t_end: float) -> dict[str, Any]:
+    """Per consumer call (and feed checkpoint) answered inside the window: count, distribution, and
+    the seconds the feed waited for it (calls of one stage overlap: the totals do not add up)."""
+    by: dict[str, list[float]] = defaultdict(list)
+    for label, seconds, end in stages:
+        if t_start <= end <= t_end:
+            by[label].append(seconds)
+    return {label: {**dist_ms(v), "total_s": _r(sum(v), 2)} for label, v in sorted(by.items())}
+
+
 def section_throughput(
-    tmp: Path, batches: tuple[int, ...], window_s: float, profile_batches: tuple[int, ...], profile_s: float
+    tmp: Path,
+    batches: tuple[int, ...],
+    window_s: float,
+    profile_batches: tuple[int, ...],
+    profile_s: float,
+    overrides: tuple[str, ...] = (),
 ) -> dict[str, Any]:
     data = write_data(tmp / "tput.csv", None, copies=3)
     runs = []
     for batch in batches:
-        runs.append(
-            run_throughput(tmp, data, batch, window_s, profile_s if batch in profile_batches else 0.0)
-        )
+        profile = profile_s if batch in profile_batches else 0.0
+        runs.append(run_throughput(tmp, data, batch, window_s, profile, overrides))
+    runtime = System("rtbench-tput-settings", tmp, data, overrides=overrides).settings.runtime
     best = max(runs, key=lambda r: r["events_per_s"] or 0)
     return {
         "method": (
@@ -557,13 +585,18 @@ def section_throughput(
             "__ray_call__); checked against the feed's position polled from the driver; lag = delivery "
             "done - ingest stamp per batch (= raytrader_feed_lag_seconds); the feed awaits the venue, "
             "positions, strategies and portfolio for every batch, so consumers keep up by construction "
-            "and lag is bounded by one batch's delivery"
+            "and lag is bounded by one batch's delivery; stages: every call the feed makes to a consumer "
+            "(submission to answer) and every feed checkpoint, timed inside the feed (handle wrapped in "
+            "place), answered inside the window"
         ),
         "setup": {
             "strategies": list(STRATEGIES),
             "held_positions": 0,
             "bars": "92,700 (30,900 x 3)",
             "speed": "max",
+            "overrides": list(overrides),
+            "feed_checkpoint_batches": runtime.feed_checkpoint_batches,
+            "feed_checkpoint_ms": runtime.feed_checkpoint_ms,
         },
         "runs": runs,
         "best_events_per_s": best["events_per_s"],
