@@ -40,7 +40,13 @@ from actors.shells.base import actor_options, remote  # noqa: E402
 from actors.shells.feed import FeedActor  # noqa: E402
 from actors.shells.store import StoreActor, store_path  # noqa: E402
 from ops.bench.runtime_proc import machine  # noqa: E402
-from ops.bench.runtime_system import STRATEGIES, System, kill_namespace, write_data  # noqa: E402
+from ops.bench.runtime_system import (  # noqa: E402
+    STRATEGIES,
+    System,
+    init_local_ray,
+    kill_namespace,
+    write_data,
+)
 
 DEFAULT_OUT = ROOT / "ops/bench/results/feed_ceiling.json"
 MARKET = "binance:BTC/USDT"
@@ -108,14 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     batches = [int(b) for b in args.batches.split(",")]
     result: dict[str, Any] = {"benchmark": "feed_ceiling", "machine": machine(), "window_s": args.window}
     tmp = Path(tempfile.mkdtemp(prefix="raytrader-ceiling-"))
-    ray.init(
-        address="local",
-        num_cpus=2,
-        include_dashboard=False,
-        object_store_memory=100 * 2**20,
-        log_to_driver=False,
-        logging_level=logging.WARNING,
-    )
+    init_local_ray()
     runs: list[dict[str, Any]] = []
     try:
         data = write_data(tmp / "ceiling.csv", None, copies=5)

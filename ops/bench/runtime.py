@@ -122,7 +122,7 @@ from ops.bench.runtime_sections import (  # noqa: E402
     section_recovery,
     section_throughput,
 )
-from ops.bench.runtime_system import kill_namespace  # noqa: E402
+from ops.bench.runtime_system import init_local_ray, kill_namespace  # noqa: E402
 
 DEFAULT_OUT = ROOT / "ops/bench/results/runtime.json"
 log = logging.getLogger("bench.runtime")
@@ -246,14 +246,7 @@ def main(argv: list[str] | None = None) -> int:
         "machine": machine(),
     }
     tmp = Path(tempfile.mkdtemp(prefix="raytrader-bench-"))
-    ray.init(
-        address="local",
-        num_cpus=2,
-        include_dashboard=False,
-        object_store_memory=100 * 2**20,
-        log_to_driver=False,
-        logging_level=logging.WARNING,
-    )
+    init_local_ray()
     survivors: dict[int, str] = {}
 
     windows: dict[str, tuple[float, float]] = {}

@@ -78,6 +78,12 @@ def dist_ms(values_s: list[float]) -> dict[str, Any]:
     }
 
 
+def init_local_ray() -> None:
+    """The benchmarks' Ray: local, 2 CPUs, no dashboard, a 100 MiB object store (as the tests')."""
+    local: dict[str, Any] = {"address": "local", "num_cpus": 2, "include_dashboard": False}
+    ray.init(**local, object_store_memory=100 * 2**20, log_to_driver=False, logging_level=logging.WARNING)
+
+
 def wait_until(what: str, condition: Callable[[], Any], timeout_s: float, poll_s: float = 0.2) -> Any:
     deadline = time.monotonic() + timeout_s
     last: Any = None
