@@ -116,7 +116,7 @@ def _time_steps(watch: Watch, prices: FloatArray, times: IntArray) -> BoolArray:
     idx = np.arange(prices.shape[0])
     starts = inside & np.concatenate(([True], ~inside[:-1]))
     run_start = np.maximum.accumulate(np.where(starts, idx, -1))
-    since = times[np.clip(run_start, 0, None)]
+    since = times[np.maximum(run_start, 0)]  # np.clip costs five times as much on a window
     if watch.band_since_ms is not None and inside[0]:
         # the first run continues the core's own run (it started before the window)
         since = np.where(run_start == 0, watch.band_since_ms, since)
