@@ -65,6 +65,11 @@ class PaperGateway:
         self._outbox: list[OrderUpdate] = []
         self._closes: dict[str, Decimal] = {}
         """Each market's last close: a market order's reference where no book is kept."""
+        self._seen: dict[str, dict[str, int]] = {"bar": {}, "book": {}}
+        """Per market, the open time of the newest bar and the time of the newest book matched: a
+        feed restarted from an older checkpoint sends them again, and matching a repeat against
+        orders placed since would fill what the uncrashed run never filled."""
+        self.repeated = 0
         for instrument in instruments:
             self.add_instrument(instrument)
 
@@ -74,12 +79,31 @@ class PaperGateway:
         """Rebuild the engine from a checkpoint (orders, fills, books, balances)."""
         if self.faults is not None and state.get("participation") is None:
             state = {**state, "participation": PARTICIPATION}  # thinned candles must be able to bind
+        seen = state.get("seen") or {}
+        self._seen = {"bar": dict(seen.get("bar", {})), "book": dict(seen.get("book", {}))}
         self.engine = MatchingEngine.from_state(state, self.fees)
 
     def checkpoint(self) -> dict[str, Any]:
         """The engine without its history: terminal orders and fills are in the store's order and
         fill records, committed with it (``restore_history`` puts them back)."""
-        return self.engine.state(history=False)
+        return {**self.engine.state(history=False), "seen": self._seen}
+
+    def _repeat(self, event: MarketEvent) -> bool:
+        """A bar not newer than the last one matched, or a book older than the last: market data a
+        restarted feed sends again (its candles are closed bars, so a bar's time is its identity;
+        two distinct books may share a millisecond, so only an older one is a repeat)."""
+        if isinstance(event, Candle):
+            kind, same_time_repeats = "bar", True
+        elif isinstance(event, OrderBook):
+            kind, same_time_repeats = "book", False
+        else:
+            return False
+        last = self._seen[kind].get(event.market)
+        if last is not None and (event.ts_ms < last or (same_time_repeats and event.ts_ms == last)):
+            self.repeated += 1
+            return True
+        self._seen[kind][event.market] = event.ts_ms
+        return False
 
     def add_instrument(self, instrument: Instrument) -> None:
         """A new market, or a known one on a new tick (Polymarket's ``tick_size_change``, which the
@@ -108,6 +132,8 @@ class PaperGateway:
     def on_market(self, events: Sequence[MarketEvent]) -> None:
         """Market data: new instruments, resting orders matched against candles and books."""
         for raw in events:
+            if self._repeat(raw):
+                continue
             event = raw
             if self.faults is not None and isinstance(raw, (Candle, OrderBook)):
                 event = self.faults.thin(
