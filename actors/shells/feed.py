@@ -9,8 +9,8 @@ A consumer that was restarted asks for the events it missed from a bounded repla
 The feed's position is written to the store every ``runtime.feed_checkpoint_batches`` batches
 or ``runtime.feed_checkpoint_ms``, whichever comes first (not a durable commit per batch), and
 always when it finishes, pauses (a stop), subscribes or warms up. A crash re-delivers what came
-after the last write: strategy cores, position cores and the portfolio's correlation ignore data
-older than what they have seen; the paper venue matches it again (README: repeated market data).
+after the last write: strategy cores, position cores, the portfolio's correlation and the paper
+venue ignore data older than what they have seen (README: repeated market data).
 
 Live, a Binance feed may first get its market's history (``actors.data.live.History``: a fresh
 start, or an outage longer than the buffer holds): it goes to the strategies watching the market
