@@ -203,7 +203,8 @@ def test_stop_then_run_resumes_trading_with_no_frozen_position(tmp_path: Path) -
     next run on the same state could neither exit nor enter. A stop must leave a resumable state."""
     settings = binance_settings(tmp_path, "t-stop-resume")
     runtime.start_system(settings)
-    wait_for("an open position to hold through the stop", lambda: _open_positions(settings), timeout_s=180)
+    # found with the feed paused: seen open in a heartbeat, a position may close before the stop
+    _open_position_with_feed_paused(settings, get_actor(settings, "feed:binance:BTC/USDT"))
     runtime.stop_system(settings, cancel_orders=True, teardown=True)
     with StateStore(tmp_path / "state" / "store", readonly=True) as db:
         open_at_stop = [key for key, rec in db.items("position") if rec.get("open")]
@@ -235,7 +236,8 @@ def test_kill_switch_stays_latched_across_restart_until_resumed(tmp_path: Path) 
     frozen, and says so, until the operator clears it."""
     settings = binance_settings(tmp_path, "t-latch")
     runtime.start_system(settings)
-    wait_for("an open position", lambda: _open_positions(settings), timeout_s=180)
+    # found with the feed paused: seen open in a heartbeat, a position may close before the latch
+    _open_position_with_feed_paused(settings, get_actor(settings, "feed:binance:BTC/USDT"))
     supervisor = get_actor(settings, SUPERVISOR)
     result = ray.get(supervisor.kill_switch.remote())
     assert result["latched"]
