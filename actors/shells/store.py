@@ -53,9 +53,7 @@ class StoreActor(ActorShell):
             log.critical("store restarted on a node without %s: refusing to start an empty one", path)
             raise
         self.writes = 0
-        self.group: GroupCommitter[Batch] = GroupCommitter(
-            self.db.run_writes, self.db.run_write, self._committed
-        )
+        self.group: GroupCommitter[Batch] = GroupCommitter(self.db.run_writes, self._committed)
         self._shell_start()
 
     def heartbeat_detail(self) -> dict[str, Any]:

@@ -26,18 +26,16 @@ class GroupCommitter(Generic[Tx]):
     def __init__(
         self,
         run_all: Callable[[Sequence[Write[Tx]]], list[Any]],
-        run_one: Callable[[Write[Tx]], Any],
         on_commit: Callable[[int, float], None] | None = None,
     ) -> None:
-        """``run_all``: the writes in one durable transaction, their results in order; ``run_one``:
-        one write in its own transaction; ``on_commit(writes, seconds)``: after each commit."""
+        """``run_all``: the writes in one durable transaction, their results in order (a failed
+        attempt writes nothing); ``on_commit(writes, seconds)``: after each turn's commit."""
         self._run_all = run_all
-        self._run_one = run_one
         self._on_commit = on_commit
         self._queue: list[tuple[Write[Tx], asyncio.Future[Any]]] = []
         self._scheduled = False
         self.commits = 0
-        """Durable transactions committed (a group, or each write of a group that failed)."""
+        """Transactions run (a group, or each write of a group that failed)."""
         self.writes = 0
         self.largest_group = 0
 
@@ -57,33 +55,35 @@ class GroupCommitter(Generic[Tx]):
         if not group:
             return
         started = asyncio.get_running_loop().time()
-        try:
-            results = self._run_all([fn for fn, _ in group])
-        except Exception as exc:
-            if len(group) == 1:  # its own failure: not run a second time
-                self.commits += 1
-                if not group[0][1].cancelled():
-                    group[0][1].set_exception(exc)
-            else:
-                self._one_by_one(group)
-        else:
-            self.commits += 1
-            for (_, done), result in zip(group, results, strict=True):
-                if not done.cancelled():
-                    done.set_result(result)
+        self._commit(group)
         self.writes += len(group)
         self.largest_group = max(self.largest_group, len(group))
         if self._on_commit is not None:
             self._on_commit(len(group), asyncio.get_running_loop().time() - started)
 
-    def _one_by_one(self, group: list[tuple[Write[Tx], asyncio.Future[Any]]]) -> None:
-        for fn, done in group:
-            try:
-                result = self._run_one(fn)
-            except Exception as exc:
-                if not done.cancelled():
-                    done.set_exception(exc)
-            else:
-                if not done.cancelled():
-                    done.set_result(result)
+    def _commit(self, group: list[tuple[Write[Tx], asyncio.Future[Any]]]) -> None:
+        """The group in one transaction; if that fails and it holds several writes, each again in
+        its own, so a bad write fails only its own caller (a single one is not run twice)."""
+        try:
+            results = self._run_all([fn for fn, _ in group])
+        except Exception as exc:
+            if len(group) > 1:
+                for entry in group:
+                    self._commit([entry])
+                return
             self.commits += 1
+            _settle(group[0][1], error=exc)
+            return
+        self.commits += 1
+        for (_, done), result in zip(group, results, strict=True):
+            _settle(done, result)
+
+
+def _settle(done: asyncio.Future[Any], result: Any = None, error: BaseException | None = None) -> None:
+    """Answer a waiting writer, unless it has gone (its call was cancelled)."""
+    if done.cancelled():
+        return
+    if error is not None:
+        done.set_exception(error)
+    else:
+        done.set_result(result)

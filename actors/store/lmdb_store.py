@@ -298,10 +298,6 @@ class StateStore:
         commit (:mod:`actors.store.group_commit`); run again while the map had to grow."""
         return self._run(lambda tx: [write(tx) for write in writes], attempts=APPLY_ATTEMPTS)
 
-    def run_write(self, write: Callable[[Batch], T]) -> T:
-        """One write (a function of a batch) in its own durable transaction."""
-        return self._run(write, attempts=APPLY_ATTEMPTS)
-
     # ------------------------------------------------------------------ write-ahead orders
     def record_intent(self, order: Order) -> bool:
         """See :meth:`Batch.record_intent`: durable when it returns; call the venue after."""

@@ -14,3 +14,11 @@ from actors.store.lmdb_store import StateStore
 def store(tmp_path: Path) -> Iterator[StateStore]:
     with StateStore(tmp_path / "state") as s:
         yield s
+
+
+@pytest.fixture
+def no_secrets() -> Iterator[None]:
+    """No registered secret values before or after the test (the registry is process-wide)."""
+    StateStore.clear_secret_values()
+    yield
+    StateStore.clear_secret_values()

@@ -4,7 +4,6 @@ gets its own result, and a bad write fails only its own caller."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -15,15 +14,8 @@ from actors.store.group_commit import GroupCommitter
 from actors.store.lmdb_store import SecretLeakError, StateStore
 
 
-@pytest.fixture
-def no_secrets() -> Iterator[None]:
-    StateStore.clear_secret_values()
-    yield
-    StateStore.clear_secret_values()
-
-
 def _committer(store: StateStore, log: list[int]) -> GroupCommitter[Batch]:
-    return GroupCommitter(store.run_writes, store.run_write, lambda writes, _s: log.append(writes))
+    return GroupCommitter(store.run_writes, lambda writes, _s: log.append(writes))
 
 
 def test_writes_arriving_together_share_one_transaction_and_each_is_durable(store: StateStore) -> None:

@@ -4,20 +4,12 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Iterator
 
 import pytest
 from pydantic import SecretStr
 
 from actors.store.lmdb_store import SecretLeakError, StateStore
 from tests.unit.store.store_helpers import make_order
-
-
-@pytest.fixture
-def no_secrets() -> Iterator[None]:
-    StateStore.clear_secret_values()
-    yield
-    StateStore.clear_secret_values()
 
 
 @pytest.mark.usefixtures("no_secrets")
