@@ -46,13 +46,15 @@ from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-import aiohttp
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from config.models import NotifyConfig
+
+if TYPE_CHECKING:  # imported where a webhook is sent: every process that loads the supervisor's
+    import aiohttp  # class (any handle to it: every actor) would otherwise pay ~80 ms for it
 
 log = logging.getLogger(__name__)
 
@@ -421,11 +423,15 @@ class Notifier:
     # ------------------------------------------------------------------ webhook
 
     def _http(self) -> aiohttp.ClientSession:
+        import aiohttp
+
         if self._session is None:
             self._session = aiohttp.ClientSession()
         return self._session
 
     async def _webhook(self, alert: Alert) -> bool:
+        import aiohttp
+
         url = self.config.webhook_url
         assert url is not None
         body = json.dumps(alert.payload())
