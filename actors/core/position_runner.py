@@ -4,12 +4,15 @@ and a closed core into a round-trip record. One place, so backtest, paper and li
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import TYPE_CHECKING
 
-from actors.core.portfolio_decisions import EntryPlan
 from actors.core.position import PositionCore
 from actors.domain.messages import OrderUpdate, UpdateKind
 from actors.domain.model import ZERO, Command, ExitReason, Instrument, PositionClosed, RoundTrip, Side
 from config.models import ExitConfig
+
+if TYPE_CHECKING:  # a type only: a position actor's worker need not import the portfolio's decisions
+    from actors.core.portfolio_decisions import EntryPlan
 
 ENTRY_SLIPPAGE_ALLOWANCE = Decimal("0.01")
 """With no book to price against (a candle market), an entry is a marketable limit this far above
