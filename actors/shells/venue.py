@@ -25,7 +25,7 @@ import logging
 import time
 from collections.abc import Sequence
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import ray
 
@@ -36,11 +36,14 @@ from actors.domain.names import market_venue, position_name, venue_name
 from actors.shells.base import ActorShell, try_actor, wall_ms
 from actors.shells.feed import known_instruments
 from actors.venues.factory import make_gateway
-from actors.venues.faults import VenueFaults
 from actors.venues.gateway import OrderRefusedError, VenueError, VenueErrorKind, VenueGateway
-from actors.venues.paper import PaperGateway, restore_venue_history
 from actors.venues.user_stream import StreamState, UserStreamGateway
 from config.models import Mode, Settings, UserStreamConfig
+
+if TYPE_CHECKING:  # imported by a simulated venue when it starts: every actor that calls a venue
+    # loads this class (Ray imports it to make the handle) and would compile the matching engine
+    from actors.venues.faults import VenueFaults
+    from actors.venues.paper import PaperGateway
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +65,9 @@ class VenueShell(ActorShell):
         if settings.mode is Mode.LIVE:
             self.gateway = make_gateway(settings, venue)
         else:
+            from actors.venues.faults import VenueFaults
+            from actors.venues.paper import PaperGateway
+
             faults = VenueFaults(venue) if settings.runtime.fault_injection else None
             self.paper = PaperGateway(venue, FeeModel(settings.costs), faults=faults)
             self.gateway = self.paper
@@ -95,6 +101,8 @@ class VenueShell(ActorShell):
 
     def _restore_paper(self, instruments: Sequence[Instrument]) -> None:
         """A simulated venue's memory is its checkpoint: restore it before serving any call."""
+        from actors.venues.paper import restore_venue_history
+
         assert self.paper is not None
         saved = ray.get(self.store.get.remote("venue", self.venue))
         if saved is not None:
