@@ -147,6 +147,12 @@ class MlMomentumConfig(StrategyBase):
     entry_probability: float = Field(default=0.6, ge=0.5, le=1.0)
     exit_probability: float = Field(default=0.4, ge=0.0, le=0.5)
     max_depth: int | None = Field(default=8, ge=1)
+    model_swap_delay_bars: int = Field(
+        default=60,
+        ge=0,
+        description="a retrain decided at bar N is used from bar N + this (its fit runs meanwhile, "
+        "off the feed's path); 0: from bar N, the fit holding that bar",
+    )
 
 
 class PolymarketLagConfig(StrategyBase):

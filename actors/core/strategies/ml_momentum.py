@@ -9,6 +9,11 @@ No look-ahead, by construction: the label of bar ``i`` is known only at bar ``i 
 so a model trained at bar ``t`` sees rows ``<= t - horizon`` and nothing else. Everything a
 bar's decision depends on is computed from bars up to and including that bar.
 
+Retraining is a delayed swap: the fit decided at bar N (on rows up to N - horizon) is first used
+at bar N + ``model_swap_delay_bars``; until then the previous model predicts. Which model serves
+a bar is thus a function of the data alone, in every driver, while the fit itself may run
+anywhere (``offload_with``: the strategy actor runs it in a worker thread, off the feed's path).
+
 Per-bar work is cheap: features are updated incrementally from small bounded windows, the
 fitted forest is flattened into numpy arrays so one prediction is a handful of vectorised
 steps (bit-identical to ``RandomForestClassifier.predict_proba``, but ~50x faster than its
@@ -19,12 +24,15 @@ from __future__ import annotations
 
 import math
 from collections import deque
+from concurrent.futures import Future
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
 from actors.core.strategies.base import StrategyCore
+from actors.core.strategies.offload import Submit, run_inline
 from actors.domain.model import Candle, Side, Signal
 from config.models import MlMomentumConfig
 
@@ -36,7 +44,8 @@ VOLUME_WINDOW = 20
 VOLATILITY_WINDOW = 20
 FIRST_FEATURE_BAR = max(LONG, VOLUME_WINDOW - 1, SHORT + VOLATILITY_WINDOW - 1)
 """0-based index of the first bar with every feature defined (26): volatility needs 20 returns_7."""
-STATE_VERSION = 1
+STATE_VERSION = 2
+"""2: pending fits (started, not yet in use) are part of the state; a version 1 state has none."""
 _F32_MAX = float(np.finfo(np.float32).max)  # scikit-learn casts X to float32; beyond this it refuses
 
 
@@ -226,21 +235,44 @@ def _usable(row: tuple[float, ...] | NDArray[np.float64]) -> bool:
     return all(math.isfinite(x) and abs(x) <= _F32_MAX for x in row)
 
 
+def _fit_job(config: MlMomentumConfig, x: NDArray[np.float64], y: NDArray[np.bool_]) -> FlatForest:
+    """The fit itself: pure, on copies of the rows, so it may run in any thread."""
+    return FlatForest(_forest(config).fit(x, y))
+
+
+@dataclass(frozen=True, slots=True)
+class PendingFit:
+    """A fit started at ``bar`` on rows ``window``, first used at bar ``ready``."""
+
+    bar: int
+    window: tuple[int, int]
+    ready: int
+    model: Future[FlatForest | None]
+
+
 class MlMomentum(StrategyCore[MlMomentumConfig]):
     """Random-forest momentum on one market's closed bars; long-only entry and exit signals.
 
-    History is a ring buffer of ``max_train_rows + horizon + retrain_every + 27`` bars: the
-    current model's training rows (up to ``retrain_every - 1`` bars old plus the label
-    horizon) and their feature warm-up must still be there, so ``restore`` can refit the
-    very same model from the state. Candles not newer than the last one are ignored, so a
-    feed replaying a bar after a restart cannot shift the history.
+    History is a ring buffer of ``max_train_rows + horizon + retrain_every + delay + 27`` bars:
+    the current model's training rows (up to ``retrain_every + delay - 1`` bars old plus the
+    label horizon) and their feature warm-up must still be there, so ``restore`` can refit the
+    very same model (and any pending one) from the state. Candles not newer than the last one
+    are ignored, so a feed replaying a bar after a restart cannot shift the history.
     """
 
     kind = "ml_momentum"
 
     def __init__(self, config: MlMomentumConfig) -> None:
         super().__init__(config)
-        self.capacity = config.max_train_rows + config.horizon + config.retrain_every + FIRST_FEATURE_BAR + 1
+        self.capacity = (
+            config.max_train_rows
+            + config.horizon
+            + config.retrain_every
+            + config.model_swap_delay_bars
+            + FIRST_FEATURE_BAR
+            + 1
+        )
+        self._submit: Submit = run_inline
         self._reset()
 
     def _reset(self) -> None:
@@ -256,7 +288,22 @@ class MlMomentum(StrategyCore[MlMomentumConfig]):
         self._last_train_bar: int | None = None
         self._window: tuple[int, int] | None = None
         self._model: FlatForest | None = None
+        self._pending: deque[PendingFit] = deque()  # started, oldest first
         self.last_probability: float | None = None
+
+    # ------------------------------------------------------------------ offloading
+
+    def offload_with(self, submit: Submit) -> None:
+        """Where later fits run; with no swap delay they stay inline (the bar that starts one uses it)."""
+        self._submit = submit
+
+    def waits_for(self, candle: Candle) -> list[Future[Any]]:
+        """Unfinished fits that ``on_candle(candle)`` would swap in (it calls ``.result()`` on them)."""
+        if not self._pending or self._pending[0].ready > self._bars or candle.market != self.config.market:
+            return []
+        if self._last_ts_ms is not None and candle.ts_ms <= self._last_ts_ms:
+            return []
+        return [p.model for p in self._pending if p.ready <= self._bars and not p.model.done()]
 
     # ------------------------------------------------------------------ introspection
 
@@ -266,9 +313,11 @@ class MlMomentum(StrategyCore[MlMomentumConfig]):
 
     def warmup_bars(self, interval_ms: int) -> int:  # noqa: ARG002
         """Its training window: ``max_train_rows`` labelled rows, their label horizon and the
-        first 26 bars, where a feature is still undefined (20,031 bars by default)."""
+        first 26 bars, where a feature is still undefined (20,031 bars by default); or, if
+        longer, until the first model is in use (``min_train_rows`` rows plus the swap delay)."""
         cfg = self.config
-        return FIRST_FEATURE_BAR + cfg.max_train_rows + cfg.horizon
+        rows = max(cfg.max_train_rows, cfg.min_train_rows + cfg.model_swap_delay_bars)
+        return FIRST_FEATURE_BAR + rows + cfg.horizon
 
     @property
     def training_window(self) -> tuple[int, int] | None:
@@ -279,6 +328,11 @@ class MlMomentum(StrategyCore[MlMomentumConfig]):
     def last_train_bar(self) -> int | None:
         """Global index of the bar at which the current model was fitted."""
         return self._last_train_bar
+
+    @property
+    def pending_fits(self) -> tuple[tuple[int, tuple[int, int], int], ...]:
+        """(bar started, training window, first bar using it) of each fit not yet in use."""
+        return tuple((p.bar, p.window, p.ready) for p in self._pending)
 
     def feature_row(self, bar: int) -> tuple[float, ...] | None:
         """Features of a global bar index still in the buffer (None if evicted or warming up)."""
@@ -297,6 +351,7 @@ class MlMomentum(StrategyCore[MlMomentumConfig]):
         self._last_ts_ms = candle.ts_ms
         bar = self._ingest(candle.close, candle.volume)
         self._maybe_train(bar)
+        self._swap_ready(bar)
         slot = bar % self.capacity
         if self._model is None or not self._usable[slot]:
             self.last_probability = None
@@ -348,18 +403,39 @@ class MlMomentum(StrategyCore[MlMomentumConfig]):
         return bar
 
     def _maybe_train(self, bar: int) -> None:
-        """Fit at the first bar with min_train_rows labelled rows, then every retrain_every bars."""
+        """Start a fit at the first bar with min_train_rows labelled rows, then every retrain_every bars."""
         config = self.config
-        if self._model is None:
+        if self._model is None and not self._pending:
             due = self._trainable >= config.min_train_rows
         else:
-            due = self._last_train_bar is not None and bar - self._last_train_bar >= config.retrain_every
+            started = self._pending[-1].bar if self._pending else self._last_train_bar
+            due = started is not None and bar - started >= config.retrain_every
         if not due:
             return
         last = bar - config.horizon  # newest row whose label is known at this bar
         first = max(0, last - config.max_train_rows + 1)
-        self._fit(first, last)
-        self._last_train_bar = bar
+        self._start(bar, (first, last), bar + config.model_swap_delay_bars)
+
+    def _start(self, bar: int, window: tuple[int, int], ready: int) -> None:
+        """Queue the fit on ``window``'s rows (copied now, so later bars cannot reach it) for ``ready``."""
+        x, y = self._training_set(*window)
+        if len(y) == 0:  # no usable row: the swap drops the model (no trading on garbage)
+            model: Future[FlatForest | None] = Future()
+            model.set_result(None)
+        else:
+            submit = self._submit if ready > bar else run_inline  # used on this bar: nothing to overlap
+            model = submit(lambda: _fit_job(self.config, x, y))
+        self._pending.append(PendingFit(bar, window, ready, model))
+
+    def _swap_ready(self, bar: int) -> None:
+        """Put every fit due by ``bar`` in use, oldest first; a failed fit is dropped and re-raised."""
+        while self._pending and self._pending[0].ready <= bar:
+            fit = self._pending.popleft()
+            # A failed fit raises here: the bar is rejected, as it was when fits ran inline.
+            model = fit.model.result()
+            self._model = model
+            self._window = fit.window if model is not None else None
+            self._last_train_bar = fit.bar
 
     def _training_set(self, first: int, last: int) -> tuple[NDArray[np.float64], NDArray[np.bool_]]:
         rows = np.arange(first, last + 1)
@@ -369,19 +445,10 @@ class MlMomentum(StrategyCore[MlMomentumConfig]):
         slots, future = slots[keep], future[keep]
         return self._rows[slots], self._closes[future] > self._closes[slots]
 
-    def _fit(self, first: int, last: int) -> None:
-        """Fit on rows [first, last]; with no usable row the model is dropped (no trading on garbage)."""
-        x, y = self._training_set(first, last)
-        if len(y) == 0:
-            self._model, self._window = None, None
-            return
-        self._model = FlatForest(_forest(self.config).fit(x, y))
-        self._window = (first, last)
-
     # ------------------------------------------------------------------ checkpoint
 
     def state(self) -> dict[str, Any]:
-        """Bounded bar history plus schedule counters; the model is refitted on restore, never stored."""
+        """Bounded bar history, schedule counters and pending fits; models are refitted on restore."""
         count = min(self._bars, self.capacity)
         slots = np.arange(self._bars - count, self._bars) % self.capacity
 
@@ -397,12 +464,17 @@ class MlMomentum(StrategyCore[MlMomentumConfig]):
             "trainable_rows": self._trainable,
             "last_train_bar": self._last_train_bar,
             "training_window": list(self._window) if self._window is not None else None,
+            "pending_fits": [[p.bar, p.window[0], p.window[1], p.ready] for p in self._pending],
             "last_probability": self.last_probability,
         }
 
     def restore(self, state: dict[str, Any]) -> None:
-        """Replay the stored bars through the feature code, then refit the same rows with the same seed."""
-        if state.get("version") != STATE_VERSION:
+        """Replay the stored bars through the feature code, then refit the same rows with the same seed.
+
+        The current model is refitted here; pending fits are restarted through ``offload_with``'s
+        submit with their stored ready bars. A version 1 state (before delayed swaps) has none.
+        """
+        if state.get("version") not in (1, STATE_VERSION):
             raise ValueError(f"ml_momentum state version {state.get('version')!r}, expected {STATE_VERSION}")
         closes = [NAN if c is None else float(c) for c in state["closes"]]
         volumes = [NAN if v is None else float(v) for v in state["volumes"]]
@@ -420,12 +492,22 @@ class MlMomentum(StrategyCore[MlMomentumConfig]):
         self._last_ts_ms = None if state["last_ts_ms"] is None else int(state["last_ts_ms"])
         window = state["training_window"]
         if window is not None:
-            first, last = int(window[0]), int(window[1])
-            if start > 0 and first < start + FIRST_FEATURE_BAR:
-                raise ValueError("ml_momentum state: history too short to refit the model it describes")
-            self._fit(first, last)
+            first, last = self._refittable(window, start)
+            x, y = self._training_set(first, last)
+            self._model = _fit_job(self.config, x, y) if len(y) else None
+            self._window = (first, last) if self._model is not None else None
+        for bar, first, last, ready in state.get("pending_fits", []):
+            self._start(int(bar), self._refittable((first, last), start), int(ready))
         probability = state.get("last_probability")
         self.last_probability = None if probability is None else float(probability)
+
+    @staticmethod
+    def _refittable(window: Any, start: int) -> tuple[int, int]:
+        """A stored window, checked against the history kept (``start``: its first bar)."""
+        first, last = int(window[0]), int(window[1])
+        if start > 0 and first < start + FIRST_FEATURE_BAR:
+            raise ValueError("ml_momentum state: history too short to refit the model it describes")
+        return first, last
 
 
 # --------------------------------------------------------------------------- research

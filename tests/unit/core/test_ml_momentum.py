@@ -1,8 +1,8 @@
-"""ML momentum: no look-ahead, exact features, exact restore, leak-free research split.
+"""ML momentum: no look-ahead, exact features, delayed model swap, exact restore, leak-free research split.
 
 The look-ahead proof is empirical and strict: whatever happens after bar T (here, garbage)
 must not change a single bit of what the strategy said up to T, including at the bar where
-a model was just fitted (the place a label leak would show).
+a model was just fitted or swapped in (the places a label leak would show).
 """
 
 from __future__ import annotations
@@ -11,6 +11,8 @@ import csv
 import json
 import math
 import random
+from collections.abc import Callable
+from concurrent.futures import Future
 from functools import cache
 from typing import Any
 
@@ -29,6 +31,7 @@ from actors.core.strategies.ml_momentum import (
     compute_features,
     evaluate_chronological,
 )
+from actors.core.strategies.offload import Offloading
 from actors.domain.model import Candle, Side, Signal
 from config.models import MlMomentumConfig
 from tests.paths import BTC_1M
@@ -36,6 +39,8 @@ from tests.paths import BTC_1M
 DATA = BTC_1M
 MARKET = "binance:BTC/USDT"
 PREFIX = 1200
+DELAY = 7
+"""The swap delay of the small config: shorter than its retrain period (50 bars)."""
 
 
 def small_config(**overrides: Any) -> MlMomentumConfig:
@@ -48,6 +53,7 @@ def small_config(**overrides: Any) -> MlMomentumConfig:
         "max_train_rows": 300,
         "entry_probability": 0.55,
         "exit_probability": 0.45,
+        "model_swap_delay_bars": DELAY,
     }
     settings.update(overrides)
     return MlMomentumConfig(**settings)
@@ -91,7 +97,7 @@ def garbage_after(candles: tuple[Candle, ...], t: int, seed: int = 7) -> list[Ca
 
 
 class Run:
-    """Per-bar record of one strategy run: signals, P(up), and when the model was fitted."""
+    """Per-bar record of one strategy run: signals, P(up), the model in use and the fits pending."""
 
     def __init__(self, strategy: MlMomentum) -> None:
         self.strategy = strategy
@@ -99,6 +105,7 @@ class Run:
         self.probabilities: list[float | None] = []
         self.train_bars: list[int | None] = []
         self.windows: list[tuple[int, int] | None] = []
+        self.pending: list[tuple[tuple[int, tuple[int, int], int], ...]] = []
 
     def feed(self, candles: list[Candle] | tuple[Candle, ...]) -> Run:
         for candle in candles:
@@ -106,11 +113,20 @@ class Run:
             self.probabilities.append(self.strategy.last_probability)
             self.train_bars.append(self.strategy.last_train_bar)
             self.windows.append(self.strategy.training_window)
+            self.pending.append(self.strategy.pending_fits)
         return self
 
     @property
     def fit_bars(self) -> list[int]:
-        return sorted({b for b in self.train_bars if b is not None})
+        """Bars at which a fit started (whether or not its model is in use yet)."""
+        started = {p[0] for pending in self.pending for p in pending}
+        return sorted(started | {b for b in self.train_bars if b is not None})
+
+    @property
+    def swap_bars(self) -> list[int]:
+        """Bars from which a newly fitted model predicts."""
+        before = [None, *self.train_bars[:-1]]
+        return [i for i, (a, b) in enumerate(zip(before, self.train_bars, strict=True)) if a != b]
 
 
 @cache
@@ -121,13 +137,18 @@ def baseline() -> Run:
 # --------------------------------------------------------------------------- no look-ahead
 
 
-@pytest.mark.parametrize("where", ["first_fit", "retrain", "bar_after_retrain", "mid_cycle", "late_retrain"])
+@pytest.mark.parametrize(
+    "where",
+    ["first_swap", "retrain", "fit_pending", "swap", "bar_after_retrain", "mid_cycle", "late_retrain"],
+)
 def test_garbage_after_t_leaves_signals_up_to_t_identical(where: str) -> None:
     base = baseline()
-    fits = base.fit_bars
+    fits, swaps = base.fit_bars, base.swap_bars
     t = {
-        "first_fit": fits[0],
+        "first_swap": swaps[0],  # the first bar with a model (the first fit's bar cannot signal yet)
         "retrain": fits[3],
+        "fit_pending": fits[3] + DELAY // 2,
+        "swap": swaps[3],
         "bar_after_retrain": fits[3] + 1,
         "mid_cycle": fits[5] + 23,
         "late_retrain": fits[-2],
@@ -142,22 +163,138 @@ def test_garbage_after_t_leaves_signals_up_to_t_identical(where: str) -> None:
     assert corrupted.probabilities[t + 1 :] != base.probabilities[t + 1 : t + 120]
 
 
-def test_fit_at_bar_t_uses_rows_up_to_t_minus_horizon_only() -> None:
-    base = baseline()
-    config = small_config()
+@pytest.mark.parametrize("delay", [0, DELAY, 60])  # 60: longer than the retrain period, two fits pending
+def test_fit_at_bar_t_uses_rows_up_to_t_minus_horizon_only_from_t_plus_delay(delay: int) -> None:
+    config = small_config(model_swap_delay_bars=delay)
+    base = Run(MlMomentum(config)).feed(real_candles()[:PREFIX])
     h = config.horizon
     fits = base.fit_bars
     # First fit: exactly when min_train_rows rows have a known label (row 26 is the first with features).
     assert fits[0] == FIRST_FEATURE_BAR + h + config.min_train_rows - 1
     assert fits[1:] == list(range(fits[0] + config.retrain_every, PREFIX, config.retrain_every))
-    for bar in fits:
-        window = base.windows[bar]
-        assert window is not None
-        first, last = window
-        assert last == bar - h
-        assert last - first + 1 == min(config.max_train_rows, last + 1)
-    assert all(p is None for p in base.probabilities[: fits[0]])
-    assert all(p is not None for p in base.probabilities[fits[0] :])
+    assert base.swap_bars == [f + delay for f in fits if f + delay < PREFIX]
+    for fit, until in zip(fits, [*fits[1:], PREFIX], strict=True):
+        used = range(fit + delay, min(until + delay, PREFIX))
+        assert {base.train_bars[bar] for bar in used} <= {fit}
+        for bar in used:
+            window = base.windows[bar]
+            assert window is not None
+            first, last = window
+            assert last == fit - h
+            assert last - first + 1 == min(config.max_train_rows, last + 1)
+    assert all(p is None for p in base.probabilities[: fits[0] + delay])
+    assert all(p is not None for p in base.probabilities[fits[0] + delay :])
+
+
+def oracle_probabilities(
+    candles: tuple[Candle, ...], config: MlMomentumConfig, fits: list[int]
+) -> list[float | None]:
+    """P(up) per bar from scikit-learn itself: the forest fitted at bar f on rows <= f - horizon, used
+    from f + delay until the next one is; features from the incremental code, no ring buffer."""
+    features = MomentumFeatures()
+    rows = [features.update(c.close, c.volume) for c in candles]
+    closes = [c.close for c in candles]
+    h, delay = config.horizon, config.model_swap_delay_bars
+    x_all = np.array([r if r is not None else (0.0,) * len(FEATURE_NAMES) for r in rows])
+    out: list[float | None] = [None] * len(candles)
+    for fit, until in zip(fits, [*fits[1:], len(candles)], strict=True):
+        last = fit - h
+        train = [i for i in range(max(0, last - config.max_train_rows + 1), last + 1) if rows[i] is not None]
+        model = RandomForestClassifier(
+            n_estimators=config.n_estimators, random_state=config.seed, max_depth=config.max_depth, n_jobs=1
+        ).fit(x_all[train], [closes[i + h] > closes[i] for i in train])
+        p_up = model.predict_proba(x_all)[:, list(model.classes_).index(True)]
+        for bar in range(fit + delay, min(until + delay, len(candles))):
+            out[bar] = float(p_up[bar]) if rows[bar] is not None else None
+    return out
+
+
+@pytest.mark.parametrize("delay", [0, DELAY])
+def test_probabilities_equal_sklearn_models_fitted_at_n_and_used_from_n_plus_delay(delay: int) -> None:
+    """delay 0 is the behaviour before delayed swaps: each fit predicts from the bar that made it."""
+    config = small_config(model_swap_delay_bars=delay)
+    candles = real_candles()[:700]
+    run = Run(MlMomentum(config)).feed(candles)
+    assert len(run.fit_bars) > 3
+    assert run.probabilities == oracle_probabilities(candles, config, run.fit_bars)
+
+
+class Deferred:
+    """A Submit that runs nothing until told to: the fit is 'still running' until ``finish``."""
+
+    def __init__(self) -> None:
+        self.jobs: list[tuple[Callable[[], Any], Future[Any]]] = []
+
+    def __call__(self, job: Callable[[], Any], /) -> Future[Any]:
+        future: Future[Any] = Future()
+        self.jobs.append((job, future))
+        return future
+
+    def finish(self) -> None:
+        for job, future in self.jobs:
+            if not future.done():
+                future.set_result(job())
+
+
+def test_offloaded_fit_is_awaited_only_on_its_swap_bar_and_gives_identical_signals() -> None:
+    candles = real_candles()[:PREFIX]
+    inline = baseline()
+    strategy = MlMomentum(small_config())
+    assert isinstance(strategy, Offloading)
+    deferred = Deferred()
+    strategy.offload_with(deferred)
+    deferred_run = Run(strategy)
+    waited_at: list[int] = []
+    for bar, candle in enumerate(candles):
+        waits = strategy.waits_for(candle)
+        if waits:
+            waited_at.append(bar)
+            deferred.finish()
+            assert all(w.done() for w in waits)
+        deferred_run.feed([candle])
+        assert strategy.waits_for(candle) == []  # a replayed bar is ignored: nothing to await for it
+
+    assert waited_at == inline.swap_bars  # the fit is needed on its swap bar, not before
+    assert len(deferred.jobs) == len(inline.fit_bars)
+    assert deferred_run.probabilities == inline.probabilities
+    assert deferred_run.signals == inline.signals
+
+
+def test_no_swap_delay_fits_inline_even_when_offloading() -> None:
+    strategy = MlMomentum(small_config(model_swap_delay_bars=0))
+    deferred = Deferred()
+    strategy.offload_with(deferred)
+    run = Run(strategy).feed(real_candles()[:400])
+    assert deferred.jobs == []
+    assert (
+        run.probabilities
+        == Run(MlMomentum(small_config(model_swap_delay_bars=0))).feed(real_candles()[:400]).probabilities
+    )
+
+
+def test_failed_fit_rejects_its_swap_bar_and_is_retried_on_the_next() -> None:
+    candles = real_candles()[:PREFIX]
+    strategy = MlMomentum(small_config())
+    failing = Deferred()
+    strategy.offload_with(failing)
+    bar = 0
+    while not strategy.pending_fits:
+        strategy.on_candle(candles[bar])
+        bar += 1
+    ((started, _, ready),) = strategy.pending_fits
+    _, future = failing.jobs[0]
+    future.set_exception(MemoryError("no room for the forest"))
+    for candle in candles[bar:ready]:
+        strategy.on_candle(candle)
+    with pytest.raises(MemoryError):
+        strategy.on_candle(candles[ready])
+    assert strategy.pending_fits == ()
+    assert strategy.training_window is None
+    strategy.offload_with(Deferred())
+    strategy.on_candle(candles[ready + 1])
+    ((restarted, _, ready_again),) = strategy.pending_fits
+    assert (restarted, ready_again) == (ready + 1, ready + 1 + DELAY)
+    assert started < restarted
 
 
 # --------------------------------------------------------------------------- features
@@ -376,10 +513,17 @@ def test_build_strategy_resolves_ml_momentum_kind() -> None:
     ("overrides", "where"),
     [
         ({}, "warming_up"),
+        ({}, "first_fit_pending"),
         ({}, "retrain"),
+        ({}, "before_swap"),
+        ({}, "swap"),
         ({}, "mid_cycle"),
-        ({"max_train_rows": 100}, "mid_cycle"),  # history ring has wrapped: capacity 182 bars
+        ({"max_train_rows": 100}, "mid_cycle"),  # history ring has wrapped: capacity 189 bars
         ({"max_train_rows": 100}, "retrain"),
+        ({"max_train_rows": 100}, "before_swap"),
+        ({"max_train_rows": 100, "model_swap_delay_bars": 60}, "before_swap"),  # two fits pending
+        ({"model_swap_delay_bars": 0}, "retrain"),
+        ({"model_swap_delay_bars": 0}, "mid_cycle"),
     ],
 )
 def test_restore_mid_stream_gives_identical_later_signals(overrides: dict[str, Any], where: str) -> None:
@@ -387,7 +531,16 @@ def test_restore_mid_stream_gives_identical_later_signals(overrides: dict[str, A
     candles = real_candles()[:900]
     full = Run(MlMomentum(config)).feed(candles)
     fits = full.fit_bars
-    k = {"warming_up": 100, "retrain": fits[6], "mid_cycle": fits[8] + 31}[where]
+    delay = config.model_swap_delay_bars
+    k = {
+        "warming_up": 100,
+        "first_fit_pending": fits[0] + delay // 2,
+        "retrain": fits[6],
+        "before_swap": fits[6] + delay - 1,
+        "swap": fits[6] + delay,
+        "mid_cycle": fits[8] + 31,
+    }[where]
+    assert bool(full.pending[k]) == (where in ("first_fit_pending", "retrain", "before_swap") and delay > 0)
 
     first = MlMomentum(config)
     for c in candles[: k + 1]:
@@ -403,6 +556,24 @@ def test_restore_mid_stream_gives_identical_later_signals(overrides: dict[str, A
     assert resumed.signals == full.signals[k + 1 :]
     assert resumed.windows == full.windows[k + 1 :]
     assert any(resumed.signals)
+
+
+def test_restore_of_version_1_state_keeps_its_model_and_schedule() -> None:
+    """A checkpoint from before delayed swaps (no pending fits) restores as it was taken."""
+    config = small_config(model_swap_delay_bars=0)
+    candles = real_candles()[:900]
+    full = Run(MlMomentum(config)).feed(candles)
+    k = full.fit_bars[6] + 20
+    first = MlMomentum(config)
+    for c in candles[: k + 1]:
+        first.on_candle(c)
+    state = first.state()
+    del state["pending_fits"]
+    restored = MlMomentum(config)
+    restored.restore(state | {"version": 1})
+    resumed = Run(restored).feed(candles[k + 1 :])
+    assert resumed.probabilities == full.probabilities[k + 1 :]
+    assert resumed.windows == full.windows[k + 1 :]
 
 
 def test_restore_rejects_unknown_state_version() -> None:
@@ -462,3 +633,9 @@ def test_evaluate_chronological_split_is_exact_and_leak_free(monkeypatch: pytest
 def test_evaluate_chronological_too_short_series_raises() -> None:
     with pytest.raises(ValueError, match="not enough rows"):
         evaluate_chronological([100.0] * 30, [1.0] * 30, small_config())
+
+
+def test_negative_swap_delay_is_rejected_and_default_is_positive() -> None:
+    with pytest.raises(ValueError, match="model_swap_delay_bars"):
+        small_config(model_swap_delay_bars=-1)
+    assert MlMomentumConfig(name="ml", market=MARKET).model_swap_delay_bars > 0

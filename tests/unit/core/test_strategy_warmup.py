@@ -92,6 +92,18 @@ def test_ml_momentum_learns_its_training_window() -> None:
     assert core.capacity >= core.warmup_bars(MIN)  # all of it stays in its history
 
 
+def test_ml_momentum_warmup_covers_the_swap_delay_of_its_first_model() -> None:
+    sizes = {"min_train_rows": 100, "max_train_rows": 120, "retrain_every": 30, "model_swap_delay_bars": 40}
+    core = MlMomentum(MlMomentumConfig(name="ml", market=BTC, n_estimators=5, **sizes))
+    assert core.warmup_bars(MIN) == FIRST_FEATURE_BAR + 100 + 40 + 5  # beyond the training window
+    history = bars(core.warmup_bars(MIN))
+    for c in history[:-1]:
+        core.on_candle(c)
+    assert core.training_window is None  # one bar short: the first fit is still pending
+    core.on_candle(history[-1])
+    assert core.training_window is not None
+
+
 def test_polymarket_lag_learns_its_reference_window() -> None:
     config = PolymarketLagConfig(
         name="pl",
