@@ -10,8 +10,8 @@ import heapq
 from collections.abc import Iterable, Iterator
 from decimal import Decimal
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from actors.data.candles import CandleTable
 from actors.data.polymarket import (
     VENUE,
     BinaryMarket,
@@ -22,6 +22,9 @@ from actors.data.polymarket import (
 )
 from actors.data.polymarket_books import BookModel, BookModelConfig
 from actors.domain.model import Candle, Instrument, MarketEvent, MarketKind, OrderBook, Settlement
+
+if TYPE_CHECKING:  # a type only: a feed reading no candle file need not import Parquet
+    from actors.data.candles import CandleTable
 
 BINANCE_SPOT_FILTERS: dict[str, tuple[str, str]] = {
     "BTC/USDT": ("0.01", "0.00001"),

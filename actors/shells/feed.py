@@ -31,7 +31,6 @@ from typing import Any
 import ray
 
 from actors.core.correlation import is_bar_close
-from actors.data.candles import load_table
 from actors.data.live import History
 from actors.data.replay import binance_instrument, candle_events, event_time, polymarket_events
 from actors.domain.model import Candle, Instrument, MarketEvent, OrderBook, Settlement
@@ -65,6 +64,8 @@ def replay_source(settings: Settings, feed_id: str) -> tuple[list[Instrument], I
                 f"no replay data for market {feed_id!r}: add it to replay.candles "
                 f"(has {', '.join(sorted(replay.candles)) or 'none'})"
             )
+        from actors.data.candles import load_table  # not at module level: every caller loads this class
+
         instrument = binance_instrument(feed_id)
         return [instrument], iter(candle_events(load_table(Path(path)), instrument.market_id))
     if venue == POLYMARKET:
