@@ -14,8 +14,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
-
 from actors.domain.telemetry import MetricDelta
 
 log = logging.getLogger(__name__)
@@ -149,9 +147,13 @@ SPEC_BY_NAME = {s.name: s for s in SPECS}
 
 
 class MetricsRegistry:
-    """Owns the prometheus-client objects and applies heartbeat deltas to them."""
+    """Owns the prometheus-client objects and applies heartbeat deltas to them. It imports
+    prometheus-client itself: every actor loads this module with the supervisor's class (Ray
+    imports it to make the handle their heartbeats go to), and only the supervisor needs it."""
 
     def __init__(self) -> None:
+        from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
         self.registry = CollectorRegistry(auto_describe=True)
         self._metrics: dict[str, Any] = {}
         for spec in SPECS:
@@ -211,6 +213,8 @@ class MetricsRegistry:
 
     def serve(self, host: str, port: int) -> int:
         """Start the /metrics HTTP server; returns the bound port (0 picks a free one)."""
+        from prometheus_client import start_http_server
+
         server, _thread = start_http_server(port, addr=host, registry=self.registry)
         self._server = server
         bound: int = server.server_address[1]
