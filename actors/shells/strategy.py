@@ -4,6 +4,11 @@ State is checkpointed periodically with the data time of the last event it cover
 restarted strategy restores it and asks its feeds for the events since, so its indicators
 carry on exactly (cores ignore events they have already seen).
 
+Model fits (ml_momentum's retraining) run in a worker thread: a core starts one at bar N and uses
+it from a later bar (``model_swap_delay_bars``); a candle that needs a fit still running awaits it
+here, so the actor's loop (heartbeats, checkpoints, other calls) never blocks and neither does the
+core. Which model serves which bar does not depend on the thread: it is fixed by the data.
+
 Warm-up: a live feed first delivers its market's history flagged ``warmup`` (``actors.data.live``);
 the cores learn from those bars like any others, and the signals they give on them are dropped
 here, so the portfolio never trades on history. Per market the heartbeat counts the bars learnt
@@ -15,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import ray
@@ -33,6 +39,24 @@ WARMUP, BARS, SIGNALS = "warmup", "bars", "signals"
 """Per-market counters of the heartbeat: warm-up bars learnt, live bars, signals sent."""
 
 
+async def feed_core(core: StrategyBook, event: MarketEvent) -> list[Signal]:
+    """One event through the cores; a candle whose model fit is still running first awaits it.
+
+    The await yields the event loop, so the actor answers other calls meanwhile. A failed fit is
+    not raised here: the core raises it on the candle, which then counts as rejected.
+    """
+    if isinstance(event, Candle):
+        waits = core.waits_for(event)
+        if waits:
+            await asyncio.wait([asyncio.wrap_future(f) for f in waits])
+        return core.on_candle(event)
+    if isinstance(event, OrderBook):
+        return core.on_book(event)
+    if isinstance(event, Instrument):
+        return core.on_instrument(event)
+    return []
+
+
 @ray.remote
 class StrategyActor(ActorShell):
     kind = "strategy"
@@ -41,6 +65,9 @@ class StrategyActor(ActorShell):
         self._shell_init(strategy_name(name), settings)
         self.name = name
         self.core = StrategyBook(settings.strategy(name))
+        # One worker: fits queue in order; scikit-learn's tree building releases the GIL.
+        self._fits = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"fit-{name}")
+        self.core.offload_with(self._fits.submit)  # before restore: its pending fits go there too
         self.signals = 0
         self.markets: dict[str, dict[str, int]] = {
             m: {WARMUP: 0, BARS: 0, SIGNALS: 0} for m in watched_markets(self.core.config)
@@ -98,13 +125,9 @@ class StrategyActor(ActorShell):
         signals: list[Signal] = []
         for event in events:
             try:
+                signals += await feed_core(self.core, event)
                 if isinstance(event, Candle):
-                    signals += self.core.on_candle(event)
                     self._count(event.market, WARMUP if warmup else BARS)
-                elif isinstance(event, OrderBook):
-                    signals += self.core.on_book(event)
-                elif isinstance(event, Instrument):
-                    signals += self.core.on_instrument(event)
             except Exception:  # one bad event must not take the strategy down
                 log.exception("strategy %s: event rejected: %r", self.name, event)
                 self.metrics.inc("raytrader_bad_messages_total", {"source": self.actor_id})

@@ -9,9 +9,11 @@ every core that watches it. The strategy actor and the in-process driver both us
 
 from __future__ import annotations
 
+from concurrent.futures import Future
 from typing import Any
 
 from actors.core.strategies import StrategyCore, build_strategy
+from actors.core.strategies.offload import Offloading, Submit
 from actors.domain.model import Candle, Instrument, OrderBook, Signal
 from actors.domain.topology import watches
 from config.models import StrategyConfig
@@ -29,6 +31,7 @@ class StrategyBook(StrategyCore[Any]):
             m: build_strategy(config.for_market(m)) for m in config.markets
         }
         self._routes: dict[str, tuple[StrategyCore[Any], ...]] = {}
+        self._offloading = [core for core in self.cores.values() if isinstance(core, Offloading)]
 
     def cores_for(self, market: str) -> tuple[StrategyCore[Any], ...]:
         """The cores that consume ``market``'s events (cached: the set of markets is fixed)."""
@@ -49,6 +52,22 @@ class StrategyBook(StrategyCore[Any]):
         """The most any core consuming ``market``'s candles (any core: every market) learns first."""
         cores = self.cores.values() if market is None else self.cores_for(market)
         return max((core.warmup_bars(interval_ms) for core in cores), default=0)
+
+    def offload_with(self, submit: Submit) -> None:
+        """Cores with slow work (a model fit) run it through ``submit`` from now on."""
+        for core in self._offloading:
+            core.offload_with(submit)
+
+    def waits_for(self, candle: Candle) -> list[Future[Any]]:
+        """Unfinished work of the cores ``candle`` goes to that ``on_candle`` would wait for."""
+        if not self._offloading:
+            return []
+        return [
+            f
+            for core in self.cores_for(candle.market)
+            if isinstance(core, Offloading)
+            for f in core.waits_for(candle)
+        ]
 
     def on_candle(self, candle: Candle) -> list[Signal]:
         return [s for core in self.cores_for(candle.market) for s in core.on_candle(candle)]

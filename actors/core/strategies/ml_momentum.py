@@ -220,6 +220,7 @@ class FlatForest:
 
 
 def _forest(config: MlMomentumConfig) -> Any:
+    """One job: n_jobs=2 builds the very same trees, but a fit runs beside the feed on two cores."""
     from sklearn.ensemble import RandomForestClassifier  # here: a feed asking for warmup_bars never loads it
 
     return RandomForestClassifier(

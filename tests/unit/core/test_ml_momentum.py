@@ -412,6 +412,20 @@ def test_flat_forest_equals_sklearn_predict_proba_bit_for_bit(max_depth: int | N
     assert np.array_equal(got, expected)
 
 
+def test_forest_fitted_on_two_threads_predicts_bit_for_bit_as_on_one() -> None:
+    """Each tree's seed is drawn before the trees are built, so n_jobs cannot change a model
+    (kept at 1 anyway: on two cores the feed needs the other one while a fit runs)."""
+    candles = real_candles()[:3000]
+    closes = np.array([c.close for c in candles])
+    x = compute_features(closes, np.array([c.volume for c in candles]))[FIRST_FEATURE_BAR:-5]
+    y = closes[FIRST_FEATURE_BAR + 5 :] > closes[FIRST_FEATURE_BAR:-5]
+    one, two = (
+        RandomForestClassifier(n_estimators=24, max_depth=8, random_state=42, n_jobs=jobs).fit(x, y)
+        for jobs in (1, 2)
+    )
+    assert np.array_equal(FlatForest(one).predict_up(x), FlatForest(two).predict_up(x))
+
+
 @pytest.mark.parametrize("label", [True, False])
 def test_flat_forest_single_class_training_gives_certain_probability(label: bool) -> None:
     x = np.random.default_rng(0).normal(size=(50, 6))
