@@ -184,6 +184,27 @@ def test_fast_path_and_driver_produce_identical_trades_and_curves(
         assert len(fast.trips) > 10  # a parity of nothing would prove nothing
 
 
+def test_ml_momentum_swap_delay_gives_identical_trades_in_fast_path_and_driver(
+    settings: Settings, table: CandleTable
+) -> None:
+    """The fast path runs ml_momentum's real core: the delayed swap holds there as in the driver."""
+    small = {"n_estimators": 10, "min_train_rows": 300, "max_train_rows": 2000, "retrain_every": 720}
+    runs = {}
+    for delay in (60, 0):
+        base, _ = select_strategies(settings, ["ml_momentum"])
+        ml = on_market(base.strategies[0]).model_copy(update=small | {"model_swap_delay_bars": delay})
+        runs[delay] = base.model_copy(update={"strategies": [ml]})
+    table = table.between(None, int(table.timestamp[0]) + 8 * 86_400_000)
+    driver = run_candles(runs[60], table, engine="driver")
+    fast = run_candles(runs[60], table, engine="fast")
+    assert fast.signal_methods["ml_momentum"].startswith("core")
+    assert fast.trips == driver.trips
+    np.testing.assert_array_equal(fast.equity, driver.equity)
+    assert fast.counters == driver.counters
+    assert len(fast.trips) > 10
+    assert run_candles(runs[0], table, engine="fast").trips != fast.trips  # the delay is honoured
+
+
 def test_fast_path_with_warmup_matches_driver_and_trades_only_after_warmup(
     settings: Settings, table: CandleTable
 ) -> None:
