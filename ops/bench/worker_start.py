@@ -27,6 +27,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -142,11 +143,104 @@ def measure(trees: dict[str, tuple[Path, Path | None]], runs: int) -> dict[str, 
     return results
 
 
+def constructor(runs: int) -> dict[str, Any]:
+    """A position actor's constructor in fresh Ray workers, against a real Store actor holding one
+    position (a held entry, as in the runtime benchmark): the real ``__init__`` (named path, its
+    heartbeats and start-up left out so it sends nothing), then its parts one by one in a probe."""
+    import ray
+
+    from actors.core.position import PositionCore
+    from actors.domain.model import Instrument
+    from actors.domain.names import STORE
+    from actors.shells.base import actor_options, get_actor, register_alias, remote
+    from actors.shells.position import PositionActor
+    from actors.shells.store import StoreActor
+    from config.models import ExitConfig, Settings
+    from ops.bench.runtime_system import System, init_local_ray, write_data
+
+    position_class: Any = PositionActor.__ray_metadata__.modified_class.__ray_actor_class__  # type: ignore[attr-defined]
+
+    class TimedPosition(position_class):  # type: ignore[misc]
+        def __init__(self, settings: Settings, position_id: str) -> None:
+            started = time.perf_counter()
+            super().__init__(settings, position_id)
+            self.init_s = time.perf_counter() - started
+
+        def _shell_start(self) -> None:  # no heartbeats: there is no supervisor here
+            pass
+
+        async def _startup(self, fresh: bool = False) -> None:  # no venue, no feed: nothing sent
+            del fresh
+
+        async def init_seconds(self) -> float:
+            return float(self.init_s)
+
+    class Parts:
+        def run(self, settings: Settings, position_id: str) -> dict[str, float]:
+            times: dict[str, float] = {}
+            clock = time.perf_counter()
+
+            def lap(name: str) -> None:
+                nonlocal clock
+                now = time.perf_counter()
+                times[name] = now - clock
+                clock = now
+
+            store = get_actor(settings, STORE)
+            lap("get_actor_store_with_class_load")
+            record = ray.get(store.get.remote("position", position_id))
+            lap("store_get_position_first_call")
+            ray.get(store.get.remote("portfolio", "pool:0"))
+            lap("store_get_second_call")
+            instrument = Instrument.model_validate(record["instrument"])
+            exits = ExitConfig.model_validate(record["exits"])
+            lap("validate_instrument_and_exits")
+            PositionCore.from_state(record["core"], instrument, exits)
+            lap("core_from_state")
+            register_alias(settings, "position:bench-alias", "pool:bench")
+            lap("register_alias_gcs_put")
+            return times
+
+    with tempfile.TemporaryDirectory(prefix="worker_start_") as tmp:
+        system = System("rtbench-ctor", Path(tmp), write_data(Path(tmp) / "btc.csv", rows=100), holds=1)
+        system.write_holds()
+        settings = system.settings
+        position_id = system.hold_ids()[0]
+        init_local_ray()
+        try:
+            store = remote(StoreActor).options(**actor_options(settings, STORE)).remote(settings)
+            ray.get(store.ping.remote())
+            whole: list[float] = []
+            parts: dict[str, list[float]] = {}
+            for _ in range(runs):
+                actor = (
+                    remote(ray.remote(TimedPosition))
+                    .options(namespace=settings.runtime.namespace)
+                    .remote(settings, position_id)
+                )
+                whole.append(ray.get(actor.init_seconds.remote()))
+                ray.kill(actor)
+                probe = remote(ray.remote(Parts)).options(namespace=settings.runtime.namespace).remote()
+                for name, seconds in ray.get(probe.run.remote(settings, position_id)).items():
+                    parts.setdefault(name, []).append(seconds)
+                ray.kill(probe)
+        finally:
+            ray.shutdown()
+    return {
+        "init_ms_median": _median_ms(whole),
+        "init_ms_all": [round(v * 1000, 1) for v in whole],
+        "parts_ms_median": {name: _median_ms(values) for name, values in parts.items()},
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--before", help="a commit to compare with (run from a temporary git worktree)")
     parser.add_argument("--runs", type=int, default=9)
     parser.add_argument("--out", type=Path, default=ROOT / "ops/bench/results/worker_start.json")
+    parser.add_argument(
+        "--constructor", action="store_true", help="also time the constructor in Ray workers (local Ray)"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="wt_before_") as tmp:
         trees: dict[str, tuple[Path, Path | None]] = {
@@ -184,6 +278,7 @@ def main() -> None:
         },
         "environment": {"PYTHONDONTWRITEBYTECODE": os.environ.get("PYTHONDONTWRITEBYTECODE")},
         "results": results,
+        **({"constructor": constructor(args.runs)} if args.constructor else {}),
         "machine": {
             "python": platform.python_version(),
             "cpus": os.cpu_count(),
