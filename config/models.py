@@ -370,6 +370,10 @@ class RuntimeConfig(Strict):
         le=64,
         description="pre-started position actors entries are assigned to (0: none; see README)",
     )
+    position_pool_reuse: bool = Field(
+        default=True,
+        description="a pooled actor whose position closed rejoins the pool instead of being reaped",
+    )
     venue_poll_s: float = Field(
         default=1.0, gt=0, description="live venues: fill and order-status poll period"
     )

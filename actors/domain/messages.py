@@ -134,6 +134,9 @@ class PositionReleased:
     realized_pnl: Decimal
     fees: Decimal
     unfilled: bool
+    pool: str | None = None
+    """The pooled actor (``pool:<n>``) that ran it, asking to rejoin the pool; only the actor
+    itself sends it (never the supervisor's release on its behalf), before it goes idle."""
 
     def to_record(self) -> dict[str, Any]:
         return {

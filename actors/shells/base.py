@@ -69,9 +69,11 @@ def _ray_actor(settings: Settings, name: str) -> Any | None:
         return None
 
 
-_ALIASES: dict[str, str] = {}
-"""This process's cache of ``position:<id>`` -> ``pool:<n>``: an alias never changes (a pool
-actor runs one position for life), it only dies with its actor."""
+_ALIASES: dict[tuple[str, str], str] = {}
+"""This process's cache of (namespace, ``position:<id>``) -> ``pool:<n>``: an alias never changes
+(a position is run by one pooled actor for life, which may run later positions after it has
+closed: a call meant for a closed position is dropped by the actor). Per namespace: one process
+may drive several systems (tests, benchmarks), whose position ids can coincide."""
 
 
 def _alias_key(name: str) -> str:
@@ -89,13 +91,13 @@ def register_alias(settings: Settings, name: str, ray_name: str) -> None:
     internal_kv._internal_kv_put(
         _alias_key(name), ray_name, overwrite=True, namespace=settings.runtime.namespace
     )
-    _ALIASES[name] = ray_name
+    _ALIASES[settings.runtime.namespace, name] = ray_name
 
 
 def try_actor(settings: Settings, name: str) -> Any | None:
     """A named actor's handle, or None. ``position:<id>`` is the actor of that Ray name if there is
     one, else the pooled actor (``pool:<n>``) that was assigned the position and is alive."""
-    alias = _ALIASES.get(name)
+    alias = _ALIASES.get((settings.runtime.namespace, name))
     if alias is not None:  # the common case for a pooled position: one GCS lookup
         found = _ray_actor(settings, alias)
         if found is not None:
@@ -108,7 +110,7 @@ def try_actor(settings: Settings, name: str) -> Any | None:
     stored = internal_kv._internal_kv_get(_alias_key(name), namespace=settings.runtime.namespace)
     if stored is None or stored.decode() == alias:
         return None
-    _ALIASES[name] = stored.decode()
+    _ALIASES[settings.runtime.namespace, name] = stored.decode()
     return _ray_actor(settings, stored.decode())
 
 

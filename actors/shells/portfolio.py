@@ -4,7 +4,10 @@ Opening a position is write-ahead: the position's record (its core, already hold
 entry order's intent), the portfolio's reservation and, when a pre-started position actor is
 ready (``runtime.position_pool``), its assignment are committed in one transaction before the
 actor is told; a crash in between leaves a record the assigned actor (or the supervisor)
-takes up. Without a ready pooled actor the position's actor is created as before. Entries
+takes up. Without a ready pooled actor the position's actor is created as before. A pooled
+actor whose position has closed asks, with its close report, to rejoin the pool; it is taken
+back while the pool holds fewer than ``runtime.position_pool`` plus the most positions open at
+once, so a steady flow of entries and exits starts no new process. Entries
 stop while trading is halted (kill switch, restart budget, loss limit); exits never stop.
 """
 
@@ -196,6 +199,7 @@ class PortfolioActor(ActorShell):
                 "on_exit_signal",
                 decision.signal.ts_ms,
                 ingest_ns,
+                position_id,
                 deadline_s=30.0,
             )
         except Exception as exc:  # a position closing or restarting: its own plan still runs
@@ -277,25 +281,46 @@ class PortfolioActor(ActorShell):
                 self.pool_names.append(pool_name(self.pool_next))
                 self.pool_next += 1
             await self._checkpoint()
-            for name in [n for n in self.pool_names if n not in self.pool_ready]:
-                handle = self.handle(name) or (
-                    remote(PositionActor)
-                    .options(**actor_options(self.settings, name))
-                    .remote(self.settings, None, name)
-                )
-                try:
-                    await handle.ping.remote()
-                except Exception as exc:  # gone for good: a fresh name takes its place next time
-                    log.warning("pooled position actor %s did not start (%s)", name, exc)
-                    self.pool_names.remove(name)
-                    self.forget(name)
-                    continue
-                if name in self.pool_names and name not in self.pool_ready:
-                    self.pool_ready.append(name)
-                    self.pool_event.set()
+            waiting = [n for n in self.pool_names if n not in self.pool_ready]
+            await asyncio.gather(*(self._until_idle(name) for name in waiting))
 
-    async def on_position_report(self, report: PositionReport) -> None:
-        """Positions report their cost and marks, and their close."""
+    async def _until_idle(self, name: str) -> None:
+        """Start the pooled actor ``name`` if it does not exist; ready once it runs no position."""
+        handle = self.handle(name) or (
+            remote(PositionActor)
+            .options(**actor_options(self.settings, name))
+            .remote(self.settings, None, name)
+        )
+        try:
+            idle = await handle.wait_idle.remote()
+        except Exception as exc:  # gone for good: a fresh name takes its place next time
+            log.warning("pooled position actor %s did not start (%s)", name, exc)
+            idle = False
+        if not idle:  # dead, or still running a position after the wait: no longer the pool's
+            if name in self.pool_names:
+                self.pool_names.remove(name)
+            self.forget(name)
+        elif name in self.pool_names and name not in self.pool_ready:
+            self.pool_ready.append(name)
+            self.pool_event.set()
+
+    def _rejoin(self, name: str) -> bool:
+        """May the pooled actor ``name``, whose position has just closed, rejoin the pool? Up to the
+        pool's size plus the most positions open at once: churn starts no process, idle memory stays
+        bounded (an actor turned away is reaped by the supervisor, as without reuse)."""
+        if name in self.pool_names:  # a repeated report
+            return True
+        runtime = self.settings.runtime
+        if not runtime.position_pool_reuse or runtime.position_pool == 0:
+            return False
+        if len(self.pool_names) >= runtime.position_pool + self.settings.portfolio.max_concurrent_positions:
+            return False
+        self.pool_names.append(name)
+        return True
+
+    async def on_position_report(self, report: PositionReport) -> bool:
+        """Positions report their cost and marks, and their close. True answers a pooled actor's
+        close report (``pool``): it is taken back into the pool, durably, before it goes idle."""
         position_id = report.position_id
         if isinstance(report, PositionMarked):
             holding = next((h for h in self.core.holdings if h.position_id == position_id), None)
@@ -314,12 +339,16 @@ class PortfolioActor(ActorShell):
                 "realized_pnl": report.realized_pnl,
                 "unrealized_pnl": report.unrealized_pnl,
             }
+            return False
+        self.marks.pop(position_id, None)
+        if report.unfilled:
+            self.core.on_entry_cancelled(position_id)
+            self.core.on_position_closed(position_id, Decimal(0))
         else:
-            self.marks.pop(position_id, None)
-            if report.unfilled:
-                self.core.on_entry_cancelled(position_id)
-                self.core.on_position_closed(position_id, Decimal(0))
-            else:
-                self.core.on_position_closed(position_id, report.realized_pnl)
-            self.core.on_equity(self.equity)
-            await self._checkpoint()
+            self.core.on_position_closed(position_id, report.realized_pnl)
+        self.core.on_equity(self.equity)
+        rejoins = report.pool is not None and self._rejoin(report.pool)
+        await self._checkpoint()
+        if rejoins:
+            self._spawn(self._fill_pool())  # ready once it has let its position go
+        return rejoins

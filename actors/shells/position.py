@@ -5,12 +5,15 @@ order it has not seen finish with the venue, by client id. A write-ahead intent 
 never saw is sent; one it did see is adopted with its fills; cancels that were requested but
 never confirmed are sent again. Only then does it take new events. Every event is handled
 under one lock, and the core's state is committed before any order leaves. A pooled one
-(``runtime.position_pool``) starts idle and is assigned its position later (:meth:`assign`).
+(``runtime.position_pool``) starts idle and is assigned its position later (:meth:`assign`);
+once that position has closed and the portfolio has booked it, it goes idle again and rejoins
+the pool (``runtime.position_pool_reuse``), so a steady flow of entries starts no new process.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 from collections.abc import Sequence
@@ -22,6 +25,7 @@ from actors.core.position import PositionCore
 from actors.core.position_runner import apply_update, round_trip, trade_record
 from actors.domain.messages import (
     AppendTrade,
+    DeleteRecord,
     OrderUpdate,
     PositionMarked,
     PositionReleased,
@@ -94,12 +98,17 @@ class PositionActor(ActorShell):
         self.lock = asyncio.Lock()
         self.assigning = asyncio.Lock()
         self.ready = asyncio.Event()
+        self.idle = asyncio.Event()
+        """Set while a pooled actor runs no position: the portfolio assigns only idle ones."""
+        self.retired = False
+        """The supervisor is about to kill it for good (:meth:`retire`): it never rejoins the pool."""
         if pool is not None:
             self.kind = POOL  # until it runs a position: listed by the supervisor, never re-created by it
         self._shell_start()
         if position_id is None and pool is not None:
             assigned = ray.get(self.store.get.remote("portfolio", pool))
             if assigned is None:
+                self.idle.set()
                 self._spawn(self._idle_loop())
                 return
             position_id = str(assigned["position_id"])
@@ -139,9 +148,25 @@ class PositionActor(ActorShell):
             None if close is None else PositionReleased.from_record(position_id, close)
         )
         self.released = bool(record.get("released", False))
+        self.pool_returned = bool(record.get("pool_returned", False))
+        """Released back to the pool: the supervisor forgets the position's name, never kills it."""
         self.loaded = True
+        self.idle.clear()
         self.kind = "position"
         return True
+
+    def _unload(self) -> None:
+        """Let the closed and booked position go: idle again, like a freshly started pooled actor.
+        Calls still addressed to the old position find ``position_id`` changed and are dropped."""
+        self.position_id = ""
+        self.actor_id = self.ray_name
+        self.kind = POOL
+        self.loaded = False
+        self.closed = False
+        self.ready.clear()
+        self.last_event_ms = None
+        self._handles.clear()
+        self.idle.set()
 
     async def assign(self, position_id: str, fresh: bool = False) -> str:
         """Run ``position_id`` (a pooled actor; idempotent); returns once its orders are at the venue.
@@ -157,6 +182,34 @@ class PositionActor(ActorShell):
         if self.position_id != position_id:
             raise RuntimeError(f"{self.ray_name} runs position {self.position_id}, not {position_id}")
         return await self.wait_ready()
+
+    async def retire(self, position_id: str) -> bool:
+        """May the supervisor kill this actor, whose ``position_id`` is closed? Only if it still runs
+        that position and has not gone back to the pool; once it says yes it never will, so a
+        pooled actor already running a later position is never killed for an earlier one."""
+        if not self.loaded or self.position_id != position_id or self.pool_returned:
+            return False
+        self.retired = True
+        return True
+
+    async def wait_idle(self, timeout_s: float = 30.0) -> bool:
+        """True once this pooled actor runs no position (a fresh one at once, one rejoining the pool
+        once it has let its position go); False if it still runs one after ``timeout_s``."""
+        try:
+            await asyncio.wait_for(self.idle.wait(), timeout=timeout_s)
+        except TimeoutError:
+            return False
+        return True
+
+    async def _back_to_pool(self, position_id: str) -> None:
+        """Rejoin the pool once the call that closed ``position_id`` has let go of the lock."""
+        async with self.assigning, self.lock:
+            if not self.loaded or self.position_id != position_id:
+                return
+            self._unload()
+        log.info("%s: position %s released, idle in the pool again", self.pool, position_id)
+        await self.beat()
+        self._spawn(self._idle_loop())
 
     async def _idle_loop(self) -> None:
         await self._every("pool assignment", lambda: self.settings.runtime.position_timer_s, self._idle_turn)
@@ -295,25 +348,36 @@ class PositionActor(ActorShell):
     # ------------------------------------------------------------------ events
 
     async def on_updates(self, updates: Sequence[OrderUpdate]) -> None:
-        """Order updates the venue pushed (fills of resting orders)."""
+        """Order updates the venue pushed (fills of resting orders); only this position's: a
+        pooled actor that ran another one may still be reached under that one's name."""
+        if not self.loaded:
+            return
         await self.ready.wait()
         async with self.lock:
             commands: list[Command] = []
             for update in updates:
-                commands += apply_update(self.core, update)
+                if update.order.position_id == self.position_id:
+                    commands += apply_update(self.core, update)
             await self._checkpoint()
             await self._execute(commands, None)
             await self._report()
 
     async def on_market(self, events: Sequence[MarketEvent], ingest_ns: int) -> None:
-        """Prices and settlements of this position's market."""
+        """Prices and settlements of this position's market (a call meant for a position this
+        pooled actor ran before is dropped: ``position_id`` changed while it waited)."""
+        position_id = self.position_id
+        if not self.loaded:
+            return
         await self.ready.wait()
         async with self.lock:
-            if self.closed:
+            if self.closed or self.position_id != position_id:
                 return
+            market = self.instrument.market_id
             commands: list[Command] = []
             marker = self.core.progress_marker()
             for event in events:
+                if getattr(event, "market", market) != market:
+                    continue
                 if isinstance(event, Candle):
                     now = event.ts_ms + event.interval_ms
                     for price in (event.low, event.high, event.close):
@@ -333,15 +397,25 @@ class PositionActor(ActorShell):
             await self._execute(commands, ingest_ns)
             await self._report()
 
-    async def on_exit_signal(self, ts_ms: int, ingest_ns: int | None = None) -> None:
+    async def on_exit_signal(
+        self, ts_ms: int, ingest_ns: int | None = None, position_id: str | None = None
+    ) -> None:
+        """A strategy's exit for ``position_id`` (None: whatever this actor runs)."""
+        expected = self.position_id if position_id is None else position_id
+        if not self.loaded or expected != self.position_id:
+            return
         await self.ready.wait()
         async with self.lock:
+            if self.position_id != expected:
+                return
             commands = self.core.on_exit_signal(max(ts_ms, self._now()))
             await self._checkpoint()
             await self._execute(commands, ingest_ns)
 
     async def freeze(self, frozen: bool = True, latched: bool = True) -> None:
         """Place no new orders (kill switch: ``latched``; a clean stop: not latched)."""
+        if not self.loaded:
+            return
         async with self.lock:
             self.frozen = frozen
             self.frozen_latched = frozen and (latched or self.frozen_latched)  # a stop keeps a latch
@@ -357,6 +431,8 @@ class PositionActor(ActorShell):
         kill switch cancelled at the venue behind the core's back are learnt by reconciling,
         which frees their quantity to sell.
         """
+        if not self.loaded:
+            return self.heartbeat_detail()
         await self.ready.wait()
         async with self.lock:
             if not self.closed:
@@ -371,6 +447,8 @@ class PositionActor(ActorShell):
 
     async def redrive(self) -> dict[str, Any]:
         """The supervisor found this position stuck: reconcile with the venue and re-run timers."""
+        if not self.loaded:
+            return self.heartbeat_detail()
         self.redrives += 1
         self._handles.clear()  # re-drives follow failures: never trust a cached handle here
         async with self.lock:
@@ -384,12 +462,17 @@ class PositionActor(ActorShell):
         return self.heartbeat_detail()
 
     async def _timer_loop(self) -> None:
-        await self._every("exit timers", lambda: self.settings.runtime.position_timer_s, self._timer_turn)
+        position_id = self.position_id
+        await self._every(
+            "exit timers",
+            lambda: self.settings.runtime.position_timer_s,
+            lambda: self._timer_turn(position_id),
+        )
 
-    async def _timer_turn(self) -> bool:
-        """Time-based exits (time exit, entry timeout); True once the position is closed."""
+    async def _timer_turn(self, position_id: str) -> bool:
+        """Time-based exits (time exit, entry timeout); True once ``position_id`` is closed (or let go)."""
         async with self.lock:
-            if self.closed:
+            if self.closed or self.position_id != position_id:
                 return True
             commands = self.core.on_timer(self._now())
             if commands:
@@ -406,6 +489,7 @@ class PositionActor(ActorShell):
         record["frozen"] = self.frozen_latched
         record["close"] = None if self.close_info is None else self.close_info.to_record()
         record["released"] = self.released
+        record["pool_returned"] = self.pool_returned
         record["actor"] = self.ray_name
         results: list[Any] = await self.store_call(
             "batch", [*extra, PutRecord("position", self.position_id, record)]
@@ -505,13 +589,20 @@ class PositionActor(ActorShell):
             self.metrics.inc(
                 "raytrader_trades_total", {"strategy": trip.strategy, "exit_reason": trip.exit_reason.value}
             )
-        await self.call_with_retry(PORTFOLIO, "on_position_report", self.close_info)
+        pool = None if self.retired else self.pool  # a pooled actor asks to rejoin the pool
+        rejoin = await self.call_with_retry(
+            PORTFOLIO, "on_position_report", dataclasses.replace(self.close_info, pool=pool)
+        )
         self.released = True
-        await self._checkpoint()
+        self.pool_returned = pool is not None and rejoin is True and not self.retired
+        # the assignment goes with the release: restarted from here on, this actor is idle
+        await self._checkpoint([DeleteRecord("portfolio", str(self.pool))] if self.pool_returned else [])
         feed = self.handle(feed_name(feed_of_market(self.instrument.market_id)))
         if feed is not None:
             await feed.unsubscribe.remote(self.actor_id)
-        await self.beat()  # the supervisor reaps a released position's actor: desired state says it is gone
+        await self.beat()  # closed: the supervisor reaps the position's actor (or only its name)
+        if self.pool_returned:
+            self._spawn(self._back_to_pool(self.position_id))
 
     async def _report(self) -> None:
         """Tell the portfolio what this position costs and is worth now."""

@@ -99,6 +99,7 @@ class StoreActor(ActorShell):
                 "status_since_ms": rec.get("status_since_ms"),
                 "close": rec.get("close"),
                 "released": bool(rec.get("released", False)),
+                "pool_returned": bool(rec.get("pool_returned", False)),
                 "frozen": bool(rec.get("frozen", False)),
             }
             for key, rec in self.db.items("position")

@@ -336,6 +336,7 @@ class SupervisorActor:
                     released=bool(p["released"]),
                     close=p["close"],
                     status_since_ms=p.get("status_since_ms"),
+                    pool_returned=bool(p.get("pool_returned", False)),
                 )
                 for p in index
             ),
@@ -460,8 +461,8 @@ class SupervisorActor:
                 self._expect(name, kind)
             case ReleasePosition(position_id, close):
                 await self._release(position_id, close)
-            case ReapPosition(name):
-                done["reaped"] += await self._reap(name)
+            case ReapPosition(name, kill):
+                done["reaped"] += await self._reap(name, kill)
             case ForgetActor(name):
                 self._forget_actor(name)
             case NoteIncarnation(name, incarnation):
@@ -587,12 +588,16 @@ class SupervisorActor:
         await self._store().mark_released.remote(position_id)
         log.warning("released closed position %s to the portfolio on its actor's behalf", position_id)
 
-    async def _reap(self, name: str) -> list[str]:
+    async def _reap(self, name: str, kill: bool = True) -> list[str]:
+        """Forget a closed position's actor and kill it, unless it went back to the pool. The kill
+        waits for the actor's consent (:meth:`PositionActor.retire`): this tick's observation may be
+        old, and a pooled actor may meanwhile run a later position under another name."""
         record = self.actors.pop(name, None)
-        handle = self._handles.pop(name, None) or try_actor(self.settings, name)
-        if handle is not None:
+        handle = self._handles.pop(name, None)
+        if kill and (handle := handle or try_actor(self.settings, name)) is not None:
             with contextlib.suppress(Exception):
-                ray.kill(handle, no_restart=True)
+                if await asyncio.wait_for(handle.retire.remote(actor_key(name)), timeout=5.0):
+                    ray.kill(handle, no_restart=True)
         if record is not None:
             self._forget_series(record.kind, name)
         return [name]

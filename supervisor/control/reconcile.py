@@ -10,7 +10,7 @@ One tick, in the order its actions are carried out:
 
 - positions: an open one with no actor record is expected (:class:`ExpectActor`); a closed
   one whose actor never told the portfolio is released on its behalf (:class:`ReleasePosition`),
-  and a closed one's actor is reaped (:class:`ReapPosition`);
+  and a closed one's actor is reaped (:class:`ReapPosition`; one gone back to the pool lives on);
 - the topology's actors not yet known are expected (:class:`ExpectActor`); creation is the
   runtime's start, or the liveness case below once the start grace has passed;
 - restarts: a heartbeat with a new incarnation is a restart Ray made (:class:`CountRestart`;
@@ -130,6 +130,8 @@ class PositionEntry:
     released: bool = False
     close: Mapping[str, Any] | None = None
     status_since_ms: int | None = None
+    pool_returned: bool = False
+    """Its pooled actor went back to the pool when it closed: that actor lives on, idle."""
 
     @property
     def actor(self) -> str:
@@ -314,7 +316,11 @@ class ReleasePosition:
 
 @dataclass(frozen=True)
 class ReapPosition:
+    """A closed, released position's actor is no longer desired: killed for good, unless it has
+    gone back to the pool (``kill`` False), where only the position's name is forgotten."""
+
     name: str
+    kill: bool = True
 
 
 @dataclass(frozen=True)
@@ -433,8 +439,8 @@ def _positions(desired: Desired, observed: Observed, now: float, policy: Policy)
         elif not p.released and p.close is not None:
             if now_ms - (p.status_since_ms or 0) >= policy.release_after_s * 1000:
                 actions.append(ReleasePosition(p.position_id, p.close))
-        elif p.actor in observed.actors:
-            actions.append(ReapPosition(p.actor))
+        elif p.released and p.actor in observed.actors:  # closed, not yet told: still its actor's
+            actions.append(ReapPosition(p.actor, kill=not p.pool_returned))
     return actions
 
 

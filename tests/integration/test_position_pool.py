@@ -13,7 +13,7 @@ import pytest
 import ray
 
 from actors.domain.names import position_name
-from actors.shells.base import get_actor
+from actors.shells.base import get_actor, register_alias, try_actor
 from actors.store.lmdb_store import StateStore
 from config.models import Settings
 from supervisor.control import runtime
@@ -141,3 +141,56 @@ def test_pooled_actor_killed_idle_or_just_assigned_leaves_one_actor_per_position
     _assert_one_actor_per_open_position(system)
     runtime.stop_system(system, cancel_orders=True, teardown=False)
     _assert_invariants(system)
+
+
+def test_pooled_actors_whose_positions_closed_run_the_later_positions_without_new_processes(
+    tmp_path: Path,
+) -> None:
+    """With a pool of one, 10,000 bars open a dozen positions one after another: each closed one's
+    pooled actor goes back to the pool and runs a later one, so two processes run them all; none is
+    killed on the way (reaping an old observation once killed an actor running the next position,
+    whose entry then waited for the supervisor to re-create it under a named actor)."""
+    settings = binance_settings(tmp_path, "p-reuse", rows=10_000, extra=("runtime.position_pool=1",))
+    runtime.start_system(settings)
+    try:
+        run_to_end(settings)
+        runtime.stop_system(settings, cancel_orders=True, teardown=False)
+        records = _records(settings)
+        owners = [str(r.get("actor")) for r in records.values()]
+        assert len(records) >= 6, len(records)
+        assert all(owner.startswith("pool:") for owner in owners), owners
+        assert len(set(owners)) <= 2, sorted(set(owners))
+        returned = [r for r in records.values() if r.get("pool_returned")]
+        assert len(returned) >= len(records) - 2
+        assert all(r["released"] and not r["open"] for r in returned)
+        _assert_invariants(settings)
+    finally:
+        runtime.stop_system(settings, cancel_orders=True, teardown=True)
+
+
+@ray.remote
+class _Named:
+    def __init__(self, tag: str) -> None:
+        self.tag = tag
+
+    def who(self) -> str:
+        return self.tag
+
+
+def test_position_alias_resolves_within_its_own_namespace(tmp_path: Path) -> None:
+    """Two systems driven from one process (tests, benchmarks) share position ids: each one's
+    ``position:<id>`` must reach its own pooled actor, not the one the other system cached."""
+    systems = [binance_settings(tmp_path, ns, rows=10) for ns in ("alias-a", "alias-b")]
+    actors = [
+        _Named.options(name=f"pool:{n}", namespace=s.runtime.namespace).remote(f"{s.runtime.namespace}/{n}")  # type: ignore[attr-defined]
+        for s in systems
+        for n in (1, 2)
+    ]
+    register_alias(systems[0], "position:p", "pool:1")
+    register_alias(systems[1], "position:p", "pool:2")
+    try:
+        assert ray.get(try_actor(systems[0], "position:p").who.remote()) == "alias-a/1"
+        assert ray.get(try_actor(systems[1], "position:p").who.remote()) == "alias-b/2"
+    finally:
+        for actor in actors:
+            ray.kill(actor)

@@ -395,6 +395,19 @@ def test_closed_position_reaped() -> None:
     assert decide(observed(actor), released) == [ReapPosition("position:p1")]
 
 
+def test_closed_position_whose_actor_rejoined_the_pool_forgotten_not_killed() -> None:
+    released = PositionEntry("p1", open=False, released=True, close=CLOSE, pool_returned=True)
+    actor = healthy("position:p1", "position")
+    assert decide(observed(actor), released) == [ReapPosition("position:p1", kill=False)]
+
+
+def test_closed_position_not_yet_reported_by_its_actor_not_reaped() -> None:
+    """Closed in the record but its close not yet booked (the actor writes its state, then reports):
+    reaping it then killed a pooled actor that went on to run the next position."""
+    closing = PositionEntry("p1", open=False, released=False, close=None, status_since_ms=NOW_MS - 10**6)
+    assert decide(observed(healthy("position:p1", "position")), closing) == []
+
+
 def test_closed_position_without_actor_nothing() -> None:
     released = PositionEntry("p1", open=False, released=True, close=CLOSE)
     assert decide(observed(), released) == []
