@@ -60,8 +60,6 @@ class PortfolioActor(ActorShell):
         self.instruments: dict[str, Instrument] = {i.market_id: i for i in known}
         self.books: dict[str, OrderBook] = {}
         self.marks: dict[str, dict[str, Decimal]] = {}
-        self.mark_ns: dict[str, int] = {}
-        """When each held position's mark was taken (its actor's clock): an older one never wins."""
         self.peak_equity = self.core.equity
         self.decisions = 0
         self.approved = 0
@@ -320,45 +318,29 @@ class PortfolioActor(ActorShell):
         self.pool_names.append(name)
         return True
 
-    async def on_marks(self, marks: Sequence[PositionMarked]) -> None:
-        """The marks of a batch's prices, all positions' at once: the feed forwards what each
-        position's ``on_market`` returned, before the batch reaches the strategies."""
-        for mark in marks:
-            self._marked(mark)
-
-    def _marked(self, report: PositionMarked) -> None:
-        """Take a position's cost and running P&L; an older mark than the one held (a feed's
-        forward overtaken by a fill's report), or one of a position no longer held, is dropped."""
-        position_id = report.position_id
-        holding = next((h for h in self.core.holdings if h.position_id == position_id), None)
-        if holding is None or self.mark_ns.get(position_id, 0) > report.at_ns:
-            return
-        if report.entry_qty > 0:
-            instrument = self.instruments.get(holding.market)
-            group = instrument.correlation_group if instrument is not None else holding.correlation_group
-            self.core.on_position_opened(
-                position_id,
-                holding.strategy,
-                holding.market,
-                report.notional,
-                group,
-                entry_working=report.status == "entering",
-            )
-        self.marks[position_id] = {
-            "realized_pnl": report.realized_pnl,
-            "unrealized_pnl": report.unrealized_pnl,
-        }
-        self.mark_ns[position_id] = report.at_ns
-
     async def on_position_report(self, report: PositionReport) -> bool:
         """Positions report their cost and marks, and their close. True answers a pooled actor's
         close report (``pool``): it is taken back into the pool, durably, before it goes idle."""
         position_id = report.position_id
         if isinstance(report, PositionMarked):
-            self._marked(report)
+            holding = next((h for h in self.core.holdings if h.position_id == position_id), None)
+            if report.entry_qty > 0 and holding is not None:
+                instrument = self.instruments.get(holding.market)
+                group = instrument.correlation_group if instrument is not None else holding.correlation_group
+                self.core.on_position_opened(
+                    position_id,
+                    holding.strategy,
+                    holding.market,
+                    report.notional,
+                    group,
+                    entry_working=report.status == "entering",
+                )
+            self.marks[position_id] = {
+                "realized_pnl": report.realized_pnl,
+                "unrealized_pnl": report.unrealized_pnl,
+            }
             return False
         self.marks.pop(position_id, None)
-        self.mark_ns.pop(position_id, None)
         if report.unfilled:
             self.core.on_entry_cancelled(position_id)
             self.core.on_position_closed(position_id, Decimal(0))

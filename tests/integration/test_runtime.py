@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import os
 import signal
-import time
 import urllib.request
 from collections.abc import Iterator
 from decimal import Decimal
@@ -15,9 +13,8 @@ from pathlib import Path
 import pytest
 import ray
 
-from actors.domain.messages import PositionMarked
 from actors.domain.model import Order, OrderType, Side
-from actors.domain.names import PORTFOLIO, STORE, SUPERVISOR, venue_name
+from actors.domain.names import STORE, SUPERVISOR, venue_name
 from actors.shells.base import get_actor
 from actors.store.lmdb_store import StateStore
 from config.models import Settings
@@ -270,32 +267,3 @@ def test_kill_switch_stays_latched_across_restart_until_resumed(tmp_path: Path) 
     finally:
         runtime.stop_system(settings, cancel_orders=True, teardown=True)
     _assert_invariants(settings)
-
-
-def test_stale_or_closed_position_marks_leave_portfolio_equity_unchanged(system: Settings) -> None:
-    """Marks reach the portfolio two ways (forwarded by the feed once per batch, and sent by a
-    position after a venue fill), so one can overtake another: an older mark than the one held, or
-    a mark of a position no longer held, must not move equity."""
-    feed = get_actor(system, "feed:binance:BTC/USDT")
-    name = _open_position_with_feed_paused(system, feed)
-    position_id = name.split(":", 1)[1]
-    portfolio = get_actor(system, PORTFOLIO)
-    before = Decimal(ray.get(portfolio.snapshot.remote())["equity"])
-    detail = ray.get(get_actor(system, name).snapshot.remote())
-    stale = PositionMarked(
-        position_id=position_id,
-        notional=Decimal(1),
-        entry_qty=Decimal(detail["open_qty"]),
-        status=str(detail["status"]),
-        realized_pnl=Decimal(0),
-        unrealized_pnl=Decimal(1_000_000),
-        mark_value=Decimal(1),
-        at_ns=1,  # older than any mark the position has sent
-    )
-    gone = dataclasses.replace(stale, position_id="pos-never-held", at_ns=time.time_ns())
-    ray.get(portfolio.on_marks.remote([stale, gone]))
-    assert Decimal(ray.get(portfolio.snapshot.remote())["equity"]) == before
-    fresh = dataclasses.replace(stale, at_ns=time.time_ns() + 10**12)  # the control: a newer mark counts
-    ray.get(portfolio.on_marks.remote([fresh]))
-    assert Decimal(ray.get(portfolio.snapshot.remote())["equity"]) > before + 999_000
-    ray.get(feed.pause.remote(False))
