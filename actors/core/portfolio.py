@@ -119,7 +119,8 @@ class PortfolioCore:
     """Risk book and entry gates of the portfolio actor; events in, decisions out.
 
     Equity = ``initial_capital`` + realised P&L + unrealised P&L (the latter from the last
-    :meth:`on_equity` mark). Committed = notional of open positions and pending entries.
+    :meth:`on_equity` mark); entries are sized on :attr:`sizing_equity`, which leaves open
+    gains out. Committed = notional of open positions and pending entries.
     Cash = ``initial_capital`` + realised P&L - committed.
     """
 
@@ -176,6 +177,21 @@ class PortfolioCore:
     @property
     def equity(self) -> Decimal:
         return self.initial_capital + self._realized + self._unrealized
+
+    @property
+    def booked_equity(self) -> Decimal:
+        """Capital plus realised P&L of closed positions: money the book holds, marks aside."""
+        return self.initial_capital + self._realized
+
+    @property
+    def sizing_equity(self) -> Decimal:
+        """What entries are sized on: equity with unrealised losses, without unrealised gains.
+
+        An open gain is not money yet (a binary at 0.95 can still settle at 0), so sizing on it
+        would grow every later entry's risk on the strength of a mark. An open loss already
+        shrinks what the book could pay out, so it counts. Hence ``min(booked, marked)``.
+        """
+        return min(self.equity, self.booked_equity)
 
     @property
     def committed_total(self) -> Decimal:
@@ -282,7 +298,7 @@ class PortfolioCore:
             RiskBook(
                 portfolio=self.portfolio,
                 exits=self.exits_for(config),
-                equity=self.equity,
+                equity=self.sizing_equity,
                 risk_fraction=self.risk_fraction,
                 committed_total=self.committed_total,
                 cash=self.cash,

@@ -18,7 +18,7 @@ from actors.domain.names import market_venue
 from config.models import ExitConfig, Settings
 
 RISK_TOLERANCE = Decimal("1.05")
-"""Entries fill up to 1% above the sized price (price protection); other open marks add a little."""
+"""Entries fill up to 1% above the sized price (price protection), with room to spare."""
 
 
 @dataclass
@@ -272,15 +272,22 @@ def _risk_limits(
 ) -> InvariantResult:
     """No entry committed more than the notional cap of the equity it could have had then.
 
-    Equity at an entry is bounded by capital plus every gain closed before it (marks of other
-    open positions aside, hence a small tolerance on top of the entry's price protection).
+    Entries are sized on booked equity (open gains left out, see ``PortfolioCore.sizing_equity``),
+    so equity at an entry is bounded by capital plus every gain that could have been booked
+    before it. Within one venue that is every gain closed at or before the entry's time. Two
+    venues' clocks do not compare (a replay of each venue's own data can be years apart), so a
+    gain on another venue may have been booked first whatever its time says: it counts.
     """
     result = InvariantResult(7, "risk limits hold (notional cap per position)", True)
     cap_fraction = Decimal(str(settings.portfolio.max_position_fraction))
-    gains = sorted((int(t["exit_time_ms"]), max(ZERO, Decimal(str(t["pnl"])))) for t in trades)
+    gains = [
+        (market_venue(str(t["market"])), int(t["exit_time_ms"]), max(ZERO, Decimal(str(t["pnl"]))))
+        for t in trades
+    ]
     for pid, core in cores.items():
-        entry_ms = core.position.entry_ms
-        bound = settings.portfolio.initial_capital + sum((g for t, g in gains if t <= entry_ms), ZERO)
+        venue, entry_ms = market_venue(core.position.market), core.position.entry_ms
+        earlier = (g for v, t, g in gains if v != venue or t <= entry_ms)
+        bound = settings.portfolio.initial_capital + sum(earlier, ZERO)
         notional = core.position.entry_price * core.position.entry_qty
         if notional > cap_fraction * bound * RISK_TOLERANCE:
             result.violations.append(f"position {pid}: notional {notional} over {cap_fraction} of {bound}")

@@ -151,10 +151,10 @@ def test_reserve_fully_used_rejected_by_cash_reserve() -> None:
     assert decision.rejected_by is Gate.CASH_RESERVE
 
 
-def test_unrealised_gains_do_not_spend_cash_sized_down() -> None:
+def test_unrealised_gains_do_not_free_reserve_room_rejected_by_cash_reserve() -> None:
     core = make_core(strategies=[strat(), MeanReversionConfig(name="mr", market=MARKET, allocation=1.0)])
     open_position(core, "p1", market="binance:ETH/USDT", strategy="mr", notional="9000")
-    core.on_equity(Decimal(12000))  # 90% of 12,000 - 9,000 = 1,800, but only 1,000 cash
+    core.on_equity(Decimal(12000))  # marked 90% of 12,000 - 9,000 = 1,800; booked 9,000 - 9,000 = 0
     assert core.cash == Decimal(1000)
-    plan = plan_of(core.evaluate(sig(), inst(), None, NOON))
-    assert plan.qty == Decimal(10)  # cap 1,200 -> 12, cash 1,000 -> 10
+    decision = core.evaluate(sig(), inst(), None, NOON)
+    assert decision.rejected_by is Gate.CASH_RESERVE

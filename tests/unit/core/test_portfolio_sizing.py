@@ -110,6 +110,31 @@ def test_non_positive_equity_rejected_by_size() -> None:
     assert "not positive" in decision.gate(Gate.SIZE).detail
 
 
+def test_open_gains_of_other_positions_do_not_grow_entry_size() -> None:
+    core = make_core()
+    open_position(core, "p1", market="binance:ETH/USDT", notional="1000")
+    core.on_equity(Decimal(13000))  # +3,000 unrealised: sized on 10,000 booked, not 13,000 marked
+    plan = plan_of(core.evaluate(sig(), inst(), None, NOON))
+    assert plan.notional == Decimal(1000)
+    assert core.sizing_equity == Decimal(10000)
+
+
+def test_open_losses_of_other_positions_shrink_entry_size() -> None:
+    core = make_core()
+    open_position(core, "p1", market="binance:ETH/USDT", notional="1000")
+    core.on_equity(Decimal(9000))  # -1,000 unrealised: 10% of 9,000 = 900 -> 9 units at 100
+    plan = plan_of(core.evaluate(sig(), inst(), None, NOON))
+    assert plan.qty == Decimal(9)
+
+
+def test_realised_gains_grow_entry_size() -> None:
+    core = make_core()
+    open_position(core, "p1", market="binance:ETH/USDT", notional="1000")
+    core.on_position_closed("p1", Decimal(2000))  # booked: capital 12,000 -> 10% = 1,200 -> 12 units
+    plan = plan_of(core.evaluate(sig(), inst(), None, NOON))
+    assert plan.qty == Decimal(12)
+
+
 # --------------------------------------------------------------------------- Kelly
 
 
