@@ -377,24 +377,38 @@ class ChaosRun:
         self._count("node_loss")
         self.nodes.append(self.cluster_handle.add_node(num_cpus=1, object_store_memory=100 * 2**20))
 
+        waiting: list[str] = []
+
         def back() -> bool:  # heartbeats stay fresh for a while: wait for the lost actors' new processes
+            waiting[:] = [f"{name} (lost, not back)" for name in lost]
             for name, pid in lost.items():
                 if not (name.startswith("position:") and self._reaped(name)) and self._pid(name) == pid:
+                    waiting[:] = [f"{name} (lost, still pid {pid})"]
                     return False
-            return self._all_up()
+            waiting[:] = self._stale()
+            return not waiting
 
-        self._wait("every actor up after a node loss", back, 120)
+        try:
+            self._wait("every actor up after a node loss", back, 120)
+        except TimeoutError as exc:
+            raise TimeoutError(f"{exc}; waiting for {waiting[:10]}") from None
         self._recovered("node_loss", "node", time.monotonic() - began, actors=len(lost))
 
     def _all_up(self) -> bool:
+        return not self._stale()
+
+    def _stale(self) -> list[str]:
+        """The actors not beating lately (with their heartbeat's age), or why none can be judged."""
         snapshot = self._status()
         if snapshot is None or not snapshot.get("started"):
-            return False
+            return ["the system (no status, or not started)"]
         s = self.cfg.supervision
         fresh = 3 * s.heartbeat_interval_s * s.suspect_after_beats
-        return all(
-            a["heartbeat_age_s"] is not None and a["heartbeat_age_s"] < fresh for a in snapshot["actors"]
-        )
+        return [
+            f"{a['name']} (heartbeat age {a['heartbeat_age_s']})"
+            for a in snapshot["actors"]
+            if a["heartbeat_age_s"] is None or a["heartbeat_age_s"] >= fresh
+        ]
 
     # ------------------------------------------------------------------ the whole system
 
