@@ -33,6 +33,7 @@ import ray
 from actors.core.correlation import is_bar_close
 from actors.data.live import History
 from actors.data.replay import binance_instrument, candle_events, event_time, polymarket_events
+from actors.domain.messages import PositionMarked
 from actors.domain.model import Candle, Instrument, MarketEvent, OrderBook, Settlement
 from actors.domain.names import PORTFOLIO, feed_name, market_venue, strategy_name, venue_name
 from actors.domain.topology import live_data, topology, venue_of_feed
@@ -499,12 +500,22 @@ class FeedActor(ActorShell):
             if handle is not None:
                 calls.append(handle.on_market.remote(per_actor[actor], ingest_ns))
         results = await asyncio.gather(*calls, return_exceptions=True)
+        marks: list[PositionMarked] = []
         for actor, result in zip(names, results, strict=False):
-            if isinstance(result, Exception):
+            if isinstance(result, PositionMarked):
+                marks.append(result)
+            elif isinstance(result, Exception):
                 self.forget(actor)
                 log.warning(
                     "feed %s: %s missed prices (%s); it re-syncs on restore", self.feed_id, actor, result
                 )
+        portfolio = self.handle(PORTFOLIO)
+        if marks and portfolio is not None:  # one call for all, and before the strategies see the batch
+            try:
+                await portfolio.on_marks.remote(marks)
+            except Exception as exc:  # the next batch's marks replace these
+                self.forget(PORTFOLIO)
+                log.warning("feed %s: marks not delivered to the portfolio (%s)", self.feed_id, exc)
 
 
 def _for_portfolio(event: MarketEvent) -> bool:

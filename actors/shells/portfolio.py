@@ -23,6 +23,7 @@ import ray
 
 from actors.core.portfolio import PortfolioCore
 from actors.core.portfolio_decisions import Decision, DecisionKind
+from actors.core.portfolio_marks import MarkBook
 from actors.core.position_runner import open_position
 from actors.domain.messages import PositionMarked, PositionReport, PutRecord
 from actors.domain.model import ZERO, Candle, Instrument, MarketEvent, OrderBook, Signal
@@ -59,7 +60,7 @@ class PortfolioActor(ActorShell):
         known = known_instruments(settings) if instruments is None else instruments  # never big arguments
         self.instruments: dict[str, Instrument] = {i.market_id: i for i in known}
         self.books: dict[str, OrderBook] = {}
-        self.marks: dict[str, dict[str, Decimal]] = {}
+        self.marks = MarkBook()
         self.peak_equity = self.core.equity
         self.decisions = 0
         self.approved = 0
@@ -80,14 +81,13 @@ class PortfolioActor(ActorShell):
     @property
     def equity(self) -> Decimal:
         """Booked capital plus every open position's running P&L (fees included)."""
-        running = sum((m["realized_pnl"] + m["unrealized_pnl"] for m in self.marks.values()), ZERO)
-        return self.core.initial_capital + self.core.realized_pnl + running
+        return self.core.initial_capital + self.core.realized_pnl + self.marks.running_pnl
 
     def heartbeat_detail(self) -> dict[str, Any]:
         equity = self.equity
         self.peak_equity = max(self.peak_equity, equity)
         drawdown = (self.peak_equity - equity) / self.peak_equity if self.peak_equity > 0 else ZERO
-        unrealized = sum((m["unrealized_pnl"] for m in self.marks.values()), ZERO)
+        unrealized = self.marks.unrealized_pnl
         self.metrics.set("raytrader_equity", float(equity))
         self.metrics.set("raytrader_realized_pnl", float(self.core.realized_pnl))
         self.metrics.set("raytrader_unrealized_pnl", float(unrealized))
@@ -110,6 +110,7 @@ class PortfolioActor(ActorShell):
             **self.heartbeat_detail(),
             "committed": {k: str(v) for k, v in self.core.committed_by_strategy.items()},
             "positions": sorted(h.position_id for h in self.core.holdings),
+            "sizing_equity": str(self.core.sizing_equity),
         }
 
     async def _checkpoint(self) -> None:
@@ -318,29 +319,43 @@ class PortfolioActor(ActorShell):
         self.pool_names.append(name)
         return True
 
+    async def on_marks(self, marks: Sequence[PositionMarked]) -> None:
+        """The marks of a batch's prices, all positions' at once: the feed forwards what each
+        position's ``on_market`` returned, before the batch reaches the strategies."""
+        for mark in marks:
+            self._marked(mark)
+        self.core.on_equity(self.equity)  # sizing and the daily-loss limit see the batch's marks
+
+    def _marked(self, report: PositionMarked) -> None:
+        """Take a position's cost and running P&L; an older mark than the one held (a feed's
+        forward overtaken by a fill's report), or one of a position no longer held, is dropped."""
+        position_id = report.position_id
+        holding = next((h for h in self.core.holdings if h.position_id == position_id), None)
+        if holding is None or not self.marks.take(
+            position_id, report.at_ns, report.realized_pnl, report.unrealized_pnl
+        ):
+            return
+        if report.entry_qty > 0:
+            instrument = self.instruments.get(holding.market)
+            group = instrument.correlation_group if instrument is not None else holding.correlation_group
+            self.core.on_position_opened(
+                position_id,
+                holding.strategy,
+                holding.market,
+                report.notional,
+                group,
+                entry_working=report.status == "entering",
+            )
+
     async def on_position_report(self, report: PositionReport) -> bool:
         """Positions report their cost and marks, and their close. True answers a pooled actor's
         close report (``pool``): it is taken back into the pool, durably, before it goes idle."""
         position_id = report.position_id
         if isinstance(report, PositionMarked):
-            holding = next((h for h in self.core.holdings if h.position_id == position_id), None)
-            if report.entry_qty > 0 and holding is not None:
-                instrument = self.instruments.get(holding.market)
-                group = instrument.correlation_group if instrument is not None else holding.correlation_group
-                self.core.on_position_opened(
-                    position_id,
-                    holding.strategy,
-                    holding.market,
-                    report.notional,
-                    group,
-                    entry_working=report.status == "entering",
-                )
-            self.marks[position_id] = {
-                "realized_pnl": report.realized_pnl,
-                "unrealized_pnl": report.unrealized_pnl,
-            }
+            self._marked(report)
+            self.core.on_equity(self.equity)
             return False
-        self.marks.pop(position_id, None)
+        self.marks.drop(position_id)
         if report.unfilled:
             self.core.on_entry_cancelled(position_id)
             self.core.on_position_closed(position_id, Decimal(0))

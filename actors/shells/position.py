@@ -362,16 +362,16 @@ class PositionActor(ActorShell):
             await self._execute(commands, None)
             await self._report()
 
-    async def on_market(self, events: Sequence[MarketEvent], ingest_ns: int) -> None:
+    async def on_market(self, events: Sequence[MarketEvent], ingest_ns: int) -> PositionMarked | None:
         """Prices and settlements of this position's market (a call meant for a position this
         pooled actor ran before is dropped: ``position_id`` changed while it waited)."""
         position_id = self.position_id
         if not self.loaded:
-            return
+            return None
         await self.ready.wait()
         async with self.lock:
             if self.closed or self.position_id != position_id:
-                return
+                return None
             market = self.instrument.market_id
             commands: list[Command] = []
             marker = self.core.progress_marker()
@@ -395,7 +395,7 @@ class PositionActor(ActorShell):
             if commands or self.core.progress_marker() != marker:  # a risen trailing stop is durable too
                 await self._checkpoint()
             await self._execute(commands, ingest_ns)
-            await self._report()
+            return self._mark()  # the feed forwards every position's mark to the portfolio at once
 
     async def on_exit_signal(
         self, ts_ms: int, ingest_ns: int | None = None, position_id: str | None = None
@@ -606,21 +606,23 @@ class PositionActor(ActorShell):
 
     async def _report(self) -> None:
         """Tell the portfolio what this position costs and is worth now."""
-        if self.closed:
-            return
-        pos = self.core.position
+        mark = self._mark()
         portfolio = self.handle(PORTFOLIO)
-        if portfolio is None:
-            return
-        await portfolio.on_position_report.remote(
-            PositionMarked(
-                position_id=self.position_id,
-                notional=pos.entry_price * pos.entry_qty,
-                entry_qty=pos.entry_qty,
-                status=pos.status.value,
-                realized_pnl=pos.realized_pnl,
-                unrealized_pnl=pos.unrealized_pnl,
-                mark_value=pos.mark_value,
-                at_ns=time.time_ns(),
-            )
+        if mark is not None and portfolio is not None:
+            await portfolio.on_position_report.remote(mark)
+
+    def _mark(self) -> PositionMarked | None:
+        """What this position costs and is worth now; None once closed (its release says it)."""
+        if self.closed:
+            return None
+        pos = self.core.position
+        return PositionMarked(
+            position_id=self.position_id,
+            notional=pos.entry_price * pos.entry_qty,
+            entry_qty=pos.entry_qty,
+            status=pos.status.value,
+            realized_pnl=pos.realized_pnl,
+            unrealized_pnl=pos.unrealized_pnl,
+            mark_value=pos.mark_value,
+            at_ns=time.time_ns(),
         )

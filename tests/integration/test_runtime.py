@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import signal
+import time
 import urllib.request
 from collections.abc import Iterator
 from decimal import Decimal
@@ -13,8 +15,9 @@ from pathlib import Path
 import pytest
 import ray
 
+from actors.domain.messages import PositionMarked
 from actors.domain.model import Order, OrderType, Side
-from actors.domain.names import STORE, SUPERVISOR, venue_name
+from actors.domain.names import PORTFOLIO, STORE, SUPERVISOR, venue_name
 from actors.shells.base import get_actor
 from actors.store.lmdb_store import StateStore
 from config.models import Settings
@@ -267,3 +270,30 @@ def test_kill_switch_stays_latched_across_restart_until_resumed(tmp_path: Path) 
     finally:
         runtime.stop_system(settings, cancel_orders=True, teardown=True)
     _assert_invariants(settings)
+
+
+def test_open_loss_marked_between_closes_shrinks_the_next_entrys_sizing_equity(system: Settings) -> None:
+    """The portfolio sizes on its core's equity: a position's mark must reach the core when it
+    arrives, not only when some position closes (the backtest marks the core on every bar)."""
+    feed = get_actor(system, "feed:binance:BTC/USDT")
+    name = _open_position_with_feed_paused(system, feed)
+    portfolio = get_actor(system, PORTFOLIO)
+    loss = PositionMarked(
+        position_id=name.split(":", 1)[1],
+        notional=Decimal(0),
+        entry_qty=Decimal(0),  # the cost the portfolio holds stays; only the P&L is forged
+        status="open",
+        realized_pnl=Decimal(0),
+        unrealized_pnl=Decimal(-2_500),
+        mark_value=Decimal(1),
+        at_ns=time.time_ns() + 10**15,  # newer than any mark the position itself sends in this test
+    )
+    assert not ray.get(portfolio.on_position_report.remote(loss))  # a position's own report
+    snapshot = ray.get(portfolio.snapshot.remote())
+    assert Decimal(snapshot["sizing_equity"]) == Decimal(snapshot["equity"])
+    booked = system.portfolio.initial_capital + Decimal(snapshot["realized_pnl"])
+    assert Decimal(snapshot["sizing_equity"]) < booked
+    stale = dataclasses.replace(loss, unrealized_pnl=Decimal(1_000_000), at_ns=loss.at_ns - 1)
+    ray.get(portfolio.on_marks.remote([stale]))  # overtaken by the newer mark: dropped
+    assert ray.get(portfolio.snapshot.remote())["equity"] == snapshot["equity"]
+    ray.get(feed.pause.remote(False))
