@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import logging
+import os
 import re
 import statistics
 import time
@@ -79,8 +80,12 @@ def dist_ms(values_s: list[float]) -> dict[str, Any]:
 
 
 def init_local_ray() -> None:
-    """The benchmarks' Ray: local, 2 CPUs, no dashboard, a 100 MiB object store (as the tests')."""
+    """The benchmarks' Ray: local, 2 CPUs, no dashboard, a 100 MiB object store (as the tests'), with
+    the Ray settings ``raytrader run`` starts its instance with (``RAY_SYSTEM_CONFIG``; the
+    environment's ``RAYTRADER_BENCH_RAY_DEFAULTS=1`` leaves Ray's defaults, to compare)."""
     local: dict[str, Any] = {"address": "local", "num_cpus": 2, "include_dashboard": False}
+    if os.environ.get("RAYTRADER_BENCH_RAY_DEFAULTS") != "1":
+        local["_system_config"] = runtime.RAY_SYSTEM_CONFIG
     ray.init(**local, object_store_memory=100 * 2**20, log_to_driver=False, logging_level=logging.WARNING)
 
 

@@ -406,6 +406,16 @@ def test_cluster_yaml_store_pinned_to_head() -> None:
     assert any("pip install -e" in cmd for cmd in config["setup_commands"])
 
 
+def test_cluster_yaml_head_starts_ray_with_the_runtimes_system_config() -> None:
+    """A cluster behaves as the local instance ``raytrader run`` starts (recovery relies on it)."""
+    from supervisor.control.runtime import RAY_SYSTEM_CONFIG
+
+    head = " ".join(_load_yaml(CLUSTER_YAML)["head_start_ray_commands"])
+    found = re.search(r"--system-config='([^']*)'", head)
+    assert found is not None, head
+    assert json.loads(found.group(1)) == RAY_SYSTEM_CONFIG
+
+
 def _drop_head_ip(c: dict[str, Any]) -> None:
     del c["provider"]["head_ip"]
 
