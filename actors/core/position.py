@@ -698,6 +698,22 @@ class PositionCore(PositionOrders):
             return self._begin_close(ExitReason.TIME_EXIT, now_ms)
         return []
 
+    def close_command(self) -> PositionClosed | None:
+        """The close this position emitted, rebuilt from its state (None unless closed): a shell
+        that died after saving the closed core, before carrying the close out, does it on restore."""
+        pos = self.position
+        if pos.status is not ExitStatus.CLOSED or pos.exit_reason is None or pos.closed_ms is None:
+            return None
+        return PositionClosed(
+            position_id=pos.position_id,
+            strategy=pos.strategy,
+            market=pos.market,
+            realized_pnl=self.realized_pnl,
+            fees=pos.fees,
+            exit_reason=pos.exit_reason,
+            ts_ms=pos.closed_ms,
+        )
+
     def _close(self, reason: ExitReason, now_ms: int) -> list[Command]:
         """Final step: cancel leftovers and report the realised P&L once."""
         pos = self.position

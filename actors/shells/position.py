@@ -338,6 +338,9 @@ class PositionActor(ActorShell):
             commands.append(
                 CancelOrder(client_id=client_id, market=self.instrument.market_id, reason="re-sent")
             )
+        unfinished = self.core.close_command() if self.close_info is None else None
+        if unfinished is not None:  # saved closed, died before logging and booking it: do it now
+            commands.append(unfinished)
         await self._checkpoint()
         await self._execute(commands, self.origin_ns)
         await self._report()

@@ -253,7 +253,7 @@ class SupervisorActor:
                 await portfolio.resume.remote()
         await self._note_unreadable_positions()
         for pos in await self._store().position_index.remote():
-            if pos["open"]:
+            if PositionEntry.from_index(pos).needs_actor:
                 name = position_name(pos["position_id"])
                 self._expect(name, "position")
                 if self._handle(name) is None:
@@ -329,17 +329,7 @@ class SupervisorActor:
         index = await self._store().position_index.remote()
         desired = Desired(
             actors=topology(self.settings).supervised(),
-            positions=tuple(
-                PositionEntry(
-                    position_id=p["position_id"],
-                    open=bool(p["open"]),
-                    released=bool(p["released"]),
-                    close=p["close"],
-                    status_since_ms=p.get("status_since_ms"),
-                    pool_returned=bool(p.get("pool_returned", False)),
-                )
-                for p in index
-            ),
+            positions=tuple(PositionEntry.from_index(p) for p in index),
         )
         answered = {
             name: await self._ping(name, policy)

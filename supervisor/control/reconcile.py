@@ -8,7 +8,8 @@ was first seen unowned) comes in with the observation, so each case is unit-test
 
 One tick, in the order its actions are carried out:
 
-- positions: an open one with no actor record is expected (:class:`ExpectActor`); a closed
+- positions: an open one with no actor record is expected (:class:`ExpectActor`), and so is a
+  closed one whose actor died before logging and booking the close (its restore does it); a closed
   one whose actor never told the portfolio is released on its behalf (:class:`ReleasePosition`),
   and a closed one's actor is reaped (:class:`ReapPosition`; one gone back to the pool lives on);
 - the topology's actors not yet known are expected (:class:`ExpectActor`); creation is the
@@ -136,6 +137,24 @@ class PositionEntry:
     @property
     def actor(self) -> str:
         return position_name(self.position_id)
+
+    @property
+    def needs_actor(self) -> bool:
+        """Open, or closed with its close not yet logged and booked (its actor died in between:
+        only the actor's restore, from the closed core, books it)."""
+        return self.open or (not self.released and self.close is None)
+
+    @classmethod
+    def from_index(cls, row: Mapping[str, Any]) -> PositionEntry:
+        """From a row of the store's ``position_index``."""
+        return cls(
+            position_id=str(row["position_id"]),
+            open=bool(row["open"]),
+            released=bool(row["released"]),
+            close=row["close"],
+            status_since_ms=row.get("status_since_ms"),
+            pool_returned=bool(row.get("pool_returned", False)),
+        )
 
 
 @dataclass(frozen=True)
@@ -433,7 +452,7 @@ def _positions(desired: Desired, observed: Observed, now: float, policy: Policy)
     actions: list[Action] = []
     now_ms = now * 1000
     for p in desired.positions:
-        if p.open:
+        if p.needs_actor:
             if p.actor not in observed.actors:
                 actions.append(ExpectActor(p.actor, POSITION))
         elif not p.released and p.close is not None:

@@ -7,6 +7,7 @@ supervisor starts, so the supervisor adopts it like any venue actor.
 
 from __future__ import annotations
 
+import json
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,9 @@ from actors.domain.messages import OrderUpdate
 from actors.domain.model import Order
 from actors.domain.names import actor_key, venue_name
 from actors.shells.base import actor_options, get_actor, remote
+from actors.shells.store import store_path
 from actors.shells.venue import VenueShell
+from actors.store.lmdb_store import StateStore
 from config.models import Settings
 from supervisor.control import runtime
 from tests.runtime_harness import binance_settings, run_to_end, wait_for
@@ -239,3 +242,52 @@ def test_position_whose_record_does_not_decode_is_reported_not_silently_skipped(
         assert "raytrader_unreadable_positions 1.0" in ray.get(supervisor.metrics_text.remote())
     finally:
         runtime.stop_system(settings, cancel_orders=True, teardown=True)
+
+
+def _unbook(settings: Settings, export: Path) -> str:
+    """Put one closed, booked position back where its actor would be had it died after saving the
+    closed core and before logging and booking the close: no close, not released, no trade."""
+    with StateStore(store_path(settings)) as db:
+        db.export_json(export)
+    rows = [json.loads(line) for line in export.read_text().splitlines()]
+    traded = {r["data"]["position_id"] for r in rows if r["kind"] == "trade"}
+    record = next(
+        r for r in rows if r["kind"] == "position" and r["data"].get("released") and r["key"] in traded
+    )
+    position_id = str(record["key"])
+    record["data"].update(close=None, released=False, pool_returned=False)
+    rows = [r for r in rows if not (r["kind"] == "trade" and r["data"]["position_id"] == position_id)]
+    pool = record["data"].get("actor")
+    if pool:  # a pooled actor's assignment goes only with the release
+        rows = [r for r in rows if not (r["kind"] == "portfolio" and r["key"] == pool)]
+        rows.append({**record, "kind": "portfolio", "key": pool, "data": {"position_id": position_id}})
+    export.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    with StateStore(store_path(settings)) as db:
+        db.import_json(export, replace=True)
+    return position_id
+
+
+def _booked(settings: Settings, position_id: str) -> tuple[bool, int]:
+    with StateStore(store_path(settings), readonly=True) as db:
+        record = db.get("position", position_id) or {}
+        trades = [t for _seq, t in db.trades() if t.get("position_id") == position_id]
+    return bool(record.get("released")), len(trades)
+
+
+def test_position_saved_closed_before_its_close_was_booked_is_booked_on_restart(tmp_path: Path) -> None:
+    """A position actor that had saved its closed core and died before logging the round trip and
+    releasing the position came back closed and did nothing: no trade, never released."""
+    settings = binance_settings(tmp_path, "t-unbooked")
+    runtime.start_system(settings)
+    try:
+        run_to_end(settings)
+    finally:
+        runtime.stop_system(settings, cancel_orders=True, teardown=True)
+    position_id = _unbook(settings, tmp_path / "store.jsonl")
+    assert _booked(settings, position_id) == (False, 0)
+    runtime.start_system(settings)
+    try:
+        wait_for("the unbooked close booked", lambda: _booked(settings, position_id)[0], timeout_s=90)
+    finally:
+        runtime.stop_system(settings, cancel_orders=True, teardown=True)
+    assert _booked(settings, position_id) == (True, 1)

@@ -147,6 +147,17 @@ def test_stale_heartbeat_no_answer_recreated() -> None:
     assert decide(obs) == [RecreateActor("portfolio", "portfolio")]
 
 
+def test_closed_position_whose_close_was_never_booked_gets_an_actor() -> None:
+    """Saved closed, died before logging and booking the close: only its actor's restore books it."""
+    unbooked = PositionEntry("p9", open=False, close=None, released=False)
+    assert decide(observed(), unbooked) == [ExpectActor("position:p9", "position")]
+
+
+def test_closed_released_position_gets_no_actor() -> None:
+    done = PositionEntry("p9", open=False, close=CLOSE, released=True)
+    assert decide(observed(), done) == []
+
+
 def test_stale_position_that_answers_restarted() -> None:
     silent = healthy("position:p1", "position", last_beat_wall=NOW - 10)
     obs = observed(silent, answered={"position:p1": True})

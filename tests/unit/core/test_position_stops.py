@@ -3,9 +3,12 @@ signals, the time exit and the trailing stop."""
 
 from __future__ import annotations
 
+from actors.core.position import PositionCore
 from actors.domain.model import HOUR_MS, ExitReason, ExitStatus, OrderStatus, Side, deterministic_id
 from config.models import ExitConfig
 from tests.unit.core.position_helpers import (
+    BINARY,
+    CFG,
     T0,
     D,
     cancels,
@@ -185,3 +188,21 @@ def test_trailing_lock_floor_applies_when_distance_is_lower() -> None:
     core, _ = opened(config=ExitConfig(trailing_distance_pct=0.2))
     core.on_price(D("0.50"), T0 + 1)
     assert core.position.stop_price == D("0.45") * D("1.05")
+
+
+def test_closed_core_restored_from_its_state_rebuilds_the_close_it_emitted() -> None:
+    """A shell that saved the closed core but died before logging and booking the close must be
+    able to carry the same close out on restore: the core gives it back from its state."""
+    core, _ = opened()
+    t1, t2 = target_ids(core)
+    core.on_price(D("0.43"), T0 + 10)
+    core.on_fill(fill(core, t1, "0.46", "100"))
+    (sell,) = places(core.on_order_update(t2, OrderStatus.CANCELLED, D(0), T0 + 12))
+    (emitted,) = closed(core.on_fill(fill(core, sell.order.client_id, "0.42", "100", ts=T0 + 13)))
+    restored = PositionCore.from_state(core.state(), BINARY, CFG)
+    assert restored.close_command() == emitted
+
+
+def test_open_core_has_no_close_to_rebuild() -> None:
+    core, _ = opened()
+    assert core.close_command() is None
