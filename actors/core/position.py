@@ -726,17 +726,9 @@ class PositionCore(PositionOrders):
         pos.status = ExitStatus.CLOSED
         pos.closed_ms = now_ms
         pos.exit_reason = reason
-        cmds.append(
-            PositionClosed(
-                position_id=pos.position_id,
-                strategy=pos.strategy,
-                market=pos.market,
-                realized_pnl=self.realized_pnl,
-                fees=pos.fees,
-                exit_reason=reason,
-                ts_ms=now_ms,
-            )
-        )
+        closed = self.close_command()
+        assert closed is not None  # closed just now, with its reason and time
+        cmds.append(closed)
         return cmds
 
     def _final_reason(self) -> ExitReason:
