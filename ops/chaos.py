@@ -203,7 +203,7 @@ class ChaosRun:
                 "resources": {runtime.STORE_RESOURCE: 1, runtime.HEAD_RESOURCE: 1},
                 "include_dashboard": False,
                 "object_store_memory": 100 * 2**20,
-                "_system_config": runtime.RAY_SYSTEM_CONFIG,  # the nodes take the head's
+                "_system_config": dict(runtime.RAY_SYSTEM_CONFIG),  # the nodes take the head's
             },
         )
         self.cluster_handle = cluster

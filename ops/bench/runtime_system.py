@@ -85,7 +85,7 @@ def init_local_ray() -> None:
     environment's ``RAYTRADER_BENCH_RAY_DEFAULTS=1`` leaves Ray's defaults, to compare)."""
     local: dict[str, Any] = {"address": "local", "num_cpus": 2, "include_dashboard": False}
     if os.environ.get("RAYTRADER_BENCH_RAY_DEFAULTS") != "1":
-        local["_system_config"] = runtime.RAY_SYSTEM_CONFIG
+        local["_system_config"] = dict(runtime.RAY_SYSTEM_CONFIG)
     ray.init(**local, object_store_memory=100 * 2**20, log_to_driver=False, logging_level=logging.WARNING)
 
 

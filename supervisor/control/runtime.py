@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import ray
@@ -31,14 +32,15 @@ log = logging.getLogger(__name__)
 STORE_RESOURCE = "raytrader_store"
 HEAD_RESOURCE = "raytrader_head"
 
-RAY_SYSTEM_CONFIG: dict[str, int] = {"timeout_ms_task_wait_for_death_info": 100}
+RAY_SYSTEM_CONFIG: Mapping[str, int] = MappingProxyType({"timeout_ms_task_wait_for_death_info": 100})
 """Ray settings of every instance the system starts (``ops/ray/cluster.yaml`` passes the same).
 
 A call in flight to an actor whose process died fails only once its caller has waited for the
 actor's death info, 1 s by default: a feed's batch, and the first call of a caller that had not
 heard of the restart yet, stalled that long (recovery p99 2.25 s against 1.34 s with 100 ms,
 ``ops/bench/results/recovery-death-info.json``). Every such error is an actor failure to our
-callers either way (died or unavailable: at most once, client ids make a retry safe)."""
+callers either way (died or unavailable: at most once, client ids make a retry safe).
+Read-only: ``ray.init`` adds its own keys to the dict it is given, so each start gets a copy."""
 
 
 def connect(address: str | None, settings: Settings) -> None:
@@ -54,7 +56,7 @@ def connect(address: str | None, settings: Settings) -> None:
             include_dashboard=False,
             logging_level=logging.WARNING,
             log_to_driver=False,
-            _system_config=RAY_SYSTEM_CONFIG,
+            _system_config=dict(RAY_SYSTEM_CONFIG),
         )
 
 

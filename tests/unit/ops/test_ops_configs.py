@@ -413,7 +413,16 @@ def test_cluster_yaml_head_starts_ray_with_the_runtimes_system_config() -> None:
     head = " ".join(_load_yaml(CLUSTER_YAML)["head_start_ray_commands"])
     found = re.search(r"--system-config='([^']*)'", head)
     assert found is not None, head
-    assert json.loads(found.group(1)) == RAY_SYSTEM_CONFIG
+    assert json.loads(found.group(1)) == dict(RAY_SYSTEM_CONFIG)
+
+
+def test_ray_system_config_is_read_only_so_a_ray_start_cannot_change_it() -> None:
+    """``ray.init`` writes its spilling settings into the ``_system_config`` dict it is given: a
+    shared dict carried one Ray session's spill directory into the next start in the process."""
+    from supervisor.control.runtime import RAY_SYSTEM_CONFIG
+
+    with pytest.raises(TypeError):
+        RAY_SYSTEM_CONFIG["automatic_object_spilling_enabled"] = 1  # type: ignore[index]
 
 
 def _drop_head_ip(c: dict[str, Any]) -> None:
