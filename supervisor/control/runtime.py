@@ -37,7 +37,7 @@ RAY_SYSTEM_CONFIG: Mapping[str, int] = MappingProxyType({"timeout_ms_task_wait_f
 
 A call in flight to an actor whose process died fails only once its caller has waited for the
 actor's death info, 1 s by default: a feed's batch, and the first call of a caller that had not
-heard of the restart yet, stalled that long (recovery p99 2.25 s against 1.34 s with 100 ms,
+heard of the restart yet, stalled that long (recovery p99 2.25 s against 0.83 s with 100 ms,
 ``ops/bench/results/recovery-death-info.json``). Every such error is an actor failure to our
 callers either way (died or unavailable: at most once, client ids make a retry safe).
 Read-only: ``ray.init`` adds its own keys to the dict it is given, so each start gets a copy."""
