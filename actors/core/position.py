@@ -93,9 +93,12 @@ from actors.core.position_levels import (
     split_targets,
     stop_price,
     target_prices,
+    time_band_width,
+    trailing_activation,
     trailing_stop,
 )
 from actors.core.position_orders import ORDER_RANK, PositionOrders
+from actors.core.position_quiet import QuietBand
 from actors.core.position_state import STATE_FIELDS
 from actors.domain.model import (
     ONE,
@@ -319,6 +322,57 @@ class PositionCore(PositionOrders):
         """What a restart must not lose although no command followed it: the stop (a trailing
         stop only rises), whether trailing is on, and when the price entered the time-exit band."""
         return (self.position.stop_price, self._trailing, self._band_since_ms)
+
+    def quiet_band(self) -> QuietBand | None:
+        """The prices on which :meth:`on_price` would only mark (see :mod:`position_quiet`); None
+        while every price matters: entering, an exit under way, closed, or no mark yet."""
+        pos = self.position
+        mark = pos.mark_price
+        if (
+            pos.status not in (ExitStatus.OPEN, ExitStatus.HALF_CLOSED)
+            or self._trigger is not None
+            or self._pending_exit is not None
+            or mark is None
+        ):
+            return None
+        sells = [o.price for o in self.orders.values() if o.side is Side.SELL and o.is_open]
+        if any(p is None for p in sells):
+            return None  # a sell at any price
+        high: Decimal | None = min(p for p in sells if p is not None) if sells else None  # fills above it
+        low = ZERO
+        until_ms: int | None = None
+        if self.config.managed:
+            low = pos.stop_price
+            if self._trailing:  # a new high raises the stop
+                if self._high is None:
+                    return None
+                ceiling = self._high
+            else:  # reaching the activation turns trailing on
+                ceiling = trailing_activation(pos.entry_price, self.config)
+            high = ceiling if high is None else min(high, ceiling)
+            width = time_band_width(pos.entry_price, self.config)
+            if self._band_since_ms is not None:  # in the band: leaving it resets the clock
+                if not self._in_band(mark):
+                    return None
+                low, high = max(low, pos.entry_price - width), min(high, pos.entry_price + width)
+                until_ms = self._band_since_ms + self.config.time_exit_s * 1000
+            elif mark > pos.entry_price + width:  # above the band: entering it starts the clock
+                low = max(low, pos.entry_price + width)
+            elif mark < pos.entry_price - width:
+                high = min(high, pos.entry_price - width)
+            else:
+                return None
+        return QuietBand.between(
+            low,
+            high,
+            until_ms,
+            position_id=pos.position_id,
+            entry_price=pos.entry_price,
+            entry_qty=pos.entry_qty,
+            open_qty=pos.open_qty,
+            status=pos.status.value,
+            realized_pnl=pos.realized_pnl,
+        )
 
     def on_timer(self, now_ms: int) -> list[Command]:
         """Time passing without a price: the entry timeout, the time exit and stuck closing orders."""

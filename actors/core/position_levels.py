@@ -61,16 +61,26 @@ def trailing_stop(entry: Decimal, high: Decimal, stop: Decimal, config: ExitConf
     """The raised stop once the high since open reached ``entry * (1 + trailing_activate_pct)``:
     ``max(stop, entry * (1 + trailing_lock_pct), high * (1 - trailing_distance_pct))``, so it only
     rises; ``None`` while trailing is not active."""
-    if high < entry * (ONE + config_decimal(config.trailing_activate_pct)):
+    if high < trailing_activation(entry, config):
         return None
     lock = entry * (ONE + config_decimal(config.trailing_lock_pct))
     trail = high * (ONE - config_decimal(config.trailing_distance_pct))
     return max(stop, lock, trail)
 
 
+def trailing_activation(entry: Decimal, config: ExitConfig) -> Decimal:
+    """The high since open that turns the trailing stop on."""
+    return entry * (ONE + config_decimal(config.trailing_activate_pct))
+
+
+def time_band_width(entry: Decimal, config: ExitConfig) -> Decimal:
+    """The time-exit band's half width around the entry price."""
+    return entry * config_decimal(config.time_exit_band_pct)
+
+
 def in_time_band(price: Decimal, entry: Decimal, config: ExitConfig) -> bool:
     """The time-exit band: ``|price - entry| <= entry * time_exit_band_pct``."""
-    return abs(price - entry) <= entry * config_decimal(config.time_exit_band_pct)
+    return abs(price - entry) <= time_band_width(entry, config)
 
 
 def close_price(base: Decimal, purpose: str, attempts: int, config: ExitConfig, tick: Decimal) -> Decimal:
