@@ -374,6 +374,11 @@ class RuntimeConfig(Strict):
         default=True,
         description="a pooled actor whose position closed rejoins the pool instead of being reaped",
     )
+    quiet_bands: bool = Field(
+        default=True,
+        description="a feed skips a held position's prices inside the band where its exits cannot act, "
+        "and marks it itself (false: every price goes to every position; see README)",
+    )
     venue_poll_s: float = Field(
         default=1.0, gt=0, description="live venues: fill and order-status poll period"
     )

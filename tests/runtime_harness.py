@@ -31,9 +31,11 @@ def slice_csv(out: Path, rows: int, start: int = 0) -> Path:
     return out
 
 
-def binance_settings(tmp: Path, name: str, rows: int = 3000, extra: tuple[str, ...] = ()) -> Settings:
+def binance_settings(
+    tmp: Path, name: str, rows: int = 3000, extra: tuple[str, ...] = (), start: int = 0
+) -> Settings:
     """Mean reversion + momentum breakout on a slice of real data, in its own namespace and store."""
-    data = slice_csv(tmp / "btc.csv", rows)
+    data = slice_csv(tmp / "btc.csv", rows, start)
     overrides = [
         f'state_dir="{tmp / "state"}"',
         f'replay.candles={{"binance:BTC/USDT" = "{data}"}}',

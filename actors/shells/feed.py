@@ -31,6 +31,7 @@ from typing import Any
 import ray
 
 from actors.core.correlation import is_bar_close
+from actors.core.position_quiet import PositionPriced, QuietBand, QuietNotice
 from actors.data.live import History
 from actors.data.replay import binance_instrument, candle_events, event_time, polymarket_events
 from actors.domain.messages import PositionMarked
@@ -190,6 +191,9 @@ class FeedActor(ActorShell):
         self._venue_of: dict[str, str] = {}
         self._watchers: dict[str, tuple[str, ...]] = {}
         self._kind_labels: dict[type, dict[str, str]] = {}
+        self.quiet_notices: dict[str, QuietNotice] = {}
+        """Each subscribed position's quiet band as it last said (in memory: a restart sends every
+        price again until each answers)."""
         self._shell_start()
         if self.live:
             self.done = False
@@ -228,13 +232,31 @@ class FeedActor(ActorShell):
             await self._checkpoint()
 
     async def subscribe(self, actor: str, market: str) -> None:
-        """A position actor wants this market's prices and settlements (idempotent, durable)."""
+        """A position actor wants this market's prices and settlements (idempotent, durable); a
+        (re)started one is sent every price until it answers with its band."""
+        self.quiet_notices.pop(actor, None)
         names = self.subscribers.setdefault(market, [])
         if actor not in names:
             names.append(actor)
             await self._checkpoint()
 
+    async def quiet(self, actor: str, notice: QuietNotice) -> None:
+        """A position's new quiet band (None: send it every price), pushed when something other
+        than this feed's prices changed it (a fill, an exit signal, a timer, a freeze)."""
+        self._note_quiet(actor, notice)
+
+    def _note_quiet(self, actor: str, notice: QuietNotice) -> None:
+        """Keep the newest notice: a pushed one and a call's answer may arrive in either order."""
+        known = self.quiet_notices.get(actor)
+        if known is None or notice.at_ns >= known.at_ns:
+            self.quiet_notices[actor] = notice
+
+    def _quiet_band(self, actor: str) -> QuietBand | None:
+        notice = self.quiet_notices.get(actor) if self.settings.runtime.quiet_bands else None
+        return None if notice is None else notice.band
+
     async def unsubscribe(self, actor: str) -> None:
+        self.quiet_notices.pop(actor, None)
         changed = False
         for names in self.subscribers.values():
             if actor in names:
@@ -493,18 +515,31 @@ class FeedActor(ActorShell):
             if isinstance(event, (Candle, OrderBook, Settlement)):
                 for actor in self.subscribers.get(event.market, ()):
                     per_actor.setdefault(actor, []).append(event)
-        names = list(per_actor)
+        names: list[str] = []
         calls = []
-        for actor in names:
+        marks: list[PositionMarked] = []
+        skipped = 0
+        for actor, events in per_actor.items():
+            band = self._quiet_band(actor)
+            price = None if band is None else band.last_price(events)
+            if band is not None and price is not None:  # its exits cannot act: mark it here
+                marks.append(band.mark(price))
+                skipped += 1
+                continue
             handle = self.handle(actor)
             if handle is not None:
-                calls.append(handle.on_market.remote(per_actor[actor], ingest_ns))
+                names.append(actor)
+                calls.append(handle.on_market.remote(events, ingest_ns))
+        if skipped:
+            self.metrics.inc("raytrader_feed_quiet_skips_total", {"feed": self.feed_id}, skipped)
         results = await asyncio.gather(*calls, return_exceptions=True)
-        marks: list[PositionMarked] = []
         for actor, result in zip(names, results, strict=False):
-            if isinstance(result, PositionMarked):
-                marks.append(result)
+            if isinstance(result, PositionPriced):
+                if result.mark is not None:
+                    marks.append(result.mark)
+                self._note_quiet(actor, result.notice)
             elif isinstance(result, Exception):
+                self.quiet_notices.pop(actor, None)
                 self.forget(actor)
                 log.warning(
                     "feed %s: %s missed prices (%s); it re-syncs on restore", self.feed_id, actor, result

@@ -22,6 +22,7 @@ from typing import Any
 import ray
 
 from actors.core.position import PositionCore
+from actors.core.position_quiet import PositionPriced, QuietBand, QuietNotice
 from actors.core.position_runner import apply_update, round_trip, trade_record
 from actors.domain.messages import (
     AppendTrade,
@@ -150,6 +151,8 @@ class PositionActor(ActorShell):
         self.released = bool(record.get("released", False))
         self.pool_returned = bool(record.get("pool_returned", False))
         """Released back to the pool: the supervisor forgets the position's name, never kills it."""
+        self.quiet_sent: QuietBand | None = None
+        """The quiet band the feed was last told (its subscribe on start forgets any older one)."""
         self.loaded = True
         self.idle.clear()
         self.kind = "position"
@@ -364,10 +367,12 @@ class PositionActor(ActorShell):
             await self._checkpoint()
             await self._execute(commands, None)
             await self._report()
+            await self._publish_quiet()
 
-    async def on_market(self, events: Sequence[MarketEvent], ingest_ns: int) -> PositionMarked | None:
+    async def on_market(self, events: Sequence[MarketEvent], ingest_ns: int) -> PositionPriced | None:
         """Prices and settlements of this position's market (a call meant for a position this
-        pooled actor ran before is dropped: ``position_id`` changed while it waited)."""
+        pooled actor ran before is dropped: ``position_id`` changed while it waited); the answer
+        carries the mark and the quiet band the feed skips this position's prices within."""
         position_id = self.position_id
         if not self.loaded:
             return None
@@ -398,7 +403,10 @@ class PositionActor(ActorShell):
             if commands or self.core.progress_marker() != marker:  # a risen trailing stop is durable too
                 await self._checkpoint()
             await self._execute(commands, ingest_ns)
-            return self._mark()  # the feed forwards every position's mark to the portfolio at once
+            notice = self._quiet_notice()
+            self.quiet_sent = notice.band
+            # the feed forwards every position's mark to the portfolio at once
+            return PositionPriced(mark=self._mark(), notice=notice)
 
     async def on_exit_signal(
         self, ts_ms: int, ingest_ns: int | None = None, position_id: str | None = None
@@ -414,6 +422,7 @@ class PositionActor(ActorShell):
             commands = self.core.on_exit_signal(max(ts_ms, self._now()))
             await self._checkpoint()
             await self._execute(commands, ingest_ns)
+            await self._publish_quiet()
 
     async def freeze(self, frozen: bool = True, latched: bool = True) -> None:
         """Place no new orders (kill switch: ``latched``; a clean stop: not latched)."""
@@ -425,6 +434,7 @@ class PositionActor(ActorShell):
             await self._checkpoint()
             if not frozen:
                 await self._reconcile()
+            await self._publish_quiet()
 
     async def flatten(self) -> dict[str, Any]:
         """The kill switch's flatten: close now at the capped price (:meth:`PositionCore.flatten`).
@@ -446,6 +456,7 @@ class PositionActor(ActorShell):
                 await self._checkpoint()
                 await self._execute(commands, None)
                 await self._reconcile()
+                await self._publish_quiet()
         return self.heartbeat_detail()
 
     async def redrive(self) -> dict[str, Any]:
@@ -462,6 +473,7 @@ class PositionActor(ActorShell):
             commands += self.core.retry_targets(self._now())  # a leg dropped until its attempts ran out
             await self._checkpoint()
             await self._execute(commands, None)
+            await self._publish_quiet()
         return self.heartbeat_detail()
 
     async def _timer_loop(self) -> None:
@@ -481,6 +493,7 @@ class PositionActor(ActorShell):
             if commands:
                 await self._checkpoint()
                 await self._execute(commands, None)
+                await self._publish_quiet()
             return self.closed
 
     # ------------------------------------------------------------------ commands
@@ -606,6 +619,28 @@ class PositionActor(ActorShell):
         await self.beat()  # closed: the supervisor reaps the position's actor (or only its name)
         if self.pool_returned:
             self._spawn(self._back_to_pool(self.position_id))
+
+    def _quiet_notice(self) -> QuietNotice:
+        """The band within which this position's prices need not reach it: none while frozen (a
+        freeze holds orders back, the shell must see what it would have done) or closed."""
+        band = None if self.frozen or self.closed else self.core.quiet_band()
+        return QuietNotice(band=band, at_ns=time.time_ns())
+
+    async def _publish_quiet(self) -> None:
+        """Tell the feed a band that changed other than by its prices, before this call returns:
+        the calls that change it are awaited along the feed's own delivery (a paper fill, an exit
+        signal), so its next batch already sees the new band."""
+        notice = self._quiet_notice()
+        if notice.band == self.quiet_sent:
+            return
+        feed = self.handle(feed_name(feed_of_market(self.instrument.market_id)))
+        try:
+            if feed is not None:
+                await feed.quiet.remote(self.actor_id, notice)
+            self.quiet_sent = notice.band
+        except Exception as exc:  # a restarting feed holds no band: it sends every price again
+            self._handles.clear()
+            log.warning("position %s: quiet band not told to the feed (%s)", self.position_id, exc)
 
     async def _report(self) -> None:
         """Tell the portfolio what this position costs and is worth now."""

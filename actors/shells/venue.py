@@ -424,12 +424,14 @@ class VenueShell(ActorShell):
 
     async def on_market(self, events: Sequence[MarketEvent]) -> int:
         """Market data from a feed: a simulated venue matches resting orders and pushes fills to
-        their owners; a real venue matches by itself and needs none of it."""
+        their owners; a real venue matches by itself and needs none of it. The fills have reached
+        their owners when this returns: the feed's next prices meet positions (and their quiet
+        bands) that know their fills, as the backtest's do."""
         if self.paper is None:
             return 0
         self.paper.on_market(events)
         updates = self._taken()
-        await self._apply(updates)
+        await self._apply(updates, wait=True)
         return len(updates)
 
     async def _poll_loop(self) -> None:

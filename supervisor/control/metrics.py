@@ -57,6 +57,12 @@ SPECS: tuple[MetricSpec, ...] = (
         ("feed",),
     ),
     MetricSpec(
+        "counter",
+        "raytrader_feed_quiet_skips_total",
+        "Calls a feed did not make: every price of the batch was inside the position's quiet band",
+        ("feed",),
+    ),
+    MetricSpec(
         "counter", "raytrader_feed_conflated_total", "Book updates superseded before delivery", ("feed",)
     ),
     MetricSpec("counter", "raytrader_signals_total", "Signals emitted by strategies", ("strategy", "side")),
