@@ -227,6 +227,13 @@ def main(argv: list[str] | None = None) -> int:
         help="a config override of every throughput run (repeatable), e.g. runtime.feed_checkpoint_batches=1",
     )
     parser.add_argument(
+        "--latency-set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a config override of the latency sections (repeatable), e.g. runtime.quiet_bands=false",
+    )
+    parser.add_argument(
         "--position-pool",
         type=int,
         default=None,
@@ -234,6 +241,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     pool = () if args.position_pool is None else (f"runtime.position_pool={args.position_pool}",)
+    pool = (*pool, *args.latency_set)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     sections = set(args.sections.split(","))
     quick = args.quick
@@ -309,7 +317,7 @@ def main(argv: list[str] | None = None) -> int:
                         one.pop("profile", None)
                 result["profile"] = profile
         if "latency_paced" in sections and plan.latency_paced:
-            paced = ("runtime.feed_batch=1", "replay.speed=3000")
+            paced = ("runtime.feed_batch=1", "replay.speed=3000", *args.latency_set)
             result["latency_paced"] = run(
                 "latency_paced",
                 lambda: latency_alone(

@@ -33,12 +33,14 @@ from ops.bench.runtime_proc import CpuMeter, descendants, label_of, meminfo, pro
 from ops.bench.runtime_profile import profile_actors
 from ops.bench.runtime_system import (
     ACTOR_ERRORS,
+    QUIET_SKIPS,
     STRATEGIES,
     TIGHT_EXITS,
     System,
     _r,
     actor_pids,
     bucket_quantile,
+    counter_total,
     dist_ms,
     first_bar,
     hist_delta,
@@ -74,7 +76,8 @@ def section_latency(
         ray.get(feed.pause.remote(False))
     wait_until("10 open held positions", lambda: system.open_holds() >= 10, timeout_s=120, poll_s=0.1)
     t_open = time.time()
-    hist_before = parse_histogram(system.metrics_text(), "raytrader_tick_to_order_seconds")
+    text_before = system.metrics_text()
+    hist_before = parse_histogram(text_before, "raytrader_tick_to_order_seconds")
     feed_at_open = int(ray.get(feed.status.remote())["position"])
     min_open = 10
     with CpuMeter() as cpu:
@@ -93,7 +96,9 @@ def section_latency(
     finished = bool(snapshot.get("feeds_done"))
     feed_status = ray.get(feed.status.remote())
     time.sleep(system.settings.supervision.heartbeat_interval_s * 2)  # last metric deltas reach /metrics
-    hist_after = parse_histogram(system.metrics_text(), "raytrader_tick_to_order_seconds")
+    text_after = system.metrics_text()
+    hist_after = parse_histogram(text_after, "raytrader_tick_to_order_seconds")
+    quiet_skips = counter_total(text_after, QUIET_SKIPS) - counter_total(text_before, QUIET_SKIPS)
     samples = ray.get(venue.__ray_call__.remote(_venue_samples))
     batches = ray.get(feed.__ray_call__.remote(_feed_batches))
     counted = [s for s in samples if s[2] >= t_open]
@@ -127,6 +132,8 @@ def section_latency(
             "replay_speed": str(system.settings.replay.speed),
             "strategy_exits": list(TIGHT_EXITS),
             "startup_s": round(startup_s, 2),
+            "quiet_bands": system.settings.runtime.quiet_bands,
+            "position_calls_skipped_in_window": quiet_skips,
             "replay_finished": finished,
             "transient_positions_at_end": [
                 (p["name"], p["detail"].get("status"))

@@ -252,6 +252,15 @@ def actor_pids(system: System) -> dict[str, int]:
     return pids
 
 
+QUIET_SKIPS = "raytrader_feed_quiet_skips_total"
+
+
+def counter_total(text: str, metric: str) -> float:
+    """The sum of a counter's series in a /metrics text (0 when absent)."""
+    pattern = re.compile(rf"^{re.escape(metric)}(?:\{{[^}}]*\}})? (\S+)$", re.M)
+    return sum(float(v) for v in pattern.findall(text))
+
+
 def parse_histogram(text: str, metric: str) -> dict[str, Any]:
     """Cumulative buckets, count and sum of one unlabelled Prometheus histogram."""
     buckets: list[tuple[float, float]] = []
