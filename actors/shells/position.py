@@ -293,6 +293,10 @@ class PositionActor(ActorShell):
     def venue(self) -> Any:
         return self.handle(venue_name(self.instrument.venue))
 
+    @property
+    def feed(self) -> Any:
+        return self.handle(feed_name(feed_of_market(self.instrument.market_id)))
+
     async def _startup(self, fresh: bool = False) -> None:
         """Subscribe and reconcile; a ``fresh`` entry (see :meth:`assign`) is sent first instead."""
         try:
@@ -300,7 +304,7 @@ class PositionActor(ActorShell):
                 async with self.lock:
                     await self._execute(self._unsent_entries(), self.origin_ns)
                     await self._report()
-            feed = self.handle(feed_name(feed_of_market(self.instrument.market_id)))
+            feed = self.feed
             if feed is not None and not self.closed:
                 await feed.subscribe.remote(self.actor_id, self.instrument.market_id)
             if not fresh:
@@ -613,7 +617,7 @@ class PositionActor(ActorShell):
         self.pool_returned = pool is not None and rejoin is True and not self.retired
         # the assignment goes with the release: restarted from here on, this actor is idle
         await self._checkpoint([DeleteRecord("portfolio", str(self.pool))] if self.pool_returned else [])
-        feed = self.handle(feed_name(feed_of_market(self.instrument.market_id)))
+        feed = self.feed
         if feed is not None:
             await feed.unsubscribe.remote(self.actor_id)
         await self.beat()  # closed: the supervisor reaps the position's actor (or only its name)
@@ -633,7 +637,7 @@ class PositionActor(ActorShell):
         notice = self._quiet_notice()
         if notice.band == self.quiet_sent:
             return
-        feed = self.handle(feed_name(feed_of_market(self.instrument.market_id)))
+        feed = self.feed
         try:
             if feed is not None:
                 await feed.quiet.remote(self.actor_id, notice)
