@@ -368,8 +368,7 @@ class PositionActor(ActorShell):
             for update in updates:
                 if update.order.position_id == self.position_id:
                     commands += apply_update(self.core, update)
-            await self._checkpoint()
-            await self._execute(commands, None)
+            await self._commit_and_execute(commands, None)
             await self._report()
             await self._publish_quiet()
 
@@ -404,9 +403,10 @@ class PositionActor(ActorShell):
                 else:
                     continue
                 self.progressed(now)
-            if commands or self.core.progress_marker() != marker:  # a risen trailing stop is durable too
+            if commands:
+                await self._commit_and_execute(commands, ingest_ns)
+            elif self.core.progress_marker() != marker:  # a risen trailing stop is durable too
                 await self._checkpoint()
-            await self._execute(commands, ingest_ns)
             notice = self._quiet_notice()
             self.quiet_sent = notice.band
             # the feed forwards every position's mark to the portfolio at once
@@ -424,8 +424,7 @@ class PositionActor(ActorShell):
             if self.position_id != expected:
                 return
             commands = self.core.on_exit_signal(max(ts_ms, self._now()))
-            await self._checkpoint()
-            await self._execute(commands, ingest_ns)
+            await self._commit_and_execute(commands, ingest_ns)
             await self._publish_quiet()
 
     async def freeze(self, frozen: bool = True, latched: bool = True) -> None:
@@ -516,43 +515,65 @@ class PositionActor(ActorShell):
         )
         return results
 
+    async def _commit_and_execute(self, commands: list[Command], origin_ns: int | None) -> None:
+        """Commit the core's state, then carry out its commands. When the first command places an
+        order, its intent's commit carries the record in the same transaction: one fsync fewer on
+        the order's path, and still nothing leaves before the state that sent it is durable."""
+        if not (commands and isinstance(commands[0], PlaceOrder) and not self.frozen):
+            await self._checkpoint()
+        await self._execute(commands, origin_ns)
+
     async def _execute(self, commands: list[Command], origin_ns: int | None) -> None:
-        """Carry out the core's commands; an order's intent is durable before the venue sees it."""
+        """Carry out the core's commands; an order's intent is durable before the venue sees it.
+
+        Consecutive commands of one kind go together: a run of places is one commit of all their
+        intents, then every submit at once; a run of cancels is sent at once. The core emits a
+        run's commands for orders independent of each other (a close sells only what no working
+        order reserves), so only the answers' order matters: they reach the core in the run's
+        order, and what they lead to waits for the whole run, as it waited for each command."""
         queue = list(commands)
         while queue:
-            command = queue.pop(0)
+            head = queue.pop(0)
             status_before = self.core.position.status
-            if isinstance(command, PlaceOrder):
-                if self.frozen:
-                    log.warning(
-                        "position %s frozen: order %s held back", self.position_id, command.order.client_id
+            if isinstance(head, PositionClosed):
+                await self._closed(head)
+            elif isinstance(head, (PlaceOrder, CancelOrder)):
+                run: list[Command] = [head]
+                while queue and type(queue[0]) is type(head):
+                    run.append(queue.pop(0))
+                if isinstance(head, PlaceOrder):
+                    followups, failed = await self._place_run(
+                        [c for c in run if isinstance(c, PlaceOrder)], origin_ns
                     )
-                    continue
-                first_time = (await self._checkpoint([RecordIntent(command.order)]))[0]
-                if not first_time:  # recorded before: it may be at the venue already, never send twice
-                    adopted = await self._adopt_if_seen(command.order.client_id)
-                    if adopted is not None:
-                        queue += adopted
-                        continue
-                updates = await self._venue_call("submit", command.order, origin_ns)
-                if updates is None:  # the venue failed and the position reconciled: the venue
+                else:
+                    calls = [(c.client_id,) for c in run if isinstance(c, CancelOrder)]
+                    followups, failed = await self._venue_run("cancel", calls)
+                queue += followups
+                if failed:  # the venue failed and the position reconciled: the venue
                     queue = _keep_closes(queue)  # commands left here are stale, a close is not
-                    continue
-                for update in updates:
-                    queue += apply_update(self.core, update)
-            elif isinstance(command, CancelOrder):
-                updates = await self._venue_call("cancel", command.client_id)
-                if updates is None:
-                    queue = _keep_closes(queue)
-                    continue
-                for update in updates:
-                    queue += apply_update(self.core, update)
-            elif isinstance(command, PositionClosed):
-                await self._closed(command)
             if self.core.position.status is not status_before:
                 self.status_since_ms = wall_ms()
         if commands:
             await self._checkpoint()
+
+    async def _place_run(self, places: list[PlaceOrder], origin_ns: int | None) -> tuple[list[Command], bool]:
+        """Record every intent in one commit, then submit those no venue may have seen, together."""
+        if self.frozen:
+            for place in places:
+                log.warning("position %s frozen: order %s held back", self.position_id, place.order.client_id)
+            return [], False
+        first_times = await self._checkpoint([RecordIntent(p.order) for p in places])
+        followups: list[Command] = []
+        to_send: list[tuple[Any, ...]] = []
+        for place, first_time in zip(places, first_times, strict=False):
+            if not first_time:  # recorded before: it may be at the venue already, never send twice
+                adopted = await self._adopt_if_seen(place.order.client_id)
+                if adopted is not None:
+                    followups += adopted
+                    continue
+            to_send.append((place.order, origin_ns))
+        sent, failed = await self._venue_run("submit", to_send)
+        return followups + sent, failed
 
     async def _adopt_if_seen(self, client_id: str) -> list[Command] | None:
         """An order the venue already knows, adopted with its fills; ``None`` if it never saw it."""
@@ -569,23 +590,38 @@ class PositionActor(ActorShell):
         )
         return commands
 
-    async def _venue_call(self, method: str, *args: Any) -> list[OrderUpdate] | None:
-        """A venue call; if the venue fails mid-call, the answer is unknown: wait for it to come
-        back and reconcile by client id (never re-send blindly). ``None`` after such a failure:
-        the reconciliation has re-derived and sent everything still to do, so the caller's queue
-        of commands is stale and must be dropped."""
-        try:
+    async def _venue_run(self, method: str, calls: Sequence[tuple[Any, ...]]) -> tuple[list[Command], bool]:
+        """Venue calls sent together; every answer that came is fed to the core in the calls' order
+        and the commands it leads to returned. If one failed mid-call its answer is unknown: wait
+        for the venue to come back and reconcile by client id (never re-send blindly); the flag
+        then says the reconciliation has re-derived and sent everything still to do, so the
+        caller's queue of commands is stale and must be dropped."""
+        if not calls:
+            return [], False
+
+        async def call(args: tuple[Any, ...]) -> list[OrderUpdate]:
             updates: list[OrderUpdate] = await getattr(self.venue, method).remote(*args)
             return updates
-        except Exception as exc:
-            self.metrics.inc(
-                "raytrader_venue_errors_total", {"venue": self.instrument.venue, "error": type(exc).__name__}
-            )
-            log.warning("position %s: venue %s failed (%s); reconciling", self.position_id, method, exc)
-            self.forget(venue_name(self.instrument.venue))
-            await self.call_with_retry(venue_name(self.instrument.venue), "ping")
-            await self._reconcile()
-            return None
+
+        answers = await asyncio.gather(*(call(args) for args in calls), return_exceptions=True)
+        commands: list[Command] = []
+        failure: BaseException | None = None
+        for answer in answers:
+            if isinstance(answer, BaseException):
+                failure = failure or answer
+                continue
+            for update in answer:
+                commands += apply_update(self.core, update)
+        if failure is None:
+            return commands, False
+        self.metrics.inc(
+            "raytrader_venue_errors_total", {"venue": self.instrument.venue, "error": type(failure).__name__}
+        )
+        log.warning("position %s: venue %s failed (%s); reconciling", self.position_id, method, failure)
+        self.forget(venue_name(self.instrument.venue))
+        await self.call_with_retry(venue_name(self.instrument.venue), "ping")
+        await self._reconcile()
+        return commands, True
 
     async def _closed(self, closed: PositionClosed) -> None:
         """Log the round trip and the close in one commit, then release the portfolio's slot.

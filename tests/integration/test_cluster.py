@@ -92,7 +92,7 @@ def test_actors_spread_and_survive_the_loss_of_a_worker_node(cluster: Cluster, t
         )
         assert all(after.get(n) != victim.node_id for n in moved)
         snapshot = run_to_end(settings)
-        assert snapshot["restarts"] >= 1
+        assert snapshot["restarts"] >= 1, (moved, fixed, runtime.status(settings)["actors"])
         runtime.stop_system(settings, cancel_orders=True, teardown=False)
         results = runtime.verify_from_store(settings)
         failed = [r.as_dict() for r in results if not r.ok]

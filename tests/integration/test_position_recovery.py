@@ -7,6 +7,7 @@ supervisor starts, so the supervisor adopts it like any venue actor.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from decimal import Decimal
 from pathlib import Path
@@ -15,6 +16,7 @@ from typing import Any
 import pytest
 import ray
 
+from actors.core.position_levels import TARGET_LEGS
 from actors.domain.messages import OrderUpdate
 from actors.domain.model import Order
 from actors.domain.names import actor_key, venue_name
@@ -49,6 +51,49 @@ class LostAnswerVenue(VenueShell):
         return {"lost": self.lost, "submits": dict(self.submits)}
 
 
+class PairingVenue(VenueShell):
+    """Holds the cancel of a target leg until the cancel of the position's other open target leg
+    has arrived too (at most ``PAIR_WAIT_S``): an exit that fires with both legs resting cancels
+    them together, or each cancel waits out the bound alone."""
+
+    PAIR_WAIT_S = 15.0
+
+    def __init__(self, settings: Settings, venue: str, instruments: Any) -> None:
+        super().__init__(settings, venue, instruments)
+        self.arrived: set[str] = set()
+        self.arrival = asyncio.Condition()
+        self.pairs: list[dict[str, Any]] = []
+
+    async def cancel(self, client_id: str) -> list[OrderUpdate]:
+        assert self.paper is not None
+        order = self.paper.engine.order(client_id)
+        partners: set[str] = set()
+        if order is not None and order.is_open and order.purpose in TARGET_LEGS:
+            partners = {
+                o.client_id
+                for o in self.paper.engine.open_orders(order.market)
+                if o.position_id == order.position_id
+                and o.purpose in TARGET_LEGS
+                and o.client_id != client_id
+            }
+        async with self.arrival:
+            self.arrived.add(client_id)
+            self.arrival.notify_all()
+            if partners:
+                try:
+                    await asyncio.wait_for(
+                        self.arrival.wait_for(lambda: partners <= self.arrived), timeout=self.PAIR_WAIT_S
+                    )
+                    together = True
+                except TimeoutError:
+                    together = False
+                self.pairs.append({"cancel": client_id, "partners": sorted(partners), "together": together})
+        return await super().cancel(client_id)
+
+    async def cancel_pairs(self) -> list[dict[str, Any]]:
+        return list(self.pairs)
+
+
 def _start_with(settings: Settings, venue_class: type) -> Any:
     instruments = [i for i in runtime.startup_instruments(settings) if i.venue == "binance"]
     name = venue_name("binance")
@@ -75,6 +120,25 @@ def test_lost_exit_submit_answer_sends_no_order_twice(tmp_path: Path) -> None:
         runtime.stop_system(settings, cancel_orders=True, teardown=True)
     twice = {cid: n for cid, n in counts["submits"].items() if n > 1}
     assert twice == {}, f"client ids submitted more than once: {twice}"
+    results = runtime.verify_from_store(settings)
+    assert not [r.as_dict() for r in results if not r.ok]
+
+
+def test_exit_with_both_targets_resting_cancels_them_together(tmp_path: Path) -> None:
+    """Issue 13: a stop, trailing or time exit fired with both target legs resting cancelled them
+    one after the other, the closing sell waiting for two venue round trips; both cancels now
+    leave at once (and the closing sells' intents share one commit), with every invariant held."""
+    settings = binance_settings(tmp_path, "t-cancel-pairs")
+    venue = _start_with(settings, PairingVenue)
+    try:
+        wait_for("an exit to cancel both target legs", lambda: ray.get(venue.cancel_pairs.remote()))
+        run_to_end(settings)
+        pairs = ray.get(get_actor(settings, venue_name("binance")).cancel_pairs.remote())
+    finally:
+        runtime.stop_system(settings, cancel_orders=True, teardown=True)
+    alone = [p for p in pairs if not p["together"]]
+    assert pairs
+    assert alone == [], f"target cancels sent one at a time: {alone}"
     results = runtime.verify_from_store(settings)
     assert not [r.as_dict() for r in results if not r.ok]
 
