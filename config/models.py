@@ -361,6 +361,16 @@ class RuntimeConfig(Strict):
     feed_checkpoint_ms: int = Field(
         default=1_000, ge=0, description="... or this many wall ms since, whichever comes first"
     )
+    detach_strategies: bool = Field(
+        default=False,
+        description=(
+            "a feed does not wait for the strategies and the portfolio: each gets its events in order, "
+            "one call in flight, the ones that arrive meanwhile coalesced into its next call"
+        ),
+    )
+    detached_max_pending: int = Field(
+        default=256, ge=1, description="... and waits for a consumer holding more events than this unsent"
+    )
     book_interval_ms: int = Field(default=5_000, ge=100, description="modelled Polymarket book cadence")
     strategy_checkpoint_s: float = Field(default=2.0, gt=0, description="strategy state checkpoint period")
     position_timer_s: float = Field(default=1.0, gt=0, description="time-exit / stuck-order check period")

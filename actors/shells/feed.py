@@ -6,6 +6,14 @@ portfolio. Each stage is awaited, so a replay at speed ``max`` runs exactly as f
 slowest consumer and never builds an unbounded queue (backpressure instead of buffering).
 A consumer that was restarted asks for the events it missed from a bounded replay buffer.
 
+With ``runtime.detach_strategies`` the feed waits for the venue and the positions only: each
+strategy and the portfolio is a :class:`Lane` with one call in flight, the events that arrive
+meanwhile coalesced into its next call, so a strategy's stall (a model refit) never holds the
+positions' prices back. Each consumer still gets every event, in order; the feed waits for one
+only when it holds more than ``runtime.detached_max_pending`` unsent events, and its checkpoint
+never passes the oldest event a lane has not delivered. Signals then depend on timing (fills of
+entries at speed ``max`` too), so replays keep the default, every stage awaited.
+
 The feed's position is written to the store every ``runtime.feed_checkpoint_batches`` batches
 or ``runtime.feed_checkpoint_ms``, whichever comes first (not a durable commit per batch), and
 always when it finishes, pauses (a stop), subscribes or warms up. A crash re-delivers what came
@@ -21,6 +29,7 @@ alone, flagged ``warmup`` (they learn from it, their signals on it are dropped),
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 from collections import Counter, deque
@@ -137,6 +146,56 @@ class CheckpointPacer:
         self.unsaved = max(self.unsaved, 1)
 
 
+Floor = tuple[int, int | None]
+"""A feed position and its resume time: where a restart would re-deliver from."""
+
+LANE_RETRY_S = 0.2
+
+
+@dataclasses.dataclass
+class Lane:
+    """A detached consumer's events not yet sent and the floor of those in flight: a checkpoint
+    must not pass the oldest event it has not delivered."""
+
+    method: str
+    pending: list[MarketEvent] = dataclasses.field(default_factory=list)
+    pending_ingest_ns: int | None = None
+    pending_floor: Floor | None = None
+    inflight_floor: Floor | None = None
+    task: asyncio.Task[None] | None = None
+    calls: int = 0
+    events: int = 0
+
+    def add(self, events: Sequence[MarketEvent], ingest_ns: int, floor: Floor) -> None:
+        if not self.pending:
+            self.pending_floor = floor
+            self.pending_ingest_ns = ingest_ns
+        self.pending.extend(events)
+
+    def take(self) -> tuple[list[MarketEvent], int]:
+        """Everything unsent, as one call (its ingest time: the oldest event's)."""
+        events, self.pending = self.pending, []
+        self.inflight_floor, self.pending_floor = self.pending_floor, None
+        ingest_ns = self.pending_ingest_ns or time.time_ns()
+        self.pending_ingest_ns = None
+        return events, ingest_ns
+
+    def sent(self, events: list[MarketEvent]) -> None:
+        self.inflight_floor = None
+        self.calls += 1
+        self.events += len(events)
+
+    def failed(self, events: list[MarketEvent], ingest_ns: int) -> None:
+        """Not delivered: first in line again."""
+        self.pending = events + self.pending
+        self.pending_floor = self.inflight_floor
+        self.pending_ingest_ns = ingest_ns
+        self.inflight_floor = None
+
+    def floor(self) -> Floor | None:
+        return self.inflight_floor or self.pending_floor
+
+
 def _monotonic_ms() -> float:
     return time.monotonic() * 1000.0
 
@@ -191,6 +250,8 @@ class FeedActor(ActorShell):
         self._venue_of: dict[str, str] = {}
         self._watchers: dict[str, tuple[str, ...]] = {}
         self._kind_labels: dict[type, dict[str, str]] = {}
+        self.lanes: dict[str, Lane] = {}
+        """Detached consumers (``runtime.detach_strategies``) by actor name."""
         self.quiet_notices: dict[str, QuietNotice] = {}
         """Each subscribed position's quiet band as it last said (in memory: a restart sends every
         price again until each answers)."""
@@ -209,6 +270,7 @@ class FeedActor(ActorShell):
             "subscribers": sum(len(v) for v in self.subscribers.values()),
             "lag_s": round(self.lag_s, 6),
             "warmup_bars": self.warmup_bars,
+            "unsent": {name: len(lane.pending) for name, lane in self.lanes.items() if lane.pending},
         }
 
     def digest_source(self) -> Any:
@@ -280,11 +342,12 @@ class FeedActor(ActorShell):
         """Write the position, subscribers and resume time as they are now. One write at a time:
         two in flight could land out of order and leave the older position in the store."""
         async with self._checkpoint_lock:
+            position, resume_ms = self._floor()
             data = {
-                "position": self.position,
+                "position": position,
                 "subscribers": self.subscribers,
-                "done": self.done,
-                "last_event_ms": self.resume_ms,
+                "done": self.done and position == self.position,
+                "last_event_ms": resume_ms,
             }
             self.pacer.saved(_monotonic_ms())
             try:
@@ -292,6 +355,12 @@ class FeedActor(ActorShell):
             except BaseException:
                 self.pacer.failed()
                 raise
+
+    def _floor(self) -> Floor:
+        """Where a restart must re-deliver from: the oldest event a detached lane has not
+        delivered, else everything delivered so far."""
+        floors = [f for f in (lane.floor() for lane in self.lanes.values()) if f is not None]
+        return min(floors, key=lambda f: f[0], default=(self.position, self.resume_ms))
 
     async def _checkpoint_if_due(self, force: bool = False) -> None:
         """The paced write; a failure is logged (the next turn writes it: replay is idempotent)."""
@@ -368,7 +437,9 @@ class FeedActor(ActorShell):
     async def _warm_up(self, history: History) -> None:
         """The market's history to every strategy watching it, flagged warm-up; retried until taken
         (a core ignores bars it has seen, so a repeat is harmless). Never to the venue, the
-        positions or the portfolio: nothing is traded on it."""
+        positions or the portfolio: nothing is traded on it. Detached lanes deliver what they hold
+        first: a strategy sees its bars in time order."""
+        await self._drain_lanes()
         candles = list(history.candles)
         for start in range(0, len(candles), WARMUP_CHUNK):
             chunk = candles[start : start + WARMUP_CHUNK]
@@ -417,6 +488,7 @@ class FeedActor(ActorShell):
                 if len(batch) >= batch_size:
                     break
             if not batch:
+                await self._drain_lanes()
                 self.done = True
                 await self._checkpoint()
                 log.info("feed %s finished after %d events", self.feed_id, self.position)
@@ -466,6 +538,21 @@ class FeedActor(ActorShell):
                 venue_calls.append(handle.on_market.remote(events))
         await asyncio.gather(*venue_calls)
         await self._to_positions(batch, ingest_ns)
+        if self.settings.runtime.detach_strategies:
+            self._detach(strategy_events, portfolio_events, ingest_ns)
+            await self._bound_lanes()
+        else:
+            await self._await_strategies(strategy_events, portfolio_events, ingest_ns)
+        self.delivered += len(batch)
+        self.lag_s = (time.time_ns() - ingest_ns) / 1e9
+        self.metrics.set("raytrader_feed_lag_seconds", self.lag_s, {"feed": self.feed_id})
+
+    async def _await_strategies(
+        self,
+        strategy_events: dict[str, list[MarketEvent]],
+        portfolio_events: list[MarketEvent],
+        ingest_ns: int,
+    ) -> None:
         calls = []
         for name in self.topology.strategies:  # config order, as before
             mine = strategy_events.get(name)
@@ -476,9 +563,72 @@ class FeedActor(ActorShell):
         if portfolio_events and portfolio is not None:
             calls.append(portfolio.on_market.remote(portfolio_events))
         await asyncio.gather(*calls)
-        self.delivered += len(batch)
-        self.lag_s = (time.time_ns() - ingest_ns) / 1e9
-        self.metrics.set("raytrader_feed_lag_seconds", self.lag_s, {"feed": self.feed_id})
+
+    def _detach(
+        self,
+        strategy_events: dict[str, list[MarketEvent]],
+        portfolio_events: list[MarketEvent],
+        ingest_ns: int,
+    ) -> None:
+        """Hand each consumer its events; a lane with no call in flight sends at once."""
+        floor: Floor = (self.position, self.resume_ms)  # this batch is not counted yet
+        work = [
+            (strategy_name(name), "on_events", strategy_events.get(name)) for name in self.topology.strategies
+        ]
+        work.append((PORTFOLIO, "on_market", portfolio_events))
+        for actor, method, events in work:
+            if not events:
+                continue
+            lane = self.lanes.get(actor)
+            if lane is None:
+                lane = self.lanes[actor] = Lane(method)
+            lane.add(events, ingest_ns, floor)
+            if lane.task is None:
+                lane.task = asyncio.get_running_loop().create_task(self._drain(actor, lane))
+
+    async def _drain(self, actor: str, lane: Lane) -> None:
+        """Send a lane's events, one call at a time, until none is left; a failed call is sent
+        again (after a pause, the name looked up again), never skipped."""
+        try:
+            while lane.pending:
+                events, ingest_ns = lane.take()
+                try:
+                    handle = self.handle(actor)
+                    if handle is None:
+                        raise LookupError(f"{actor} is not running")
+                    if lane.method == "on_events":
+                        await handle.on_events.remote(events, ingest_ns)
+                    else:
+                        await handle.on_market.remote(events)
+                except Exception as exc:
+                    lane.failed(events, ingest_ns)
+                    self.forget(actor)
+                    self.metrics.inc("raytrader_bad_messages_total", {"source": self.actor_id})
+                    log.warning(
+                        "feed %s: %d events not delivered to %s (%s); again",
+                        self.feed_id,
+                        len(events),
+                        actor,
+                        exc,
+                    )
+                    await asyncio.sleep(LANE_RETRY_S)
+                    continue
+                lane.sent(events)
+        finally:
+            lane.task = None
+
+    async def _bound_lanes(self) -> None:
+        """Wait for a consumer holding more unsent events than the bound (bounded lag and memory)."""
+        bound = self.settings.runtime.detached_max_pending
+        for lane in list(self.lanes.values()):
+            if len(lane.pending) > bound and lane.task is not None:
+                await asyncio.shield(lane.task)
+
+    async def _drain_lanes(self) -> None:
+        """Every detached consumer has every event (the replay's end)."""
+        for lane in list(self.lanes.values()):
+            if lane.task is not None:
+                await asyncio.shield(lane.task)
 
     def _labels_of(self, kind: type) -> dict[str, str]:
         labels = self._kind_labels.get(kind)
